@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder until the 'drawbridge' command lands; its owner replaces this file.
+export function register(_program: Command): void {}

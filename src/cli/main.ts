@@ -1,0 +1,72 @@
+import { Command, CommanderError } from 'commander';
+import { EnarxError, exitCodeOf, formatError } from './errors.ts';
+import { setLogLevel } from './output.ts';
+
+/**
+ * Each top-level command lives in its own module, imported only when it is used,
+ * so that `enarx run` does not pay for loading the Steward or the registry.
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ register(program: Command): void }> }> = {
+  run: { summary: 'run a WebAssembly module in a Keep', load: () => import('./commands/run.ts') },
+  deploy: { summary: 'deploy a package into a Keep that attests first', load: () => import('./commands/deploy.ts') },
+  config: { summary: 'Enarx.toml helpers', load: () => import('./commands/config.ts') },
+  platform: { summary: 'inspect this platform and its collateral', load: () => import('./commands/platform.ts') },
+  attest: { summary: 'decode and verify attestation evidence', load: () => import('./commands/attest.ts') },
+  steward: { summary: 'the attestation CA', load: () => import('./commands/steward.ts') },
+  drawbridge: { summary: 'the package registry server', load: () => import('./commands/drawbridge.ts') },
+  user: { summary: 'registry user accounts', load: () => import('./commands/user.ts') },
+  repo: { summary: 'registry repositories', load: () => import('./commands/repo.ts') },
+  package: { summary: 'publish and fetch packages', load: () => import('./commands/package.ts') },
+  key: { summary: 'package signing keys', load: () => import('./commands/key.ts') },
+  keepmgr: { summary: 'the keep manager daemon', load: () => import('./commands/keepmgr.ts') },
+  keep: { summary: 'manage Keeps through a keep manager', load: () => import('./commands/keep.ts') },
+};
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(): Command {
+  const program = new Command('enarx')
+    .description('Run WebAssembly workloads in attested Keeps')
+    .version(VERSION, '-V, --version')
+    .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  program.hook('preAction', (cmd) => {
+    const level = cmd.optsWithGlobals().logLevel as string | undefined;
+    if (level) setLogLevel(level);
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  const first = argv.find((a) => !a.startsWith('-'));
+  const wanted = first && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
+  try {
+    for (const name of wanted) {
+      const entry = COMMANDS[name];
+      if (!entry) continue;
+      const mod = await entry.load();
+      mod.register(program);
+    }
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    process.exitCode = handleError(err);
+  }
+}
+
+function handleError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
+      return 0;
+    }
+    // Commander has already printed its message; usage errors exit 2.
+    return 2;
+  }
+  process.stderr.write(`${formatError(err)}\n`);
+  if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) {
+    process.stderr.write(`${err.stack}\n`);
+  }
+  return exitCodeOf(err);
+}

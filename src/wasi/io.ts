@@ -70,6 +70,11 @@ export interface OutputStream {
    * or a peer reset).
    */
   tryWrite(bytes: Uint8Array): number;
+  /**
+   * Bytes tryWrite would accept right now without back-pressure (0 when full), for
+   * poll_oneoff's `nbytes`. A stream without a fixed window may return any positive hint.
+   */
+  writableBytes(): number;
   /** Resolves when tryWrite would accept at least one byte, or would throw. Never rejects. */
   ready(): Promise<void>;
   /** Resolves once everything accepted so far has been handed on (used at guest exit). */
@@ -80,10 +85,19 @@ export interface OutputStream {
 
 export type ShutdownHow = 'read' | 'write' | 'both';
 
-/** A connected socket (a `connect` entry, or one returned by a Listener). TLS, if any, is already inside. */
-export interface Connection extends InputStream, OutputStream {
+/**
+ * A connected socket (a `connect` entry, or one returned by a Listener). TLS, if any, is
+ * already inside: the two halves carry plaintext.
+ */
+export interface Connection {
+  /** The read half: fd_read, sock_recv, poll_oneoff FD_READ. */
+  readonly input: InputStream;
+  /** The write half: fd_write, sock_send, poll_oneoff FD_WRITE. */
+  readonly output: OutputStream;
   /** sock_shutdown: stops reads (later reads see end of stream), writes (sends FIN / TLS close_notify) or both. */
   shutdown(how: ShutdownHow): void;
+  /** Closes the socket (both halves). Idempotent. */
+  close(): void;
 }
 
 /** A listening socket (a `listen` entry). */

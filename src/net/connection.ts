@@ -1,0 +1,224 @@
+/**
+ * Adapters from Node streams to the WASI layer's capabilities (src/wasi/io.ts). Both Keeps use
+ * them: the nil Keep over node:net sockets, the process Keep over sallyport streams; TLS
+ * sockets in both. Reads are buffered here so that tryRead never waits; the socket is paused
+ * while the buffer is full, which pushes back on the peer.
+ */
+import type { Duplex } from 'node:stream';
+import { IoError, WOULD_BLOCK } from '../wasi/io.ts';
+import type { Connection, InputStream, IoErrorCode, Listener, OutputStream, ShutdownHow, WouldBlock } from '../wasi/io.ts';
+
+/** Read-ahead per connection before the socket is paused. */
+const READ_BUFFER_BYTES = 256 * 1024;
+/** Bytes queued in the socket before tryWrite reports back-pressure. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
+
+const ERRNO_NAMES: readonly IoErrorCode[] = ['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ENOTCONN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'];
+
+export function toIoError(err: unknown): IoError {
+  if (err instanceof IoError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const known = ERRNO_NAMES.find((c) => c === code);
+  const message = err instanceof Error ? err.message : String(err);
+  // A TLS failure (bad certificate, handshake error) reaches the guest as a reset connection.
+  return new IoError(known ?? (typeof code === 'string' && code.startsWith('ERR_SSL') ? 'ECONNRESET' : 'EIO'), message);
+}
+
+class Waiters {
+  #list: (() => void)[] = [];
+  wait(): Promise<void> {
+    return new Promise((resolve) => this.#list.push(resolve));
+  }
+  wake(): void {
+    for (const w of this.#list.splice(0)) w();
+  }
+}
+
+export class DuplexConnection implements Connection {
+  readonly input: InputStream;
+  readonly output: OutputStream;
+  readonly #socket: Duplex;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #error: IoError | null = null;
+  #readShut = false;
+  #writeShut = false;
+  #closed = false;
+  readonly #readable = new Waiters();
+  readonly #writable = new Waiters();
+
+  constructor(socket: Duplex) {
+    this.#socket = socket;
+    socket.on('data', (chunk: Uint8Array) => {
+      if (this.#readShut) return;
+      this.#chunks.push(chunk);
+      this.#buffered += chunk.length;
+      if (this.#buffered >= READ_BUFFER_BYTES) socket.pause();
+      this.#readable.wake();
+    });
+    socket.on('end', () => {
+      this.#ended = true;
+      this.#readable.wake();
+    });
+    socket.on('error', (err) => {
+      this.#error ??= toIoError(err);
+      this.#ended = true;
+      this.#readable.wake();
+      this.#writable.wake();
+    });
+    socket.on('close', () => {
+      this.#ended = true;
+      this.#readable.wake();
+      this.#writable.wake();
+    });
+    socket.on('drain', () => this.#writable.wake());
+    const self = this;
+    this.input = {
+      tryRead: (max) => self.#tryRead(max),
+      readableBytes: () => self.#buffered,
+      get ended() {
+        return self.#ended || self.#readShut || self.#closed;
+      },
+      ready: () => (self.#buffered > 0 || self.#ended || self.#readShut || self.#closed ? Promise.resolve() : self.#readable.wait()),
+      close: () => self.shutdown('read'),
+    };
+    this.output = {
+      tryWrite: (bytes) => self.#tryWrite(bytes),
+      writableBytes: () => Math.max(0, WRITE_BUFFER_BYTES - socket.writableLength),
+      ready: () => (self.#writeBlocked() ? self.#writable.wait() : Promise.resolve()),
+      flush: () => self.#flush(),
+      close: () => self.shutdown('write'),
+    };
+  }
+
+  #tryRead(max: number): Uint8Array | null | WouldBlock {
+    if (this.#closed) throw new IoError('EBADF');
+    if (this.#chunks.length > 0) {
+      const head = this.#chunks[0]!;
+      let out: Uint8Array;
+      if (head.length <= max) {
+        this.#chunks.shift();
+        out = head;
+      } else {
+        out = head.subarray(0, max);
+        this.#chunks[0] = head.subarray(max);
+      }
+      this.#buffered -= out.length;
+      if (this.#buffered < READ_BUFFER_BYTES / 2 && this.#socket.isPaused()) this.#socket.resume();
+      return out;
+    }
+    if (this.#readShut) return null;
+    if (this.#error && this.#error.code !== 'EPIPE') throw this.#error;
+    if (this.#ended) return null;
+    return WOULD_BLOCK;
+  }
+
+  #writeBlocked(): boolean {
+    return !this.#writeShut && !this.#error && !this.#closed && !this.#socket.destroyed && this.#socket.writableLength >= WRITE_BUFFER_BYTES;
+  }
+
+  #tryWrite(bytes: Uint8Array): number {
+    if (this.#closed) throw new IoError('EBADF');
+    if (this.#error) throw this.#error.code === 'EIO' ? new IoError('EPIPE', this.#error.message) : this.#error;
+    if (this.#writeShut || this.#socket.destroyed || this.#socket.writableEnded) throw new IoError('EPIPE');
+    if (bytes.length === 0) return 0;
+    const room = WRITE_BUFFER_BYTES - this.#socket.writableLength;
+    if (room <= 0) return 0;
+    const n = Math.min(room, bytes.length);
+    // Guest memory changes after the call, so the socket gets its own copy.
+    this.#socket.write(Buffer.from(bytes.subarray(0, n)));
+    return n;
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#socket.writableLength > 0 && !this.#socket.destroyed && !this.#error) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.#socket.off('drain', done);
+          this.#socket.off('close', done);
+          resolve();
+        };
+        this.#socket.once('drain', done);
+        this.#socket.once('close', done);
+      });
+    }
+  }
+
+  shutdown(how: ShutdownHow): void {
+    if (this.#closed) throw new IoError('EBADF');
+    if ((how === 'read' || how === 'both') && !this.#readShut) {
+      this.#readShut = true;
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#readable.wake();
+    }
+    if ((how === 'write' || how === 'both') && !this.#writeShut) {
+      this.#writeShut = true;
+      this.#socket.end();
+      this.#writable.wake();
+    }
+    if (this.#readShut && this.#writeShut && this.#socket.writableFinished) this.#socket.destroy();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#chunks = [];
+    this.#buffered = 0;
+    // Let queued bytes (and a TLS close_notify) go out, then release the socket.
+    if (!this.#socket.writableEnded) this.#socket.end();
+    const timer = setTimeout(() => this.#socket.destroy(), 5000);
+    timer.unref();
+    this.#socket.once('close', () => clearTimeout(timer));
+    this.#socket.once('finish', () => this.#socket.destroy());
+    this.#readable.wake();
+    this.#writable.wake();
+  }
+}
+
+/**
+ * A listener fed by whoever accepts the raw connections (node:net in the nil Keep, the host's
+ * `accept` messages in the process Keep). `wrap` adds TLS, if any, to each new connection.
+ */
+export class QueueListener implements Listener {
+  readonly #pending: Connection[] = [];
+  readonly #waiters = new Waiters();
+  readonly #maxPending: number;
+  readonly #onClose: () => void;
+  #closed = false;
+
+  constructor(options: { maxPending?: number; onClose?: () => void } = {}) {
+    this.#maxPending = options.maxPending ?? 128;
+    this.#onClose = options.onClose ?? (() => {});
+  }
+
+  /** Queues an accepted connection; returns false (caller drops it) when closed or the backlog is full. */
+  offer(connection: Connection): boolean {
+    if (this.#closed || this.#pending.length >= this.#maxPending) return false;
+    this.#pending.push(connection);
+    this.#waiters.wake();
+    return true;
+  }
+
+  tryAccept(): Connection | WouldBlock {
+    if (this.#closed) throw new IoError('EBADF');
+    return this.#pending.shift() ?? WOULD_BLOCK;
+  }
+
+  pendingConnections(): number {
+    return this.#pending.length;
+  }
+
+  ready(): Promise<void> {
+    return this.#pending.length > 0 || this.#closed ? Promise.resolve() : this.#waiters.wait();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#pending.splice(0)) c.close();
+    this.#waiters.wake();
+    this.#onClose();
+  }
+}

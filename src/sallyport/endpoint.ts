@@ -1,0 +1,281 @@
+/**
+ * One end of the sallyport: frames and validates every incoming message, enforces the
+ * per-stream credit windows and the message rates, and hands good messages to the role
+ * (host or Keep). The first violation stops all processing and is reported once; what
+ * happens next is the role's decision (the host kills the Keep, the Keep exits).
+ */
+import type { Duplex } from 'node:stream';
+import { FrameDecoder, ProtocolError, encodeFrame } from './frame.ts';
+import { decodeMessage, encodeMessage } from './messages.ts';
+import type { Direction, HostMessage, KeepMessage, Message } from './messages.ts';
+
+/** Bytes a sender may have in flight on one stream before the receiver grants more. */
+export const INITIAL_WINDOW = 1024 * 1024;
+/** Largest `data` payload a sender produces (receivers accept up to MAX_CHUNK_BYTES). */
+export const DATA_CHUNK_BYTES = 256 * 1024;
+
+export interface RateLimit {
+  /** Sustained messages per second. */
+  perSecond: number;
+  /** Messages allowed in a burst above the sustained rate. */
+  burst: number;
+}
+/** Every frame counts against `frames`; messages other than data and credit also against `control`. */
+export const DEFAULT_RATES: { frames: RateLimit; control: RateLimit } = {
+  frames: { perSecond: 200_000, burst: 200_000 },
+  control: { perSecond: 20_000, burst: 20_000 },
+};
+
+class TokenBucket {
+  readonly #limit: RateLimit;
+  #tokens: number;
+  #stamp = performance.now();
+  constructor(limit: RateLimit) {
+    this.#limit = limit;
+    this.#tokens = limit.burst;
+  }
+  take(): boolean {
+    if (this.#tokens < 1) {
+      const now = performance.now();
+      this.#tokens = Math.min(this.#limit.burst, this.#tokens + ((now - this.#stamp) / 1000) * this.#limit.perSecond);
+      this.#stamp = now;
+      if (this.#tokens < 1) return false;
+    }
+    this.#tokens -= 1;
+    return true;
+  }
+}
+
+export interface EndpointOptions<In extends Message> {
+  /** Which way incoming messages travel: a host endpoint receives 'keep-to-host'. */
+  incoming: Direction;
+  onMessage(message: In): void;
+  /** Called once, on the first malformed or hostile input. */
+  onViolation(error: ProtocolError): void;
+  /** Called once when the pipe ends or fails. */
+  onClose(): void;
+  rates?: { frames: RateLimit; control: RateLimit };
+}
+
+interface StreamState {
+  sendWindow: number;
+  recvWindow: number;
+  /** Bytes consumed locally and not yet granted back to the peer. */
+  ungranted: number;
+  waiters: (() => void)[];
+}
+
+export class Endpoint<In extends Message, Out extends Message> {
+  readonly #pipe: Duplex;
+  readonly #options: EndpointOptions<In>;
+  readonly #decoder = new FrameDecoder();
+  readonly #frames: TokenBucket;
+  readonly #control: TokenBucket;
+  readonly #streams = new Map<number, StreamState>();
+  readonly #closedStreams = new Set<number>();
+  #failed = false;
+  #closed = false;
+  #ended = false;
+
+  constructor(pipe: Duplex, options: EndpointOptions<In>) {
+    this.#pipe = pipe;
+    this.#options = options;
+    const rates = options.rates ?? DEFAULT_RATES;
+    this.#frames = new TokenBucket(rates.frames);
+    this.#control = new TokenBucket(rates.control);
+    pipe.on('data', (chunk: Uint8Array) => this.#receive(chunk));
+    pipe.on('error', () => this.#end());
+    pipe.on('close', () => this.#end());
+    pipe.on('end', () => this.#end());
+  }
+
+  get failed(): boolean {
+    return this.#failed;
+  }
+
+  send(message: Out): void {
+    if (this.#closed) return;
+    this.#pipe.write(encodeFrame(encodeMessage(message)));
+  }
+
+  /** Registers a stream so that both sides may send data on it with a fresh window. */
+  openStream(id: number): void {
+    if (this.#streams.has(id) || this.#closedStreams.has(id)) throw new ProtocolError(`stream ${id} is reused`);
+    this.#streams.set(id, { sendWindow: INITIAL_WINDOW, recvWindow: INITIAL_WINDOW, ungranted: 0, waiters: [] });
+  }
+
+  isOpen(id: number): boolean {
+    return this.#streams.has(id);
+  }
+
+  /** True for a stream that was open once: late messages for it are dropped, not violations. */
+  wasOpen(id: number): boolean {
+    return this.#closedStreams.has(id);
+  }
+
+  closeStream(id: number): void {
+    const s = this.#streams.get(id);
+    if (!s) return;
+    this.#streams.delete(id);
+    this.#closedStreams.add(id);
+    for (const wake of s.waiters.splice(0)) wake();
+  }
+
+  /**
+   * Sends bytes on a stream, in chunks that fit the peer's window; resolves when the last
+   * chunk is handed to the pipe, or false if the stream closed first.
+   */
+  async sendData(stream: number, bytes: Uint8Array): Promise<boolean> {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const s = this.#streams.get(stream);
+      if (!s || this.#closed) return false;
+      if (s.sendWindow === 0) {
+        await new Promise<void>((resolve) => s.waiters.push(resolve));
+        continue;
+      }
+      const n = Math.min(bytes.length - offset, s.sendWindow, DATA_CHUNK_BYTES);
+      s.sendWindow -= n;
+      this.send({ t: 'data', stream, bytes: bytes.subarray(offset, offset + n) } as Out);
+      offset += n;
+    }
+    return true;
+  }
+
+  /**
+   * Sends as much of `bytes` as the window allows, now, without waiting; returns how much.
+   * The bytes are copied into the frame before this returns.
+   */
+  trySendData(stream: number, bytes: Uint8Array): number {
+    const s = this.#streams.get(stream);
+    if (!s || this.#closed) return 0;
+    const n = Math.min(bytes.length, s.sendWindow, DATA_CHUNK_BYTES);
+    if (n === 0) return 0;
+    s.sendWindow -= n;
+    this.send({ t: 'data', stream, bytes: bytes.subarray(0, n) } as Out);
+    return n;
+  }
+
+  /** Resolves once the stream has window to send, or is closed. */
+  whenWritable(stream: number): Promise<void> {
+    const s = this.#streams.get(stream);
+    if (!s || s.sendWindow > 0 || this.#closed) return Promise.resolve();
+    return new Promise<void>((resolve) => s.waiters.push(resolve));
+  }
+
+  /** Resolves once everything written so far has left for the pipe (or the pipe is gone). */
+  drained(): Promise<void> {
+    if (this.#closed || this.#pipe.writableLength === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.#pipe.off('drain', done);
+        this.#pipe.off('close', done);
+        resolve();
+      };
+      this.#pipe.on('drain', done);
+      this.#pipe.on('close', done);
+    });
+  }
+
+  /** Space the peer has granted on a stream, in bytes. */
+  sendWindow(stream: number): number {
+    return this.#streams.get(stream)?.sendWindow ?? 0;
+  }
+
+  /** Tells the peer that `n` received bytes of `stream` were consumed, so it may send more. */
+  consumed(stream: number, n: number): void {
+    const s = this.#streams.get(stream);
+    if (!s || n <= 0) return;
+    s.ungranted += n;
+    // Grant in batches of a quarter window: fewer frames, and the sender never stalls.
+    if (s.ungranted >= INITIAL_WINDOW / 4 || s.recvWindow + s.ungranted <= INITIAL_WINDOW / 2) {
+      s.recvWindow += s.ungranted;
+      this.send({ t: 'credit', stream, bytes: s.ungranted } as Out);
+      s.ungranted = 0;
+    }
+  }
+
+  /** Reports a violation found by the role (bad id, unexpected message) and stops processing. */
+  violation(message: string): void {
+    this.#fail(new ProtocolError(message));
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#pipe.end();
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.#failed) return;
+    let payloads: Uint8Array[];
+    try {
+      payloads = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#fail(err as ProtocolError);
+      return;
+    }
+    for (const payload of payloads) {
+      if (this.#failed) return;
+      let message: In;
+      try {
+        if (!this.#frames.take()) throw new ProtocolError('message rate exceeded');
+        message = decodeMessage(payload, this.#options.incoming) as In;
+        if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && !this.#control.take()) {
+          throw new ProtocolError('control message rate exceeded');
+        }
+        if (message.t === 'data') this.#checkData(message.stream, message.bytes.length);
+        else if (message.t === 'credit') this.#applyCredit(message.stream, message.bytes);
+      } catch (err) {
+        this.#fail(err instanceof ProtocolError ? err : new ProtocolError(String(err)));
+        return;
+      }
+      if (message.t === 'credit') continue;
+      try {
+        this.#options.onMessage(message);
+      } catch (err) {
+        this.#fail(err instanceof ProtocolError ? err : new ProtocolError(err instanceof Error ? err.message : String(err)));
+        return;
+      }
+    }
+  }
+
+  #checkData(stream: number, length: number): void {
+    const s = this.#streams.get(stream);
+    if (!s) {
+      if (this.#closedStreams.has(stream)) return;
+      throw new ProtocolError(`data for unknown stream ${stream}`);
+    }
+    if (length > s.recvWindow) throw new ProtocolError(`data on stream ${stream} exceeds the granted window (${length} > ${s.recvWindow})`);
+    s.recvWindow -= length;
+  }
+
+  #applyCredit(stream: number, bytes: number): void {
+    const s = this.#streams.get(stream);
+    if (!s) {
+      if (this.#closedStreams.has(stream)) return;
+      throw new ProtocolError(`credit for unknown stream ${stream}`);
+    }
+    if (s.sendWindow + bytes > INITIAL_WINDOW) throw new ProtocolError(`credit on stream ${stream} grows the window past ${INITIAL_WINDOW} bytes`);
+    s.sendWindow += bytes;
+    for (const wake of s.waiters.splice(0)) wake();
+  }
+
+  #fail(error: ProtocolError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#pipe.pause();
+    this.#options.onViolation(error);
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#closed = true;
+    for (const s of this.#streams.values()) for (const wake of s.waiters.splice(0)) wake();
+    this.#options.onClose();
+  }
+}
+
+export type HostEndpoint = Endpoint<KeepMessage, HostMessage>;
+export type KeepEndpoint = Endpoint<HostMessage, KeepMessage>;

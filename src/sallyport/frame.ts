@@ -1,0 +1,91 @@
+/**
+ * Framing: each message is a 4-byte big-endian length followed by that many bytes of CBOR.
+ * The decoder is incremental (pipes deliver arbitrary slices) and refuses a frame before
+ * buffering it when its declared length is zero or above the limit, so a hostile peer cannot
+ * make the other side allocate more than one maximal frame.
+ */
+export const FRAME_HEADER_BYTES = 4;
+/** Largest payload either side accepts: a 1 MiB module chunk or configuration, plus headroom. */
+export const MAX_FRAME_BYTES = 1024 * 1024 + 4096;
+
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+export function encodeFrame(payload: Uint8Array): Uint8Array {
+  if (payload.length === 0 || payload.length > MAX_FRAME_BYTES) {
+    throw new ProtocolError(`frame of ${payload.length} bytes is outside 1..${MAX_FRAME_BYTES}`);
+  }
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  new DataView(out.buffer).setUint32(0, payload.length);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Splits a byte stream into frame payloads. Throws ProtocolError on a bad length prefix. */
+export class FrameDecoder {
+  readonly #maxFrame: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #need = -1; // payload length of the frame being assembled, -1 while reading the header
+
+  constructor(maxFrame = MAX_FRAME_BYTES) {
+    this.#maxFrame = maxFrame;
+  }
+
+  /** Bytes held for an incomplete frame; zero at a frame boundary. */
+  get pending(): number {
+    return this.#buffered;
+  }
+
+  /** Feeds bytes; returns every payload completed by them, in order. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    const frames: Uint8Array[] = [];
+    if (chunk.length === 0) return frames;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    for (;;) {
+      if (this.#need < 0) {
+        if (this.#buffered < FRAME_HEADER_BYTES) break;
+        const header = this.#take(FRAME_HEADER_BYTES);
+        const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
+        if (length === 0) throw new ProtocolError('empty frame');
+        if (length > this.#maxFrame) {
+          throw new ProtocolError(`frame of ${length} bytes exceeds the ${this.#maxFrame}-byte limit`);
+        }
+        this.#need = length;
+      }
+      if (this.#buffered < this.#need) break;
+      frames.push(this.#take(this.#need));
+      this.#need = -1;
+    }
+    return frames;
+  }
+
+  #take(n: number): Uint8Array {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) {
+      // Fast path: the frame lies within one chunk, so it is a view, not a copy.
+      const out = first.subarray(0, n);
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      this.#buffered -= n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const head = this.#chunks[0]!;
+      const used = Math.min(head.length, n - filled);
+      out.set(head.subarray(0, used), filled);
+      filled += used;
+      if (used === head.length) this.#chunks.shift();
+      else this.#chunks[0] = head.subarray(used);
+    }
+    this.#buffered -= n;
+    return out;
+  }
+}

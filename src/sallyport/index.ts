@@ -1,0 +1,32 @@
+/**
+ * The sallyport: the only channel between a process Keep and the untrusted host. One inherited
+ * pipe carries length-prefixed CBOR frames (docs/sallyport.md). This module is shared by both
+ * ends; the host role lives in src/keep/process/host.ts and the Keep role in src/keep/process/keep.ts.
+ */
+export { FrameDecoder, ProtocolError, encodeFrame, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
+export {
+  PROTOCOL_VERSION,
+  STDIN_STREAM,
+  STDOUT_STREAM,
+  STDERR_STREAM,
+  FIRST_DYNAMIC_STREAM,
+  MAX_STREAM_ID,
+  MAX_CHUNK_BYTES,
+  REPORT_DATA_BYTES,
+  decodeMessage,
+  encodeMessage,
+} from './messages.ts';
+export type {
+  Direction,
+  FailKind,
+  FileSpec,
+  HostMessage,
+  KeepInit,
+  KeepLimits,
+  KeepMessage,
+  LogLevel,
+  Message,
+  Protocol,
+} from './messages.ts';
+export { Endpoint, INITIAL_WINDOW, DATA_CHUNK_BYTES, DEFAULT_RATES } from './endpoint.ts';
+export type { EndpointOptions, HostEndpoint, KeepEndpoint, RateLimit } from './endpoint.ts';

@@ -1,0 +1,418 @@
+/**
+ * Sallyport messages, version 1. Every message is a CBOR array whose first element names it;
+ * docs/sallyport.md describes each one. Decoding is strict: definite lengths only, no tags, no
+ * floats, no undefined, no duplicate map keys, exact array lengths, bounded strings and
+ * integers, and each side accepts only the messages the other side may send.
+ */
+import { Tokenizer, Type, decode, encode } from 'cborg';
+import { ProtocolError } from './frame.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Streams 0..2 are stdio; 3..15 are reserved. The host numbers its streams odd, the Keep even. */
+export const STDIN_STREAM = 0;
+export const STDOUT_STREAM = 1;
+export const STDERR_STREAM = 2;
+export const FIRST_DYNAMIC_STREAM = 16;
+export const MAX_STREAM_ID = 0xffff_ffff;
+
+/** Largest byte payload of one `data` or `module` message. */
+export const MAX_CHUNK_BYTES = 1024 * 1024;
+export const MAX_TEXT_BYTES = 64 * 1024;
+export const MAX_LIST_ITEMS = 4096;
+export const REPORT_DATA_BYTES = 64;
+export const MAX_EVIDENCE_BYTES = 256 * 1024;
+
+export type Protocol = 'tcp' | 'tls';
+export type FileSpec =
+  | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
+  | { kind: 'listen'; name: string; prot: Protocol; listener: number; addr: string; port: number }
+  | { kind: 'connect'; name: string; prot: Protocol; host: string; port: number; ca: string[] }
+  | { kind: 'dir'; name: string; path: string; readonly: boolean };
+
+export interface KeepLimits {
+  /** Linear memory cap in bytes. */
+  memory: number | null;
+  /** Open descriptors the guest may hold. */
+  descriptors: number | null;
+}
+
+/** What the host tells the Keep before the module bytes follow. */
+export interface KeepInit {
+  moduleSize: number;
+  argv: string[];
+  env: [string, string][];
+  files: FileSpec[];
+  limits: KeepLimits;
+  logLevel: string;
+  steward: string | null;
+}
+
+export type FailKind = 'trap' | 'limit' | 'error';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/** Messages the host sends to the Keep. */
+export type HostMessage =
+  | { t: 'hello'; version: number; init: KeepInit }
+  | { t: 'module'; bytes: Uint8Array }
+  | { t: 'data'; stream: number; bytes: Uint8Array }
+  | { t: 'eof'; stream: number }
+  | { t: 'credit'; stream: number; bytes: number }
+  | { t: 'accept'; listener: number; stream: number; peer: string; port: number }
+  | { t: 'dialed'; stream: number; error: string | null }
+  | { t: 'reset'; stream: number; reason: string }
+  | { t: 'evidence'; id: number; kind: string | null; bytes: Uint8Array | null; error: string | null };
+
+/** Messages the Keep sends to the host. */
+export type KeepMessage =
+  | { t: 'data'; stream: number; bytes: Uint8Array }
+  | { t: 'eof'; stream: number }
+  | { t: 'credit'; stream: number; bytes: number }
+  | { t: 'close'; stream: number }
+  | { t: 'dial'; stream: number; host: string; port: number }
+  | { t: 'attest'; id: number; reportData: Uint8Array }
+  | { t: 'log'; level: LogLevel; text: string }
+  | { t: 'exit'; code: number }
+  | { t: 'fail'; kind: FailKind; message: string };
+
+export type Message = HostMessage | KeepMessage;
+export type Direction = 'host-to-keep' | 'keep-to-host';
+
+const DECODE_OPTIONS = {
+  strict: true,
+  allowIndefinite: false,
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  allowBigInt: false,
+  rejectDuplicateMapKeys: true,
+  tags: [],
+} as const;
+
+/** The protocol has no floating-point fields; refusing float tokens also rules out 1.0 standing in for 1. */
+class IntegerOnlyTokenizer extends Tokenizer {
+  override next() {
+    const token = super.next();
+    if (token.type === Type.float) throw new Error('floating-point values are not allowed');
+    return token;
+  }
+}
+
+// ---- encoding ----
+
+export function encodeMessage(m: Message): Uint8Array {
+  return encode(toWire(m));
+}
+
+function toWire(m: Message): unknown[] {
+  switch (m.t) {
+    case 'hello':
+      return ['hello', m.version, initToWire(m.init)];
+    case 'module':
+      return ['module', m.bytes];
+    case 'data':
+      return ['data', m.stream, m.bytes];
+    case 'eof':
+    case 'close':
+      return [m.t, m.stream];
+    case 'credit':
+      return ['credit', m.stream, m.bytes];
+    case 'accept':
+      return ['accept', m.listener, m.stream, m.peer, m.port];
+    case 'dialed':
+      return ['dialed', m.stream, m.error];
+    case 'reset':
+      return ['reset', m.stream, m.reason];
+    case 'evidence':
+      return ['evidence', m.id, m.kind, m.bytes, m.error];
+    case 'dial':
+      return ['dial', m.stream, m.host, m.port];
+    case 'attest':
+      return ['attest', m.id, m.reportData];
+    case 'log':
+      return ['log', m.level, m.text];
+    case 'exit':
+      return ['exit', m.code];
+    case 'fail':
+      return ['fail', m.kind, m.message];
+  }
+}
+
+function initToWire(init: KeepInit): Record<string, unknown> {
+  return {
+    moduleSize: init.moduleSize,
+    argv: init.argv,
+    env: init.env,
+    files: init.files.map((f) => (f.kind === 'connect' ? { ...f, ca: [...f.ca] } : { ...f })),
+    limits: { memory: init.limits.memory, descriptors: init.limits.descriptors },
+    logLevel: init.logLevel,
+    steward: init.steward,
+  };
+}
+
+// ---- decoding and validation ----
+
+/** Decodes one frame payload sent in `direction`; throws ProtocolError naming what is wrong. */
+export function decodeMessage(payload: Uint8Array, direction: Direction): Message {
+  let value: unknown;
+  try {
+    value = decode(payload, { ...DECODE_OPTIONS, tokenizer: new IntegerOnlyTokenizer(payload, DECODE_OPTIONS) });
+  } catch (err) {
+    throw new ProtocolError(`undecodable CBOR: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (!Array.isArray(value) || value.length === 0 || typeof value[0] !== 'string') {
+    throw new ProtocolError('a message must be a CBOR array that starts with its type name');
+  }
+  const type = value[0];
+  const allowed = direction === 'host-to-keep' ? HOST_TYPES : KEEP_TYPES;
+  if (!allowed.has(type)) {
+    const from = direction === 'host-to-keep' ? 'host' : 'Keep';
+    throw new ProtocolError(`the ${from} may not send '${type.slice(0, 32)}' messages`);
+  }
+  const v = new Reader(type, value);
+  switch (type) {
+    case 'hello':
+      v.arity(3);
+      return { t: 'hello', version: v.uint(1, 0xffff), init: readInit(v.at(2)) };
+    case 'module':
+      v.arity(2);
+      return { t: 'module', bytes: v.bytes(1, 1, MAX_CHUNK_BYTES) };
+    case 'data':
+      v.arity(3);
+      return { t: 'data', stream: v.stream(1), bytes: v.bytes(2, 1, MAX_CHUNK_BYTES) };
+    case 'eof':
+    case 'close':
+      v.arity(2);
+      return { t: type, stream: v.stream(1) };
+    case 'credit':
+      v.arity(3);
+      return { t: 'credit', stream: v.stream(1), bytes: v.uint(2, 0x7fff_ffff, 1) };
+    case 'accept':
+      v.arity(5);
+      return { t: 'accept', listener: v.stream(1), stream: v.stream(2), peer: v.text(3, 64), port: v.uint(4, 65535) };
+    case 'dialed':
+      v.arity(3);
+      return { t: 'dialed', stream: v.stream(1), error: v.optText(2, 512) };
+    case 'reset':
+      v.arity(3);
+      return { t: 'reset', stream: v.stream(1), reason: v.text(2, 512) };
+    case 'evidence': {
+      v.arity(5);
+      const m = {
+        t: 'evidence' as const,
+        id: v.uint(1, MAX_STREAM_ID),
+        kind: v.optText(2, 32),
+        bytes: v.optBytes(3, MAX_EVIDENCE_BYTES),
+        error: v.optText(4, 1024),
+      };
+      if ((m.bytes === null) === (m.error === null) || (m.bytes === null) !== (m.kind === null)) {
+        throw new ProtocolError("'evidence' carries either kind and bytes, or an error");
+      }
+      return m;
+    }
+    case 'dial':
+      v.arity(4);
+      return { t: 'dial', stream: v.stream(1), host: v.text(2, 253, 1), port: v.uint(3, 65535, 1) };
+    case 'attest':
+      v.arity(3);
+      return { t: 'attest', id: v.uint(1, MAX_STREAM_ID), reportData: v.bytes(2, REPORT_DATA_BYTES, REPORT_DATA_BYTES) };
+    case 'log':
+      v.arity(3);
+      return { t: 'log', level: v.oneOf(1, LOG_LEVELS), text: v.text(2, MAX_TEXT_BYTES) };
+    case 'exit':
+      v.arity(2);
+      return { t: 'exit', code: v.uint(1, 255) };
+    case 'fail':
+      v.arity(3);
+      return { t: 'fail', kind: v.oneOf(1, FAIL_KINDS), message: v.text(2, 4096) };
+  }
+  throw new ProtocolError(`unknown message type '${type}'`);
+}
+
+const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail']);
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
+const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
+const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;
+const PROTOCOLS = ['tcp', 'tls'] as const;
+
+class Reader {
+  readonly #what: string;
+  readonly #items: unknown[];
+  constructor(what: string, items: unknown[]) {
+    this.#what = what;
+    this.#items = items;
+  }
+  fail(index: number, expected: string): never {
+    throw new ProtocolError(`'${this.#what}' field ${index} must be ${expected}`);
+  }
+  arity(n: number): void {
+    if (this.#items.length !== n) {
+      throw new ProtocolError(`'${this.#what}' must have ${n - 1} field(s), not ${this.#items.length - 1}`);
+    }
+  }
+  at(i: number): unknown {
+    return this.#items[i];
+  }
+  uint(i: number, max: number, min = 0): number {
+    const x = this.#items[i];
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min || x > max) this.fail(i, `an integer in ${min}..${max}`);
+    return x;
+  }
+  stream(i: number): number {
+    return this.uint(i, MAX_STREAM_ID);
+  }
+  text(i: number, maxBytes: number, minLength = 0): string {
+    const x = this.#items[i];
+    if (typeof x !== 'string' || x.length < minLength || Buffer.byteLength(x) > maxBytes) {
+      this.fail(i, `a text string of ${minLength}..${maxBytes} bytes`);
+    }
+    return x;
+  }
+  optText(i: number, maxBytes: number): string | null {
+    return this.#items[i] === null ? null : this.text(i, maxBytes);
+  }
+  bytes(i: number, minLength: number, maxLength: number): Uint8Array {
+    const x = this.#items[i];
+    if (!(x instanceof Uint8Array) || x.length < minLength || x.length > maxLength) {
+      this.fail(i, `a byte string of ${minLength}..${maxLength} bytes`);
+    }
+    return x;
+  }
+  optBytes(i: number, maxLength: number): Uint8Array | null {
+    return this.#items[i] === null ? null : this.bytes(i, 1, maxLength);
+  }
+  oneOf<T extends string>(i: number, options: readonly T[]): T {
+    const x = this.#items[i];
+    if (typeof x !== 'string' || !(options as readonly string[]).includes(x)) this.fail(i, `one of ${options.join(', ')}`);
+    return x as T;
+  }
+}
+
+/** Validates a CBOR map: exactly the listed keys, each checked by its reader. */
+class MapReader {
+  readonly #what: string;
+  readonly #map: Record<string, unknown>;
+  constructor(what: string, value: unknown, required: readonly string[], optional: readonly string[] = []) {
+    this.#what = what;
+    if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+      throw new ProtocolError(`${what} must be a map`);
+    }
+    const map = value as Record<string, unknown>;
+    for (const key of Object.keys(map)) {
+      if (!required.includes(key) && !optional.includes(key)) throw new ProtocolError(`${what} has unknown key '${key.slice(0, 32)}'`);
+    }
+    for (const key of required) {
+      if (!Object.hasOwn(map, key)) throw new ProtocolError(`${what} lacks key '${key}'`);
+    }
+    this.#map = map;
+  }
+  fail(key: string, expected: string): never {
+    throw new ProtocolError(`${this.#what}.${key} must be ${expected}`);
+  }
+  get(key: string): unknown {
+    return this.#map[key];
+  }
+  uint(key: string, max: number, min = 0): number {
+    const x = this.#map[key];
+    if (typeof x !== 'number' || !Number.isSafeInteger(x) || x < min || x > max) this.fail(key, `an integer in ${min}..${max}`);
+    return x;
+  }
+  optUint(key: string, max: number, min = 0): number | null {
+    return this.#map[key] === null ? null : this.uint(key, max, min);
+  }
+  text(key: string, maxBytes = MAX_TEXT_BYTES, minLength = 0): string {
+    const x = this.#map[key];
+    if (typeof x !== 'string' || x.length < minLength || Buffer.byteLength(x) > maxBytes) {
+      this.fail(key, `a text string of ${minLength}..${maxBytes} bytes`);
+    }
+    return x;
+  }
+  optText(key: string, maxBytes = MAX_TEXT_BYTES): string | null {
+    return this.#map[key] === null ? null : this.text(key, maxBytes);
+  }
+  bool(key: string): boolean {
+    const x = this.#map[key];
+    if (typeof x !== 'boolean') this.fail(key, 'a boolean');
+    return x;
+  }
+  oneOf<T extends string>(key: string, options: readonly T[]): T {
+    const x = this.#map[key];
+    if (typeof x !== 'string' || !(options as readonly string[]).includes(x)) this.fail(key, `one of ${options.join(', ')}`);
+    return x as T;
+  }
+  list(key: string): unknown[] {
+    const x = this.#map[key];
+    if (!Array.isArray(x) || x.length > MAX_LIST_ITEMS) this.fail(key, `an array of at most ${MAX_LIST_ITEMS} items`);
+    return x;
+  }
+}
+
+function readInit(value: unknown): KeepInit {
+  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward']);
+  const argv = m.list('argv').map((a, i) => {
+    if (typeof a !== 'string' || Buffer.byteLength(a) > MAX_TEXT_BYTES) throw new ProtocolError(`hello.init.argv[${i}] must be a text string`);
+    return a;
+  });
+  const env = m.list('env').map((pair, i): [string, string] => {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string' ||
+      pair[0].length === 0 || pair[0].includes('=') || Buffer.byteLength(pair[0]) + Buffer.byteLength(pair[1]) > MAX_TEXT_BYTES) {
+      throw new ProtocolError(`hello.init.env[${i}] must be a [name, value] pair of text strings, name non-empty without '='`);
+    }
+    return [pair[0], pair[1]];
+  });
+  const files = m.list('files').map((f, i) => readFile(f, `hello.init.files[${i}]`));
+  const limits = new MapReader('hello.init.limits', m.get('limits'), ['memory', 'descriptors']);
+  return {
+    moduleSize: m.uint('moduleSize', 100 * 1024 * 1024, 8),
+    argv,
+    env,
+    files,
+    limits: {
+      memory: limits.optUint('memory', 2 ** 48, 65536),
+      descriptors: limits.optUint('descriptors', 1 << 20, 3),
+    },
+    logLevel: m.oneOf('logLevel', LOG_LEVELS),
+    steward: m.optText('steward', 2048),
+  };
+}
+
+function readFile(value: unknown, what: string): FileSpec {
+  const kind = new MapReader(what, value, ['kind'], ['name', 'prot', 'listener', 'addr', 'port', 'host', 'path', 'readonly', 'ca']).get('kind');
+  switch (kind) {
+    case 'null':
+    case 'stdin':
+    case 'stdout':
+    case 'stderr': {
+      const m = new MapReader(what, value, ['kind', 'name']);
+      return { kind: m.oneOf('kind', STDIO_KINDS), name: fileName(m) };
+    }
+    case 'listen': {
+      const m = new MapReader(what, value, ['kind', 'name', 'prot', 'listener', 'addr', 'port']);
+      const listener = m.uint('listener', MAX_STREAM_ID, FIRST_DYNAMIC_STREAM);
+      return { kind, name: fileName(m), prot: m.oneOf('prot', PROTOCOLS), listener, addr: m.text('addr', 64, 1), port: m.uint('port', 65535) };
+    }
+    case 'connect': {
+      const m = new MapReader(what, value, ['kind', 'name', 'prot', 'host', 'port', 'ca']);
+      const ca = m.list('ca').map((pem, i) => {
+        if (typeof pem !== 'string' || i >= 16 || !pem.includes('-----BEGIN CERTIFICATE-----') || Buffer.byteLength(pem) > MAX_TEXT_BYTES) {
+          throw new ProtocolError(`${what}.ca[${i}] must be a PEM certificate (at most 16)`);
+        }
+        return pem;
+      });
+      return { kind, name: fileName(m), prot: m.oneOf('prot', PROTOCOLS), host: m.text('host', 253, 1), port: m.uint('port', 65535, 1), ca };
+    }
+    case 'dir': {
+      const m = new MapReader(what, value, ['kind', 'name', 'path', 'readonly']);
+      return { kind, name: fileName(m), path: m.text('path', 4096, 1), readonly: m.bool('readonly') };
+    }
+    default:
+      throw new ProtocolError(`${what}.kind must be one of null, stdin, stdout, stderr, listen, connect, dir`);
+  }
+}
+
+function fileName(m: MapReader): string {
+  const name = m.text('name', 4096, 1);
+  if (name.includes(':')) m.fail('name', "a name without ':'");
+  return name;
+}

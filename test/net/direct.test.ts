@@ -1,0 +1,87 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as netConnect, createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { directNetwork } from '../../src/net/index.ts';
+import { selfSignedIdentityProvider } from '../../src/keep/identity.ts';
+import { IoError, WOULD_BLOCK } from '../../src/wasi/io.ts';
+import type { Connection, Listener } from '../../src/wasi/io.ts';
+
+async function accept(listener: Listener): Promise<Connection> {
+  for (;;) {
+    const c = listener.tryAccept();
+    if (c !== WOULD_BLOCK) return c;
+    await listener.ready();
+  }
+}
+async function readAll(c: Connection): Promise<string> {
+  let out = '';
+  for (;;) {
+    const r = c.input.tryRead(65536);
+    if (r === null) return out;
+    if (r === WOULD_BLOCK) await c.input.ready();
+    else out += Buffer.from(r).toString();
+  }
+}
+
+test('a TLS listen file serves a real TLS client with the self-signed certificate', async () => {
+  let port = 0;
+  const identity = selfSignedIdentityProvider();
+  const net = directNetwork({ identity, onListening: (_n, _a, p) => (port = p) });
+  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
+  assert.ok(port > 0);
+  const pem = (await identity.identity()).certificateChain[0]!;
+  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: pem });
+  const conn = await accept(listener);
+  await new Promise((r) => client.once('secureConnect', r));
+  assert.equal(client.getProtocol(), 'TLSv1.3');
+  assert.equal(conn.output.tryWrite(Buffer.from('hello over tls\n')), 15);
+  conn.shutdown('write');
+  client.end('from client');
+  let got = '';
+  client.on('data', (d) => (got += d));
+  await new Promise((r) => client.once('end', r));
+  assert.equal(got, 'hello over tls\n');
+  assert.equal(await readAll(conn), 'from client');
+  conn.close();
+  listener.close();
+});
+
+test('a TCP connect file reaches a server; a refused one fails with ECONNREFUSED', async () => {
+  const server = createServer((s) => s.end('pong'));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const net = directNetwork({ identity: selfSignedIdentityProvider() });
+  const conn = await net.connect({ name: 'srv', prot: 'tcp', host: '127.0.0.1', port });
+  assert.equal(await readAll(conn), 'pong');
+  assert.throws(() => conn.output.tryWrite(Uint8Array.of(1)) && conn.input.tryRead(1), IoError);
+  conn.close();
+  server.close();
+  await assert.rejects(net.connect({ name: 'srv', prot: 'tcp', host: '127.0.0.1', port }), (e: unknown) => e instanceof IoError && e.code === 'ECONNREFUSED');
+});
+
+test('a TLS connect file refuses a server its trust anchors do not cover', async () => {
+  const serverNet = directNetwork({ identity: selfSignedIdentityProvider(), onListening: () => {} });
+  let port = 0;
+  const net2 = directNetwork({ identity: selfSignedIdentityProvider(), onListening: (_n, _a, p) => (port = p) });
+  const listener = await net2.listen({ name: 'l', prot: 'tls', addr: '127.0.0.1', port: 0 });
+  void accept(listener).catch(() => {});
+  await assert.rejects(serverNet.connect({ name: 'x', prot: 'tls', host: 'localhost', port }), /TLS to localhost:\d+ failed/);
+  listener.close();
+});
+
+test('a listener queues connections until accepted and reports them as pending', async () => {
+  let port = 0;
+  const net = directNetwork({ identity: selfSignedIdentityProvider(), onListening: (_n, _a, p) => (port = p) });
+  const listener = await net.listen({ name: 'l', prot: 'tcp', addr: '127.0.0.1', port: 0 });
+  assert.equal(listener.tryAccept(), WOULD_BLOCK);
+  const sockets = [netConnect(port, '127.0.0.1'), netConnect(port, '127.0.0.1')];
+  while (listener.pendingConnections() < 2) await listener.ready().then(() => new Promise((r) => setTimeout(r, 5)));
+  assert.equal(listener.pendingConnections(), 2);
+  (await accept(listener)).close();
+  (await accept(listener)).close();
+  for (const s of sockets) s.destroy();
+  listener.close();
+  assert.throws(() => listener.tryAccept(), IoError);
+});

@@ -1,0 +1,155 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { encode } from 'cborg';
+import { ProtocolError, decodeMessage, encodeMessage } from '../../src/sallyport/index.ts';
+import type { HostMessage, KeepInit, KeepMessage } from '../../src/sallyport/index.ts';
+
+const init: KeepInit = {
+  moduleSize: 1234,
+  argv: ['main.wasm', 'a'],
+  env: [['FD_COUNT', '4'], ['X', 'y=z']],
+  files: [
+    { kind: 'stdin', name: 'stdin' },
+    { kind: 'stdout', name: 'stdout' },
+    { kind: 'listen', name: 'ingest', prot: 'tls', listener: 17, addr: '127.0.0.1', port: 0 },
+    { kind: 'connect', name: 'db', prot: 'tcp', host: '127.0.0.1', port: 5432, ca: [] },
+    { kind: 'dir', name: '/data', path: '/tmp/x', readonly: true },
+  ],
+  limits: { memory: 1 << 20, descriptors: null },
+  logLevel: 'warn',
+  steward: null,
+};
+
+const hostSamples: HostMessage[] = [
+  { t: 'hello', version: 1, init },
+  { t: 'module', bytes: Uint8Array.of(0, 97, 115, 109) },
+  { t: 'data', stream: 0, bytes: Uint8Array.of(1, 2, 3) },
+  { t: 'eof', stream: 0 },
+  { t: 'credit', stream: 1, bytes: 4096 },
+  { t: 'accept', listener: 17, stream: 19, peer: '127.0.0.1', port: 40000 },
+  { t: 'dialed', stream: 16, error: null },
+  { t: 'dialed', stream: 18, error: 'ECONNREFUSED' },
+  { t: 'reset', stream: 19, reason: 'ECONNRESET' },
+  { t: 'evidence', id: 1, kind: 'snp', bytes: Uint8Array.of(9), error: null },
+  { t: 'evidence', id: 2, kind: null, bytes: null, error: 'no attestation on this backend' },
+];
+const keepSamples: KeepMessage[] = [
+  { t: 'data', stream: 1, bytes: Uint8Array.of(104, 105) },
+  { t: 'eof', stream: 16 },
+  { t: 'credit', stream: 0, bytes: 1 },
+  { t: 'close', stream: 19 },
+  { t: 'dial', stream: 16, host: 'example.com', port: 443 },
+  { t: 'attest', id: 1, reportData: new Uint8Array(64) },
+  { t: 'log', level: 'info', text: 'hello' },
+  { t: 'exit', code: 3 },
+  { t: 'fail', kind: 'limit', message: 'memory' },
+];
+
+test('every message round-trips in its own direction', () => {
+  for (const m of hostSamples) assert.deepEqual(decodeMessage(encodeMessage(m), 'host-to-keep'), m);
+  for (const m of keepSamples) assert.deepEqual(decodeMessage(encodeMessage(m), 'keep-to-host'), m);
+});
+
+test('a message is refused in the wrong direction', () => {
+  assert.throws(() => decodeMessage(encodeMessage({ t: 'exit', code: 0 }), 'host-to-keep'), /host may not send 'exit'/);
+  assert.throws(() => decodeMessage(encodeMessage(hostSamples[0]!), 'keep-to-host'), /Keep may not send 'hello'/);
+});
+
+test('malformed messages are refused with a reason', () => {
+  const bad: [unknown, RegExp][] = [
+    [{ t: 'data' }, /must be a CBOR array/],
+    [[], /must be a CBOR array/],
+    [[1, 2], /must be a CBOR array/],
+    [['data', 1], /must have 2 field/],
+    [['data', 1, 'text'], /field 2 must be a byte string/],
+    [['data', -1, Uint8Array.of(1)], /field 1 must be an integer/],
+    [['data', 2 ** 32, Uint8Array.of(1)], /field 1 must be an integer/],
+    [['data', 1, new Uint8Array(0)], /byte string of 1\.\./],
+    [['exit', 256], /integer in 0\.\.255/],
+    [['log', 'loud', 'x'], /one of error/],
+    [['attest', 1, new Uint8Array(63)], /64\.\.64 bytes/],
+    [['dial', 16, '', 443], /text string of 1\.\./],
+    [['dial', 16, 'h', 0], /integer in 1\.\.65535/],
+    [['nope'], /may not send 'nope'/],
+  ];
+  for (const [value, reason] of bad) {
+    assert.throws(() => decodeMessage(encode(value), 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(value));
+  }
+  assert.throws(() => decodeMessage(encode(['evidence', 1, 'snp', Uint8Array.of(1), 'and an error']), 'host-to-keep'), /either kind and bytes, or an error/);
+});
+
+test('non-canonical or extended CBOR is refused', () => {
+  // indefinite-length array, a float, undefined, a tag, trailing bytes, a duplicate map key
+  const cases = [
+    Uint8Array.of(0x9f, 0x64, 0x65, 0x78, 0x69, 0x74, 0x00, 0xff),
+    Uint8Array.of(0x82, 0x64, 0x65, 0x78, 0x69, 0x74, 0xf9, 0x3c, 0x00),
+    Uint8Array.of(0x82, 0x64, 0x65, 0x78, 0x69, 0x74, 0xf7),
+    Uint8Array.of(0x82, 0x64, 0x65, 0x78, 0x69, 0x74, 0xc1, 0x00),
+    Uint8Array.of(0x82, 0x64, 0x65, 0x78, 0x69, 0x74, 0x00, 0x00),
+    Uint8Array.of(0x82, 0x64, 0x65, 0x78, 0x69, 0x74, 0x18, 0x01), // non-minimal integer
+  ];
+  for (const c of cases) assert.throws(() => decodeMessage(c, 'keep-to-host'), ProtocolError, Buffer.from(c).toString('hex'));
+  const dup = encode(['hello', 1, init]);
+  assert.ok(decodeMessage(dup, 'host-to-keep'));
+});
+
+test('the hello configuration is validated key by key', () => {
+  const withInit = (patch: Record<string, unknown>) => encode(['hello', 1, { ...init, limits: { ...init.limits }, ...patch }]);
+  assert.throws(() => decodeMessage(withInit({ extra: 1 }), 'host-to-keep'), /unknown key 'extra'/);
+  assert.throws(() => decodeMessage(withInit({ argv: ['a', 1] }), 'host-to-keep'), /argv\[1\]/);
+  assert.throws(() => decodeMessage(withInit({ env: [['A=B', 'c']] }), 'host-to-keep'), /env\[0\]/);
+  assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'socket', name: 'x' }] }), 'host-to-keep'), /kind must be one of/);
+  assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'stdin', name: 'a:b' }] }), 'host-to-keep'), /without ':'/);
+  assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'listen', name: 'l', prot: 'udp', listener: 17, addr: '::', port: 1 }] }), 'host-to-keep'), /prot must be one of tcp, tls/);
+  assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'listen', name: 'l', prot: 'tcp', listener: 3, addr: '::', port: 1 }] }), 'host-to-keep'), /listener must be/);
+  assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'connect', name: 'c', prot: 'tls', host: 'h', port: 1, ca: ['not pem'] }] }), 'host-to-keep'), /ca\[0\] must be a PEM/);
+  assert.throws(() => decodeMessage(withInit({ limits: { memory: 1 } }), 'host-to-keep'), /lacks key 'descriptors'/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 2 ** 40 }), 'host-to-keep'), /moduleSize/);
+  const { steward: _drop, ...missing } = init;
+  assert.throws(() => decodeMessage(encode(['hello', 1, missing]), 'host-to-keep'), /lacks key 'steward'/);
+});
+
+test('random CBOR values never crash the decoder: they decode or fail with ProtocolError', () => {
+  const value = fc.letrec((tie) => ({
+    node: fc.oneof(
+      { depthSize: 'small' },
+      fc.constantFrom('data', 'eof', 'credit', 'exit', 'fail', 'dial', 'attest', 'log', 'hello', 'accept', 'evidence'),
+      fc.integer(),
+      fc.string(),
+      fc.uint8Array({ maxLength: 70 }),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(tie('node'), { maxLength: 5 }),
+      fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 }),
+    ),
+  })).node;
+  const message = fc.tuple(fc.constantFrom('data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail', 'hello', 'accept', 'dialed', 'reset', 'evidence', 'module'), fc.array(value, { maxLength: 5 })).map(([t, rest]) => [t, ...rest]);
+  fc.assert(
+    fc.property(message, fc.constantFrom('host-to-keep', 'keep-to-host') as fc.Arbitrary<'host-to-keep' | 'keep-to-host'>, (m, dir) => {
+      try {
+        const decoded = decodeMessage(encode(m), dir);
+        // Whatever decodes must re-encode to a message that decodes identically.
+        assert.deepEqual(decodeMessage(encodeMessage(decoded), dir), decoded);
+      } catch (e) {
+        assert.ok(e instanceof ProtocolError, String(e));
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
+      try {
+        decodeMessage(bytes, 'keep-to-host');
+      } catch (e) {
+        assert.ok(e instanceof ProtocolError, String(e));
+      }
+    }),
+    { numRuns: 3000 },
+  );
+});
+
+test('deep nesting fails cleanly', () => {
+  const deep = new Uint8Array(200_000).fill(0x81);
+  assert.throws(() => decodeMessage(deep, 'keep-to-host'), ProtocolError);
+});

@@ -1,0 +1,338 @@
+// Intel SGX and TDX quote verification, following Intel's QVL (QuoteVerifier.cpp) step by step:
+// PCK chain and CRLs to the pinned Intel SGX Root CA, signed collateral (TCB info, QE identity) and
+// its windows, collateral-to-quote match, QE report signature and binding, QE identity, quote
+// signature, then the TCB level evaluation. Browser-safe: WebCrypto only.
+import { bytesEqual, concatBytes, digest, ownBytes, toHex } from '../bytes.ts';
+import { intelSgxRoot } from '../roots.ts';
+import { VerificationError, type EvidenceKind, type VerificationResult } from '../types.ts';
+import {
+  parseCertificates,
+  parseCrl,
+  verifyChain,
+  type Certificate,
+  type Crl,
+  type TrustAnchor,
+} from '../x509.ts';
+import type { EnclaveIdentity, IntelCollateral, Signed, TcbInfo } from './collateral.ts';
+import { SGX_EXTENSION_OID, decodePckExtensions, type PckExtensions } from './pck.ts';
+import { CERT_DATA_PCK_CHAIN, parseQuote, qeReportDataUpperIsZero, type IntelQuote } from './quote.ts';
+import { evaluateQeIdentity, evaluateTcb, type QeEvaluation, type TcbEvaluation } from './tcb.ts';
+import { quoteClaims } from './claims.ts';
+
+export interface IntelVerifyOptions {
+  /** TCB info, QE identity, CRLs and issuer certificates (see parseCollateralJson / mergeCollateral). */
+  collateral?: IntelCollateral;
+  /** More CRLs, DER or PEM: the PCK Processor/Platform CRL and the Root CA CRL, told apart by issuer. */
+  crls?: readonly (Uint8Array | string)[];
+  /**
+   * More certificates, DER or PEM: the TCB signing certificate when the collateral came without its
+   * issuer chain, or the PCK chain for a quote whose certification data carries none (types 1-4).
+   */
+  certs?: readonly (Uint8Array | string)[];
+  /** The time every validity window is checked against. */
+  now: Date;
+  /** Trust anchors; the pinned Intel SGX Root CA by default. Tests pass their own test root here. */
+  roots?: readonly TrustAnchor[];
+}
+
+/** Verifies an SGX quote (v3, or v4/v5 with an SGX body). */
+export function verifySgxQuote(bytes: Uint8Array, options: IntelVerifyOptions): Promise<VerificationResult> {
+  return verifyIntelQuote(bytes, options, 'sgx');
+}
+
+/** Verifies a TDX quote (v4, or v5 with a TD report 1.0 or 1.5 body). */
+export function verifyTdxQuote(bytes: Uint8Array, options: IntelVerifyOptions): Promise<VerificationResult> {
+  return verifyIntelQuote(bytes, options, 'tdx');
+}
+
+/**
+ * Verifies an Intel DCAP quote. `expect` rejects a quote of the other TEE at step 'parse'; without
+ * it the kind comes from the quote header. Never throws for bad evidence or collateral: the result
+ * names the failing step.
+ */
+export async function verifyIntelQuote(bytes: Uint8Array, options: IntelVerifyOptions, expect?: 'sgx' | 'tdx'): Promise<VerificationResult> {
+  let quote: IntelQuote | undefined;
+  const state: State = { warnings: [], claims: {}, revocationChecked: false, trustAnchor: null };
+  try {
+    quote = parseQuote(bytes);
+    if (expect && quote.kind !== expect) {
+      throw new VerificationError('parse', `this is ${quote.kind.toUpperCase()} evidence, not ${expect.toUpperCase()}`);
+    }
+    Object.assign(state.claims, quoteClaims(quote));
+    const tcb = await verifyParsed(quote, options, state);
+    const verified = tcb.status !== 'Revoked';
+    return result(quote, state, {
+      verified,
+      tcbStatus: tcb.status,
+      advisories: tcb.advisories,
+      failure: verified ? null : { step: 'tcb', message: 'the matched TCB level is Revoked' },
+    });
+  } catch (err) {
+    if (!(err instanceof VerificationError)) throw err;
+    return result(quote, state, { verified: false, tcbStatus: null, advisories: [], failure: { step: err.step, message: err.message } }, expect);
+  }
+}
+
+interface State {
+  warnings: string[];
+  claims: Record<string, unknown>;
+  revocationChecked: boolean;
+  trustAnchor: string | null;
+}
+
+function result(
+  quote: IntelQuote | undefined,
+  state: State,
+  outcome: Pick<VerificationResult, 'verified' | 'tcbStatus' | 'advisories' | 'failure'>,
+  expect?: EvidenceKind,
+): VerificationResult {
+  const body = quote?.sgxBody;
+  const td = quote?.tdBody;
+  return {
+    kind: quote?.kind ?? expect ?? 'sgx',
+    ...outcome,
+    debug: body ? body.attributes.debug : td ? td.tdAttributes.debug : false,
+    measurement: body?.mrenclave ?? td?.mrtd ?? '',
+    reportData: body?.reportData ?? td?.reportData ?? '',
+    claims: state.claims,
+    policy: null,
+    trustAnchor: state.trustAnchor,
+    revocationChecked: state.revocationChecked,
+    warnings: state.warnings,
+    ...(quote ? { trailingBytes: quote.trailingBytes } : {}),
+  };
+}
+
+function toCerts(list: readonly (Uint8Array | string)[] | undefined): Certificate[] {
+  return (list ?? []).flatMap((c) => parseCertificates(c));
+}
+
+async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, state: State): Promise<TcbEvaluation> {
+  const { now } = options;
+  const anchors = options.roots ?? [await intelSgxRoot()];
+  const collateral = options.collateral ?? {};
+  const crls = [...(collateral.crls ?? []), ...(options.crls ?? [])].map((c) => parseCrl(c));
+  const extraCerts = [...toCerts(collateral.certs), ...toCerts(options.certs)];
+
+  // PCK certificate chain (QVL 4.1.2.4.4 - 4.1.2.4.7).
+  const pckChain = pckCertificateChain(quote, extraCerts);
+  const leaf = pckChain[0]!;
+  if (!leaf.subject.commonName.includes('SGX PCK Certificate')) {
+    throw new VerificationError('chain', `certificate ${leaf.label} is not an SGX PCK certificate`);
+  }
+  const rootCrls = crls.filter((c) => anchors.some((a) => bytesEqual(c.issuer.der, a.certificate.subject.der)));
+  const pckCrls = crls.filter((c) => !rootCrls.includes(c) && bytesEqual(c.issuer.der, leaf.issuer.der));
+  const foreignCrls = crls.filter((c) => !rootCrls.includes(c) && !pckCrls.includes(c));
+  if (pckCrls.length === 0 && foreignCrls.length > 0) {
+    const names = foreignCrls.map((c) => `'${c.issuer.commonName || c.issuer.text}'`).join(', ');
+    throw new VerificationError('crl', `the PCK CRL given is issued by ${names}, not by the PCK certificate's issuer '${leaf.issuer.commonName}'`);
+  }
+  const chain = await verifyChain(pckChain, { anchors, now, crls: [...rootCrls, ...pckCrls] });
+  state.trustAnchor = chain.anchor.name;
+  const pck = decodePckExtensions(requireExtension(leaf));
+  Object.assign(state.claims, pckClaims(pck, chain.path));
+  if (pckCrls.length === 0) state.warnings.push(`no PCK CRL given: revocation of the PCK certificate by '${leaf.issuer.commonName}' was not checked`);
+  if (rootCrls.length === 0) state.warnings.push('no Intel SGX Root CA CRL given: revocation of the intermediate and TCB signing certificates was not checked');
+
+  // Signed collateral: TCB info (required) and QE identity (optional, as in the QVL).
+  if (!collateral.tcbInfo) {
+    throw new VerificationError('collateral', `no TCB info given for FMSPC ${pck.fmspc} (Intel PCS /${quote.kind}/certification/v4/tcb?fmspc=${pck.fmspc})`);
+  }
+  const tcbInfo = await verifySignedCollateral(collateral.tcbInfo, 'TCB info', extraCerts, anchors, rootCrls, now);
+  let qeIdentity: Signed<EnclaveIdentity> | undefined;
+  if (collateral.qeIdentity) {
+    qeIdentity = await verifySignedCollateral(collateral.qeIdentity, 'QE identity', extraCerts, anchors, rootCrls, now);
+  } else {
+    state.warnings.push(`no QE identity given: the Quoting Enclave's identity and TCB level were not checked`);
+  }
+  state.revocationChecked = chain.crlChecked.every(Boolean) && rootCrls.length > 0;
+  checkTcbInfoMatches(tcbInfo.body, quote, pck);
+  state.claims.tcbEvaluationDataNumber = tcbInfo.body.tcbEvaluationDataNumber;
+
+  // QE report: signed by the PCK key, and binding the attestation key (QVL 4.1.2.4.12 - 13).
+  const pckKey = await leaf.verifyKey({ kind: 'ecdsa', hash: 'SHA-256' }).catch(() => {
+    throw new VerificationError('chain', `PCK certificate ${leaf.label} does not carry a P-256 key`);
+  });
+  if (!(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pckKey, ownBytes(quote.qeReportSignature), ownBytes(quote.qeReportRaw)))) {
+    throw new VerificationError('signature', 'the QE report signature does not verify with the PCK certificate key');
+  }
+  const binding = await digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
+  if (!bytesEqual(binding, quote.qeReportRaw.subarray(320, 352))) {
+    throw new VerificationError('binding', 'QE report data is not SHA-256(attestation key || QE authentication data)');
+  }
+  if (!qeReportDataUpperIsZero(quote)) state.warnings.push('QE report data bytes 32..63 are not zero');
+
+  // QE identity (QVL 4.1.2.4.14 - 15).
+  let qe: QeEvaluation | undefined;
+  if (qeIdentity) {
+    qe = evaluateQeIdentity(qeIdentity.body, quote.qeReportRaw, quote.kind);
+    state.claims.qeStatus = qe.status;
+    state.claims.qeTcbDate = qe.level.tcbDate;
+    state.claims.qeAdvisories = qe.level.advisoryIds;
+  } else {
+    state.claims.qeStatus = null;
+  }
+
+  // The quote itself (QVL 4.1.2.4.16).
+  const attestationKey = await importAttestationKey(quote.attestationKey);
+  if (!(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, attestationKey, ownBytes(quote.signature), ownBytes(quote.signedData)))) {
+    throw new VerificationError('signature', 'the quote signature does not verify with the attestation key');
+  }
+
+  // TCB levels (QVL 4.1.2.4.17).
+  const tcb = evaluateTcb(tcbInfo.body, pck, quote, qe);
+  state.claims.tcbDate = tcb.platformLevel.tcbDate;
+  state.claims.platformTcbStatus = tcb.platformLevel.tcbStatus;
+  state.claims.platformAdvisories = tcb.platformLevel.advisoryIds;
+  if (tcb.tdxModule) {
+    state.claims.tdxModule = {
+      id: tcb.tdxModule.id ?? null,
+      majorVersion: quote.teeTcbSvn![1],
+      isvSvn: quote.teeTcbSvn![0],
+      status: tcb.tdxModule.status,
+      tcbDate: tcb.tdxModule.level?.tcbDate ?? null,
+      advisories: tcb.tdxModule.level?.advisoryIds ?? [],
+    };
+  }
+  return tcb;
+}
+
+function requireExtension(leaf: Certificate): Uint8Array {
+  const ext = leaf.extension(SGX_EXTENSION_OID);
+  if (!ext) throw new VerificationError('parse', `PCK certificate ${leaf.label} has no SGX extension (${SGX_EXTENSION_OID})`);
+  return ext.value;
+}
+
+/** The PCK chain, leaf first: from certification data type 5, or for types 1-4 from the given certificates. */
+function pckCertificateChain(quote: IntelQuote, extra: Certificate[]): Certificate[] {
+  if (quote.certificationDataType === CERT_DATA_PCK_CHAIN) {
+    const chain = parseCertificates(quote.certificationData);
+    if (chain.length < 2) throw new VerificationError('parse', `the quote's PCK chain holds ${chain.length} certificate(s); expected leaf, intermediate and root`);
+    return chain;
+  }
+  const leaf = extra.find((c) => c.extension(SGX_EXTENSION_OID));
+  if (!leaf) {
+    throw new VerificationError(
+      'collateral',
+      `the quote's certification data (type ${quote.certificationDataType}) carries no PCK certificate; give the PCK certificate chain`,
+    );
+  }
+  const chain = [leaf];
+  for (let c: Certificate | undefined = leaf; c && !c.isSelfIssued; ) {
+    c = extra.find((x) => x !== c && bytesEqual(x.subject.der, c!.issuer.der));
+    if (c) chain.push(c);
+  }
+  return chain;
+}
+
+// Collateral signatures are checked once per document and signing certificate, then remembered:
+// repeated verifications against the same collateral (the warm path) cost no ECDSA work here.
+const collateralSignatures = new WeakMap<Signed<unknown>, Map<Certificate, Promise<boolean>>>();
+
+function collateralSignatureValid(doc: Signed<unknown>, signer: Certificate): Promise<boolean> {
+  let bySigner = collateralSignatures.get(doc);
+  if (!bySigner) collateralSignatures.set(doc, (bySigner = new Map()));
+  let ok = bySigner.get(signer);
+  if (!ok) {
+    ok = signer
+      .verifyKey({ kind: 'ecdsa', hash: 'SHA-256' })
+      .then((key) => crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, ownBytes(doc.signature), ownBytes(doc.signedBytes)))
+      .catch(() => false);
+    bySigner.set(signer, ok);
+  }
+  return ok;
+}
+
+/**
+ * Checks a signed collateral document: its signing certificate chains to a pinned root (with the
+ * Root CA CRL when given), its signature covers the exact transmitted bytes, and `now` lies in
+ * [issueDate, nextUpdate].
+ */
+async function verifySignedCollateral<T extends TcbInfo | EnclaveIdentity>(
+  doc: Signed<T>,
+  what: string,
+  extra: Certificate[],
+  anchors: readonly TrustAnchor[],
+  rootCrls: Crl[],
+  now: Date,
+): Promise<Signed<T>> {
+  const own = doc.issuerChain ? doc.issuerChain.flatMap((c) => parseCertificates(c)) : [];
+  const candidates = [...own, ...extra].filter((c) => !c.isSelfIssued && !c.extension(SGX_EXTENSION_OID) && !c.basicConstraints?.ca);
+  if (candidates.length === 0) {
+    throw new VerificationError('collateral', `no signing certificate for the ${what} (give its issuer chain, the Intel SGX TCB Signing certificate)`);
+  }
+  let firstError: VerificationError | undefined;
+  for (const signer of candidates) {
+    try {
+      await verifyChain([signer], { anchors, now, crls: rootCrls });
+      if (!(await collateralSignatureValid(doc, signer))) {
+        throw new VerificationError('signature', `the ${what} signature does not verify with ${signer.label}`);
+      }
+      firstError = undefined;
+      break;
+    } catch (err) {
+      if (!(err instanceof VerificationError)) throw err;
+      firstError ??= err;
+    }
+  }
+  if (firstError) throw firstError;
+  const { issueDate, nextUpdate } = doc.body;
+  if (now < issueDate) throw new VerificationError('collateral', `the ${what} is not valid before its issueDate ${iso(issueDate)} (now ${iso(now)})`);
+  if (now > nextUpdate) throw new VerificationError('collateral', `the ${what} expired at its nextUpdate ${iso(nextUpdate)} (now ${iso(now)})`);
+  return doc;
+}
+
+function iso(d: Date): string {
+  return d.toISOString().replace('.000Z', 'Z');
+}
+
+/** QVL 4.1.2.4.9 - 10: the TCB info is for this TEE and this platform. */
+function checkTcbInfoMatches(info: TcbInfo, quote: IntelQuote, pck: PckExtensions): void {
+  if (quote.kind === 'tdx' && (info.id !== 'TDX' || info.version < 3)) {
+    throw new VerificationError('collateral', `TCB info "${info.id}" v${info.version} does not apply to a TDX quote (a TDX v3 TCB info is needed)`);
+  }
+  if (quote.kind === 'sgx' && info.id !== 'SGX') {
+    throw new VerificationError('collateral', `TCB info "${info.id}" does not apply to an SGX quote`);
+  }
+  if (info.fmspc !== pck.fmspc) {
+    throw new VerificationError('collateral', `TCB info is for FMSPC ${info.fmspc}, the PCK certificate's FMSPC is ${pck.fmspc}`);
+  }
+  if (info.pceId !== pck.pceId) {
+    throw new VerificationError('collateral', `TCB info is for PCE ID ${info.pceId}, the PCK certificate's PCE ID is ${pck.pceId}`);
+  }
+}
+
+// Attestation keys repeat for as long as a QE runs; importing one costs about as much as a verify.
+const attestationKeys = new Map<string, Promise<CryptoKey>>();
+
+function importAttestationKey(raw: Uint8Array): Promise<CryptoKey> {
+  const id = toHex(raw);
+  let key = attestationKeys.get(id);
+  if (!key) {
+    if (attestationKeys.size >= 256) attestationKeys.clear();
+    key = crypto.subtle
+      .importKey('raw', ownBytes(concatBytes(Uint8Array.of(4), raw)), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
+      .catch(() => {
+        attestationKeys.delete(id);
+        throw new VerificationError('binding', 'the attestation key is not a valid P-256 public key');
+      });
+    attestationKeys.set(id, key);
+  }
+  return key;
+}
+
+function pckClaims(pck: PckExtensions, path: Certificate[]): Record<string, unknown> {
+  const issuer = path[1]?.subject.commonName ?? '';
+  return {
+    fmspc: pck.fmspc,
+    pceId: pck.pceId,
+    pceSvn: pck.pceSvn,
+    tcbComponents: pck.tcbComponents,
+    pckCpuSvn: pck.cpuSvn,
+    ppid: pck.ppid,
+    sgxType: ['Standard', 'Scalable', 'ScalableWithIntegrity'][pck.sgxType] ?? pck.sgxType,
+    pckIssuer: /Platform/.test(issuer) ? 'platform' : /Processor/.test(issuer) ? 'processor' : issuer,
+    ...(pck.platformInstanceId ? { platformInstanceId: pck.platformInstanceId } : {}),
+  };
+}
+

@@ -66,8 +66,8 @@ const policyText = (file: string) => readFileSync(testdata('enarx-steward', 'pol
 describe('enarx-steward policy matrix (README §7)', () => {
   for (const [file, row] of Object.entries(MATRIX)) {
     for (const [vector, expected] of Object.entries(row) as [StewardVector, Outcome][]) {
-      it(`${file} × ${vector}: ${expected === 'PASS' ? 'PASS' : `REJECT ${expected}`}`, () => {
-        const outcome = evaluatePolicy(parsePolicy(policyText(file)), stewardResult(vector));
+      it(`${file} × ${vector}: ${expected === 'PASS' ? 'PASS' : `REJECT ${expected}`}`, async () => {
+        const outcome = evaluatePolicy(parsePolicy(policyText(file)), await stewardResult(vector));
         if (expected === 'PASS') {
           assert.deepEqual(outcome, { accepted: true, reasons: [] });
         } else {

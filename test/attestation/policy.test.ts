@@ -119,9 +119,9 @@ function withClaims(base: VerificationResult, patch: Partial<VerificationResult>
   return { ...base, ...patch, claims: { ...base.claims, ...claims } };
 }
 
-describe('policy evaluation beyond Enarx', () => {
-  const milan = stewardResult('milan');
-  const i5 = stewardResult('icelake-i5');
+describe('policy evaluation beyond Enarx', async () => {
+  const milan = await stewardResult('milan');
+  const i5 = await stewardResult('icelake-i5');
   const snpSigner = `signer = ["${(milan.claims.authorKeyDigest as string).toUpperCase()}"]`;
 
   it('never accepts evidence that did not verify', () => {

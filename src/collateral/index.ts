@@ -1,0 +1,33 @@
+/**
+ * Collateral for attestation, fetched from AMD's Key Distribution Service and Intel's Provisioning
+ * Certification Service (v4) and cached on disk with its expiry. Node only; see docs/collateral.md.
+ */
+export {
+  AMD_PRODUCTS,
+  type AmdKeyKind,
+  type AmdProduct,
+  fetchAmdCrl,
+  fetchCertChain,
+  fetchVcek,
+  hwid,
+  parseProduct,
+  reportIdentity,
+  type SnpTcb,
+  vcekUrl,
+} from './amd.ts';
+export { atomicWrite, type CacheMeta, DiskCache } from './cache.ts';
+export { ENARX_CRL_URLS, encodeCrlList, encodeTcbPackage } from './enarx.ts';
+export { HttpError, type ProgressEvent } from './http.ts';
+export {
+  fetchPckCert,
+  fetchPckCrl,
+  fetchQeIdentity,
+  fetchRootCaCrl,
+  fetchTcbInfo,
+  fmspcHex,
+  type IntelTee,
+  type PckCa,
+  type PckId,
+  parsePckIdCsv,
+} from './intel.ts';
+export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';

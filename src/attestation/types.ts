@@ -25,16 +25,23 @@ export type VerificationStep = (typeof VERIFICATION_STEPS)[number];
 /** A rejection: always names its step. */
 export class VerificationError extends Error {
   readonly step: VerificationStep;
-  constructor(step: VerificationStep, message: string, options?: { cause?: unknown }) {
+  /** Set when the failure is an input the caller did not give (the CLI exits 2 for it). */
+  readonly code: FailureCode | undefined;
+  constructor(step: VerificationStep, message: string, options?: { cause?: unknown; code?: FailureCode }) {
     super(message, options);
     this.name = 'VerificationError';
     this.step = step;
+    this.code = options?.code;
   }
 }
+
+/** 'missing-collateral': a certificate or collateral document the evidence needs was not given. */
+export type FailureCode = 'missing-collateral';
 
 export interface Failure {
   step: VerificationStep;
   message: string;
+  code?: FailureCode;
 }
 
 export interface PolicyOutcome {

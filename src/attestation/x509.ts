@@ -703,7 +703,7 @@ export interface ChainOptions {
 
 export interface ChainResult {
   anchor: TrustAnchor;
-  /** Leaf first, root last (the pinned anchor's own certificate). */
+  /** Leaf first, root last (the given root, or the anchor's certificate when the chain stopped below it). */
   path: Certificate[];
   /** For each link path[i] <- path[i+1]: whether a CRL from path[i+1] was checked for path[i]'s serial. */
   crlChecked: boolean[];
@@ -742,9 +742,8 @@ function findAnchor(chain: readonly Certificate[], anchors: readonly TrustAnchor
   if (last.isSelfIssued) {
     for (const anchor of anchors) {
       const a = anchor.certificate;
-      if (bytesEqual(a.subject.der, last.subject.der) && bytesEqual(a.spki, last.spki)) {
-        return { anchor, path: [...chain.slice(0, -1), a] };
-      }
+      // A re-issued root (same subject and key) is accepted; its own self-signature is checked below.
+      if (bytesEqual(a.subject.der, last.subject.der) && bytesEqual(a.spki, last.spki)) return { anchor, path: [...chain] };
     }
     throw new VerificationError('chain', `root ${last.label} is not a pinned trust anchor`);
   }
@@ -794,8 +793,8 @@ export function checkRevocation(crl: Crl, cert: Certificate): void {
  * Validates `chain` (leaf first; the root may be included or omitted) against pinned anchors at
  * `now`: every signature (RSA-PSS, RSA PKCS#1, ECDSA, Ed25519), issuer/subject name chaining,
  * validity windows, CA constraints on issuers, critical extensions, and the given CRLs. The root
- * must be byte-equal to an anchor (or have its subject and key); an embedded root is never trusted
- * on its own. Throws VerificationError with step 'chain' or 'crl'.
+ * must be byte-equal to an anchor, or have its subject and key (a re-issued root) and a valid
+ * self-signature; an embedded root is never trusted on its own. Throws VerificationError with step 'chain' or 'crl'.
  */
 export async function verifyChain(chain: readonly Certificate[], options: ChainOptions): Promise<ChainResult> {
   if (chain.length === 0) throw new VerificationError('chain', 'empty certificate chain');

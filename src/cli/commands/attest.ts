@@ -1,4 +1,145 @@
-import type { Command } from 'commander';
+import { readFile } from 'node:fs/promises';
+import { type Command, Option } from 'commander';
+import { EnarxError, UsageError } from '../errors.ts';
+import { log, printJson } from '../output.ts';
+import type { DecodedEvidence } from '../../attestation/index.ts';
+import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 
-// Placeholder until the 'attest' command lands; its owner replaces this file.
-export function register(_program: Command): void {}
+const KINDS: EvidenceKind[] = ['snp', 'sgx', 'tdx'];
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+interface VerifyFlags {
+  evidence: string;
+  kind?: EvidenceKind;
+  cert: string[];
+  collateral: string[];
+  crl: string[];
+  now?: string;
+  json?: boolean;
+}
+
+export function register(program: Command): void {
+  const attest = program.command('attest').description('decode and verify attestation evidence (SEV-SNP reports, SGX and TDX quotes)');
+
+  attest
+    .command('verify')
+    .description('verify evidence offline against the built-in AMD and Intel roots; exit 0 verified, 1 rejected, 2 bad input or missing collateral')
+    .requiredOption('--evidence <file>', 'the evidence: a raw 1184-byte SEV-SNP report or an SGX/TDX DCAP quote')
+    .addOption(new Option('--kind <kind>', 'the evidence kind (detected when omitted)').choices(KINDS))
+    .option('--cert <file>', 'certificates, PEM or DER: VCEK/VLEK, ASK/ASVK, ARK, or an issuer chain (repeatable)', collect, [])
+    .option('--collateral <file>', 'Intel PCS TCB info or QE identity JSON, or a combined collateral.json (repeatable)', collect, [])
+    .option('--crl <file>', 'a CRL, PEM or DER: AMD KDS CRLs, Intel PCK and Root CA CRLs (repeatable)', collect, [])
+    .option('--now <time>', 'check validity at this RFC 3339 time instead of the current time')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (flags: VerifyFlags) => {
+      const now = flags.now === undefined ? undefined : parseNow(flags.now);
+      const [evidence, certs, collateral, crls] = await Promise.all([
+        readInput(flags.evidence, 'evidence'),
+        Promise.all(flags.cert.map((f) => readInput(f, 'certificate'))),
+        Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
+        Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
+      ]);
+      const { verifyEvidence } = await import('../../attestation/index.ts');
+      const result = await verifyEvidence({ evidence, kind: flags.kind, certs, collateral, crls, now });
+      // `--policy FILE` (the policy issue) evaluates here and fills result.policy.
+      for (const warning of result.warnings) log('warn', warning);
+      if (flags.json) printJson(jsonView(result));
+      else process.stdout.write(humanView(result));
+      if (result.failure?.code === 'missing-collateral') {
+        if (!flags.json) process.stderr.write(`enarx: ${result.failure.message}\n`);
+        process.exitCode = 2;
+      } else {
+        process.exitCode = result.verified && (result.policy === null || result.policy.accepted) ? 0 : 1;
+      }
+    });
+
+  attest
+    .command('decode')
+    .description('print every field of some evidence without verifying it')
+    .requiredOption('--evidence <file>', 'the evidence: a raw SEV-SNP report or an SGX/TDX DCAP quote')
+    .addOption(new Option('--kind <kind>', 'the evidence kind (detected when omitted)').choices(KINDS))
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (flags: { evidence: string; kind?: EvidenceKind; json?: boolean }) => {
+      const evidence = await readInput(flags.evidence, 'evidence');
+      const { decodeEvidence, VerificationError } = await import('../../attestation/index.ts');
+      let decoded: DecodedEvidence;
+      try {
+        decoded = decodeEvidence(evidence, flags.kind);
+      } catch (err) {
+        if (err instanceof VerificationError) throw new EnarxError(`${flags.evidence}: ${err.message}`, { hint: 'pass a raw report or quote; --kind snp|sgx|tdx if detection fails' });
+        throw err;
+      }
+      if (flags.json) printJson(decoded);
+      else process.stdout.write(`${KIND_TITLE[decoded.kind]} (not verified)\n${fieldLines({ measurement: decoded.measurement, reportData: decoded.reportData, debug: decoded.debug, ...decoded.claims }).join('\n')}\n`);
+    });
+}
+
+function parseNow(text: string): Date {
+  const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+  const date = new Date(text);
+  if (!rfc3339.test(text) || Number.isNaN(date.getTime())) {
+    throw new UsageError(`--now '${text}' is not an RFC 3339 time`, 'write it like 2025-12-06T00:00:00Z');
+  }
+  return date;
+}
+
+async function readInput(path: string, what: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
+    throw new EnarxError(`cannot read ${what} file '${path}': ${reason}`, { exitCode: 2, hint: 'check the path and its permissions' });
+  }
+}
+
+const KIND_TITLE: Record<EvidenceKind, string> = { snp: 'AMD SEV-SNP report', sgx: 'Intel SGX quote', tdx: 'Intel TDX quote' };
+
+/** The documented --json shape: exactly these keys, whatever the outcome; verifier metadata goes under claims.verification. */
+export function jsonView(result: VerificationResult): Record<string, unknown> {
+  return {
+    kind: result.kind,
+    verified: result.verified,
+    tcbStatus: result.tcbStatus,
+    advisories: result.advisories,
+    debug: result.debug,
+    measurement: result.measurement,
+    reportData: result.reportData,
+    claims: {
+      ...result.claims,
+      verification: {
+        trustAnchor: result.trustAnchor,
+        revocationChecked: result.revocationChecked,
+        warnings: result.warnings,
+        ...(result.trailingBytes !== undefined ? { trailingBytes: result.trailingBytes } : {}),
+      },
+    },
+    failure: result.failure ? { step: result.failure.step, message: result.failure.message } : null,
+    policy: result.policy,
+  };
+}
+
+function humanView(result: VerificationResult): string {
+  const verdict = result.verified ? 'VERIFIED' : `REJECTED at step '${result.failure?.step}': ${result.failure?.message}`;
+  const rows: Array<[string, string]> = [];
+  if (result.trustAnchor) rows.push(['trust anchor', result.trustAnchor]);
+  const claims = result.claims as Record<string, unknown>;
+  if (claims.product) rows.push(['product', `${claims.product}${claims.signingKey ? ` (${String(claims.signingKey).toUpperCase()})` : ''}`]);
+  if (result.tcbStatus) rows.push(['TCB status', result.tcbStatus]);
+  if (result.advisories.length) rows.push(['advisories', result.advisories.join(', ')]);
+  if (result.measurement) rows.push(['measurement', result.measurement]);
+  if (result.reportData) rows.push(['report data', result.reportData]);
+  if (result.measurement) rows.push(['debug', result.debug ? 'yes (a production policy should refuse it)' : 'no']);
+  if (result.trustAnchor) rows.push(['revocation', result.revocationChecked ? 'checked' : 'not checked (no CRL given)']);
+  if (result.trailingBytes) rows.push(['trailing bytes', `${result.trailingBytes} (ignored)`]);
+  const width = Math.max(0, ...rows.map(([k]) => k.length));
+  return `${KIND_TITLE[result.kind]}: ${verdict}\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}\n`).join('')}`;
+}
+
+/** "a.b.c: value" lines for every leaf field, in order. */
+function fieldLines(value: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(value).flatMap(([key, v]) => {
+    const name = `${prefix}${key}`;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) return fieldLines(v as Record<string, unknown>, `${name}.`);
+    return [`  ${name}: ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`];
+  });
+}

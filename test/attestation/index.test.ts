@@ -1,0 +1,84 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { testdata } from '../helpers/paths.ts';
+import { decodeEvidence, detectEvidenceKind, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
+import { createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
+import { toPem } from '../../src/attestation/x509.ts';
+
+const file = (...p: string[]) => new Uint8Array(readFileSync(testdata('attestation', ...p)));
+
+test('kind detection: SNP reports, SGX and TDX quotes, and nothing else', () => {
+  assert.equal(detectEvidenceKind(file('sev-snp', 'milan-v2-gosevguest', 'report.bin')), 'snp');
+  assert.equal(detectEvidenceKind(file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin')), 'snp');
+  assert.equal(detectEvidenceKind(file('sgx', 'phala-sgx-v3', 'quote.bin')), 'sgx');
+  assert.equal(detectEvidenceKind(file('tdx', 'phala-tdx-v4', 'quote.bin')), 'tdx');
+  assert.equal(detectEvidenceKind(file('tdx', 'phala-tdx-v5-tcb-not-supported', 'quote.bin')), 'tdx');
+  assert.equal(detectEvidenceKind(new Uint8Array(1184)), undefined);
+  assert.equal(detectEvidenceKind(new Uint8Array(10)), undefined);
+});
+
+test('verifyEvidence dispatches SNP and Intel evidence, takes PEM/DER inputs, and names the kind on every failure', async () => {
+  const snp = await verifyEvidence({
+    evidence: file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'),
+    certs: [file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'), new TextDecoder().decode(file('sev-snp', 'amd-roots', 'ask_ark_genoa.pem'))],
+    crls: [file('sev-snp', 'amd-roots', 'crl_vcek_genoa.pem')],
+    now: new Date('2025-06-01T00:00:00Z'),
+  });
+  assert.equal(snp.verified, true, snp.failure?.message ?? "");
+  assert.equal(snp.kind, 'snp');
+  const sgx = await verifyEvidence({ evidence: file('sgx', 'phala-sgx-v3', 'quote.bin'), collateral: [file('sgx', 'phala-sgx-v3', 'collateral.json')], now: new Date('2025-07-01T00:00:00Z') });
+  assert.equal(sgx.kind, 'sgx');
+  assert.equal(sgx.verified, true, sgx.failure?.message ?? "");
+  assert.equal(sgx.tcbStatus, 'ConfigurationAndSWHardeningNeeded');
+  const missing = await verifyEvidence({ evidence: file('tdx', 'phala-tdx-v4', 'quote.bin'), now: new Date('2025-07-01T00:00:00Z') });
+  assert.equal(missing.kind, 'tdx');
+  assert.equal(missing.failure?.step, 'collateral');
+  assert.equal(missing.failure?.code, 'missing-collateral');
+  const wrongKind = await verifyEvidence({ evidence: file('sgx', 'phala-sgx-v3', 'quote.bin'), kind: 'snp' });
+  assert.equal(wrongKind.kind, 'snp');
+  assert.deepEqual(wrongKind.failure, { step: 'parse', message: 'the evidence is an Intel SGX quote, not an AMD SEV-SNP report' });
+  const badCert = await verifyEvidence({ evidence: file('sev-snp', 'milan-v2-gosevguest', 'report.bin'), certs: ['not a certificate'] });
+  assert.equal(badCert.failure?.step, 'parse');
+  assert.match(badCert.failure!.message, /no PEM CERTIFICATE block/);
+});
+
+test('test roots are accepted only through trustedTestRoots and are always reported as test:...', async () => {
+  const chain = await createTestSnpChain({ product: 'genoa' });
+  const report = await createTestSnpReport(chain);
+  const now = new Date('2026-01-01T00:00:00Z');
+  const certs = [chain.leaf.der, toPem('CERTIFICATE', chain.ask.der)];
+  const untrusted = await verifyEvidence({ evidence: report, certs, now });
+  assert.equal(untrusted.verified, false);
+  assert.equal(untrusted.failure?.step, 'chain');
+  const trusted = await verifyEvidence({ evidence: report, certs, now, trustedTestRoots: [{ name: 'software-keep', certificate: chain.ark.der }] });
+  assert.equal(trusted.verified, true, trusted.failure?.message ?? "");
+  assert.equal(trusted.trustAnchor, 'test:software-keep');
+});
+
+test('decodeEvidence prints every field without verifying, and refuses what is not evidence', () => {
+  const d = decodeEvidence(file('sev-snp', 'milan-v5-gcp-teekit', 'report.bin'));
+  assert.equal(d.kind, 'snp');
+  assert.equal(d.claims.product, 'milan');
+  assert.equal(d.claims.launchMitVector, '0x000000000000000b');
+  const q = decodeEvidence(file('tdx', 'phala-tdx-v4', 'quote.bin'));
+  assert.equal(q.kind, 'tdx');
+  assert.equal(q.measurement, '91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7');
+  assert.throws(() => decodeEvidence(new Uint8Array(5)), { step: 'parse', message: /not attestation evidence/ });
+});
+
+test('verifyEvidence never throws on truncated, oversized or random evidence', async () => {
+  const samples = [file('sev-snp', 'milan-v5-gcp-teekit', 'report.bin'), file('sgx', 'phala-sgx-v3', 'quote.bin'), file('tdx', 'phala-tdx-v4', 'quote.bin')];
+  await fc.assert(
+    fc.asyncProperty(fc.integer({ min: 0, max: 2 }), fc.nat(), fc.uint8Array({ maxLength: 64 }), async (which, cut, tail) => {
+      const base = samples[which]!;
+      for (const evidence of [base.subarray(0, cut % (base.length + 1)), new Uint8Array([...base, ...tail]), tail]) {
+        const r = await verifyEvidence({ evidence, now: new Date('2025-12-06T00:00:00Z') });
+        assert.ok(['snp', 'sgx', 'tdx'].includes(r.kind));
+        if (!r.verified) assert.ok(VERIFICATION_STEPS.includes(r.failure!.step));
+      }
+    }),
+    { numRuns: 120 },
+  );
+});

@@ -1,0 +1,102 @@
+// Turin, revocation and the VLEK path with chains generated locally under test roots that only
+// these tests trust (no AMD signature is ever imitated).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { verifySnp } from '../../src/attestation/snp/verify.ts';
+import { generateKeyPair } from '../../src/attestation/testing/pki.ts';
+import { createTestArkCrl, createTestSnpChain, createTestSnpReport, type TestSnpChain } from '../../src/attestation/testing/snp.ts';
+import type { VerificationResult } from '../../src/attestation/types.ts';
+
+const NOW = new Date('2026-01-01T00:00:00Z');
+
+function outcome(r: VerificationResult): string {
+  return r.verified ? 'ok' : `${r.failure!.step}: ${r.failure!.message}`;
+}
+
+// Key generation dominates; one set of keys serves every chain here.
+const keys = (async () => ({ ark: await generateKeyPair('rsa-pss'), ask: await generateKeyPair('rsa-pss'), leaf: await generateKeyPair('ec-p384') }))();
+
+async function chainFor(product: 'milan' | 'genoa' | 'turin', signingKey: 'vcek' | 'vlek' = 'vcek', tcb?: TestSnpChain['tcb']): Promise<TestSnpChain> {
+  return createTestSnpChain({ product, signingKey, keys: await keys, ...(tcb ? { tcb } : {}) });
+}
+
+function verify(chain: TestSnpChain, report: Uint8Array, extra: Partial<Parameters<typeof verifySnp>[1]> = {}) {
+  return verifySnp(report, { certs: [chain.leaf, chain.ask, chain.ark], trustedTestRoots: [chain.anchor], now: NOW, ...extra });
+}
+
+test('Turin: the FMC SPL and the Turin TCB layout, an 8-byte hwID, and the test anchor named test:...', async () => {
+  const chain = await chainFor('turin', 'vcek', { fmc: 2, bootloader: 3, tee: 1, snp: 22, microcode: 80 });
+  const report = await createTestSnpReport(chain, { version: 3 });
+  const r = await verify(chain, report);
+  assert.equal(outcome(r), 'ok');
+  assert.equal(r.trustAnchor, 'test:turin-ark');
+  const c = r.claims as Record<string, any>;
+  assert.equal(c.product, 'turin');
+  // Turin layout: byte0 FMC, 1 BL, 2 TEE, 3 SNP, 7 microcode.
+  assert.deepEqual(c.reportedTcb, { raw: '0203011600000050', fmc: 2, bootloader: 3, tee: 1, snp: 22, microcode: 80 });
+  assert.equal(c.certificate.hwId.length, 16);
+  // A Turin VCEK for another FMC SPL does not match the report.
+  const other = await chainFor('turin', 'vcek', { fmc: 1, bootloader: 3, tee: 1, snp: 22, microcode: 80 });
+  const mismatched = await createTestSnpReport({ ...other, tcb: { ...other.tcb, fmc: 2 } });
+  const bad = await verify(other, mismatched);
+  assert.equal(bad.failure?.step, 'tcb');
+  assert.match(bad.failure!.message, /fmc 1.*REPORTED_TCB is \(.*fmc 2/);
+  // Read with the Milan layout, the same bytes would have been misread: the product decides.
+  assert.notEqual(c.reportedTcb.snp, report[0x186]);
+  // A version 2 report cannot come from Turin.
+  assert.match(outcome(await verify(chain, await createTestSnpReport(chain, { version: 2 }))), /^collateral: a version 2 report cannot come from Turin/);
+});
+
+test('Milan and Genoa test chains: versions 2 to 5 pass; the CPUID must name the chain product', async () => {
+  for (const product of ['milan', 'genoa'] as const) {
+    const chain = await chainFor(product);
+    for (const version of [2, 3, 4, 5] as const) {
+      const report = await createTestSnpReport(chain, { version, launchMitVector: version === 5 ? 3n : undefined });
+      const r = await verify(chain, report);
+      assert.equal(outcome(r), 'ok', `${product} v${version}`);
+      assert.equal((r.claims as Record<string, unknown>).launchMitVector, version === 5 ? '0x0000000000000003' : null);
+    }
+    const wrongCpu = await createTestSnpReport(chain, { cpuid: { familyId: 0x1a, modelId: 0x02, stepping: 0 } });
+    assert.match(outcome(await verify(chain, wrongCpu)), /^collateral: the report's CPUID names Turin/);
+  }
+});
+
+test('revocation: a CRL from the ARK that lists the ASK rejects the chain; an empty one marks revocation as checked', async () => {
+  const chain = await chainFor('genoa');
+  const report = await createTestSnpReport(chain);
+  const clean = await verify(chain, report, { crls: [await createTestArkCrl(chain)] });
+  assert.equal(outcome(clean), 'ok');
+  assert.equal(clean.revocationChecked, true);
+  const revoked = await verify(chain, report, { crls: [await createTestArkCrl(chain, { revoked: [0x10001] })] });
+  assert.match(outcome(revoked), /^crl: certificate 'TEST-SEV-Genoa' \(serial 10001\) was revoked/);
+  const stale = await verify(chain, report, { crls: [await createTestArkCrl(chain, { thisUpdate: new Date('2024-01-01T00:00:00Z'), nextUpdate: new Date('2025-01-01T00:00:00Z') })] });
+  assert.match(outcome(stale), /^crl: .* expired at 2025-01-01T00:00:00Z/);
+  const noCrl = await verify(chain, report);
+  assert.equal(noCrl.revocationChecked, false);
+  assert.match(noCrl.warnings.join('\n'), /no CRL given/);
+});
+
+test('a test root is trusted only when passed explicitly', async () => {
+  const chain = await chainFor('milan');
+  const report = await createTestSnpReport(chain);
+  const r = await verifySnp(report, { certs: [chain.leaf, chain.ask, chain.ark], now: NOW });
+  assert.match(outcome(r), /^chain: root 'TEST-ARK-Milan' .* is not a pinned trust anchor/);
+  const r2 = await verifySnp(report, { certs: [chain.leaf, chain.ask], now: NOW });
+  assert.match(outcome(r2), /^chain: .*not a pinned trust anchor/);
+});
+
+test('VLEK test chain; a masked CHIP_ID only warns; a VCEK for another chip is refused at binding', async () => {
+  const vlek = await chainFor('milan', 'vlek');
+  const r = await verify(vlek, await createTestSnpReport(vlek, { vmpl: 2 }));
+  assert.equal(outcome(r), 'ok');
+  assert.equal((r.claims as Record<string, unknown>).signingKey, 'vlek');
+  const vcek = await chainFor('genoa');
+  const masked = await verify(vcek, await createTestSnpReport(vcek, { chipId: new Uint8Array(64) }));
+  assert.equal(outcome(masked), 'ok');
+  assert.match(masked.warnings.join('\n'), /masked CHIP_ID/);
+  const otherChip = await verify(vcek, await createTestSnpReport(vcek, { chipId: new Uint8Array(64).fill(7) }));
+  assert.match(outcome(otherChip), /^binding: the VCEK belongs to chip/);
+  // A report signed by a VLEK-labelled chain but claiming VCEK.
+  const lie = await createTestSnpReport({ ...vlek, signingKey: 'vcek' });
+  assert.match(outcome(await verify(vlek, lie)), /^chain: the report is signed with a VCEK, but .* is a VLEK/);
+});

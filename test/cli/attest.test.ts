@@ -1,0 +1,86 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { runEnarx } from '../helpers/cli.ts';
+import { testdata } from '../helpers/paths.ts';
+
+const T = (...p: string[]) => testdata('attestation', ...p);
+const KEYS = ['kind', 'verified', 'tcbStatus', 'advisories', 'debug', 'measurement', 'reportData', 'claims', 'failure', 'policy'];
+
+test('attest verify --json: exactly the documented keys, exit 0 when verified (SNP, DER VCEK + PEM chain + CRL)', async () => {
+  const r = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--cert', T('sev-snp', 'milan-v2-gosevguest', 'vcek.der'), '--cert', T('sev-snp', 'amd-roots', 'ask_ark_milan.pem'), '--crl', T('sev-snp', 'amd-roots', 'crl_vcek_milan.pem'), '--now', '2025-12-06T00:00:00Z', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(Object.keys(out), KEYS);
+  assert.equal(out.kind, 'snp');
+  assert.equal(out.verified, true);
+  assert.equal(out.tcbStatus, null);
+  assert.deepEqual(out.advisories, []);
+  assert.equal(out.debug, true);
+  assert.equal(out.measurement, 'b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01');
+  assert.equal(out.failure, null);
+  assert.equal(out.policy, null);
+  assert.equal(out.claims.product, 'milan');
+  assert.equal(out.claims.verification.trustAnchor, 'amd-milan');
+  assert.equal(out.claims.verification.revocationChecked, true);
+  assert.equal(r.stderr, '');
+});
+
+test('attest verify: a rejection exits 1 with the step (JSON and human), detection without --kind', async () => {
+  const args = ['attest', 'verify', '--evidence', T('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'), '--cert', T('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'), '--cert', T('sev-snp', 'amd-roots', 'ask_ark_milan.pem'), '--now', '2025-06-01T00:00:00Z'];
+  const json = await runEnarx([...args, '--json']);
+  assert.equal(json.code, 1);
+  const out = JSON.parse(json.stdout);
+  assert.deepEqual(Object.keys(out), KEYS);
+  assert.equal(out.verified, false);
+  assert.equal(out.failure.step, 'chain');
+  const human = await runEnarx(args);
+  assert.equal(human.code, 1);
+  assert.match(human.stdout, /^AMD SEV-SNP report: REJECTED at step 'chain'/);
+});
+
+test('attest verify: SGX with combined collateral, TDX with a TCB level that is not supported', async () => {
+  const sgx = await runEnarx(['attest', 'verify', '--evidence', T('sgx', 'phala-sgx-v3', 'quote.bin'), '--collateral', T('sgx', 'phala-sgx-v3', 'collateral.json'), '--now', '2025-07-01T00:00:00Z', '--json']);
+  assert.equal(sgx.code, 0, sgx.stderr);
+  const out = JSON.parse(sgx.stdout);
+  assert.equal(out.kind, 'sgx');
+  assert.equal(out.tcbStatus, 'ConfigurationAndSWHardeningNeeded');
+  assert.deepEqual(out.advisories, ['INTEL-SA-00289', 'INTEL-SA-00615']);
+  const tdx = await runEnarx(['attest', 'verify', '--evidence', T('tdx', 'phala-tdx-v5-tcb-not-supported', 'quote.bin'), '--kind', 'tdx', '--collateral', T('tdx', 'phala-tdx-v5-tcb-not-supported', 'collateral.json'), '--now', '2026-03-01T00:00:00Z', '--json']);
+  assert.equal(tdx.code, 1);
+  assert.equal(JSON.parse(tdx.stdout).failure.step, 'tcb');
+});
+
+test('attest verify exits 2 for an unreadable file, bad flags and missing collateral; 1 for evidence that does not parse', async () => {
+  const missingFile = await runEnarx(['attest', 'verify', '--evidence', '/nonexistent/report.bin']);
+  assert.equal(missingFile.code, 2);
+  assert.match(missingFile.stderr, /cannot read evidence file '\/nonexistent\/report.bin': no such file/);
+  const badNow = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--now', 'yesterday']);
+  assert.equal(badNow.code, 2);
+  assert.match(badNow.stderr, /not an RFC 3339 time/);
+  const badKind = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--kind', 'tpm']);
+  assert.equal(badKind.code, 2);
+  const noVcek = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--json']);
+  assert.equal(noVcek.code, 2);
+  const out = JSON.parse(noVcek.stdout);
+  assert.deepEqual(Object.keys(out), KEYS);
+  assert.equal(out.failure.step, 'collateral');
+  assert.match(out.failure.message, /kdsintf\.amd\.com/);
+  const notEvidence = await runEnarx(['attest', 'verify', '--evidence', T('README.md'), '--json']);
+  assert.equal(notEvidence.code, 1);
+  assert.equal(JSON.parse(notEvidence.stdout).failure.step, 'parse');
+});
+
+test('attest decode prints every field (human and JSON) and fails cleanly on non-evidence', async () => {
+  const human = await runEnarx(['attest', 'decode', '--evidence', T('sev-snp', 'milan-v3-vlek-aws-trustee', 'report.bin')]);
+  assert.equal(human.code, 0, human.stderr);
+  assert.match(human.stdout, /^AMD SEV-SNP report \(not verified\)/);
+  assert.match(human.stdout, /reportedTcb\.microcode: 217/);
+  assert.match(human.stdout, /signingKey: vlek/);
+  const json = await runEnarx(['attest', 'decode', '--evidence', T('tdx', 'phala-tdx-v4', 'quote.bin'), '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  assert.equal(JSON.parse(json.stdout).kind, 'tdx');
+  const bad = await runEnarx(['attest', 'decode', '--evidence', T('README.md')]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^enarx: .*not attestation evidence/);
+  assert.equal(bad.stdout, '');
+});

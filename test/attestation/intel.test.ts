@@ -181,3 +181,12 @@ test('verifySgxQuote refuses a TDX quote (and vice versa) at step parse', async 
   assert.equal((await verifyTdxQuote(sgx.quote, sgx.options)).failure?.step, 'parse');
   assert.equal((await verifyIntelQuote(sgx.quote, sgx.options)).verified, true);
 });
+
+test('a CRL of an unrelated issuer (AMD) is not used and does not stand in for the PCK CRL', async () => {
+  const v = mobilecoin(false);
+  const amdCrl = read('attestation', 'sev-snp', 'amd-roots', 'crl_vcek_milan.pem');
+  const r = await verifySgxQuote(v.quote, { ...v.options, crls: [amdCrl] });
+  assertVerified(r);
+  assert.equal(r.revocationChecked, false);
+  assert.ok(r.warnings.some((w) => /no PCK CRL/.test(w)));
+});

@@ -103,15 +103,41 @@ function result(
   };
 }
 
-function toCerts(list: readonly (Uint8Array | string)[] | undefined): Certificate[] {
-  return (list ?? []).flatMap((c) => parseCertificates(c));
+// Collateral is usually parsed once and verified against many quotes: remember what each input
+// object parsed to, so that the warm path does not even look the bytes up in the parsers' caches.
+const parsedCerts = new WeakMap<Uint8Array, Certificate[]>();
+const parsedCrls = new WeakMap<Uint8Array, Crl>();
+
+function remembered<T>(cache: WeakMap<Uint8Array, T>, input: Uint8Array | string, parse: (input: Uint8Array | string) => T): T {
+  if (typeof input === 'string') return parse(input);
+  let value = cache.get(input);
+  if (value === undefined) cache.set(input, (value = parse(input)));
+  return value;
+}
+
+const toCerts = (list: readonly (Uint8Array | string)[] | undefined): Certificate[] =>
+  (list ?? []).flatMap((c) => remembered(parsedCerts, c, parseCertificates));
+const toCrls = (list: readonly (Uint8Array | string)[] | undefined): Crl[] => (list ?? []).map((c) => remembered(parsedCrls, c, parseCrl));
+
+// A platform sends the same PCK chain in every quote; its PEM text is a cheap, exact cache key.
+const pckChains = new Map<string, Certificate[]>();
+
+function quotePckChain(data: Uint8Array): Certificate[] {
+  const text = new TextDecoder('latin1').decode(data);
+  let chain = pckChains.get(text);
+  if (!chain) {
+    chain = parseCertificates(data);
+    if (pckChains.size >= 64) pckChains.clear();
+    pckChains.set(text, chain);
+  }
+  return chain;
 }
 
 async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, state: State): Promise<TcbEvaluation> {
   const { now } = options;
   const anchors = options.roots ?? [await intelSgxRoot()];
   const collateral = options.collateral ?? {};
-  const crls = [...(collateral.crls ?? []), ...(options.crls ?? [])].map((c) => parseCrl(c));
+  const crls = [...toCrls(collateral.crls), ...toCrls(options.crls)];
   const extraCerts = [...toCerts(collateral.certs), ...toCerts(options.certs)];
 
   // PCK certificate chain (QVL 4.1.2.4.4 - 4.1.2.4.7).
@@ -122,14 +148,20 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   }
   const rootCrls = crls.filter((c) => anchors.some((a) => bytesEqual(c.issuer.der, a.certificate.subject.der)));
   const pckCrls = crls.filter((c) => !rootCrls.includes(c) && bytesEqual(c.issuer.der, leaf.issuer.der));
-  const foreignCrls = crls.filter((c) => !rootCrls.includes(c) && !pckCrls.includes(c));
+  // A PCK CRL of the other Intel CA (Processor vs Platform) is the wrong collateral, as in the QVL;
+  // CRLs of unrelated issuers (another vendor's) are simply not used.
+  const foreignCrls = crls.filter((c) => !rootCrls.includes(c) && !pckCrls.includes(c) && / PCK /.test(` ${c.issuer.commonName} `));
   if (pckCrls.length === 0 && foreignCrls.length > 0) {
     const names = foreignCrls.map((c) => `'${c.issuer.commonName || c.issuer.text}'`).join(', ');
     throw new VerificationError('crl', `the PCK CRL given is issued by ${names}, not by the PCK certificate's issuer '${leaf.issuer.commonName}'`);
   }
+  // The three WebCrypto operations a quote needs run while the chain and collateral are checked;
+  // their outcomes are still examined in the QVL's order below.
+  const cryptoChecks = startCryptoChecks(quote, leaf);
+  cryptoChecks.catch(() => {}); // examined after the chain; never an unhandled rejection
   const chain = await verifyChain(pckChain, { anchors, now, crls: [...rootCrls, ...pckCrls] });
   state.trustAnchor = chain.anchor.name;
-  const pck = decodePckExtensions(requireExtension(leaf));
+  const pck = pckExtensionsOf(leaf);
   Object.assign(state.claims, pckClaims(pck, chain.path));
   if (pckCrls.length === 0) state.warnings.push(`no PCK CRL given: revocation of the PCK certificate by '${leaf.issuer.commonName}' was not checked`);
   if (rootCrls.length === 0) state.warnings.push('no Intel SGX Root CA CRL given: revocation of the intermediate and TCB signing certificates was not checked');
@@ -150,14 +182,9 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   state.claims.tcbEvaluationDataNumber = tcbInfo.body.tcbEvaluationDataNumber;
 
   // QE report: signed by the PCK key, and binding the attestation key (QVL 4.1.2.4.12 - 13).
-  const pckKey = await leaf.verifyKey({ kind: 'ecdsa', hash: 'SHA-256' }).catch(() => {
-    throw new VerificationError('chain', `PCK certificate ${leaf.label} does not carry a P-256 key`);
-  });
-  if (!(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pckKey, ownBytes(quote.qeReportSignature), ownBytes(quote.qeReportRaw)))) {
-    throw new VerificationError('signature', 'the QE report signature does not verify with the PCK certificate key');
-  }
-  const binding = await digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
-  if (!bytesEqual(binding, quote.qeReportRaw.subarray(320, 352))) {
+  const checks = await cryptoChecks;
+  if (!checks.qeReportSignature) throw new VerificationError('signature', 'the QE report signature does not verify with the PCK certificate key');
+  if (!bytesEqual(checks.binding, quote.qeReportRaw.subarray(320, 352))) {
     throw new VerificationError('binding', 'QE report data is not SHA-256(attestation key || QE authentication data)');
   }
   if (!qeReportDataUpperIsZero(quote)) state.warnings.push('QE report data bytes 32..63 are not zero');
@@ -174,10 +201,8 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   }
 
   // The quote itself (QVL 4.1.2.4.16).
-  const attestationKey = await importAttestationKey(quote.attestationKey);
-  if (!(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, attestationKey, ownBytes(quote.signature), ownBytes(quote.signedData)))) {
-    throw new VerificationError('signature', 'the quote signature does not verify with the attestation key');
-  }
+  if (checks.quoteSignature instanceof VerificationError) throw checks.quoteSignature;
+  if (!checks.quoteSignature) throw new VerificationError('signature', 'the quote signature does not verify with the attestation key');
 
   // TCB levels (QVL 4.1.2.4.17).
   const tcb = evaluateTcb(tcbInfo.body, pck, quote, qe);
@@ -197,16 +222,42 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   return tcb;
 }
 
-function requireExtension(leaf: Certificate): Uint8Array {
-  const ext = leaf.extension(SGX_EXTENSION_OID);
-  if (!ext) throw new VerificationError('parse', `PCK certificate ${leaf.label} has no SGX extension (${SGX_EXTENSION_OID})`);
-  return ext.value;
+const pckExtensions = new WeakMap<Certificate, PckExtensions>();
+
+function pckExtensionsOf(leaf: Certificate): PckExtensions {
+  let pck = pckExtensions.get(leaf);
+  if (!pck) {
+    const ext = leaf.extension(SGX_EXTENSION_OID);
+    if (!ext) throw new VerificationError('parse', `PCK certificate ${leaf.label} has no SGX extension (${SGX_EXTENSION_OID})`);
+    pckExtensions.set(leaf, (pck = decodePckExtensions(ext.value)));
+  }
+  return pck;
+}
+
+interface CryptoOutcome {
+  qeReportSignature: boolean;
+  binding: Uint8Array;
+  /** A VerificationError when the attestation key is not a P-256 point. */
+  quoteSignature: boolean | VerificationError;
+}
+
+async function startCryptoChecks(quote: IntelQuote, leaf: Certificate): Promise<CryptoOutcome> {
+  const ecdsa = { name: 'ECDSA', hash: 'SHA-256' };
+  const qeReportSignature = leaf
+    .verifyKey({ kind: 'ecdsa', hash: 'SHA-256' })
+    .then((key) => crypto.subtle.verify(ecdsa, key, ownBytes(quote.qeReportSignature), ownBytes(quote.qeReportRaw)))
+    .catch(() => false);
+  const binding = digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
+  const quoteSignature = importAttestationKey(quote.attestationKey)
+    .then((key) => crypto.subtle.verify(ecdsa, key, ownBytes(quote.signature), ownBytes(quote.signedData)))
+    .catch((err: unknown) => (err instanceof VerificationError ? err : false));
+  return { qeReportSignature: await qeReportSignature, binding: await binding, quoteSignature: await quoteSignature };
 }
 
 /** The PCK chain, leaf first: from certification data type 5, or for types 1-4 from the given certificates. */
 function pckCertificateChain(quote: IntelQuote, extra: Certificate[]): Certificate[] {
   if (quote.certificationDataType === CERT_DATA_PCK_CHAIN) {
-    const chain = parseCertificates(quote.certificationData);
+    const chain = quotePckChain(quote.certificationData);
     if (chain.length < 2) throw new VerificationError('parse', `the quote's PCK chain holds ${chain.length} certificate(s); expected leaf, intermediate and root`);
     return chain;
   }
@@ -256,7 +307,7 @@ async function verifySignedCollateral<T extends TcbInfo | EnclaveIdentity>(
   rootCrls: Crl[],
   now: Date,
 ): Promise<Signed<T>> {
-  const own = doc.issuerChain ? doc.issuerChain.flatMap((c) => parseCertificates(c)) : [];
+  const own = toCerts(doc.issuerChain);
   const candidates = [...own, ...extra].filter((c) => !c.isSelfIssued && !c.extension(SGX_EXTENSION_OID) && !c.basicConstraints?.ca);
   if (candidates.length === 0) {
     throw new VerificationError('collateral', `no signing certificate for the ${what} (give its issuer chain, the Intel SGX TCB Signing certificate)`);

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ register
   config: { summary: 'Enarx.toml helpers', load: () => import('./commands/config.ts') },
   platform: { summary: 'inspect this platform and its collateral', load: () => import('./commands/platform.ts') },
   attest: { summary: 'decode and verify attestation evidence', load: () => import('./commands/attest.ts') },
+  'update-cache': { summary: 'refresh cached attestation collateral', load: () => import('./commands/update-cache.ts') },
   steward: { summary: 'the attestation CA', load: () => import('./commands/steward.ts') },
   drawbridge: { summary: 'the package registry server', load: () => import('./commands/drawbridge.ts') },
   user: { summary: 'registry user accounts', load: () => import('./commands/user.ts') },

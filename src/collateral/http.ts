@@ -66,7 +66,7 @@ export async function httpGet(url: string, options: HttpOptions): Promise<HttpAn
       await new Promise((r) => setTimeout(r, delay));
     }
   }
-  throw new HttpError(url, `${lastError!.message} (gave up after ${options.retries + 1} attempts)`, lastError!.status);
+  throw new HttpError(url, `${lastError!.message} (gave up after ${options.retries + 1} attempt${options.retries === 0 ? '' : 's'})`, lastError!.status);
 }
 
 async function once(url: string, options: HttpOptions): Promise<HttpAnswer> {

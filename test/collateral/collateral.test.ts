@@ -22,7 +22,7 @@ import {
 } from '../../src/collateral/index.ts';
 import { testdata } from '../helpers/paths.ts';
 import * as fx from './fixtures.ts';
-import { startServer, type TestServer } from './server.ts';
+import { closedUrl, startServer, type TestServer } from './server.ts';
 
 let server: TestServer;
 const dirs: string[] = [];
@@ -97,18 +97,18 @@ describe('AMD KDS', () => {
     const refreshed = await fetchAmdCrl(s, 'Milan');
     assert.equal(refreshed.source, 'network');
     assert.equal(server.hits.get('/vcek/v1/Milan/crl'), 2);
-    const down = service({ cacheDir, now: () => now, amdBaseUrl: 'http://127.0.0.1:9' });
+    const down = service({ cacheDir, now: () => now, amdBaseUrl: await closedUrl() });
     now = new Date('2026-05-10T00:00:00Z');
     const stale = await fetchAmdCrl(down.s, 'Milan');
     assert.equal(stale.source, 'cache');
-    assert.match(stale.warning!, /^could not refresh the Milan VCEK CRL \(cannot reach http:\/\/127\.0\.0\.1:9\/vcek\/v1\/Milan\/crl/);
+    assert.match(stale.warning!, /^could not refresh the Milan VCEK CRL \(cannot reach http:\/\/127\.0\.0\.1:\d+\/vcek\/v1\/Milan\/crl \(ECONNREFUSED\)/);
     now = new Date('2026-05-13T00:00:00Z');
     await rejectsWith(fetchAmdCrl(down.s, 'Milan'), /^cannot fetch the Milan VCEK CRL: cannot reach/);
   });
   it('works offline from the cache, and says what to do when it cannot', async () => {
     const { s, cacheDir } = service();
     await fetchCertChain(s, 'Genoa');
-    const offline = service({ cacheDir, offline: true, amdBaseUrl: 'http://127.0.0.1:9' });
+    const offline = service({ cacheDir, offline: true, amdBaseUrl: await closedUrl() });
     assert.equal((await fetchCertChain(offline.s, 'Genoa')).source, 'cache');
     await rejectsWith(fetchCertChain(offline.s, 'Milan'), /^the Milan VCEK certificate chain is not in the cache \(.*\); go online to fetch it$/);
     const late = service({ cacheDir, offline: true, now: () => new Date('2048-01-01T00:00:00Z') });

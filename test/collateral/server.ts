@@ -59,3 +59,12 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
       }),
   };
 }
+
+/** A loopback URL nothing listens on: a port that was just free. */
+export async function closedUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise<void>((r) => s.close(() => r()));
+  return `http://127.0.0.1:${port}`;
+}

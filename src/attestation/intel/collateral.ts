@@ -354,6 +354,21 @@ export type CollateralFormat = 'pcs-tcb-info' | 'pcs-enclave-identity' | 'combin
  * combined collateral.json of the shared vectors (tcb_info, qe_identity, CRLs and chains).
  */
 export function parseCollateralJson(text: string): { format: CollateralFormat; collateral: IntelCollateral } {
+  // The same collateral is typically given with every quote of a platform for a month: reusing the
+  // parsed documents also reuses their remembered signature checks (see verify.ts).
+  let parsed = parsedDocuments.get(text);
+  if (!parsed) {
+    parsed = parseCollateralText(text);
+    if (parsedDocuments.size >= 64) parsedDocuments.clear();
+    parsedDocuments.set(text, parsed);
+  }
+  const { format, collateral } = parsed;
+  return { format, collateral: { ...collateral, crls: [...(collateral.crls ?? [])], certs: [...(collateral.certs ?? [])] } };
+}
+
+const parsedDocuments = new Map<string, { format: CollateralFormat; collateral: IntelCollateral }>();
+
+function parseCollateralText(text: string): { format: CollateralFormat; collateral: IntelCollateral } {
   const top = obj(parseJson(text, 'collateral file'), 'collateral file');
   if ('tcbInfo' in top) {
     const inner = rawMember(text, 'tcbInfo');

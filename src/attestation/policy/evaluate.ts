@@ -1,6 +1,6 @@
 import type { PolicyOutcome, VerificationResult } from '../types.ts';
 import { Claims, MissingClaim } from './claims.ts';
-import { SGX_FEATURES, SNP_POLICY_FLAGS } from './parse.ts';
+import { SNP_POLICY_FLAGS } from './parse.ts';
 import type { CommonPolicy, Policy, SgxPolicy, SnpPolicy, TdxPolicy } from './types.ts';
 
 /**
@@ -73,7 +73,7 @@ function evaluateSnp(p: SnpPolicy | null, result: VerificationResult, c: Claims,
   check(() => p.abi !== null && !p.abi.matches(abi()) && 'snp minimum abi not met');
   if (p.signer.length > 0) {
     check(() => {
-      if (!c.bool('authorKeyEn', 'signerInfo.authorKeyEn')) return 'snp author key unset';
+      if (!c.bool('authorKeyEn')) return 'snp author key unset';
       return !inList(p.signer, c.hex('authorKeyDigest')) && 'snp untrusted enarx author_key_digest';
     });
   }
@@ -135,24 +135,16 @@ function evaluateSnp(p: SnpPolicy | null, result: VerificationResult, c: Claims,
 
 /** Guest POLICY bits 16..20 (SMT, Reserved, MigrateMA, Debug, SingleSocket). */
 function snpPolicyFlags(c: Claims): number {
-  if (c.has('policy.raw')) return Number((c.uint('policy.raw') >> 16n) & 0x1fn);
-  const named = c.flags('policy', { smt: SNP_POLICY_FLAGS.SMT, migrateMa: SNP_POLICY_FLAGS.MigrateMA, debug: SNP_POLICY_FLAGS.Debug, singleSocket: SNP_POLICY_FLAGS.SingleSocket });
-  // The verifier rejects reports whose reserved bit 17 is clear, so a verified report has it.
-  return named | SNP_POLICY_FLAGS.Reserved;
+  return Number((c.uint('policy.raw') >> 16n) & 0x1fn);
 }
 
 /** PLATFORM_INFO bits 0 and 1, the two Enarx knows (SME, TSME). */
 function snpPlatformInfoFlags(c: Claims): number {
-  if (c.has('platformInfo.raw')) return Number(c.uint('platformInfo.raw') & 3n);
-  return c.flags('platformInfo', { smtEnabled: 1, tsmeEnabled: 2 });
+  return Number(c.uint('platformInfo.raw') & 3n);
 }
 
 function snpFirmware(c: Claims): { major: number; minor: number; patch: number } {
-  return {
-    major: c.num('currentVersion.major', 'firmware.major', 'currentMajor'),
-    minor: c.num('currentVersion.minor', 'firmware.minor', 'currentMinor'),
-    patch: c.num('currentVersion.build', 'firmware.build', 'currentBuild'),
-  };
+  return { major: c.num('currentVersion.major'), minor: c.num('currentVersion.minor'), patch: c.num('currentVersion.build') };
 }
 
 function evaluateIntelTcb(
@@ -204,18 +196,7 @@ function evaluateSgx(p: SgxPolicy | null, result: VerificationResult, c: Claims,
 
 /** SGX ATTRIBUTES flags (the low 64 bits). */
 function sgxFeatures(c: Claims): bigint {
-  if (c.has('attributes.flags')) return c.uint('attributes.flags');
-  const names: Record<string, number> = {
-    init: Number(SGX_FEATURES.INIT),
-    debug: Number(SGX_FEATURES.Debug),
-    mode64bit: Number(SGX_FEATURES.MODE64BIT),
-    provisionKey: Number(SGX_FEATURES.ProvisioningKey),
-    einittokenKey: Number(SGX_FEATURES.EInitKey),
-    cet: Number(SGX_FEATURES.CET),
-    kss: Number(SGX_FEATURES.KSS),
-    aexNotify: Number(SGX_FEATURES.AEXNotify),
-  };
-  return BigInt(c.flags('attributes', names));
+  return c.uint('attributes.flags');
 }
 
 const TDX_REGISTERS = [

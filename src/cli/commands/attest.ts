@@ -15,6 +15,7 @@ interface VerifyFlags {
   collateral: string[];
   crl: string[];
   now?: string;
+  policy?: string;
   json?: boolean;
 }
 
@@ -30,9 +31,11 @@ export function register(program: Command): void {
     .option('--collateral <file>', 'Intel PCS TCB info or QE identity JSON, or a combined collateral.json (repeatable)', collect, [])
     .option('--crl <file>', 'a CRL, PEM or DER: AMD KDS CRLs, Intel PCK and Root CA CRLs (repeatable)', collect, [])
     .option('--now <time>', 'check validity at this RFC 3339 time instead of the current time')
+    .option('--policy <file>', 'a policy (TOML, steward.toml-compatible; docs/policy.md): exit 0 only if it accepts the evidence')
     .option('--json', 'print one JSON object on stdout')
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
+      const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
       const [evidence, certs, collateral, crls] = await Promise.all([
         readInput(flags.evidence, 'evidence'),
         Promise.all(flags.cert.map((f) => readInput(f, 'certificate'))),
@@ -41,10 +44,10 @@ export function register(program: Command): void {
       ]);
       const { verifyEvidence } = await import('../../attestation/index.ts');
       const result = await verifyEvidence({ evidence, kind: flags.kind, certs, collateral, crls, now });
-      // `--policy FILE` (the policy issue) evaluates here and fills result.policy.
+      if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
       for (const warning of result.warnings) log('warn', warning);
       if (flags.json) printJson(jsonView(result));
-      else process.stdout.write(humanView(result));
+      else process.stdout.write(humanView(result) + policyView(result));
       if (result.failure?.code === 'missing-collateral') {
         if (!flags.json) process.stderr.write(`enarx: ${result.failure.message}\n`);
         process.exitCode = 2;
@@ -72,6 +75,24 @@ export function register(program: Command): void {
       if (flags.json) printJson(decoded);
       else process.stdout.write(`${KIND_TITLE[decoded.kind]} (not verified)\n${fieldLines({ measurement: decoded.measurement, reportData: decoded.reportData, debug: decoded.debug, ...decoded.claims }).join('\n')}\n`);
     });
+}
+
+/** Reads and parses a policy file before any verification, so a bad policy is a usage error (exit 2). */
+async function loadPolicy(path: string) {
+  const text = new TextDecoder().decode(await readInput(path, 'policy'));
+  const { parsePolicy, PolicyError } = await import('../../attestation/policy/index.ts');
+  try {
+    return parsePolicy(text);
+  } catch (err) {
+    if (err instanceof PolicyError) throw new UsageError(`policy ${path}: ${err.message}`, 'docs/policy.md lists every key');
+    throw err;
+  }
+}
+
+function policyView(result: VerificationResult): string {
+  if (!result.policy) return '';
+  if (result.policy.accepted) return 'policy: ACCEPTED\n';
+  return `policy: REFUSED\n${result.policy.reasons.map((r) => `  - ${r}\n`).join('')}`;
 }
 
 function parseNow(text: string): Date {

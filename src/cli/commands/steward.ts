@@ -1,4 +1,176 @@
 import type { Command } from 'commander';
+import type { TrustAnchor } from '../../attestation/x509.ts';
+import { EnarxError, UsageError } from '../errors.ts';
+import { log, printJson } from '../output.ts';
 
-// Placeholder until the 'steward' command lands; its owner replaces this file.
-export function register(_program: Command): void {}
+interface ServeFlags {
+  addr: string;
+  port: string;
+  key?: string;
+  crt?: string;
+  host?: string;
+  san: string[];
+  config?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  lifetime: string;
+  trustTestRoot: string[];
+  dataDir?: string;
+  maxBody: string;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+/** "90s", "30m", "24h", "7d" -> seconds. */
+export function parseLifetime(text: string): number {
+  const m = /^([1-9]\d*)(s|m|h|d)$/.exec(text.trim());
+  if (!m) throw new UsageError(`invalid --lifetime '${text}'`, 'give a number and a unit: 90s, 30m, 24h or 7d');
+  const seconds = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+  if (seconds > 398 * 86_400) throw new UsageError(`--lifetime ${text} is too long`, 'Steward certificates are short-lived: at most 398 days');
+  return seconds;
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`invalid --port '${text}'`, 'give a port number from 0 to 65535 (0 picks a free one)');
+  return port;
+}
+
+export function register(program: Command): void {
+  const steward = program.command('steward').description('the attestation CA: issues certificates to Keeps whose evidence verifies');
+  steward
+    .command('serve')
+    .description('serve certificates to attested Keeps (wire-compatible with Enarx Steward)')
+    .option('-a, --addr <address>', 'address to listen on (env ROCKET_ADDRESS)', process.env.ROCKET_ADDRESS ?? '127.0.0.1')
+    .option('-p, --port <port>', 'port to listen on; 0 picks a free one (env ROCKET_PORT)', process.env.ROCKET_PORT ?? '3000')
+    .option('-k, --key <file>', 'CA private key, PEM (env STEWARD_KEY)', process.env.STEWARD_KEY)
+    .option('-c, --crt <file>', 'CA certificate, then its issuers, PEM or DER (env STEWARD_CRT); a self-signed one means debug mode', process.env.STEWARD_CRT)
+    .option('--host <name>', 'common name of the CA created when no --key/--crt is given (env RENDER_EXTERNAL_HOSTNAME)', process.env.RENDER_EXTERNAL_HOSTNAME)
+    .option('--san <name>', 'subject alternative name for every certificate: DNS:name, IP:addr, URI:uri or a bare name (repeatable; env STEWARD_SAN)', collect, process.env.STEWARD_SAN ? [process.env.STEWARD_SAN] : [])
+    .option('--config <file>', 'attestation policy (steward.toml format, docs/policy.md)')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (with --tls-key)')
+    .option('--tls-key <file>', 'serve HTTPS with this PEM key (with --tls-cert)')
+    .option('--lifetime <duration>', 'lifetime of issued certificates: 90s, 30m, 24h, 7d', '24h')
+    .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (PEM/DER); such certificates are marked (repeatable)', collect, [])
+    .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
+    .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
+    .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
+    .action(async (flags: ServeFlags) => serve(flags));
+}
+
+async function serve(flags: ServeFlags): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const { basename } = await import('node:path');
+  const s = await import('../../steward/index.ts');
+  const { parsePolicy, PolicyError } = await import('../../attestation/policy/index.ts');
+  const { parseCertificates, toPem } = await import('../../attestation/x509.ts');
+
+  const port = parsePort(flags.port);
+  const lifetimeSeconds = parseLifetime(flags.lifetime);
+  const maxBodyBytes = Number(flags.maxBody);
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new UsageError(`invalid --max-body '${flags.maxBody}'`, 'give a byte count of at least 1024');
+  if (Boolean(flags.key) !== Boolean(flags.crt)) throw new UsageError('--key and --crt go together', 'give both, or neither for the default CA');
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together', 'give both for HTTPS, or neither for plain HTTP');
+  let sans: ReturnType<typeof s.parseSubjectAltName>[];
+  try {
+    sans = flags.san.map(s.parseSubjectAltName);
+  } catch (err) {
+    throw new UsageError(`invalid --san: ${(err as Error).message}`);
+  }
+  const readText = (path: string, what: string): string => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new EnarxError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { hint: 'check the path' });
+    }
+  };
+  let policy;
+  if (flags.config) {
+    try {
+      policy = parsePolicy(readText(flags.config, 'the policy'));
+    } catch (err) {
+      if (err instanceof PolicyError) throw new EnarxError(`${flags.config}: ${err.message}`, { hint: 'see docs/policy.md for the format' });
+      throw err;
+    }
+  }
+  // A test-root file holds the root (self-signed: trusted) and optionally its intermediates (e.g. a test ASK).
+  const trustedTestRoots: TrustAnchor[] = [];
+  const testRootCerts: Uint8Array[] = [];
+  for (const path of flags.trustTestRoot) {
+    let certs;
+    try {
+      certs = parseCertificates(new Uint8Array(readFileSync(path)));
+    } catch (err) {
+      throw new EnarxError(`cannot use ${path} as a test root: ${(err as Error).message}`, { hint: 'give the test root certificate (and its intermediates), PEM or DER' });
+    }
+    const roots = certs.filter((c) => c.isSelfIssued);
+    if (roots.length === 0) throw new EnarxError(`${path} holds no self-signed root certificate`, { hint: 'give the test ARK (or other test root), optionally followed by its intermediates' });
+    const stem = basename(path).replace(/\.(pem|crt|der|cer)$/, '');
+    roots.forEach((certificate, i) => trustedTestRoots.push({ name: `test:${stem}${roots.length > 1 ? `-${i + 1}` : ''}`, certificate }));
+    testRootCerts.push(...certs.filter((c) => !c.isSelfIssued).map((c) => c.der));
+  }
+
+  let ca: { key: CryptoKey; chain: Uint8Array[] };
+  let caPath: string;
+  try {
+    if (flags.key && flags.crt) {
+      ca = await s.loadCa(flags.key, flags.crt);
+      caPath = flags.crt;
+    } else {
+      const dir = flags.dataDir ?? s.defaultDataDir();
+      const created = await s.loadOrCreateDefaultCa(dir, flags.host ?? 'enarx steward (debug)');
+      log(created.created ? 'warn' : 'info', `${created.created ? 'created' : 'using'} the Steward CA in ${dir} (key ${created.keyPath}, mode 0600)`);
+      ca = created;
+      caPath = created.crtPath;
+    }
+  } catch (err) {
+    if (err instanceof s.CaError) throw new EnarxError(err.message, { hint: 'give a PEM key and certificate with --key/--crt, or no flags for the default CA' });
+    throw err;
+  }
+
+  let steward;
+  try {
+    steward = await s.Steward.create({ ...ca, verify: s.builtinVerifier(), ...(policy ? { policy } : {}), lifetimeSeconds, sans, trustedTestRoots, testRootCerts });
+  } catch (err) {
+    throw new EnarxError((err as Error).message, { hint: 'the CA certificate must be a CA (cA, keyCertSign) matching the key' });
+  }
+  let running;
+  try {
+    running = await s.listen(steward, {
+      addr: flags.addr,
+      port,
+      maxBodyBytes,
+      ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readText(flags.tlsCert, 'the TLS certificate'), key: readText(flags.tlsKey, 'the TLS key') } } : {}),
+      log: (level, message) => log(level, message),
+    });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new EnarxError(`cannot listen on ${flags.addr}:${port}: ${code ?? (err as Error).message}`, {
+      hint: code === 'EADDRINUSE' ? 'another process uses that port; pick another with --port' : 'check --addr and --port',
+    });
+  }
+
+  const fingerprint = await steward.caCertificate.sha256();
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  if (steward.mode === 'debug') {
+    say('enarx steward: DEBUG MODE (the CA certificate is self-signed): software (KVM) evidence is accepted, and every certificate is marked debug.');
+  }
+  if (trustedTestRoots.length) say(`enarx steward: trusting local test roots ${trustedTestRoots.map((r) => r.name).join(', ')}; such certificates are marked test-root.`);
+  say(`enarx steward: ${steward.mode} mode, listening on ${running.url} (${flags.tlsCert ? 'HTTPS' : 'plain HTTP'}), certificates last ${flags.lifetime}`);
+  say(`enarx steward: CA '${steward.caCertificate.subject.text}', SHA-256 ${fingerprint}`);
+  say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
+  say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${running.url} > chain.der`);
+  if (flags.json) {
+    printJson({ url: running.url, mode: steward.mode, ca: { path: caPath, sha256: fingerprint, pem: toPem('CERTIFICATE', steward.caCertificate.der) } });
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      say('enarx steward: stopping');
+      running.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

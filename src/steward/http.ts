@@ -1,0 +1,136 @@
+/**
+ * The Steward's HTTP surface, wire-compatible with Enarx's Steward:
+ *
+ *   GET /                                                      200, health check
+ *   POST / application/pkcs10                                  DER CSR -> DER SEQUENCE OF Certificate (PkiPath: CA chain, leaf)
+ *     (with Accept: application/pem-certificate-chain: PEM, leaf first)
+ *   POST / application/vnd.steward.pkcs10-bundle.v1            DER SEQUENCE OF CSR -> DER Output { chain, issued }
+ *
+ * Refusals are application/problem+json (problems.ts). Bodies are bounded (413), content types
+ * checked (415); anything a client sends ends in a 4xx, never a 5xx.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { toPem } from '../attestation/x509.ts';
+import { type Problem, PROBLEM_CONTENT_TYPE, StewardRefusal } from './problems.ts';
+import type { Steward } from './steward.ts';
+
+export const PKCS10 = 'application/pkcs10';
+export const BUNDLE = 'application/vnd.steward.pkcs10-bundle.v1';
+export const DEFAULT_MAX_BODY_BYTES = 1 << 20;
+export const PEM_CHAIN = 'application/pem-certificate-chain';
+
+export interface HandlerOptions {
+  /** Largest request body accepted (default 1 MiB; an Enarx SGX CSR is about 15 KB). */
+  maxBodyBytes?: number;
+  /** Where to report what happened (one line per request that is refused or fails). */
+  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+}
+
+function send(res: ServerResponse, status: number, type: string | null, body: Uint8Array | string, headers: Record<string, string> = {}): void {
+  const payload = typeof body === 'string' ? Buffer.from(body) : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  res.writeHead(status, { ...(type ? { 'content-type': type } : {}), 'content-length': String(payload.length), ...headers });
+  res.end(res.req.method === 'HEAD' ? undefined : payload);
+}
+
+function sendProblem(res: ServerResponse, problem: Problem, headers: Record<string, string> = {}): void {
+  send(res, problem.status, PROBLEM_CONTENT_TYPE, `${JSON.stringify(problem)}\n`, headers);
+}
+
+/** The media type without parameters, lower-cased: "Application/PKCS10; charset=x" -> "application/pkcs10". */
+export function mediaType(header: string | undefined): string {
+  return (header ?? '').split(';')[0]!.trim().toLowerCase();
+}
+
+/** Reads the body up to `max` bytes; null when it is larger (the rest is not read). */
+function readBody(req: IncomingMessage, max: number): Promise<Uint8Array | null> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > max) {
+        done = true;
+        req.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!done) resolve(new Uint8Array(Buffer.concat(chunks)));
+    });
+    req.on('error', (err) => {
+      if (!done) reject(err);
+    });
+  });
+}
+
+export function stewardHandler(steward: Steward, options: HandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const log = options.log ?? (() => {});
+  const refuse = (res: ServerResponse, refusal: StewardRefusal, headers?: Record<string, string>) => {
+    log('info', `refused (${refusal.problem.status}, ${refusal.problem.step}): ${refusal.problem.detail}`);
+    sendProblem(res, refusal.problem, headers);
+  };
+
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/') {
+      refuse(res, new StewardRefusal('not-found', 'parse', `no resource at ${path}; the Steward serves only /`));
+      return;
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      send(res, 200, null, new Uint8Array(0));
+      return;
+    }
+    if (req.method !== 'POST') {
+      refuse(res, new StewardRefusal('method-not-allowed', 'parse', `${req.method} is not allowed; use GET (health) or POST (certify)`), { allow: 'GET, HEAD, POST' });
+      return;
+    }
+    const type = mediaType(req.headers['content-type']);
+    if (type !== PKCS10 && type !== BUNDLE) {
+      const what = type ? `content type '${type}'` : 'a request without a content type';
+      refuse(res, new StewardRefusal('unsupported-media-type', 'parse', `the Steward does not accept ${what}; send ${PKCS10} or ${BUNDLE}`), { 'accept-post': `${PKCS10}, ${BUNDLE}` });
+      req.resume();
+      return;
+    }
+    const tooLarge = () => {
+      refuse(res, new StewardRefusal('payload-too-large', 'parse', `the body exceeds ${max} bytes`), { connection: 'close' });
+      res.on('finish', () => req.destroy());
+    };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > max) {
+      tooLarge();
+      return;
+    }
+    readBody(req, max).then(
+      async (body) => {
+        if (body === null) {
+          tooLarge();
+          return;
+        }
+        try {
+          if (type === BUNDLE) {
+            send(res, 200, 'application/octet-stream', await steward.certifyBundle(body));
+          } else if (mediaType(req.headers.accept) === PEM_CHAIN) {
+            // RFC 8555's PEM chain, leaf first, for tools that want a TLS-ready file.
+            const { certificate } = await steward.issue(body);
+            send(res, 200, PEM_CHAIN, [certificate, ...steward.chainTopDown.toReversed()].map((c) => toPem('CERTIFICATE', c)).join(''));
+          } else {
+            send(res, 200, 'application/pkix-pkipath', await steward.certify(body));
+          }
+        } catch (err) {
+          if (err instanceof StewardRefusal) {
+            refuse(res, err);
+            return;
+          }
+          log('error', `internal error: ${(err as Error).stack ?? String(err)}`);
+          send(res, 500, PROBLEM_CONTENT_TYPE, `${JSON.stringify({ type: 'about:blank', title: 'Internal Server Error', status: 500, detail: 'the Steward failed; see its log' })}\n`);
+        }
+      },
+      () => res.destroy(),
+    );
+  };
+}

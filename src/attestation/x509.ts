@@ -430,6 +430,9 @@ export class Certificate extends SignedObject {
 // repeated verifications of one chain cost no parsing and no RSA work (the "warm cache").
 const CERT_CACHE = new Map<string, Certificate>();
 const CRL_CACHE = new Map<string, Crl>();
+// PEM texts are immutable strings, so they key their parsed contents too (saving base64 decoding).
+const PEM_CACHE = new Map<string, Certificate[]>();
+const PEM_CRL_CACHE = new Map<string, Crl>();
 const CACHE_LIMIT = 512;
 
 function cacheKey(der: Uint8Array): string {
@@ -490,9 +493,14 @@ export function toPem(label: string, der: Uint8Array): string {
 export function parseCertificates(input: Uint8Array | string): Certificate[] {
   if (typeof input === 'string' || looksLikeText(input)) {
     const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
+    const cached = PEM_CACHE.get(text);
+    if (cached) return [...cached];
     const blocks = parsePem(text.replace(/\0+$/, '')).filter((b) => b.label === 'CERTIFICATE');
     if (blocks.length === 0) throw new VerificationError('parse', 'no PEM CERTIFICATE block found');
-    return blocks.map((b) => parseCertificate(b.der));
+    const certs = blocks.map((b) => parseCertificate(b.der));
+    if (PEM_CACHE.size >= CACHE_LIMIT) PEM_CACHE.clear();
+    PEM_CACHE.set(text, certs);
+    return [...certs];
   }
   let isPkiPath: boolean;
   let outer: Tlv;
@@ -581,9 +589,14 @@ export function parseCrl(input: Uint8Array | string): Crl {
   let der: Uint8Array;
   if (typeof input === 'string' || looksLikeText(input)) {
     const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
+    const cached = PEM_CRL_CACHE.get(text);
+    if (cached) return cached;
     const block = parsePem(text).find((b) => b.label === 'X509 CRL');
     if (!block) throw new VerificationError('parse', 'no PEM X509 CRL block found');
-    der = block.der;
+    const crl = cachedParse(CRL_CACHE, block.der, 'malformed CRL', (bytes) => new Crl(bytes));
+    if (PEM_CRL_CACHE.size >= CACHE_LIMIT) PEM_CRL_CACHE.clear();
+    PEM_CRL_CACHE.set(text, crl);
+    return crl;
   } else {
     der = input;
   }

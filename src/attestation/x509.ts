@@ -705,6 +705,9 @@ export interface TrustAnchor {
   certificate: Certificate;
 }
 
+/** Vendor chains have 2 or 3 certificates; anything much longer is malformed or hostile. */
+export const MAX_CHAIN_LENGTH = 8;
+
 export interface ChainOptions {
   /** The roots a chain may end at. A chain that ends elsewhere is rejected at step 'chain'. */
   anchors: readonly TrustAnchor[];
@@ -811,6 +814,7 @@ export function checkRevocation(crl: Crl, cert: Certificate): void {
  */
 export async function verifyChain(chain: readonly Certificate[], options: ChainOptions): Promise<ChainResult> {
   if (chain.length === 0) throw new VerificationError('chain', 'empty certificate chain');
+  if (chain.length > MAX_CHAIN_LENGTH) throw new VerificationError('chain', `a chain of ${chain.length} certificates is longer than the ${MAX_CHAIN_LENGTH} accepted`);
   const { anchor, path } = findAnchor(chain, options.anchors);
   const { now } = options;
   for (const cert of path) {

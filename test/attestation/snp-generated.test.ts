@@ -100,3 +100,21 @@ test('VLEK test chain; a masked CHIP_ID only warns; a VCEK for another chip is r
   const lie = await createTestSnpReport({ ...vlek, signingKey: 'vcek' });
   assert.match(outcome(await verify(vlek, lie)), /^chain: the report is signed with a VCEK, but .* is a VLEK/);
 });
+
+test('a VCEK whose P-384 point is not on the curve is refused at step chain, never thrown', async () => {
+  const chain = await chainFor('milan');
+  const spki = new Uint8Array(chain.leafKey.spki);
+  spki[spki.length - 1]! ^= 1; // the point's last Y byte: no longer on the curve
+  const { issueCertificate } = await import('../../src/attestation/testing/pki.ts');
+  const badLeaf = await issueCertificate({
+    subject: [['CN', 'TEST-SEV-VCEK']],
+    subjectKey: { ...chain.leafKey, spki },
+    issuer: { certificate: chain.ask, key: chain.askKey },
+    serial: 0,
+    notBefore: chain.leaf.notBefore,
+    notAfter: chain.leaf.notAfter,
+    extensions: [...chain.leaf.extensions.values()].map((e) => ({ oid: e.oid, value: e.value })),
+  });
+  const r = await verifySnp(await createTestSnpReport(chain), { certs: [badLeaf, chain.ask, chain.ark], trustedTestRoots: [chain.anchor], now: NOW });
+  assert.match(outcome(r), /^chain: the public key of 'TEST-SEV-VCEK' \(serial 0\) cannot be used/);
+});

@@ -160,6 +160,8 @@ test('a locally generated RSA-PSS/ECDSA chain: revocation, CA constraints, unpin
   const evilInter = await issueCertificate({ subject: [['CN', 'Test Intermediate']], subjectKey: interKey, issuer: { certificate: evilRoot, key: evilKey }, serial: 7, notBefore, notAfter, ca: { pathLength: 0 } });
   await rejects(verifyChain([leaf, evilInter, evilRoot], { anchors, now }), 'chain', /not a pinned trust anchor/);
   await rejects(verifyChain([leaf, evilInter], { anchors, now }), 'chain', /does not verify/);
+  // Absurdly long chains are refused before any work.
+  await rejects(verifyChain(Array.from({ length: 9 }, () => leaf), { anchors, now }), 'chain', /longer than the 8 accepted/);
   // Unknown critical extensions are refused.
   const odd = await issueCertificate({ subject: [['CN', 'Odd']], subjectKey: fakeKey, issuer: { certificate: inter, key: interKey }, notBefore, notAfter, extensions: [{ oid: '1.2.3.4', critical: true, value: Uint8Array.of(5, 0) }] });
   await rejects(verifyChain([odd, inter], { anchors, now }), 'chain', /unsupported critical extension 1\.2\.3\.4/);

@@ -173,7 +173,12 @@ async function verifyInto(result: VerificationResult, evidence: Uint8Array, opti
   }
 
   // The report's signature, by the VCEK/VLEK.
-  const key = await leaf.verifyKey({ kind: 'ecdsa', hash: 'SHA-384' });
+  let key: CryptoKey;
+  try {
+    key = await leaf.verifyKey({ kind: 'ecdsa', hash: 'SHA-384' });
+  } catch (err) {
+    throw new VerificationError('chain', `the public key of ${leaf.label} cannot be used: ${err instanceof Error ? err.message : String(err)}`);
+  }
   const valid = await crypto.subtle.verify(
     { name: 'ECDSA', hash: 'SHA-384' },
     key,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { type Command, Option } from 'commander';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
+import { registerPageCommand } from './attest-page.ts';
 import type { DecodedEvidence } from '../../attestation/index.ts';
 import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 
@@ -55,6 +56,8 @@ export function register(program: Command): void {
         process.exitCode = result.verified && (result.policy === null || result.policy.accepted) ? 0 : 1;
       }
     });
+
+  registerPageCommand(attest);
 
   attest
     .command('decode')

@@ -164,6 +164,8 @@ function fieldLines(value: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(value).flatMap(([key, v]) => {
     const name = `${prefix}${key}`;
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) return fieldLines(v as Record<string, unknown>, `${name}.`);
-    return [`  ${name}: ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`];
+    const text = Array.isArray(v) ? JSON.stringify(v) : String(v);
+    // Multi-line values (a PEM chain inside a quote) stay readable, indented under their name.
+    return [text.includes('\n') ? `  ${name}:\n${text.trimEnd().replace(/^/gm, '      ')}` : `  ${name}: ${text}`];
   });
 }

@@ -181,6 +181,14 @@ test('bad collateral gives one-line parse errors that name the file', () => {
   /more than one TCB info/);
 });
 
+test('the combined format also takes its CRLs as PEM', () => {
+  const json = JSON.parse(readText('attestation', 'tdx', 'phala-tdx-v4', 'collateral.json'));
+  const der = Buffer.from(json.pck_crl, 'hex');
+  json.pck_crl = `-----BEGIN X509 CRL-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END X509 CRL-----\n`;
+  const c = parseCollateralJson(JSON.stringify(json)).collateral;
+  assert.deepEqual(Buffer.from(c.crls![0]!), der);
+});
+
 test('TCB info v2 (sgxtcbcompNNsvn) is read', () => {
   const v2 =
     '{"tcbInfo":{"version":2,"issueDate":"2020-01-01T00:00:00Z","nextUpdate":"2020-02-01T00:00:00Z","fmspc":"00906ED50000","pceId":"0000","tcbType":0,"tcbEvaluationDataNumber":5,' +

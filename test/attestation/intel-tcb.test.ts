@@ -40,7 +40,15 @@ const QE_LEVELS = [
   { isvsvn: 5, status: 'OutOfDate', advisories: ['INTEL-SA-00100'] },
 ];
 
-async function sgx(o: { levels?: LevelSpec[]; qeSvn?: number; qeLevels?: typeof QE_LEVELS; crls?: Crl[]; roots?: 'test' | 'pinned'; attributes?: string }): Promise<VerificationResult> {
+async function sgx(o: {
+  levels?: LevelSpec[];
+  qeSvn?: number;
+  qeLevels?: typeof QE_LEVELS;
+  crls?: Crl[];
+  roots?: 'test' | 'pinned';
+  attributes?: string;
+  flip?: number;
+}): Promise<VerificationResult> {
   const quote = await buildQuote({
     version: 3,
     tee: 'sgx',
@@ -55,6 +63,7 @@ async function sgx(o: { levels?: LevelSpec[]; qeSvn?: number; qeLevels?: typeof 
     qeIdentityJson({ levels: o.qeLevels ?? QE_LEVELS }),
     o.crls ?? crls,
   );
+  if (o.flip !== undefined) quote[o.flip]! ^= 1;
   return verifyIntelQuote(quote, { collateral, now: NOW, roots: o.roots === 'pinned' ? undefined : [pki.anchor] });
 }
 
@@ -144,6 +153,11 @@ describe('TCB level evaluation (Intel QVL semantics)', () => {
     assert.equal(r.tcbStatus, null);
   });
 
+  test('as in the QVL, a bad quote signature is reported before an unsupported QE ISVSVN', async () => {
+    const r = await sgx({ qeSvn: 4, flip: 436 });
+    assert.equal(r.failure?.step, 'signature');
+  });
+
   test('no platform level matching is rejected at step tcb, never a fallback to the lowest level', async () => {
     const r = await sgx({ levels: [SGX_LEVELS[0]!] });
     assert.equal(r.failure?.step, 'tcb');
@@ -184,7 +198,7 @@ describe('TDX: module identity, TDX components and TD 1.5 relaunch', () => {
     },
   ];
 
-  async function tdx(o: { version?: 4 | 5; teeTcbSvn: string; teeTcbSvn2?: string; mrSignerSeam?: string; modules?: typeof MODULES; qeId?: string }) {
+  async function tdx(o: { version?: 4 | 5; teeTcbSvn: string; teeTcbSvn2?: string; mrSignerSeam?: string; modules?: typeof MODULES; qeId?: string; flip?: number }) {
     const quote = await buildQuote({
       version: o.version ?? 4,
       tee: 'tdx',
@@ -199,6 +213,7 @@ describe('TDX: module identity, TDX components and TD 1.5 relaunch', () => {
       qeIdentityJson({ id: o.qeId ?? 'TD_QE', isvProdId: 2, levels: QE_LEVELS }),
       crls,
     );
+    if (o.flip !== undefined) quote[o.flip]! ^= 1;
     return verifyTdxQuote(quote, { collateral, now: NOW, roots: [pki.anchor] });
   }
 
@@ -239,6 +254,13 @@ describe('TDX: module identity, TDX components and TD 1.5 relaunch', () => {
     const r = await tdx({ teeTcbSvn: '05010300000000000000000000000000', mrSignerSeam: '01'.repeat(48) });
     assert.equal(r.failure?.step, 'identity');
     assert.match(r.failure!.message, /MRSIGNERSEAM/);
+  });
+
+  test('as in the QVL, the module identity is checked before the QE report signature', async () => {
+    const r = await tdx({ teeTcbSvn: '05010300000000000000000000000000', mrSignerSeam: '01'.repeat(48), flip: 1154 });
+    assert.equal(r.failure?.step, 'identity');
+    const ok = await tdx({ teeTcbSvn: '05010300000000000000000000000000', flip: 1154 });
+    assert.equal(ok.failure?.step, 'signature');
   });
 
   test('an SGX QE identity is not accepted for a TDX quote', async () => {

@@ -335,6 +335,16 @@ function signed<T>(innerText: string, signature: unknown, parse: (o: Json) => T,
   return out;
 }
 
+/** A CRL given as DER hex (the shared vectors, dcap-qvl) or as PEM text (PCCS). */
+function crlField(v: string, what: string): Uint8Array {
+  if (v.includes('-----BEGIN X509 CRL-----')) {
+    const block = parsePem(v).find((b) => b.label === 'X509 CRL');
+    if (!block) bad(`${what} holds no PEM X509 CRL`);
+    return block.der;
+  }
+  return fromHex(v, what);
+}
+
 /** Every PEM CERTIFICATE block in `text`, as DER (also accepts the URL-encoded form of PCS headers). */
 export function pemCertificates(text: string): Uint8Array[] {
   const decoded = text.includes('%2D') || text.includes('%0A') ? decodeURIComponent(text) : text;
@@ -397,8 +407,8 @@ function parseCollateralText(text: string): { format: CollateralFormat; collater
     for (const k of ['pck_crl', 'root_ca_crl'] as const) {
       const v = top[k];
       if (v === undefined) continue;
-      if (typeof v !== 'string') bad(`${k} must be hex of a DER CRL`);
-      c.crls!.push(fromHex(v, k));
+      if (typeof v !== 'string') bad(`${k} must be a CRL: DER as hex, or PEM`);
+      c.crls!.push(crlField(v, k));
     }
     if (top.pck_crl_issuer_chain !== undefined) {
       if (typeof top.pck_crl_issuer_chain !== 'string') bad('pck_crl_issuer_chain must be PEM text');

@@ -77,18 +77,17 @@ export interface TdxModuleEvaluation {
 }
 
 /**
- * TDX module identity (QVL 4.1.2.4.11 and TdxModuleCheck): MRSIGNERSEAM and SEAMATTRIBUTES against
- * the identity selected by TEE_TCB_SVN[1] (or the top-level tdxModule), then its level by TEE_TCB_SVN[0].
+ * TDX module identity (QVL 4.1.2.4.11): MRSIGNERSEAM and SEAMATTRIBUTES against the identity
+ * selected by TEE_TCB_SVN[1] ("TDX_01"...), or the top-level tdxModule for major version 0.
+ * Returns the selected identity (undefined for major version 0). Throws 'identity' or 'collateral'.
  */
-export function evaluateTdxModule(tcbInfo: TcbInfo, quote: IntelQuote): TdxModuleEvaluation {
-  const svn = quote.teeTcbSvn!;
-  const major = svn[1]!;
-  const isvSvn = svn[0]!;
+export function checkTdxModuleIdentity(tcbInfo: TcbInfo, quote: IntelQuote): TdxModuleIdentity | undefined {
+  const major = quote.teeTcbSvn![1]!;
   if (!tcbInfo.tdxModule) throw new VerificationError('collateral', 'TDX TCB info has no tdxModule');
-  let expected: { mrsigner: Uint8Array; attributes: Uint8Array; attributesMask: Uint8Array } = tcbInfo.tdxModule;
+  let expected: { mrsigner: Uint8Array; attributes: Uint8Array } = tcbInfo.tdxModule;
   let identity: TdxModuleIdentity | undefined;
-  const id = `TDX_${major.toString(16).padStart(2, '0').toUpperCase()}`;
   if (major > 0) {
+    const id = tdxModuleId(major);
     if (!tcbInfo.tdxModuleIdentities) {
       throw new VerificationError('collateral', `the TDX module is version ${major} but the TCB info has no tdxModuleIdentities`);
     }
@@ -103,10 +102,19 @@ export function evaluateTdxModule(tcbInfo: TcbInfo, quote: IntelQuote): TdxModul
   if (!isAllZero(seam) || !bytesEqual(seam, expected.attributes)) {
     throw new VerificationError('identity', `SEAMATTRIBUTES ${toHex(seam)} must be zero and equal the TDX module identity's`);
   }
+  return identity;
+}
+
+const tdxModuleId = (major: number): string => `TDX_${major.toString(16).padStart(2, '0').toUpperCase()}`;
+
+/** The TDX module's identity, then its TCB level by TEE_TCB_SVN[0] (TdxModuleCheck.cpp). */
+export function evaluateTdxModule(tcbInfo: TcbInfo, quote: IntelQuote): TdxModuleEvaluation {
+  const identity = checkTdxModuleIdentity(tcbInfo, quote);
   if (!identity) return { status: 'UpToDate' };
+  const isvSvn = quote.teeTcbSvn![0]!;
   const level = matchIsvSvnLevel(identity.tcbLevels, isvSvn);
-  if (!level) throw new VerificationError('tcb', `TDX module ISVSVN ${isvSvn} is below every level of ${id} (TCB not supported)`);
-  return { id, level, status: level.tcbStatus };
+  if (!level) throw new VerificationError('tcb', `TDX module ISVSVN ${isvSvn} is below every level of ${identity.id} (TCB not supported)`);
+  return { id: tdxModuleId(quote.teeTcbSvn![1]!), level, status: level.tcbStatus };
 }
 
 function convergeOutOfDate(status: CombinedStatus, other: TcbStatus): CombinedStatus {
@@ -183,7 +191,7 @@ function relaunchCheck(
   if (!latest?.tdxComponents) throw new VerificationError('tcb', 'TDX TCB info has no TCB level');
   let latestModuleSvn = latest.tdxComponents[0]!;
   if (svn2[1] !== 0) {
-    const id = `TDX_${svn2[1]!.toString(16).padStart(2, '0').toUpperCase()}`;
+    const id = tdxModuleId(svn2[1]!);
     const identity = tcbInfo.tdxModuleIdentities?.find((m) => m.id.toUpperCase() === id);
     if (!identity) throw new VerificationError('identity', `the TCB info has no TDX module identity ${id} (TEE_TCB_SVN2)`);
     const top = orderIsvSvnLevels(identity.tcbLevels)[0];

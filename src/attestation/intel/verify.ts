@@ -16,7 +16,7 @@ import {
 import type { EnclaveIdentity, IntelCollateral, Signed, TcbInfo } from './collateral.ts';
 import { SGX_EXTENSION_OID, decodePckExtensions, type PckExtensions } from './pck.ts';
 import { CERT_DATA_PCK_CHAIN, parseQuote, qeReportDataUpperIsZero, type IntelQuote } from './quote.ts';
-import { evaluateQeIdentity, evaluateTcb, type QeEvaluation, type TcbEvaluation } from './tcb.ts';
+import { checkTdxModuleIdentity, evaluateQeIdentity, evaluateTcb, type QeEvaluation, type TcbEvaluation } from './tcb.ts';
 import { quoteClaims } from './claims.ts';
 
 export interface IntelVerifyOptions {
@@ -180,6 +180,7 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   state.revocationChecked = chain.crlChecked.every(Boolean) && rootCrls.length > 0;
   checkTcbInfoMatches(tcbInfo.body, quote, pck);
   state.claims.tcbEvaluationDataNumber = tcbInfo.body.tcbEvaluationDataNumber;
+  if (quote.kind === 'tdx') checkTdxModuleIdentity(tcbInfo.body, quote); // QVL 4.1.2.4.11, before the QE report
 
   // QE report: signed by the PCK key, and binding the attestation key (QVL 4.1.2.4.12 - 13).
   const checks = await cryptoChecks;
@@ -189,20 +190,27 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   }
   if (!qeReportDataUpperIsZero(quote)) state.warnings.push('QE report data bytes 32..63 are not zero');
 
-  // QE identity (QVL 4.1.2.4.14 - 15).
+  // QE identity (QVL 4.1.2.4.14 - 15). An ISVSVN below every QE level is reported only after the
+  // quote signature, as the QVL reports it (from the TCB level check).
   let qe: QeEvaluation | undefined;
+  let qeNotSupported: VerificationError | undefined;
+  state.claims.qeStatus = null;
   if (qeIdentity) {
-    qe = evaluateQeIdentity(qeIdentity.body, quote.qeReportRaw, quote.kind);
-    state.claims.qeStatus = qe.status;
-    state.claims.qeTcbDate = qe.level.tcbDate;
-    state.claims.qeAdvisories = qe.level.advisoryIds;
-  } else {
-    state.claims.qeStatus = null;
+    try {
+      qe = evaluateQeIdentity(qeIdentity.body, quote.qeReportRaw, quote.kind);
+      state.claims.qeStatus = qe.status;
+      state.claims.qeTcbDate = qe.level.tcbDate;
+      state.claims.qeAdvisories = qe.level.advisoryIds;
+    } catch (err) {
+      if (!(err instanceof VerificationError && err.step === 'tcb')) throw err;
+      qeNotSupported = err;
+    }
   }
 
   // The quote itself (QVL 4.1.2.4.16).
   if (checks.quoteSignature instanceof VerificationError) throw checks.quoteSignature;
   if (!checks.quoteSignature) throw new VerificationError('signature', 'the quote signature does not verify with the attestation key');
+  if (qeNotSupported) throw qeNotSupported;
 
   // TCB levels (QVL 4.1.2.4.17).
   const tcb = evaluateTcb(tcbInfo.body, pck, quote, qe);

@@ -119,6 +119,44 @@ describe('under a test root the tests trust explicitly', () => {
   });
 });
 
+describe('quote versions', () => {
+  for (const version of [4, 5] as const) {
+    test(`an SGX quote v${version} (${version === 5 ? 'body type 1' : 'TEE type 0'}) verifies`, async () => {
+      const quote = await buildQuote({ version, tee: 'sgx', body: sgxBody({ mrenclave: '5a'.repeat(32) }), qeReport: qeReport(9), pck: pki.pck, chainPem: chainPem(pki) });
+      const collateral = await signedCollateral(pki, tcbInfoJson({ id: 'SGX', fmspc: FMSPC, levels: SGX_LEVELS }), qeIdentityJson({ levels: QE_LEVELS }), crls);
+      const r = await verifyIntelQuote(quote, { collateral, now: NOW, roots: [pki.anchor] });
+      assert.equal(r.failure, null);
+      assert.equal(r.kind, 'sgx');
+      assert.equal(r.measurement, '5a'.repeat(32));
+      assert.equal((r.claims as any).quoteVersion, version);
+      assert.equal(r.tcbStatus, 'SWHardeningNeeded');
+    });
+  }
+
+  test('a TDX quote v5 with a TD report 1.0 body (type 2) verifies', async () => {
+    const quote = await buildQuote({
+      version: 5,
+      tee: 'tdx',
+      body: tdBody({ teeTcbSvn: '05010300000000000000000000000000' }),
+      qeReport: qeReport(9, 2),
+      pck: pki.pck,
+      chainPem: chainPem(pki),
+    });
+    const info = tcbInfoJson({
+      id: 'TDX',
+      fmspc: FMSPC,
+      levels: [{ sgx: pad([5, 5, 2, 2, 4, 1, 0, 3]), pceSvn: 11, tdx: pad([4, 1, 3]), status: 'UpToDate' }],
+      tdxModuleIdentities: [{ id: 'TDX_01', levels: [{ isvsvn: 5, status: 'UpToDate' }] }],
+    });
+    const collateral = await signedCollateral(pki, info, qeIdentityJson({ id: 'TD_QE', isvProdId: 2, levels: QE_LEVELS }), crls);
+    const r = await verifyTdxQuote(quote, { collateral, now: NOW, roots: [pki.anchor] });
+    assert.equal(r.failure, null);
+    assert.equal(r.tcbStatus, 'UpToDate');
+    assert.equal((r.claims as any).bodyType, 'td10');
+    assert.equal(r.measurement, '33'.repeat(48));
+  });
+});
+
 describe('TCB level evaluation (Intel QVL semantics)', () => {
   test('QE OutOfDate turns SWHardeningNeeded into OutOfDate and unites the advisories', async () => {
     const r = await sgx({ qeSvn: 6 });

@@ -172,6 +172,7 @@ test('bad collateral gives one-line parse errors that name the file', () => {
   bad(tcb.replace('"OutOfDate"', '"Fine"'), /not a known TCB status/);
   bad(tcb.replace('"fmspc":"00906ED50000"', '"fmspc":"00906ED5"'), /fmspc must be 6 bytes/);
   bad(tcb.replace('"issueDate":"2023-07-12T19:56:44Z"', '"issueDate":"yesterday"'), /RFC 3339/);
+  bad(tcb.replace('"tcbType":0', '"tcbType":1'), /tcbType 1 is not supported/);
   bad('not json and not pem', /not JSON collateral/);
   assert.throws(() =>
     loadIntelCollateral([

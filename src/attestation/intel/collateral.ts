@@ -257,6 +257,8 @@ export function parseTcbInfoBody(o: Json): TcbInfo {
       advisoryIds: advisories(level, lw),
     };
   });
+  // tcbType 0 (compare each SGX TCB component SVN) is the only evaluation Intel defines.
+  if (int(o, 'tcbType', w) !== 0) bad(`TCB info tcbType ${String(o.tcbType)} is not supported (only 0)`);
   const info: TcbInfo = {
     id,
     version,

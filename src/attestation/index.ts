@@ -12,7 +12,7 @@ import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './
 import { emptyResult, verifySnp } from './snp/verify.ts';
 import { type CollateralFile, decodeIntelQuote, loadIntelCollateral, missingIntelCollateral, verifyIntelQuote } from './intel/index.ts';
 import { intelSgxRoot } from './roots.ts';
-import { type EvidenceKind, VerificationError, type VerificationResult } from './types.ts';
+import { type EvidenceKind, VerificationError, type VerificationResult, type VerificationStep } from './types.ts';
 import { type Certificate, type Crl, type TrustAnchor, parseCertificate, parseCertificates, parseCrl } from './x509.ts';
 
 export * from './types.ts';
@@ -104,6 +104,13 @@ function testAnchors(roots: readonly TestRoot[]): TrustAnchor[] {
     const certificate = typeof root.certificate === 'string' || root.certificate instanceof Uint8Array ? parseCertificates(root.certificate)[0]! : root.certificate;
     return { name: root.name.startsWith('test:') ? root.name : `test:${root.name}`, certificate };
   });
+}
+
+/** A rejection result for evidence whose inputs failed before verification (e.g. a malformed certificate table). */
+export function rejectedResult(evidence: Uint8Array, failure: { step: VerificationStep; message: string }, kind?: EvidenceKind): VerificationResult {
+  const result = emptyResult(kind ?? detectEvidenceKind(evidence) ?? guessKind(evidence));
+  result.failure = failure;
+  return result;
 }
 
 /**

@@ -118,3 +118,11 @@ test('a VCEK whose P-384 point is not on the curve is refused at step chain, nev
   const r = await verifySnp(await createTestSnpReport(chain), { certs: [badLeaf, chain.ask, chain.ark], trustedTestRoots: [chain.anchor], now: NOW });
   assert.match(outcome(r), /^chain: the public key of 'TEST-SEV-VCEK' \(serial 0\) cannot be used/);
 });
+
+test('a report left unsigned because the host set MASK_CHIP_KEY is refused with that reason', async () => {
+  const { buildSnpReport } = await import('../../src/attestation/testing/snp.ts');
+  const chain = await chainFor('genoa');
+  const r = await verify(chain, buildSnpReport(chain, { maskChipKey: true }));
+  assert.equal(outcome(r), 'signature: the host set MASK_CHIP_KEY, so the firmware did not sign this report');
+  assert.equal((r.claims as Record<string, unknown>).maskChipKey, true);
+});

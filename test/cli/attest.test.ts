@@ -84,3 +84,33 @@ test('attest decode prints every field (human and JSON) and fails cleanly on non
   assert.match(bad.stderr, /^enarx: .*not attestation evidence/);
   assert.equal(bad.stdout, '');
 });
+
+test('attest verify --cert accepts the SEV-SNP certificate table a Keep collects (configfs-tsm auxblob)', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { buildCertTable } = await import('../../src/keep/hardware/certtable.ts');
+  const { parseCertificates } = await import('../../src/attestation/x509.ts');
+  const [ask, ark] = parseCertificates(readFileSync(T('sev-snp', 'amd-roots', 'ask_ark_milan.pem')));
+  const table = buildCertTable([
+    { guid: '63da758d-e664-4564-adc5-f4b93be8accd', der: readFileSync(T('sev-snp', 'milan-v2-gosevguest', 'vcek.der')) },
+    { guid: '4ab7b379-bbac-4fe4-a02f-05aef327c782', der: ask!.der },
+    { guid: 'c0b406a4-a803-4952-9743-3fb6014cd0ae', der: ark!.der },
+  ]);
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-attest-'));
+  try {
+    writeFileSync(join(dir, 'auxblob'), table);
+    writeFileSync(join(dir, 'broken'), table.subarray(0, 40));
+    const ok = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--cert', join(dir, 'auxblob'), '--now', '2025-12-06T00:00:00Z', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).verified, true);
+    const bad = await runEnarx(['attest', 'verify', '--evidence', T('sev-snp', 'milan-v2-gosevguest', 'report.bin'), '--cert', join(dir, 'broken'), '--json']);
+    assert.equal(bad.code, 1);
+    const out = JSON.parse(bad.stdout);
+    assert.deepEqual(Object.keys(out), KEYS);
+    assert.equal(out.failure.step, 'parse');
+    assert.match(out.failure.message, /broken: .*certificate table/i);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -185,7 +185,10 @@ async function verifyInto(result: VerificationResult, evidence: Uint8Array, opti
     ownBytes(report.signatureP1363),
     report.bytes.subarray(0, SNP_SIGNED_SIZE) as Uint8Array<ArrayBuffer>,
   );
-  if (!valid) throw new VerificationError('signature', `the report's signature does not verify with ${leaf.label}`);
+  if (!valid) {
+    const masked = report.maskChipKey && isAllZero(report.signatureP1363);
+    throw new VerificationError('signature', masked ? 'the host set MASK_CHIP_KEY, so the firmware did not sign this report' : `the report's signature does not verify with ${leaf.label}`);
+  }
 
   // The certificate is for this TCB and this chip.
   const reported = decodeTcb(report.reportedTcb, product);

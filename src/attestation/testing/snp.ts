@@ -131,6 +131,8 @@ export interface SnpReportFields {
   launchTcb?: SnpTcbValues;
   platformInfo?: bigint;
   authorKeyEn?: boolean;
+  /** Signer info bit 1: the host asked the firmware not to use the VCEK (the report is then left unsigned). */
+  maskChipKey?: boolean;
   reportData?: Uint8Array;
   measurement?: Uint8Array;
   hostData?: Uint8Array;
@@ -180,7 +182,7 @@ export function buildSnpReport(chain: Pick<TestSnpChain, 'product' | 'signingKey
   view.setUint32(0x34, 1, true);
   report.set(tcb(fields.currentTcb), 0x38);
   view.setBigUint64(0x40, fields.platformInfo ?? 0x25n, true);
-  view.setUint32(0x48, (fields.authorKeyEn ? 1 : 0) | ((chain.signingKey === 'vlek' ? 1 : 0) << 2), true);
+  view.setUint32(0x48, (fields.authorKeyEn ? 1 : 0) | (fields.maskChipKey ? 2 : 0) | ((chain.signingKey === 'vlek' ? 1 : 0) << 2), true);
   report.set(fields.reportData ?? new Uint8Array(64), 0x50);
   report.set(fields.measurement ?? new Uint8Array(48).fill(0xa5), 0x90);
   report.set(fields.hostData ?? new Uint8Array(32), 0xc0);

@@ -39,12 +39,16 @@ export function register(program: Command): void {
       const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
       const [evidence, certs, collateral, crls] = await Promise.all([
         readInput(flags.evidence, 'evidence'),
-        Promise.all(flags.cert.map((f) => readInput(f, 'certificate'))),
+        Promise.all(flags.cert.map((f) => readCertificates(f))),
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
       ]);
-      const { verifyEvidence } = await import('../../attestation/index.ts');
-      const result = await verifyEvidence({ evidence, kind: flags.kind, certs, collateral, crls, now });
+      const { rejectedResult, verifyEvidence } = await import('../../attestation/index.ts');
+      const tableError = certs.find((c) => 'error' in c);
+      const result =
+        tableError && 'error' in tableError
+          ? rejectedResult(evidence, { step: 'parse', message: tableError.error }, flags.kind)
+          : await verifyEvidence({ evidence, kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
       if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
       for (const warning of result.warnings) log('warn', warning);
       if (flags.json) printJson(jsonView(result));
@@ -113,6 +117,24 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message;
     throw new EnarxError(`cannot read ${what} file '${path}': ${reason}`, { exitCode: 2, hint: 'check the path and its permissions' });
+  }
+}
+
+/**
+ * A --cert file: PEM or DER as it is, or an SEV-SNP certificate table (the configfs-tsm auxblob a
+ * Keep collects), whose VCEK/VLEK, ASK and ARK entries are passed on as DER.
+ */
+async function readCertificates(path: string): Promise<{ der: Uint8Array[] } | { error: string }> {
+  const bytes = await readInput(path, 'certificate');
+  const { CERT_TABLE_GUIDS, parseCertTable } = await import('../../keep/hardware/certtable.ts');
+  const guid = Array.from(bytes.subarray(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
+  const isTable = bytes.length >= 24 && Object.keys(CERT_TABLE_GUIDS).some((g) => g.replaceAll('-', '') === guid);
+  if (!isTable) return { der: [bytes] };
+  try {
+    const wanted = parseCertTable(bytes).filter((e) => e.name === 'vcek' || e.name === 'vlek' || e.name === 'ask' || e.name === 'ark');
+    return { der: wanted.map((e) => e.der) };
+  } catch (err) {
+    return { error: `${path}: ${(err as Error).message}` };
   }
 }
 

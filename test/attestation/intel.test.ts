@@ -170,6 +170,10 @@ test('decodeIntelQuote prints every field without verifying', () => {
   assert.match(d.certificationData, /^-----BEGIN CERTIFICATE-----/);
   assert.equal(d.qeAuthData, Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('hex'));
   assert.equal(d.signature.length, 128);
+  assert.ok(d.pck && !('error' in d.pck));
+  assert.equal(d.pck.fmspc, 'b0c06f000000');
+  assert.equal(d.pck.pceSvn, 11);
+  assert.match(d.pck.issuer, /Intel SGX PCK Platform CA/);
 });
 
 test('verifySgxQuote refuses a TDX quote (and vice versa) at step parse', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { verifyEvidence } from '../../src/attestation/index.ts';
 import { parseCertificates } from '../../src/attestation/x509.ts';
 import {
   buildCertTable,
@@ -148,6 +149,39 @@ describe('Gramine /dev/attestation collection', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('collected evidence verifies', () => {
+  it('SNP: the report and the auxblob certificates, with the report data bound', async () => {
+    const got = await collectEvidence(milanReportData, { fs: snpFake() });
+    const result = await verifyEvidence({
+      evidence: got.evidence,
+      certs: got.auxCerts,
+      crls: [read('enarx-steward', 'extracted', 'milan', 'crl-milan.der')],
+      now: new Date('2023-02-01T00:00:00Z'),
+    });
+    assert.equal(result.verified, true, JSON.stringify(result.failure));
+    assert.equal(result.reportData, Buffer.from(milanReportData).toString('hex'));
+  });
+  it('TDX and SGX: the quotes, with their collateral', async () => {
+    const tdx = await collectEvidence(tdxReportData, { fs: new FakeAttestationFs().addTsm(TSM, { provider: 'tdx_guest', outblob: tdxQuote }) });
+    const tdxResult = await verifyEvidence({
+      evidence: tdx.evidence,
+      collateral: [read('attestation', 'tdx', 'phala-tdx-v4', 'collateral.json')],
+      now: new Date('2025-07-01T00:00:00Z'),
+    });
+    assert.equal(tdxResult.verified, true, JSON.stringify(tdxResult.failure));
+    const sgx = await collectEvidence(sgxReportData, { fs: new FakeAttestationFs().addGramine(GRAMINE, { attestationType: 'dcap', quote: sgxQuote }) });
+    const x = (f: string) => read('enarx-steward', 'extracted', 'icelake-i5', f);
+    const sgxResult = await verifyEvidence({
+      evidence: sgx.evidence,
+      collateral: [{ name: 'tcb-info.json', bytes: x('tcb-info.json') }],
+      certs: [x('tcb-signing.der')],
+      crls: [x('crl-root.der'), x('crl-pck-processor.der')],
+      now: new Date('2023-02-01T00:00:00Z'),
+    });
+    assert.equal(sgxResult.verified, true, JSON.stringify(sgxResult.failure));
   });
 });
 

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { evaluatePolicy, parsePolicy, PolicyError, VersionReq } from '../../src/attestation/policy/index.ts';
 import type { VerificationResult } from '../../src/attestation/types.ts';
+import { testdata } from '../helpers/paths.ts';
 import { stewardResult } from './steward-vectors.ts';
 
 const D32 = 'ab'.repeat(32);
@@ -174,6 +176,22 @@ describe('policy evaluation beyond Enarx', async () => {
     assert.deepEqual(evaluatePolicy(parsePolicy(`[sgx]\n${signer}\ntcb_status = ["UpToDate", "SWHardeningNeeded"]\n`), i5).reasons, [
       'sgx TCB status OutOfDate is not one of UpToDate, SWHardeningNeeded',
     ]);
+  });
+  it('never throws on arbitrary claims: it accepts or gives reasons', async () => {
+    const policies = ['steward.toml', 'derived/snp-abi-1.52.toml', 'tests/sgx-extra-tcb-advisories.toml'].map((f) =>
+      parsePolicy(readFileSync(testdata('enarx-steward', 'policies', f), 'utf8')),
+    );
+    policies.push(parsePolicy(`[tdx]\nhash = ["${'aa'.repeat(48)}"]\nrtmr0 = ["${'bb'.repeat(48)}"]\nmin_tee_tcb_svn = "${'01'.repeat(16)}"\n`));
+    const value = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant('0x1f'), fc.dictionary(fc.string(), fc.string()));
+    fc.assert(
+      fc.property(fc.constantFrom('snp', 'sgx', 'tdx'), fc.dictionary(fc.constantFrom('policy', 'authorKeyDigest', 'authorKeyEn', 'mrsigner', 'isvSvn', 'attributes', 'rtmr0', 'teeTcbSvn', 'platformInfo', 'reportedTcb'), value), fc.boolean(), (kind, claims, debug) => {
+        for (const p of policies) {
+          const out = evaluatePolicy(p, { ...milan, kind: kind as 'snp', debug, claims, tcbStatus: 'UpToDate' });
+          assert.equal(out.accepted, out.reasons.length === 0);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
   it('evaluates [tdx]: MRTD, RTMRs, MRSEAM, TEE_TCB_SVN, status', () => {
     const tdx: VerificationResult = {

@@ -21,6 +21,8 @@ export interface WorkloadRequest {
   limits?: WorkloadLimits;
   /** Aborting stops the guest at its next host call or poll (Ctrl-C, SIGTERM, wall-time limit). */
   signal?: AbortSignal;
+  /** Called when the guest starts waiting in a host call; the returned function when it stops. */
+  onWait?: () => () => void;
 }
 
 /** How a run ended. */

@@ -1,4 +1,34 @@
 import type { Command } from 'commander';
 
-// Placeholder until the 'run' command lands; its owner replaces this file.
-export function register(_program: Command): void {}
+
+interface RunOptions {
+  backend?: string;
+  wasmcfgfile?: string;
+  dir: string[];
+  env: string[];
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function register(program: Command): void {
+  // Everything after MODULE belongs to the guest, flags included.
+  program.enablePositionalOptions();
+  program
+    .command('run')
+    .description('run a WebAssembly (WASI preview1) module in a Keep')
+    .usage('[--backend B] [--wasmcfgfile FILE] [--dir HOST[::GUEST]]... [--env K=V]... MODULE [ARGS...]')
+    .option('--backend <name>', 'Keep backend (default: strongest available; env ENARX_BACKEND)')
+    .option('--wasmcfgfile <file>', 'Enarx.toml to use (env ENARX_WASMCFGFILE); never read implicitly')
+    .option('--dir <host[::guest]>', 'preopen a host directory, at GUEST (default: HOST as given)', collect, [])
+    .option('--env <name[=value]>', 'set a guest environment variable (NAME alone copies the host value)', collect, [])
+    .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
+    .argument('<module>', 'the .wasm file')
+    .argument('[args...]', 'arguments for the guest, passed verbatim')
+    .passThroughOptions()
+    .action(async (module: string, args: string[], options: RunOptions) => {
+      const { runCommand } = await import('../run/run.ts');
+      const code = await runCommand(module, args, options);
+      process.exitCode = code;
+    });
+}
+

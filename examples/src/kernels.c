@@ -1,0 +1,94 @@
+// CPU kernels for the benchmark: kernels NAME [SCALE]. Each prints a checksum so that the
+// work cannot be optimised away and native and wasm results can be compared.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t sieve(int scale) {
+  int n = 2000000 * scale;
+  char *composite = calloc((size_t)n + 1, 1);
+  uint64_t count = 0;
+  for (int rep = 0; rep < 5; rep++) {
+    memset(composite, 0, (size_t)n + 1);
+    count = 0;
+    for (int i = 2; i <= n; i++) {
+      if (composite[i]) continue;
+      count++;
+      for (long j = (long)i * i; j <= n; j += i) composite[j] = 1;
+    }
+  }
+  free(composite);
+  return count;
+}
+
+static uint64_t matmul(int scale) {
+  int n = 200 + 40 * scale;
+  double *a = malloc(sizeof(double) * n * n), *b = malloc(sizeof(double) * n * n), *c = calloc((size_t)n * n, sizeof(double));
+  for (int i = 0; i < n * n; i++) { a[i] = (i % 7) * 0.5; b[i] = (i % 11) * 0.25; }
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < n; k++) {
+      double aik = a[i * n + k];
+      for (int j = 0; j < n; j++) c[i * n + j] += aik * b[k * n + j];
+    }
+  double sum = 0;
+  for (int i = 0; i < n * n; i++) sum += c[i];
+  free(a); free(b); free(c);
+  return (uint64_t)sum;
+}
+
+static uint64_t mandelbrot(int scale) {
+  int w = 600 * scale, h = 400, iters = 200;
+  uint64_t inside = 0;
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      double cr = -2.0 + 3.0 * x / w, ci = -1.0 + 2.0 * y / h, zr = 0, zi = 0;
+      int i = 0;
+      while (i < iters && zr * zr + zi * zi < 4.0) {
+        double t = zr * zr - zi * zi + cr;
+        zi = 2 * zr * zi + ci;
+        zr = t;
+        i++;
+      }
+      inside += i == iters;
+    }
+  return inside;
+}
+
+static uint64_t crc32_kernel(int scale) {
+  uint32_t table[256];
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[i] = c;
+  }
+  size_t n = (size_t)8 << 20;
+  unsigned char *buf = malloc(n);
+  for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 31 + 7);
+  uint32_t crc = 0;
+  for (int rep = 0; rep < 4 * scale; rep++) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
+    crc = ~crc;
+  }
+  free(buf);
+  return crc;
+}
+
+static uint64_t fib(int n) { return n < 2 ? (uint64_t)n : fib(n - 1) + fib(n - 2); }
+
+static uint64_t fib_kernel(int scale) { return fib(30 + scale); }
+
+int main(int argc, char **argv) {
+  const char *name = argc > 1 ? argv[1] : "sieve";
+  int scale = argc > 2 ? atoi(argv[2]) : 1;
+  uint64_t r;
+  if (!strcmp(name, "sieve")) r = sieve(scale);
+  else if (!strcmp(name, "matmul")) r = matmul(scale);
+  else if (!strcmp(name, "mandelbrot")) r = mandelbrot(scale);
+  else if (!strcmp(name, "crc32")) r = crc32_kernel(scale);
+  else if (!strcmp(name, "fib")) r = fib_kernel(scale);
+  else { fprintf(stderr, "kernels: unknown kernel %s (sieve, matmul, mandelbrot, crc32, fib)\n", name); return 2; }
+  printf("%s %llu\n", name, (unsigned long long)r);
+  return 0;
+}

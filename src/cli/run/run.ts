@@ -1,0 +1,117 @@
+import { readFileSync, statSync } from 'node:fs';
+import { ConfigError, loadConfig, type EnarxConfig } from '../../config/index.ts';
+import { BackendSelectionError, KeepSetupError, selectBackend } from '../../keep/index.ts';
+import { PlanError, buildPlanParts } from '../../keep/plan.ts';
+import { WorkloadError } from '../../runtime/index.ts';
+import { EnarxError, UsageError } from '../errors.ts';
+import { log } from '../output.ts';
+
+/** Enarx refuses modules above 100 MB; so do we. */
+const MAX_MODULE_BYTES = 100 * 1024 * 1024;
+
+/** Exit statuses for a Keep stopped by a signal, as a shell reports them. */
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+export interface RunFlags {
+  backend?: string;
+  wasmcfgfile?: string;
+  dir: string[];
+  env: string[];
+}
+
+function readModule(path: string): Uint8Array {
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw new EnarxError(`cannot read module ${path}: it is a directory`, { hint: 'give the path of a .wasm file' });
+    if (st.size > MAX_MODULE_BYTES) throw new EnarxError(`module ${path} is larger than 100 MB`, { hint: 'Keeps refuse modules that large' });
+    return readFileSync(path);
+  } catch (err) {
+    if (err instanceof EnarxError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String(code ?? err);
+    throw new EnarxError(`cannot read module ${path}: ${why}`, {
+      hint: code === 'EACCES' ? 'check the file permissions' : 'check the path (build the examples with examples/build.sh)',
+    });
+  }
+}
+
+/** `enarx run`: returns the exit status. Every failure before the guest starts is an EnarxError. */
+export async function runCommand(module: string, args: string[], flags: RunFlags): Promise<number> {
+  const cfgPath = flags.wasmcfgfile ?? process.env.ENARX_WASMCFGFILE;
+  let config: EnarxConfig | undefined;
+  let parts;
+  try {
+    config = cfgPath ? loadConfig(cfgPath) : undefined;
+    parts = buildPlanParts({ module, args, dirs: flags.dir, env: flags.env }, config);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new EnarxError(err.message, { hint: "fix the file ('enarx config check FILE' validates it)" });
+    if (err instanceof PlanError) throw new UsageError(err.message);
+    throw err;
+  }
+  for (const f of parts.files) {
+    if (f.kind !== 'dir') continue;
+    try {
+      if (!statSync(f.path).isDirectory()) throw new Error('not a directory');
+    } catch {
+      throw new EnarxError(`cannot preopen ${f.path} for '${f.name}': not a readable directory`, { hint: 'check the --dir or [[files]] path' });
+    }
+  }
+  const bytes = readModule(module);
+  const backendName = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
+  let backend;
+  try {
+    backend = await selectBackend(backendName);
+  } catch (err) {
+    if (err instanceof BackendSelectionError) throw new EnarxError(err.message, { hint: err.hint ?? "see 'enarx platform info'" });
+    throw err;
+  }
+  log('info', `running ${module} in the ${backend.name} Keep`);
+
+  const controller = new AbortController();
+  let stoppedBy: string | undefined;
+  const stop = (sig: NodeJS.Signals) => {
+    stoppedBy = sig;
+    controller.abort(`stopped by ${sig}`);
+  };
+  // Listen for Ctrl-C / SIGTERM only while the guest waits: a guest computing keeps the event
+  // loop busy, and Node's default action (terminate at once) is then the right one.
+  const onWait = () => {
+    process.on('SIGINT', stop).on('SIGTERM', stop);
+    return () => {
+      process.off('SIGINT', stop).off('SIGTERM', stop);
+    };
+  };
+
+  let outcome;
+  try {
+    outcome = await backend.run({
+      module: bytes,
+      args: parts.args,
+      env: parts.env,
+      files: parts.files,
+      steward: config?.steward,
+      limits: {},
+      signal: controller.signal,
+      onWait,
+    });
+  } catch (err) {
+    if (err instanceof WorkloadError || err instanceof KeepSetupError) {
+      throw new EnarxError(`${module}: ${err.message}`, { hint: err.hint });
+    }
+    throw err;
+  }
+  switch (outcome.kind) {
+    case 'exit':
+      if (outcome.code > 255) {
+        process.stderr.write(`enarx: the workload exited with status ${outcome.code}, which does not fit in 0-255\n`);
+        return 1;
+      }
+      return outcome.code;
+    case 'trap':
+      process.stderr.write(`enarx: ${outcome.message}\n`);
+      return 134;
+    case 'aborted':
+      process.stderr.write(`enarx: ${outcome.reason}\n`);
+      return stoppedBy ? (SIGNAL_EXIT[stoppedBy] ?? 1) : 137;
+  }
+}

@@ -1,0 +1,41 @@
+import type { FileSpec } from '../config/index.ts';
+import type { WorkloadLimits, WorkloadOutcome } from '../runtime/types.ts';
+
+/** Everything a Keep backend needs to run one workload, already merged from Enarx.toml and the command line. */
+export interface RunPlan {
+  /** The module's bytes. */
+  readonly module: Uint8Array;
+  /** argv, argv[0] included. */
+  readonly args: readonly string[];
+  readonly env: readonly (readonly [string, string])[];
+  /** Descriptors to open, in fd order. */
+  readonly files: readonly FileSpec[];
+  readonly steward?: string;
+  readonly limits: WorkloadLimits;
+  /** Aborting stops the Keep (Ctrl-C, SIGTERM). */
+  readonly signal: AbortSignal;
+  /** Called while the guest waits (see WorkloadRequest.onWait). */
+  readonly onWait?: () => () => void;
+}
+
+export interface BackendAvailability {
+  readonly available: boolean;
+  /** Why not, and what to do about it. */
+  readonly reason?: string;
+}
+
+export interface KeepBackend {
+  readonly name: string;
+  /** Is this backend usable on this host? Cheap: called during automatic selection. */
+  availability(): Promise<BackendAvailability>;
+  run(plan: RunPlan): Promise<WorkloadOutcome>;
+}
+
+/** A registry entry: enough to list and order backends without loading their code. */
+export interface BackendEntry {
+  readonly name: string;
+  readonly description: string;
+  /** Higher is stronger isolation; automatic selection takes the strongest available. */
+  readonly strength: number;
+  readonly load: () => Promise<KeepBackend>;
+}

@@ -1,0 +1,1042 @@
+import * as fs from 'node:fs';
+import { realpathSync } from 'node:fs';
+import {
+  Clockid, Errno, Eventrwflags, Eventtype, Fdflags, Filetype, Fstflags, Lookupflags, MAX_ADVICE, Oflags,
+  Riflags, Rights, Sdflags, Subclockflags, Whence, DIR_RIGHTS, FILE_RIGHTS, type ErrnoValue,
+} from './constants.ts';
+import { Aborted, ProcExit, WasiError, errnoOf } from './errors.ts';
+import {
+  FdTable, KNOWN_FDFLAGS, entryFromCapability, type ConnectionEntry, type DirEntry, type Entry, type FileEntry,
+} from './fdtable.ts';
+import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
+import { decodePath, hostPathOf, resolvePath, type ResolvedPath } from './paths.ts';
+
+export interface WasiOptions {
+  /** argv, argv[0] included. */
+  args: readonly string[];
+  env: readonly (readonly [string, string])[];
+  /** Descriptors in fd order. */
+  descriptors: readonly DescriptorCapability[];
+  /** Most descriptors open at once (EMFILE past it). */
+  maxDescriptors?: number;
+  /** Aborting wakes a waiting guest and unwinds it with {@link Aborted}. */
+  signal?: AbortSignal;
+  /**
+   * Called when the guest starts waiting in a host call; the function it returns is called when
+   * the wait ends. Lets a Keep react to Ctrl-C only while the event loop is free to deliver it.
+   */
+  onWait?: () => () => void;
+}
+
+/** The imports that may wait: the engine wraps these with WebAssembly.Suspending (JSPI). */
+export const SUSPENDING_IMPORTS: ReadonlySet<string> = new Set([
+  'fd_read', 'fd_write', 'poll_oneoff', 'sock_accept', 'sock_recv', 'sock_send',
+]);
+
+type HostFn = (...args: never[]) => number | Promise<number>;
+
+const encoder = new TextEncoder();
+const MAX_IOVS = 1024;
+const I64_MAX = (1n << 63n) - 1n;
+const { constants: C } = fs;
+const WRITE_INTENT = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE;
+const READ_INTENT = Rights.FD_READ | Rights.FD_READDIR;
+
+/**
+ * A WASI preview1 host over capabilities. It knows nothing of the engine: bind it to the
+ * instance's memory with {@link WasiHost.setMemory} and give {@link WasiHost.imports} to the
+ * instantiation. Filesystem calls are synchronous (like a kernel's); streams, sockets and
+ * poll return a Promise only when they must wait, which the engine turns into a suspension.
+ */
+export class WasiHost {
+  readonly fds: FdTable;
+  readonly #args: Uint8Array[];
+  readonly #env: Uint8Array[];
+  readonly #signal: AbortSignal | undefined;
+  readonly #onWait: (() => () => void) | undefined;
+  #memory: WebAssembly.Memory | undefined;
+  #buffer: ArrayBuffer | SharedArrayBuffer | undefined;
+  #view!: DataView;
+  #bytes!: Uint8Array;
+
+  constructor(options: WasiOptions) {
+    this.#args = options.args.map((a) => encoder.encode(`${a}\0`));
+    this.#env = options.env.map(([k, v]) => encoder.encode(`${k}=${v}\0`));
+    this.#signal = options.signal;
+    this.#onWait = options.onWait;
+    this.fds = new FdTable(options.maxDescriptors ?? 1024);
+    if (options.descriptors.length > (options.maxDescriptors ?? 1024)) {
+      throw new RangeError(`${options.descriptors.length} descriptors configured, above the limit of ${options.maxDescriptors}`);
+    }
+    for (const cap of options.descriptors) this.fds.add(entryFromCapability(cap, realRoot));
+  }
+
+  setMemory(memory: WebAssembly.Memory): void {
+    this.#memory = memory;
+    this.#buffer = undefined;
+  }
+
+  /** Closes every descriptor (at guest exit). */
+  close(): void {
+    this.fds.closeAll();
+  }
+
+  // ---- memory access -------------------------------------------------------------------
+
+  #refresh(): void {
+    const memory = this.#memory;
+    if (!memory) throw new WasiError(Errno.FAULT, 'no memory bound');
+    if (memory.buffer !== this.#buffer) {
+      this.#buffer = memory.buffer;
+      this.#view = new DataView(memory.buffer);
+      this.#bytes = new Uint8Array(memory.buffer);
+    }
+  }
+
+  #view32(): DataView {
+    this.#refresh();
+    return this.#view;
+  }
+
+  /** A view of guest memory [ptr, ptr+len), or EFAULT. */
+  #slice(ptr: number, len: number): Uint8Array {
+    this.#refresh();
+    if (ptr < 0 || len < 0 || ptr + len > this.#bytes.length) throw new WasiError(Errno.FAULT, 'pointer out of bounds');
+    return this.#bytes.subarray(ptr, ptr + len);
+  }
+
+  #check(ptr: number, size: number): DataView {
+    this.#refresh();
+    if (ptr + size > this.#bytes.length) throw new WasiError(Errno.FAULT, 'pointer out of bounds');
+    return this.#view;
+  }
+
+  #setU32(ptr: number, v: number): void {
+    this.#check(ptr, 4).setUint32(ptr, v, true);
+  }
+
+  #setU64(ptr: number, v: bigint): void {
+    this.#check(ptr, 8).setBigUint64(ptr, v, true);
+  }
+
+  #iovs(ptr: number, count: number): Uint8Array[] {
+    if (count > MAX_IOVS) throw new WasiError(Errno.INVAL, 'too many iovecs');
+    const view = this.#check(ptr, count * 8);
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      const buf = view.getUint32(ptr + i * 8, true);
+      const len = view.getUint32(ptr + i * 8 + 4, true);
+      out.push(this.#slice(buf, len));
+    }
+    return out;
+  }
+
+  #path(ptr: number, len: number): string {
+    return decodePath(this.#slice(ptr, len));
+  }
+
+  // ---- descriptor helpers -------------------------------------------------------------
+
+  /** The entry, if it holds `right`; EBADF for a closed fd, ENOTCAPABLE for a missing right. */
+  #entry(fd: number, right: bigint): Entry {
+    const e = this.fds.get(fd);
+    if ((e.rightsBase & right) !== right) throw new WasiError(Errno.NOTCAPABLE, 'descriptor lacks the right');
+    return e;
+  }
+
+  #dir(fd: number, right: bigint): DirEntry {
+    const e = this.#entry(fd, 0n);
+    if (e.type !== 'dir') throw new WasiError(Errno.NOTDIR, `fd ${fd} is not a directory`);
+    if ((e.rightsBase & right) !== right) throw new WasiError(Errno.NOTCAPABLE, 'directory lacks the right');
+    return e;
+  }
+
+  #file(fd: number, right: bigint): FileEntry {
+    const e = this.#entry(fd, 0n);
+    if (e.type === 'dir') throw new WasiError(Errno.ISDIR, `fd ${fd} is a directory`);
+    if (e.type !== 'file') throw new WasiError(Errno.SPIPE, `fd ${fd} is not a file`);
+    if ((e.rightsBase & right) !== right) throw new WasiError(Errno.NOTCAPABLE, 'file lacks the right');
+    return e;
+  }
+
+  #resolve(dir: DirEntry, pathPtr: number, pathLen: number, follow: boolean): ResolvedPath {
+    return resolvePath(dir.root, dir.rel, this.#path(pathPtr, pathLen), follow);
+  }
+
+  /** A directory in which something will change: EROFS in a read-only preopen, then the right. */
+  #writableDir(fd: number, right: bigint): DirEntry {
+    const d = this.#dir(fd, 0n);
+    if (d.readonly) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
+    if ((d.rightsBase & right) !== right) throw new WasiError(Errno.NOTCAPABLE, 'directory lacks the right');
+    return d;
+  }
+
+  #nonblocking(e: Entry): boolean {
+    return (e.fdflags & Fdflags.NONBLOCK) !== 0;
+  }
+
+  /** Waits (suspending the guest) for `ready`, then retries; an abort unwinds the guest. */
+  #wait<T>(ready: Promise<void>, retry: () => T | Promise<T>): Promise<T> {
+    const signal = this.#signal;
+    if (signal?.aborted) return Promise.reject(new Aborted(String(signal.reason ?? 'aborted')));
+    const done = this.#onWait?.();
+    if (!signal) {
+      return ready.then(() => {
+        done?.();
+        return retry();
+      });
+    }
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        done?.();
+        reject(new Aborted(String(signal.reason ?? 'aborted')));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      ready.then(() => {
+        signal.removeEventListener('abort', onAbort);
+        done?.();
+        resolve();
+      });
+    }).then(retry);
+  }
+
+  // ---- streams ------------------------------------------------------------------------
+
+  #readStream(e: Entry, stream: InputStream, iovs: Uint8Array[], waitAll: boolean, got = 0): number | Promise<number> {
+    const total = iovs.reduce((n, v) => n + v.length, 0);
+    if (total === 0) return 0;
+    const conn = e.type === 'connection' ? e : undefined;
+    if (conn?.readClosed) return got;
+    while (got < total) {
+      let chunk: Uint8Array | null | typeof WOULD_BLOCK;
+      const fromPeek = conn?.peeked != null;
+      if (conn?.peeked) {
+        chunk = conn.peeked;
+        conn.peeked = null;
+      } else {
+        chunk = stream.tryRead(total - got);
+      }
+      if (chunk === WOULD_BLOCK) {
+        if (got > 0 && !waitAll) return got;
+        if (this.#nonblocking(e)) {
+          if (got > 0) return got;
+          throw new WasiError(Errno.AGAIN);
+        }
+        const sofar = got;
+        return this.#wait(stream.ready(), () => this.#readStream(e, stream, iovs, waitAll, sofar));
+      }
+      if (chunk === null) return got;
+      const used = scatter(iovs, chunk, got);
+      if (used < chunk.length && conn) conn.peeked = chunk.subarray(used);
+      got += used;
+      // Peeked bytes came first; whatever else is already there comes with them.
+      if (!waitAll && !fromPeek) return got;
+    }
+    return got;
+  }
+
+  /** MSG_PEEK: fills the descriptor's peek buffer (waiting only while it is empty) and copies it out. */
+  #peekStream(c: ConnectionEntry, iovs: Uint8Array[]): number | Promise<number> {
+    const total = iovs.reduce((n, v) => n + v.length, 0);
+    if (total === 0 || c.readClosed) return 0;
+    let buf = c.peeked ?? new Uint8Array(0);
+    let ended = false;
+    while (buf.length < total) {
+      const chunk = c.connection.input.tryRead(total - buf.length);
+      if (chunk === WOULD_BLOCK) break;
+      if (chunk === null) {
+        ended = true;
+        break;
+      }
+      buf = buf.length === 0 ? chunk : concat(buf, chunk);
+    }
+    c.peeked = buf.length > 0 ? buf : null;
+    if (buf.length === 0 && !ended) {
+      if (this.#nonblocking(c)) throw new WasiError(Errno.AGAIN);
+      return this.#wait(c.connection.input.ready(), () => this.#peekStream(c, iovs));
+    }
+    return scatter(iovs, buf.subarray(0, total), 0);
+  }
+
+  #writeStream(e: Entry, stream: OutputStream, iovs: Uint8Array[], index = 0, offset = 0, written = 0): number | Promise<number> {
+    for (let i = index; i < iovs.length; i++) {
+      const iov = iovs[i]!;
+      let off = i === index ? offset : 0;
+      while (off < iov.length) {
+        const n = stream.tryWrite(off === 0 ? iov : iov.subarray(off));
+        off += n;
+        written += n;
+        if (off < iov.length && n === 0) {
+          if (this.#nonblocking(e)) {
+            if (written > 0) return written;
+            throw new WasiError(Errno.AGAIN);
+          }
+          const at = off;
+          const sofar = written;
+          return this.#wait(stream.ready(), () => this.#writeStream(e, stream, iovs, i, at, sofar));
+        }
+      }
+    }
+    return written;
+  }
+
+  // ---- the imports --------------------------------------------------------------------
+
+  /** The `wasi_snapshot_preview1` import object. Names in SUSPENDING_IMPORTS may return a Promise. */
+  imports(): Record<string, HostFn> {
+    const fns: Record<string, HostFn> = {
+      args_get: (argv: number, buf: number) => this.#putStrings(this.#args, argv, buf),
+      args_sizes_get: (argc: number, size: number) => this.#putSizes(this.#args, argc, size),
+      environ_get: (env: number, buf: number) => this.#putStrings(this.#env, env, buf),
+      environ_sizes_get: (count: number, size: number) => this.#putSizes(this.#env, count, size),
+      clock_res_get: (id: number, out: number) => {
+        this.#setU64(out, clockResolution(id));
+        return 0;
+      },
+      clock_time_get: (id: number, _precision: bigint, out: number) => {
+        this.#setU64(out, clockNow(id));
+        return 0;
+      },
+      fd_advise: (fd: number, offset: bigint, len: bigint, advice: number) => {
+        this.#file(fd, Rights.FD_ADVISE);
+        if (advice > MAX_ADVICE || offset < 0n || len < 0n) throw new WasiError(Errno.INVAL);
+        return 0; // advice is a hint; the host's page cache already does well without it
+      },
+      fd_allocate: (fd: number, offset: bigint, len: bigint) => {
+        const f = this.#file(fd, Rights.FD_ALLOCATE);
+        if (len === 0n || offset + len > I64_MAX) throw new WasiError(Errno.INVAL);
+        const size = fs.fstatSync(f.osfd, { bigint: true }).size;
+        if (offset + len > size) fs.ftruncateSync(f.osfd, Number(offset + len));
+        return 0;
+      },
+      fd_close: (fd: number) => {
+        this.fds.close(fd);
+        return 0;
+      },
+      fd_datasync: (fd: number) => {
+        const e = this.#entry(fd, Rights.FD_DATASYNC);
+        if (e.type === 'file') fs.fdatasyncSync(e.osfd);
+        else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
+        return 0;
+      },
+      fd_sync: (fd: number) => {
+        const e = this.#entry(fd, Rights.FD_SYNC);
+        if (e.type === 'file') fs.fsyncSync(e.osfd);
+        else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
+        return 0;
+      },
+      fd_fdstat_get: (fd: number, out: number) => {
+        const e = this.fds.get(fd);
+        const view = this.#check(out, 24);
+        view.setUint8(out, this.#filetype(e));
+        view.setUint8(out + 1, 0);
+        view.setUint16(out + 2, e.fdflags, true);
+        view.setUint32(out + 4, 0, true);
+        view.setBigUint64(out + 8, e.rightsBase, true);
+        view.setBigUint64(out + 16, e.rightsInheriting, true);
+        return 0;
+      },
+      fd_fdstat_set_flags: (fd: number, flags: number) => {
+        const e = this.#entry(fd, Rights.FD_FDSTAT_SET_FLAGS);
+        if (flags & ~KNOWN_FDFLAGS) throw new WasiError(Errno.INVAL);
+        if (flags & (Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)) throw new WasiError(Errno.NOTSUP, 'sync flags are set at open');
+        if (e.type === 'file' && ((flags ^ e.fdflags) & Fdflags.APPEND)) {
+          throw new WasiError(Errno.NOTSUP, 'append is chosen at open');
+        }
+        e.fdflags = flags;
+        return 0;
+      },
+      fd_fdstat_set_rights: (fd: number, base: bigint, inheriting: bigint) => {
+        const e = this.fds.get(fd);
+        if ((base & ~e.rightsBase) !== 0n || (inheriting & ~e.rightsInheriting) !== 0n) {
+          throw new WasiError(Errno.NOTCAPABLE, 'rights can only be dropped');
+        }
+        e.rightsBase = base;
+        e.rightsInheriting = inheriting;
+        return 0;
+      },
+      fd_filestat_get: (fd: number, out: number) => {
+        const e = this.#entry(fd, Rights.FD_FILESTAT_GET);
+        if (e.type === 'file') this.#putFilestat(out, fs.fstatSync(e.osfd, { bigint: true }));
+        else if (e.type === 'dir') this.#putFilestat(out, fs.statSync(hostPathOf(e.root, e.rel), { bigint: true }));
+        else this.#putStreamFilestat(out, this.#filetype(e));
+        return 0;
+      },
+      fd_filestat_set_size: (fd: number, size: bigint) => {
+        const f = this.#file(fd, Rights.FD_FILESTAT_SET_SIZE);
+        if (size > I64_MAX) throw new WasiError(Errno.FBIG);
+        fs.ftruncateSync(f.osfd, Number(size));
+        return 0;
+      },
+      fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) => {
+        const e = this.#entry(fd, Rights.FD_FILESTAT_SET_TIMES);
+        if (e.type === 'file') {
+          const [a, m] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
+          fs.futimesSync(e.osfd, a, m);
+        } else if (e.type === 'dir') {
+          const path = hostPathOf(e.root, e.rel);
+          const [a, m] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
+          fs.utimesSync(path, a, m);
+        } else {
+          throw new WasiError(Errno.BADF, 'not a file');
+        }
+        return 0;
+      },
+      fd_pread: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) => {
+        const f = this.#file(fd, Rights.FD_READ | Rights.FD_SEEK);
+        if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
+        const n = readvAt(f.osfd, this.#iovs(iovs, iovsLen), offset);
+        this.#setU32(out, n);
+        return 0;
+      },
+      fd_pwrite: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) => {
+        const f = this.#file(fd, Rights.FD_WRITE | Rights.FD_SEEK);
+        if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
+        if (f.fdflags & Fdflags.APPEND) throw new WasiError(Errno.NOTSUP, 'pwrite on an append-only file');
+        const n = fs.writevSync(f.osfd, this.#iovs(iovs, iovsLen), Number(offset));
+        this.#setU32(out, n);
+        return 0;
+      },
+      fd_prestat_get: (fd: number, out: number) => {
+        const e = this.fds.get(fd);
+        if (e.preopenName === undefined) throw new WasiError(Errno.BADF, 'not a preopen');
+        const view = this.#check(out, 8);
+        view.setUint32(out, 0, true); // tag = dir, and padding
+        view.setUint32(out + 4, encoder.encode(e.preopenName).length, true);
+        return 0;
+      },
+      fd_prestat_dir_name: (fd: number, buf: number, len: number) => {
+        const e = this.fds.get(fd);
+        if (e.preopenName === undefined) throw new WasiError(Errno.BADF, 'not a preopen');
+        const name = encoder.encode(e.preopenName);
+        if (len < name.length) throw new WasiError(Errno.NAMETOOLONG);
+        this.#slice(buf, name.length).set(name);
+        return 0;
+      },
+      fd_read: (fd: number, iovs: number, iovsLen: number, out: number) => {
+        const e = this.fds.get(fd);
+        const list = this.#iovs(iovs, iovsLen);
+        const done = (n: number) => {
+          this.#setU32(out, n);
+          return 0;
+        };
+        if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
+        if ((e.rightsBase & Rights.FD_READ) === 0n) throw new WasiError(e.type === 'dir' ? Errno.ISDIR : Errno.BADF);
+        switch (e.type) {
+          case 'file': {
+            const n = readvAt(e.osfd, list, e.position);
+            e.position += BigInt(n);
+            return done(n);
+          }
+          case 'null': return done(0);
+          case 'input': return then(this.#readStream(e, e.stream, list, false), done);
+          case 'connection': return then(this.#readStream(e, e.connection.input, list, false), done);
+          default: throw new WasiError(Errno.BADF);
+        }
+      },
+      fd_readdir: (fd: number, buf: number, bufLen: number, cookie: bigint, out: number) => {
+        const d = this.#dir(fd, Rights.FD_READDIR);
+        if (cookie === 0n || !d.listing) d.listing = listDirectory(hostPathOf(d.root, d.rel));
+        const target = this.#slice(buf, bufLen);
+        let used = 0;
+        for (let i = Number(cookie); i < d.listing.length && used < bufLen; i++) {
+          const ent = d.listing[i]!;
+          const header = new Uint8Array(24);
+          const hv = new DataView(header.buffer);
+          hv.setBigUint64(0, BigInt(i + 1), true);
+          hv.setBigUint64(8, ent.ino, true);
+          hv.setUint32(16, ent.name.length, true);
+          hv.setUint8(20, ent.type);
+          const record = concat(header, ent.name);
+          const n = Math.min(record.length, bufLen - used);
+          target.set(record.subarray(0, n), used);
+          used += n;
+        }
+        this.#setU32(out, used);
+        return 0;
+      },
+      fd_renumber: (from: number, to: number) => {
+        this.fds.renumber(from, to);
+        return 0;
+      },
+      fd_seek: (fd: number, offset: bigint, whence: number, out: number) => {
+        const e = this.fds.get(fd);
+        if (e.type === 'dir') throw new WasiError(Errno.ISDIR);
+        if (e.type !== 'file') throw new WasiError(Errno.SPIPE);
+        const needed = offset === 0n && whence === Whence.CUR ? Rights.FD_TELL : Rights.FD_SEEK;
+        if ((e.rightsBase & needed) === 0n) throw new WasiError(Errno.NOTCAPABLE);
+        let base: bigint;
+        if (whence === Whence.SET) base = 0n;
+        else if (whence === Whence.CUR) base = e.position;
+        else if (whence === Whence.END) base = fs.fstatSync(e.osfd, { bigint: true }).size;
+        else throw new WasiError(Errno.INVAL, 'bad whence');
+        const next = base + offset;
+        if (next < 0n || next > I64_MAX) throw new WasiError(Errno.INVAL, 'seek out of range');
+        e.position = next;
+        this.#setU64(out, next);
+        return 0;
+      },
+      fd_tell: (fd: number, out: number) => {
+        const f = this.#file(fd, Rights.FD_TELL);
+        this.#setU64(out, f.position);
+        return 0;
+      },
+      fd_write: (fd: number, iovs: number, iovsLen: number, out: number) => {
+        const e = this.fds.get(fd);
+        const list = this.#iovs(iovs, iovsLen);
+        const done = (n: number) => {
+          this.#setU32(out, n);
+          return 0;
+        };
+        if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
+        if ((e.rightsBase & Rights.FD_WRITE) === 0n) throw new WasiError(e.type === 'dir' ? Errno.ISDIR : Errno.BADF);
+        switch (e.type) {
+          case 'file': {
+            if (e.fdflags & Fdflags.APPEND) {
+              const n = fs.writevSync(e.osfd, list);
+              e.position = fs.fstatSync(e.osfd, { bigint: true }).size;
+              return done(n);
+            }
+            const n = fs.writevSync(e.osfd, list, Number(e.position));
+            e.position += BigInt(n);
+            return done(n);
+          }
+          case 'null': return done(list.reduce((n, v) => n + v.length, 0));
+          case 'output': return then(this.#writeStream(e, e.stream, list), done);
+          case 'connection': return then(this.#writeStream(e, e.connection.output, list), done);
+          default: throw new WasiError(Errno.BADF);
+        }
+      },
+      path_create_directory: (fd: number, path: number, len: number) => {
+        const d = this.#writableDir(fd, Rights.PATH_CREATE_DIRECTORY);
+        fs.mkdirSync(this.#resolve(d, path, len, false).host);
+        return 0;
+      },
+      path_filestat_get: (fd: number, flags: number, path: number, len: number, out: number) => {
+        const d = this.#dir(fd, Rights.PATH_FILESTAT_GET);
+        const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
+        const st = fs.lstatSync(r.host, { bigint: true });
+        if (r.mustBeDir && !st.isDirectory()) throw new WasiError(Errno.NOTDIR);
+        this.#putFilestat(out, st);
+        return 0;
+      },
+      path_filestat_set_times: (fd: number, flags: number, path: number, len: number, atim: bigint, mtim: bigint, fst: number) => {
+        const d = this.#writableDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
+        const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
+        const [a, m] = setTimes(fst, atim, mtim, () => fs.lstatSync(r.host, { bigint: true }));
+        fs.lutimesSync(r.host, a, m);
+        return 0;
+      },
+      path_link: (oldFd: number, oldFlags: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
+        const src = this.#dir(oldFd, Rights.PATH_LINK_SOURCE);
+        const dst = this.#writableDir(newFd, Rights.PATH_LINK_TARGET);
+        const from = this.#resolve(src, oldPath, oldLen, (oldFlags & Lookupflags.SYMLINK_FOLLOW) !== 0);
+        const to = this.#resolve(dst, newPath, newLen, false);
+        if (fs.lstatSync(from.host).isDirectory()) throw new WasiError(Errno.PERM, 'hard links to directories are not allowed');
+        if (to.mustBeDir) throw new WasiError(Errno.NOENT);
+        fs.linkSync(from.host, to.host);
+        return 0;
+      },
+      path_open: (
+        fd: number, dirflags: number, path: number, len: number, oflags: number,
+        base: bigint, inheriting: bigint, fdflags: number, out: number,
+      ) => {
+        const d = this.#dir(fd, Rights.PATH_OPEN);
+        this.#setU32(out, this.#open(d, dirflags, this.#path(path, len), oflags, base, inheriting, fdflags));
+        return 0;
+      },
+      path_readlink: (fd: number, path: number, len: number, buf: number, bufLen: number, out: number) => {
+        const d = this.#dir(fd, Rights.PATH_READLINK);
+        const r = this.#resolve(d, path, len, false);
+        const target = fs.readlinkSync(r.host, { encoding: 'buffer' });
+        const n = Math.min(target.length, bufLen);
+        this.#slice(buf, n).set(target.subarray(0, n));
+        this.#setU32(out, n);
+        return 0;
+      },
+      path_remove_directory: (fd: number, path: number, len: number) => {
+        const d = this.#writableDir(fd, Rights.PATH_REMOVE_DIRECTORY);
+        const r = this.#resolve(d, path, len, false);
+        if (r.rel.length === 0) throw new WasiError(Errno.BUSY, 'cannot remove the preopen itself');
+        if (!fs.lstatSync(r.host).isDirectory()) throw new WasiError(Errno.NOTDIR);
+        fs.rmdirSync(r.host);
+        return 0;
+      },
+      path_rename: (fd: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
+        const src = this.#writableDir(fd, Rights.PATH_RENAME_SOURCE);
+        const dst = this.#writableDir(newFd, Rights.PATH_RENAME_TARGET);
+        const from = this.#resolve(src, oldPath, oldLen, false);
+        const to = this.#resolve(dst, newPath, newLen, false);
+        if (from.rel.length === 0 || to.rel.length === 0) throw new WasiError(Errno.BUSY, 'cannot rename a preopen');
+        const st = fs.lstatSync(from.host);
+        if ((from.mustBeDir || to.mustBeDir) && !st.isDirectory()) throw new WasiError(Errno.NOTDIR);
+        fs.renameSync(from.host, to.host);
+        return 0;
+      },
+      path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) => {
+        const d = this.#writableDir(fd, Rights.PATH_SYMLINK);
+        const target = this.#path(oldPath, oldLen);
+        if (target.startsWith('/')) throw new WasiError(Errno.NOTCAPABLE, 'symlinks to absolute paths are refused');
+        const r = this.#resolve(d, newPath, newLen, false);
+        if (r.mustBeDir) throw new WasiError(Errno.NOENT);
+        fs.symlinkSync(target, r.host);
+        return 0;
+      },
+      path_unlink_file: (fd: number, path: number, len: number) => {
+        const d = this.#writableDir(fd, Rights.PATH_UNLINK_FILE);
+        const r = this.#resolve(d, path, len, false);
+        const st = fs.lstatSync(r.host);
+        if (st.isDirectory()) throw new WasiError(Errno.ISDIR);
+        if (r.mustBeDir) throw new WasiError(Errno.NOTDIR);
+        fs.unlinkSync(r.host);
+        return 0;
+      },
+      poll_oneoff: (inPtr: number, outPtr: number, n: number, neventsPtr: number) => this.#poll(inPtr, outPtr, n, neventsPtr),
+      proc_exit: (code: number) => {
+        throw new ProcExit(code >>> 0);
+      },
+      proc_raise: (_sig: number) => {
+        // Signals do not exist in a Keep; wasi-libc's raise() maps this to "not supported".
+        throw new WasiError(Errno.NOSYS, 'signals are not supported');
+      },
+      sched_yield: () => {
+        if (this.#signal?.aborted) throw new Aborted(String(this.#signal.reason ?? 'aborted'));
+        return 0;
+      },
+      random_get: (buf: number, len: number) => {
+        const target = this.#slice(buf, len);
+        for (let off = 0; off < len; off += 65536) crypto.getRandomValues(target.subarray(off, Math.min(len, off + 65536)) as Uint8Array<ArrayBuffer>);
+        return 0;
+      },
+      sock_accept: (fd: number, flags: number, out: number) => this.#accept(fd, flags, out),
+      sock_recv: (fd: number, iovs: number, iovsLen: number, riflags: number, outLen: number, outFlags: number) => {
+        const c = this.#socket(fd, Rights.FD_READ);
+        if (riflags & ~(Riflags.RECV_PEEK | Riflags.RECV_WAITALL)) throw new WasiError(Errno.INVAL);
+        const list = this.#iovs(iovs, iovsLen);
+        const received = riflags & Riflags.RECV_PEEK
+          ? this.#peekStream(c, list)
+          : this.#readStream(c, c.connection.input, list, (riflags & Riflags.RECV_WAITALL) !== 0);
+        return then(
+          received,
+          (got) => {
+            this.#setU32(outLen, got);
+            this.#check(outFlags, 2).setUint16(outFlags, 0, true);
+            return 0;
+          },
+        );
+      },
+      sock_send: (fd: number, iovs: number, iovsLen: number, siflags: number, out: number) => {
+        const c = this.#socket(fd, Rights.FD_WRITE);
+        if (siflags !== 0) throw new WasiError(Errno.INVAL);
+        return then(this.#writeStream(c, c.connection.output, this.#iovs(iovs, iovsLen)), (n) => {
+          this.#setU32(out, n);
+          return 0;
+        });
+      },
+      sock_shutdown: (fd: number, how: number) => {
+        const c = this.#socket(fd, Rights.SOCK_SHUTDOWN);
+        if (how === 0 || how & ~(Sdflags.RD | Sdflags.WR)) throw new WasiError(Errno.INVAL);
+        const mode = how === (Sdflags.RD | Sdflags.WR) ? 'both' : how === Sdflags.RD ? 'read' : 'write';
+        if (how & Sdflags.RD) {
+          c.readClosed = true;
+          c.peeked = null;
+        }
+        c.connection.shutdown(mode);
+        return 0;
+      },
+    };
+    for (const [name, fn] of Object.entries(fns)) fns[name] = guard(fn);
+    return fns;
+  }
+
+  // ---- implementations too long to inline ---------------------------------------------
+
+  #putSizes(list: Uint8Array[], countPtr: number, sizePtr: number): number {
+    this.#setU32(countPtr, list.length);
+    this.#setU32(sizePtr, list.reduce((n, s) => n + s.length, 0));
+    return 0;
+  }
+
+  #putStrings(list: Uint8Array[], ptrs: number, buf: number): number {
+    const view = this.#check(ptrs, list.length * 4);
+    let at = buf;
+    list.forEach((s, i) => {
+      this.#slice(at, s.length).set(s);
+      view.setUint32(ptrs + i * 4, at, true);
+      at += s.length;
+    });
+    return 0;
+  }
+
+  #filetype(e: Entry): number {
+    switch (e.type) {
+      case 'dir': return Filetype.DIRECTORY;
+      case 'file': return filetypeOf(fs.fstatSync(e.osfd));
+      case 'connection':
+      case 'listener': return Filetype.SOCKET_STREAM;
+      default: return Filetype.CHARACTER_DEVICE;
+    }
+  }
+
+  #putFilestat(out: number, st: fs.BigIntStats): void {
+    const view = this.#check(out, 64);
+    view.setBigUint64(out, st.dev, true);
+    view.setBigUint64(out + 8, st.ino, true);
+    view.setBigUint64(out + 16, BigInt(filetypeOf(st)), true);
+    view.setBigUint64(out + 24, st.nlink, true);
+    view.setBigUint64(out + 32, st.size, true);
+    view.setBigUint64(out + 40, st.atimeNs, true);
+    view.setBigUint64(out + 48, st.mtimeNs, true);
+    view.setBigUint64(out + 56, st.ctimeNs, true);
+  }
+
+  #putStreamFilestat(out: number, type: number): void {
+    const view = this.#check(out, 64);
+    for (let i = 0; i < 64; i += 8) view.setBigUint64(out + i, 0n, true);
+    view.setUint8(out + 16, type);
+    view.setBigUint64(out + 24, 1n, true);
+  }
+
+  #open(d: DirEntry, dirflags: number, path: string, oflags: number, base: bigint, inheriting: bigint, fdflags: number): number {
+    if (oflags & ~(Oflags.CREAT | Oflags.DIRECTORY | Oflags.EXCL | Oflags.TRUNC)) throw new WasiError(Errno.INVAL);
+    if (fdflags & ~KNOWN_FDFLAGS) throw new WasiError(Errno.INVAL);
+    // An explicit directory open asks for a directory handle: write rights are moot there.
+    const wantsWrite =
+      ((base & WRITE_INTENT) !== 0n && !(oflags & Oflags.DIRECTORY)) || (oflags & Oflags.TRUNC) !== 0 || (fdflags & Fdflags.APPEND) !== 0;
+    const wantsRead = (base & READ_INTENT) !== 0n || !wantsWrite;
+    if (d.readonly && (wantsWrite || oflags & Oflags.CREAT)) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
+    if (oflags & Oflags.CREAT && (d.rightsBase & Rights.PATH_CREATE_FILE) === 0n) throw new WasiError(Errno.NOTCAPABLE);
+    if (oflags & Oflags.TRUNC && (d.rightsBase & Rights.PATH_FILESTAT_SET_SIZE) === 0n) throw new WasiError(Errno.NOTCAPABLE);
+    const r = resolvePath(d.root, d.rel, path, (dirflags & Lookupflags.SYMLINK_FOLLOW) !== 0);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(r.host);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st) {
+      if (oflags & Oflags.CREAT && oflags & Oflags.EXCL) throw new WasiError(Errno.EXIST);
+      if (st.isSymbolicLink()) throw new WasiError(Errno.LOOP, 'final component is a symlink and following was not asked');
+      if (st.isDirectory()) {
+        if (wantsWrite) throw new WasiError(Errno.ISDIR);
+        return this.fds.add({
+          type: 'dir', root: d.root, rel: r.rel, readonly: d.readonly, fdflags: fdflags & Fdflags.NONBLOCK,
+          rightsBase: base & d.rightsInheriting & DIR_RIGHTS, rightsInheriting: inheriting & d.rightsInheriting,
+        });
+      }
+      if (oflags & Oflags.DIRECTORY || r.mustBeDir) throw new WasiError(Errno.NOTDIR);
+    } else {
+      if (!(oflags & Oflags.CREAT)) throw new WasiError(Errno.NOENT);
+      if (oflags & Oflags.DIRECTORY) throw new WasiError(Errno.INVAL, 'cannot create a directory with path_open');
+      if (r.mustBeDir) throw new WasiError(Errno.ISDIR);
+    }
+    let flags = wantsRead && wantsWrite ? C.O_RDWR : wantsWrite ? C.O_WRONLY : C.O_RDONLY;
+    flags |= C.O_NOFOLLOW | C.O_NONBLOCK;
+    if (oflags & Oflags.CREAT) flags |= C.O_CREAT;
+    if (oflags & Oflags.EXCL) flags |= C.O_EXCL;
+    if (oflags & Oflags.TRUNC) flags |= C.O_TRUNC;
+    if (fdflags & Fdflags.APPEND) flags |= C.O_APPEND;
+    if (fdflags & Fdflags.DSYNC) flags |= C.O_DSYNC;
+    if (fdflags & (Fdflags.SYNC | Fdflags.RSYNC)) flags |= C.O_SYNC;
+    let rights = base & d.rightsInheriting & FILE_RIGHTS;
+    if (!wantsWrite) rights &= ~(WRITE_INTENT | Rights.FD_FILESTAT_SET_TIMES);
+    if (!wantsRead) rights &= ~Rights.FD_READ;
+    const osfd = fs.openSync(r.host, flags, 0o666);
+    try {
+      return this.fds.add({
+        type: 'file', osfd, position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
+      });
+    } catch (err) {
+      fs.closeSync(osfd);
+      throw err;
+    }
+  }
+
+  #socket(fd: number, right: bigint): ConnectionEntry {
+    const e = this.fds.get(fd);
+    if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
+    if (e.type !== 'connection') throw new WasiError(Errno.NOTSOCK);
+    if ((e.rightsBase & right) !== right) throw new WasiError(Errno.NOTCAPABLE);
+    return e;
+  }
+
+  #accept(fd: number, flags: number, out: number): number | Promise<number> {
+    const e = this.fds.get(fd);
+    if (e.type === 'connection') throw new WasiError(Errno.INVAL, 'not listening');
+    if (e.type !== 'listener') throw new WasiError(Errno.NOTSOCK);
+    if ((e.rightsBase & Rights.SOCK_ACCEPT) === 0n) throw new WasiError(Errno.NOTCAPABLE);
+    if (flags & ~Fdflags.NONBLOCK) throw new WasiError(Errno.INVAL);
+    this.#check(out, 4);
+    const got = e.listener.tryAccept();
+    if (got === WOULD_BLOCK) {
+      if (this.#nonblocking(e)) throw new WasiError(Errno.AGAIN);
+      return this.#wait(e.listener.ready(), () => this.#accept(fd, flags, out));
+    }
+    let newFd: number;
+    try {
+      newFd = this.fds.add({
+        type: 'connection', connection: got, peeked: null, readClosed: false,
+        rightsBase: e.rightsInheriting, rightsInheriting: 0n, fdflags: flags,
+      });
+    } catch (err) {
+      got.close();
+      throw err;
+    }
+    this.#setU32(out, newFd);
+    return 0;
+  }
+
+  #poll(inPtr: number, outPtr: number, n: number, neventsPtr: number): number | Promise<number> {
+    if (n === 0) throw new WasiError(Errno.INVAL, 'no subscriptions');
+    const view = this.#check(inPtr, n * 48);
+    this.#check(outPtr, n * 32);
+    this.#check(neventsPtr, 4);
+    const subs: Subscription[] = [];
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      const at = inPtr + i * 48;
+      const userdata = view.getBigUint64(at, true);
+      const tag = view.getUint8(at + 8);
+      if (tag === Eventtype.CLOCK) {
+        const id = view.getUint32(at + 16, true);
+        const timeout = view.getBigUint64(at + 24, true);
+        const abs = (view.getUint16(at + 40, true) & Subclockflags.ABSTIME) !== 0;
+        let deadline: bigint | null = null;
+        if (id === Clockid.MONOTONIC) deadline = abs ? timeout : start + timeout;
+        else if (id === Clockid.REALTIME) deadline = abs ? start + (timeout - clockNow(Clockid.REALTIME)) : start + timeout;
+        else if (id === Clockid.PROCESS_CPUTIME_ID || id === Clockid.THREAD_CPUTIME_ID) {
+          deadline = start + (abs ? timeout - clockNow(id) : timeout);
+        }
+        subs.push({ userdata, type: Eventtype.CLOCK, deadline, error: deadline === null ? Errno.INVAL : 0 });
+      } else if (tag === Eventtype.FD_READ || tag === Eventtype.FD_WRITE) {
+        const fd = view.getUint32(at + 16, true);
+        subs.push({ userdata, type: tag, fd, error: 0 });
+      } else {
+        throw new WasiError(Errno.INVAL, 'unknown subscription type');
+      }
+    }
+    return this.#pollRound(subs, outPtr, neventsPtr);
+  }
+
+  #pollRound(subs: Subscription[], outPtr: number, neventsPtr: number): number | Promise<number> {
+    const now = process.hrtime.bigint();
+    const events: PollEvent[] = [];
+    const waits: Promise<void>[] = [];
+    let nearest: bigint | null = null;
+    for (const s of subs) {
+      if (s.type === Eventtype.CLOCK) {
+        const deadline = s.deadline ?? null;
+        if (s.error || deadline === null || deadline <= now) events.push({ userdata: s.userdata, type: s.type, error: s.error, nbytes: 0n, flags: 0 });
+        else if (nearest === null || deadline < nearest) nearest = deadline;
+        continue;
+      }
+      const r = this.#readiness(s.fd!, s.type === Eventtype.FD_READ);
+      if (r.wait) waits.push(r.wait);
+      else events.push({ userdata: s.userdata, type: s.type, error: r.error, nbytes: r.nbytes, flags: r.hangup ? Eventrwflags.HANGUP : 0 });
+    }
+    if (events.length > 0) {
+      const view = this.#view32();
+      events.forEach((ev, i) => {
+        const at = outPtr + i * 32;
+        for (let k = 0; k < 32; k += 8) view.setBigUint64(at + k, 0n, true);
+        view.setBigUint64(at, ev.userdata, true);
+        view.setUint16(at + 8, ev.error, true);
+        view.setUint8(at + 10, ev.type);
+        view.setBigUint64(at + 16, ev.nbytes, true);
+        view.setUint16(at + 24, ev.flags, true);
+      });
+      view.setUint32(neventsPtr, events.length, true);
+      return 0;
+    }
+    if (nearest !== null) {
+      const ms = Number(nearest - now) / 1e6;
+      waits.push(new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))));
+    }
+    return this.#wait(Promise.race(waits), () => this.#pollRound(subs, outPtr, neventsPtr));
+  }
+
+  /** Whether fd is ready for reading/writing; `wait` when it is not yet. */
+  #readiness(fd: number, read: boolean): { error: ErrnoValue; nbytes: bigint; hangup?: boolean; wait?: Promise<void> } {
+    if (!this.fds.has(fd)) return { error: Errno.BADF, nbytes: 0n };
+    const e = this.fds.get(fd);
+    if ((e.rightsBase & Rights.POLL_FD_READWRITE) === 0n && e.type !== 'listener') return { error: Errno.NOTCAPABLE, nbytes: 0n };
+    switch (e.type) {
+      case 'file': {
+        if (!read) return { error: 0, nbytes: 0n };
+        const size = fs.fstatSync(e.osfd, { bigint: true }).size;
+        return { error: 0, nbytes: size > e.position ? size - e.position : 0n };
+      }
+      case 'null': return { error: 0, nbytes: 0n, hangup: read };
+      case 'input': return read ? inputReadiness(e.stream, null) : { error: Errno.BADF, nbytes: 0n };
+      case 'output': return read ? { error: Errno.BADF, nbytes: 0n } : outputReadiness(e.stream);
+      case 'connection':
+        return read ? inputReadiness(e.connection.input, e.readClosed ? new Uint8Array(0) : e.peeked) : outputReadiness(e.connection.output);
+      case 'listener': {
+        if (!read) return { error: Errno.NOTSUP, nbytes: 0n };
+        const pending = e.listener.pendingConnections();
+        return pending > 0 ? { error: 0, nbytes: BigInt(pending) } : { error: 0, nbytes: 0n, wait: e.listener.ready() };
+      }
+      case 'dir': return { error: Errno.ISDIR, nbytes: 0n };
+    }
+  }
+}
+
+interface Subscription {
+  userdata: bigint;
+  type: number;
+  deadline?: bigint | null;
+  fd?: number;
+  error: ErrnoValue;
+}
+
+interface PollEvent {
+  userdata: bigint;
+  type: number;
+  error: ErrnoValue;
+  nbytes: bigint;
+  flags: number;
+}
+
+function inputReadiness(stream: InputStream, peeked: Uint8Array | null) {
+  if (peeked) return { error: 0 as const, nbytes: BigInt(peeked.length), hangup: peeked.length === 0 };
+  const n = stream.readableBytes();
+  if (n > 0) return { error: 0 as const, nbytes: BigInt(n) };
+  if (stream.ended) return { error: 0 as const, nbytes: 0n, hangup: true };
+  return { error: 0 as const, nbytes: 0n, wait: stream.ready() };
+}
+
+function outputReadiness(stream: OutputStream) {
+  const n = stream.writableBytes();
+  return n > 0 ? { error: 0 as const, nbytes: BigInt(n) } : { error: 0 as const, nbytes: 0n, wait: stream.ready() };
+}
+
+/** Wraps a host function so that failures become errnos, and exit/abort unwind the guest. */
+function guard(fn: HostFn): HostFn {
+  const fail = (err: unknown): number => {
+    if (err instanceof ProcExit || err instanceof Aborted) throw err;
+    return errnoOf(err);
+  };
+  return (...args: never[]) => {
+    try {
+      const r = fn(...args);
+      return typeof r === 'number' ? r : r.then(undefined, fail);
+    } catch (err) {
+      return fail(err);
+    }
+  };
+}
+
+function then<T>(v: T | Promise<T>, f: (v: T) => number): number | Promise<number> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** Copies `chunk` into the iovecs starting `skip` bytes in; returns how many bytes fitted. */
+function scatter(iovs: Uint8Array[], chunk: Uint8Array, skip: number): number {
+  let copied = 0;
+  for (const iov of iovs) {
+    if (skip >= iov.length) {
+      skip -= iov.length;
+      continue;
+    }
+    const n = Math.min(iov.length - skip, chunk.length - copied);
+    iov.set(chunk.subarray(copied, copied + n), skip);
+    copied += n;
+    skip = 0;
+    if (copied === chunk.length) break;
+  }
+  return copied;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+function readvAt(osfd: number, iovs: Uint8Array[], position: bigint): number {
+  if (iovs.length === 1) return fs.readSync(osfd, iovs[0]!, 0, iovs[0]!.length, position);
+  return fs.readvSync(osfd, iovs, Number(position));
+}
+
+function filetypeOf(st: fs.Stats | fs.BigIntStats): number {
+  if (st.isFile()) return Filetype.REGULAR_FILE;
+  if (st.isDirectory()) return Filetype.DIRECTORY;
+  if (st.isSymbolicLink()) return Filetype.SYMBOLIC_LINK;
+  if (st.isCharacterDevice()) return Filetype.CHARACTER_DEVICE;
+  if (st.isBlockDevice()) return Filetype.BLOCK_DEVICE;
+  if (st.isSocket()) return Filetype.SOCKET_STREAM;
+  return Filetype.UNKNOWN;
+}
+
+function direntType(d: fs.Dirent): number {
+  if (d.isFile()) return Filetype.REGULAR_FILE;
+  if (d.isDirectory()) return Filetype.DIRECTORY;
+  if (d.isSymbolicLink()) return Filetype.SYMBOLIC_LINK;
+  if (d.isCharacterDevice()) return Filetype.CHARACTER_DEVICE;
+  if (d.isBlockDevice()) return Filetype.BLOCK_DEVICE;
+  if (d.isSocket()) return Filetype.SOCKET_STREAM;
+  return Filetype.UNKNOWN;
+}
+
+function listDirectory(path: string): { name: Uint8Array; ino: bigint; type: number }[] {
+  const out: { name: Uint8Array; ino: bigint; type: number }[] = [
+    { name: encoder.encode('.'), ino: fs.statSync(path, { bigint: true }).ino, type: Filetype.DIRECTORY },
+    { name: encoder.encode('..'), ino: 0n, type: Filetype.DIRECTORY },
+  ];
+  const entries = fs.readdirSync(path, { withFileTypes: true, encoding: 'buffer' });
+  entries.sort((a, b) => Buffer.compare(a.name, b.name));
+  for (const d of entries) {
+    let ino = 0n;
+    try {
+      ino = fs.lstatSync(Buffer.concat([Buffer.from(`${path}/`), d.name]), { bigint: true }).ino;
+    } catch {
+      // Removed meanwhile: keep the name, as readdir would have.
+    }
+    out.push({ name: new Uint8Array(d.name), ino, type: direntType(d as unknown as fs.Dirent) });
+  }
+  return out;
+}
+
+/** Applies fst_flags: the [atime, mtime] (in seconds) to set; unchanged ones are read back. */
+function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => fs.BigIntStats): [number, number] {
+  if ((flags & Fstflags.ATIM && flags & Fstflags.ATIM_NOW) || (flags & Fstflags.MTIM && flags & Fstflags.MTIM_NOW)) {
+    throw new WasiError(Errno.INVAL, 'both a time and "now" given');
+  }
+  if (flags & ~(Fstflags.ATIM | Fstflags.ATIM_NOW | Fstflags.MTIM | Fstflags.MTIM_NOW)) throw new WasiError(Errno.INVAL);
+  const now = Date.now() / 1000;
+  const needCurrent = !(flags & (Fstflags.ATIM | Fstflags.ATIM_NOW)) || !(flags & (Fstflags.MTIM | Fstflags.MTIM_NOW));
+  const st = needCurrent ? current() : undefined;
+  const pick = (set: number, setNow: number, value: bigint, existing: bigint | undefined) =>
+    flags & setNow ? now : flags & set ? Number(value) / 1e9 : Number(existing ?? 0n) / 1e9;
+  return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, st?.atimeNs), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, st?.mtimeNs)];
+}
+
+function clockResolution(id: number): bigint {
+  switch (id) {
+    case Clockid.REALTIME: return 1000n;
+    case Clockid.MONOTONIC: return 1n;
+    case Clockid.PROCESS_CPUTIME_ID:
+    case Clockid.THREAD_CPUTIME_ID: return 1000n;
+    default: throw new WasiError(Errno.INVAL, 'unknown clock');
+  }
+}
+
+const realtimeOrigin = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
+function clockNow(id: number): bigint {
+  switch (id) {
+    case Clockid.REALTIME: return realtimeOrigin + process.hrtime.bigint();
+    case Clockid.MONOTONIC: return process.hrtime.bigint();
+    case Clockid.PROCESS_CPUTIME_ID:
+    case Clockid.THREAD_CPUTIME_ID: {
+      const u = process.cpuUsage();
+      return BigInt(u.user + u.system) * 1000n;
+    }
+    default: throw new WasiError(Errno.INVAL, 'unknown clock');
+  }
+}
+
+function realRoot(path: string): string {
+  return realpathSync(path);
+}

@@ -234,7 +234,9 @@ describe('enarx run: signals', () => {
     // Give the guest time to come back to its read() and wait there.
     await new Promise((resolve) => setTimeout(resolve, 150));
     child.kill('SIGTERM');
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const code = await new Promise((resolve) => child.on('close', resolve));
+    clearTimeout(watchdog);
     assert.equal(code, 143);
     assertOneLine(stderr, /stopped by SIGTERM/);
   });

@@ -28,7 +28,9 @@ export function register(program: Command): void {
     .action(async (module: string, args: string[], options: RunOptions) => {
       const { runCommand } = await import('../run/run.ts');
       const code = await runCommand(module, args, options);
-      process.exitCode = code;
+      // The guest is done: nothing of enarx's is left to finish (its writes are synchronous), and
+      // a stdin the guest stopped reading must not keep the process alive.
+      process.exit(code);
     });
 }
 

@@ -31,3 +31,4 @@ export {
   parsePckIdCsv,
 } from './intel.ts';
 export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
+export { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';

@@ -74,3 +74,17 @@ export function intelRoutes(): Record<string, Route> {
     },
   };
 }
+
+/** Phala's TDX collateral as PCS would serve it (TCB info, TD_QE identity, Platform CA CRL, Root CA CRL). */
+export function phalaTdxRoutes(): Record<string, Route> {
+  const routes = intelRoutes();
+  return {
+    [`/tdx/certification/v4/tcb?fmspc=${TDX_FMSPC}`]: routes[`/tdx/certification/v4/tcb?fmspc=${TDX_FMSPC}`]!,
+    '/tdx/certification/v4/qe/identity': routes['/tdx/certification/v4/qe/identity']!,
+    '/sgx/certification/v4/pckcrl?ca=platform&encoding=der': {
+      body: Buffer.from(tdx.pck_crl!, 'hex'),
+      headers: { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(tdx.pck_crl_issuer_chain!) },
+    },
+    '/IntelSGXRootCA.der': { body: Buffer.from(tdx.root_ca_crl!, 'hex') },
+  };
+}

@@ -17,6 +17,9 @@ interface VerifyFlags {
   crl: string[];
   now?: string;
   policy?: string;
+  fetch?: boolean;
+  offline?: boolean;
+  cacheDir?: string;
   json?: boolean;
 }
 
@@ -33,6 +36,9 @@ export function register(program: Command): void {
     .option('--crl <file>', 'a CRL, PEM or DER: AMD KDS CRLs, Intel PCK and Root CA CRLs (repeatable)', collect, [])
     .option('--now <time>', 'check validity at this RFC 3339 time instead of the current time')
     .option('--policy <file>', 'a policy (TOML, steward.toml-compatible; docs/policy.md): exit 0 only if it accepts the evidence')
+    .option('--fetch', 'get the collateral the evidence needs from the cache, or from AMD KDS / Intel PCS (docs/collateral.md)')
+    .option('--offline', 'with --fetch: use only the collateral cache')
+    .option('--cache-dir <dir>', 'with --fetch: the collateral cache (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
     .option('--json', 'print one JSON object on stdout')
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
@@ -43,6 +49,14 @@ export function register(program: Command): void {
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
       ]);
+      if (flags.fetch || flags.offline) {
+        const { fetchForVerify } = await import('./platform-collateral.ts');
+        const given = certs.flatMap((c) => ('der' in c ? c.der : []));
+        const fetched = await fetchForVerify(evidence, given, { cacheDir: flags.cacheDir, offline: flags.offline }, now);
+        certs.push({ der: fetched.certs });
+        crls.push(...fetched.crls);
+        collateral.push(...fetched.collateral);
+      }
       const { rejectedResult, verifyEvidence } = await import('../../attestation/index.ts');
       const tableError = certs.find((c) => 'error' in c);
       const result =

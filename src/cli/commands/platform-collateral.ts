@@ -110,9 +110,10 @@ function progress(event: import('../../collateral/index.ts').ProgressEvent): voi
   }
 }
 
-export async function openService(opts: CommonOptions) {
+export async function openService(opts: CommonOptions, now?: Date) {
   const { CollateralService } = await import('../../collateral/index.ts');
   return new CollateralService({
+    ...(now ? { now: () => now } : {}),
     cacheDir: opts.cacheDir ?? defaultCacheDir(),
     offline: opts.offline ?? false,
     amdBaseUrl: opts.kdsUrl ?? process.env.ENARX_KDS_URL,
@@ -271,4 +272,32 @@ export async function updateCache(opts: CommonOptions & { products?: string }): 
     docs: Object.assign({}, ...parts.map((p) => p.docs)),
     written: Object.assign({}, ...parts.map((p) => p.written)),
   });
+}
+
+/**
+ * `enarx attest verify --fetch`: the collateral the evidence needs, from the cache or the vendors.
+ * Certificates the user gave are kept; a given VCEK/VLEK is not fetched again. Failing to get it is
+ * missing collateral (exit 2), as for `attest verify`. With `now` (attest verify --now), cached
+ * documents are judged fresh or expired at that time.
+ */
+export async function fetchForVerify(evidence: Uint8Array, givenCerts: readonly Uint8Array[], opts: CommonOptions, now?: Date) {
+  const c = await import('../../collateral/index.ts');
+  const { parseCertificates } = await import('../../attestation/x509.ts');
+  const haveLeaf = givenCerts.some((bytes) => {
+    try {
+      return parseCertificates(bytes).some((cert) => /SEV-(VCEK|VLEK)/.test(cert.subject.text));
+    } catch {
+      return false;
+    }
+  });
+  // Freshness is judged at the time the evidence is verified at: collateral valid then is what it needs.
+  const service = await openService(opts, now);
+  try {
+    return await c.collateralForEvidence(service, evidence, { haveLeaf });
+  } catch (err) {
+    if (err instanceof c.CollateralError) {
+      throw new EnarxError(err.message, { exitCode: 2, hint: opts.offline ? 'fill the cache while online first' : 'check the network or the URLs' });
+    }
+    throw err;
+  }
 }

@@ -194,3 +194,8 @@ test('a CRL of an unrelated issuer (AMD) is not used and does not stand in for t
   assert.equal(r.revocationChecked, false);
   assert.ok(r.warnings.some((w) => /no PCK CRL/.test(w)));
 });
+
+test('an invalid now is a programming error, never a silently passed window', async () => {
+  const v = phalaSgx();
+  await assert.rejects(verifySgxQuote(v.quote, { ...v.options, now: new Date('not a date') }), TypeError);
+});

@@ -51,6 +51,8 @@ export function verifyTdxQuote(bytes: Uint8Array, options: IntelVerifyOptions): 
  * names the failing step.
  */
 export async function verifyIntelQuote(bytes: Uint8Array, options: IntelVerifyOptions, expect?: 'sgx' | 'tdx'): Promise<VerificationResult> {
+  // An invalid Date compares false with everything, which would pass every window: refuse it.
+  if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) throw new TypeError('verifyIntelQuote: options.now must be a valid Date');
   let quote: IntelQuote | undefined;
   const state: State = { warnings: [], claims: {}, revocationChecked: false, trustAnchor: null };
   try {

@@ -1,21 +1,23 @@
-// CPU kernels for the benchmark: kernels NAME [SCALE]. Each prints a checksum so that the
-// work cannot be optimised away and native and wasm results can be compared.
+// CPU kernels for the benchmark: kernels NAME [SCALE]. Each prints a checksum (so that the work
+// cannot be optimised away and native and wasm results can be compared) and the time the
+// kernel itself took, in milliseconds, measured with CLOCK_MONOTONIC.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static uint64_t sieve(int scale) {
   int n = 2000000 * scale;
   char *composite = calloc((size_t)n + 1, 1);
   uint64_t count = 0;
-  for (int rep = 0; rep < 5; rep++) {
+  for (int rep = 0; rep < 40; rep++) {
     memset(composite, 0, (size_t)n + 1);
     count = 0;
     for (int i = 2; i <= n; i++) {
       if (composite[i]) continue;
       count++;
-      for (long j = (long)i * i; j <= n; j += i) composite[j] = 1;
+      for (int64_t j = (int64_t)i * i; j <= n; j += i) composite[j] = 1;
     }
   }
   free(composite);
@@ -23,7 +25,7 @@ static uint64_t sieve(int scale) {
 }
 
 static uint64_t matmul(int scale) {
-  int n = 200 + 40 * scale;
+  int n = 560 + 40 * scale;
   double *a = malloc(sizeof(double) * n * n), *b = malloc(sizeof(double) * n * n), *c = calloc((size_t)n * n, sizeof(double));
   for (int i = 0; i < n * n; i++) { a[i] = (i % 7) * 0.5; b[i] = (i % 11) * 0.25; }
   for (int i = 0; i < n; i++)
@@ -38,7 +40,7 @@ static uint64_t matmul(int scale) {
 }
 
 static uint64_t mandelbrot(int scale) {
-  int w = 600 * scale, h = 400, iters = 200;
+  int w = 600 * scale, h = 800, iters = 200;
   uint64_t inside = 0;
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
@@ -66,7 +68,7 @@ static uint64_t crc32_kernel(int scale) {
   unsigned char *buf = malloc(n);
   for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(i * 31 + 7);
   uint32_t crc = 0;
-  for (int rep = 0; rep < 4 * scale; rep++) {
+  for (int rep = 0; rep < 8 * scale; rep++) {
     crc = ~crc;
     for (size_t i = 0; i < n; i++) crc = table[(crc ^ buf[i]) & 0xff] ^ (crc >> 8);
     crc = ~crc;
@@ -77,18 +79,22 @@ static uint64_t crc32_kernel(int scale) {
 
 static uint64_t fib(int n) { return n < 2 ? (uint64_t)n : fib(n - 1) + fib(n - 2); }
 
-static uint64_t fib_kernel(int scale) { return fib(30 + scale); }
+static uint64_t fib_kernel(int scale) { return fib(34 + scale); }
 
 int main(int argc, char **argv) {
   const char *name = argc > 1 ? argv[1] : "sieve";
   int scale = argc > 2 ? atoi(argv[2]) : 1;
   uint64_t r;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   if (!strcmp(name, "sieve")) r = sieve(scale);
   else if (!strcmp(name, "matmul")) r = matmul(scale);
   else if (!strcmp(name, "mandelbrot")) r = mandelbrot(scale);
   else if (!strcmp(name, "crc32")) r = crc32_kernel(scale);
   else if (!strcmp(name, "fib")) r = fib_kernel(scale);
   else { fprintf(stderr, "kernels: unknown kernel %s (sieve, matmul, mandelbrot, crc32, fib)\n", name); return 2; }
-  printf("%s %llu\n", name, (unsigned long long)r);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  printf("%s %llu %.1f ms\n", name, (unsigned long long)r, ms);
   return 0;
 }

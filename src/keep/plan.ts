@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { DEFAULT_FILES, fdEnvironment, type EnarxConfig, type FileSpec } from '../config/index.ts';
+import { DEFAULT_FILES, fdEnvironment, type EnarxConfig, type FileSpec } from '../config/model.ts';
 
 /** The command-line side of a run: wasmtime-style flags and the guest's own arguments. */
 export interface RunRequest {

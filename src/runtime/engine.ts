@@ -4,6 +4,7 @@ import type { WorkloadOutcome, WorkloadRequest } from './types.ts';
 
 const WASI_MODULE = 'wasi_snapshot_preview1';
 
+
 /** JS Promise Integration (in Node 26; not yet in TypeScript's lib). */
 const JSPI = WebAssembly as unknown as {
   Suspending: new (fn: (...args: never[]) => unknown) => object;

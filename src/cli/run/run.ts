@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
-import { ConfigError, loadConfig, type EnarxConfig } from '../../config/index.ts';
+import type { EnarxConfig } from '../../config/model.ts';
 import { BackendSelectionError, KeepSetupError, selectBackend } from '../../keep/index.ts';
 import { PlanError, buildPlanParts } from '../../keep/plan.ts';
 import { WorkloadError } from '../../runtime/index.ts';
@@ -40,11 +40,15 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
   const cfgPath = flags.wasmcfgfile ?? process.env.ENARX_WASMCFGFILE;
   let config: EnarxConfig | undefined;
   let parts;
+  // The TOML parser is loaded only when there is a file to parse.
+  const configModule = cfgPath ? await import('../../config/index.ts') : undefined;
   try {
-    config = cfgPath ? loadConfig(cfgPath) : undefined;
+    config = cfgPath && configModule ? configModule.loadConfig(cfgPath) : undefined;
     parts = buildPlanParts({ module, args, dirs: flags.dir, env: flags.env }, config);
   } catch (err) {
-    if (err instanceof ConfigError) throw new EnarxError(err.message, { hint: "fix the file ('enarx config check FILE' validates it)" });
+    if (configModule && err instanceof configModule.ConfigError) {
+      throw new EnarxError(err.message, { hint: "fix the file ('enarx config check FILE' validates it)" });
+    }
     if (err instanceof PlanError) throw new UsageError(err.message);
     throw err;
   }

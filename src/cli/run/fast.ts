@@ -1,0 +1,63 @@
+import { EnarxError, exitCodeOf, formatError } from '../errors.ts';
+import { setLogLevel } from '../output.ts';
+import type { RunFlags } from './run.ts';
+
+/**
+ * `enarx run` without loading the command-line framework: start-up is most of a short
+ * workload's wall time, and commander alone costs more than running hello.wasm. This parser
+ * accepts exactly the grammar of src/cli/commands/run.ts; anything else (help, an unknown
+ * flag, a missing value) returns undefined and the regular parser handles it, errors included.
+ */
+export function parseRunArgs(argv: readonly string[]): { module: string; args: string[]; flags: RunFlags; logLevel?: string } | undefined {
+  const flags: RunFlags = { dir: [], env: [] };
+  let logLevel: string | undefined;
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') break;
+    const eq = arg.indexOf('=');
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    let value: string | undefined;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i];
+    if (value === undefined) return undefined;
+    switch (name) {
+      case '--backend': flags.backend = value; break;
+      case '--wasmcfgfile': flags.wasmcfgfile = value; break;
+      case '--dir': flags.dir.push(value); break;
+      case '--env': flags.env.push(value); break;
+      case '--log-level': logLevel = value; break;
+      default: return undefined;
+    }
+  }
+  const module = argv[i];
+  if (module === undefined) return undefined;
+  return { module, args: argv.slice(i + 1), flags, ...(logLevel === undefined ? {} : { logLevel }) };
+}
+
+/** Runs `enarx run ARGV` if the fast parser accepts it; false means "use the regular CLI". */
+export async function runFast(argv: readonly string[]): Promise<boolean> {
+  const parsed = parseRunArgs(argv);
+  if (!parsed) return false;
+  let code: number;
+  try {
+    if (parsed.logLevel) {
+      try {
+        setLogLevel(parsed.logLevel);
+      } catch (err) {
+        throw new EnarxError((err as Error).message, { exitCode: 2 });
+      }
+    }
+    const { runCommand } = await import('./run.ts');
+    code = await runCommand(parsed.module, parsed.args, parsed.flags);
+  } catch (err) {
+    process.stderr.write(`${formatError(err)}\n`);
+    if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) process.stderr.write(`${err.stack}\n`);
+    code = exitCodeOf(err);
+  }
+  process.exit(code);
+}

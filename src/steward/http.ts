@@ -12,7 +12,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toPem } from '../attestation/x509.ts';
 import { type Problem, PROBLEM_CONTENT_TYPE, StewardRefusal } from './problems.ts';
-import type { Steward } from './steward.ts';
+import { toHex } from '../attestation/bytes.ts';
+import type { Issued, Steward } from './steward.ts';
 
 export const PKCS10 = 'application/pkcs10';
 export const BUNDLE = 'application/vnd.steward.pkcs10-bundle.v1';
@@ -75,6 +76,13 @@ export function stewardHandler(steward: Steward, options: HandlerOptions = {}): 
     sendProblem(res, refusal.problem, headers);
   };
 
+  const audit = (issued: Issued) => {
+    const o = issued.origin;
+    const flags = [o.stewardDebug && 'steward-debug', o.teeDebug && 'tee-debug', o.testRoot && 'test-root'].filter(Boolean).join(',');
+    const identity = o.identity ? ` workload ${o.identity.digest.algorithm}:${toHex(o.identity.digest.value)}${o.identity.package ? ` package ${o.identity.package.slug}` : ''}` : '';
+    log('info', `issued serial ${issued.serial} to a ${o.tee} Keep (anchor ${o.trustAnchor}${flags ? `, ${flags}` : ''})${identity}, until ${issued.notAfter.toISOString()}`);
+  };
+
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') {
@@ -113,13 +121,18 @@ export function stewardHandler(steward: Steward, options: HandlerOptions = {}): 
         }
         try {
           if (type === BUNDLE) {
-            send(res, 200, 'application/octet-stream', await steward.certifyBundle(body));
-          } else if (mediaType(req.headers.accept) === PEM_CHAIN) {
+            const issued = await steward.issueBundle(body);
+            issued.forEach(audit);
+            send(res, 200, 'application/octet-stream', steward.bundleOutput(issued));
+            return;
+          }
+          const issued = await steward.issue(body);
+          audit(issued);
+          if (mediaType(req.headers.accept) === PEM_CHAIN) {
             // RFC 8555's PEM chain, leaf first, for tools that want a TLS-ready file.
-            const { certificate } = await steward.issue(body);
-            send(res, 200, PEM_CHAIN, [certificate, ...steward.chainTopDown.toReversed()].map((c) => toPem('CERTIFICATE', c)).join(''));
+            send(res, 200, PEM_CHAIN, [issued.certificate, ...steward.chainTopDown.toReversed()].map((c) => toPem('CERTIFICATE', c)).join(''));
           } else {
-            send(res, 200, 'application/pkix-pkipath', await steward.certify(body));
+            send(res, 200, 'application/pkix-pkipath', steward.pkiPath(issued.certificate));
           }
         } catch (err) {
           if (err instanceof StewardRefusal) {

@@ -60,6 +60,9 @@ const BACKDATE_MS = 60_000;
 export interface Issued {
   certificate: Uint8Array;
   origin: CertificateOrigin;
+  /** Hex serial number, for the audit log. */
+  serial: string;
+  notAfter: Date;
 }
 
 export class Steward {
@@ -118,13 +121,17 @@ export class Steward {
       notBefore: new Date(now.getTime() - BACKDATE_MS),
       notAfter,
     });
-    return { certificate, origin };
+    return { certificate, origin, serial: parseCertificate(certificate).serialNumber, notAfter };
   }
 
   /** Enarx's application/pkcs10 answer: DER SEQUENCE OF Certificate, the CA chain then the leaf. */
   async certify(der: Uint8Array, now?: Date): Promise<Uint8Array> {
-    const { certificate } = await this.issue(der, now);
-    return tlv(TAG.SEQUENCE, ...this.chainTopDown, certificate);
+    return this.pkiPath((await this.issue(der, now)).certificate);
+  }
+
+  /** The DER SEQUENCE OF Certificate Enarx clients expect: the CA chain top-down, then `leaf`. */
+  pkiPath(leaf: Uint8Array): Uint8Array {
+    return tlv(TAG.SEQUENCE, ...this.chainTopDown, leaf);
   }
 
   /**
@@ -133,6 +140,11 @@ export class Steward {
    * One refused CSR refuses the bundle; the refusal says which.
    */
   async certifyBundle(der: Uint8Array, now?: Date): Promise<Uint8Array> {
+    return this.bundleOutput(await this.issueBundle(der, now));
+  }
+
+  /** Issues for every CSR of a bundle (DER SEQUENCE OF CertificationRequest), or refuses them all. */
+  async issueBundle(der: Uint8Array, now?: Date): Promise<Issued[]> {
     let csrs: Uint8Array[];
     try {
       csrs = children(readWhole(der, TAG.SEQUENCE)).map((t) => t.raw);
@@ -144,15 +156,20 @@ export class Steward {
       throw new StewardRefusal('bad-request', 'parse', `too many CSRs in the bundle: ${csrs.length} (at most ${this.limits.bundleSize})`);
     }
     const when = now ?? this.#now();
-    const issued: Uint8Array[] = [];
+    const issued: Issued[] = [];
     for (const [i, csr] of csrs.entries()) {
       try {
-        issued.push((await this.issue(csr, when)).certificate);
+        issued.push(await this.issue(csr, when));
       } catch (err) {
         throw err instanceof StewardRefusal ? err.at(i) : err;
       }
     }
-    return tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, ...this.chainTopDown), tlv(TAG.SEQUENCE, ...issued));
+    return issued;
+  }
+
+  /** Enarx's bundle answer for issued certificates. */
+  bundleOutput(issued: Issued[]): Uint8Array {
+    return tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, ...this.chainTopDown), tlv(TAG.SEQUENCE, ...issued.map((i) => i.certificate)));
   }
 
   async #checkRequest(der: Uint8Array): Promise<ParsedCsr> {

@@ -4,10 +4,27 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { toPem } from '../../src/attestation/x509.ts';
+import { request as httpsRequest } from 'node:https';
+import { generateKeyPair, issueCertificate } from '../../src/attestation/testing/pki.ts';
+import { parseCertificates, toPem } from '../../src/attestation/x509.ts';
+import { readCertificateOrigin } from '../../src/pki/index.ts';
+import { encodeSubjectAltNames } from '../../src/steward/certificate.ts';
 import { runEnarx } from '../helpers/cli.ts';
 import { ENARX_BIN, testdata } from '../helpers/paths.ts';
-import { kvmCsr, productionCa } from './helpers.ts';
+import { kvmCsr, productionCa, snpCsr, snpTestChain } from './helpers.ts';
+
+/** POSTs a CSR over HTTPS, trusting only `ca`. */
+function httpsPost(url: string, body: Uint8Array, ca: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', ca, headers: { 'content-type': 'application/pkcs10' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 const dirs: string[] = [];
 after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -95,31 +112,87 @@ describe('enarx steward serve', () => {
     }
   });
 
+  it('HTTPS with --tls-cert/--tls-key, and --trust-test-root: software-root SNP evidence accepted and marked', async () => {
+    const dir = tempDir();
+    const ca = await productionCa();
+    writeFileSync(join(dir, 'ca.key'), toPem('PRIVATE KEY', new Uint8Array(await crypto.subtle.exportKey('pkcs8', ca.key))));
+    writeFileSync(join(dir, 'chain.pem'), ca.chain.map((c) => toPem('CERTIFICATE', c)).join(''));
+    // a TLS server certificate for 127.0.0.1 from a throwaway root
+    const tlsRoot = await generateKeyPair('ec-p256');
+    const now = new Date();
+    const root = await issueCertificate({ subject: [['2.5.4.3', 'tls root']], subjectKey: tlsRoot, notBefore: now, notAfter: new Date(+now + 3_600_000), ca: {} });
+    const tlsKey = await generateKeyPair('ec-p256');
+    const server = await issueCertificate({
+      subject: [['2.5.4.3', 'steward']],
+      subjectKey: tlsKey,
+      issuer: { certificate: root, key: tlsRoot },
+      notBefore: now,
+      notAfter: new Date(+now + 3_600_000),
+      extensions: [{ oid: '2.5.29.17', value: encodeSubjectAltNames([{ type: 'ip', value: '127.0.0.1' }]) }],
+    });
+    writeFileSync(join(dir, 'tls.pem'), toPem('CERTIFICATE', server.der));
+    writeFileSync(join(dir, 'tls.key'), toPem('PRIVATE KEY', new Uint8Array(await crypto.subtle.exportKey('pkcs8', tlsKey.privateKey))));
+    const chain = await snpTestChain();
+    writeFileSync(join(dir, 'test-ark.pem'), [chain.ark, chain.ask].map((c) => toPem('CERTIFICATE', c.der)).join(''));
+
+    const base = ['--key', join(dir, 'ca.key'), '--crt', join(dir, 'chain.pem'), '--tls-cert', join(dir, 'tls.pem'), '--tls-key', join(dir, 'tls.key')];
+    const csr = (await snpCsr({ identity: { digest: { algorithm: 'sha-256', value: new Uint8Array(32).fill(9) } } })).der;
+    const post = (url: string) => httpsPost(url, csr, toPem('CERTIFICATE', root.der));
+
+    const plain = await serve(base);
+    try {
+      assert.match(plain.json.url, /^https:/);
+      const refused = await post(plain.json.url);
+      assert.equal(refused.status, 400);
+      assert.equal(JSON.parse(refused.body.toString()).step, 'chain', 'an untrusted test root is refused');
+    } finally {
+      await plain.stop();
+    }
+    const trusting = await serve([...base, '--trust-test-root', join(dir, 'test-ark.pem')]);
+    try {
+      assert.match(trusting.stderr(), /trusting local test roots test:test-ark/);
+      const ok = await post(trusting.json.url);
+      assert.equal(ok.status, 200, ok.body.toString());
+      const leaf = parseCertificates(new Uint8Array(ok.body)).at(-1)!;
+      const origin = readCertificateOrigin(leaf.der)!;
+      assert.equal(origin.testRoot, true);
+      assert.equal(origin.trustAnchor, 'test:test-ark');
+      assert.equal(origin.identity?.digest.value[0], 9);
+    } finally {
+      await trusting.stop();
+    }
+  });
+
   it('bad flags exit 2; unusable files exit 1 with one line that says what to do', async () => {
-    const lifetime = await runEnarx(['steward', 'serve', '--lifetime', '5 weeks']);
+    const dir = tempDir();
+    writeFileSync(join(dir, 'bad.toml'), '[sgx]\nsigner = ["00"]\n');
+    const lone = tempDir();
+    writeFileSync(join(lone, 'ca.key'), readFileSync(testdata('enarx-steward', 'ca', 'ca.key')));
+    const overlapPolicy = testdata('enarx-steward', 'policies', 'derived', 'sgx-hash-and-blacklist-overlap.toml');
+    const [lifetime, half, san, missing, policy, overlap, orphan] = await Promise.all([
+      runEnarx(['steward', 'serve', '--lifetime', '5 weeks']),
+      runEnarx(['steward', 'serve', '--key', 'x.pem']),
+      runEnarx(['steward', 'serve', '--san', 'not a name']),
+      runEnarx(['steward', 'serve', '--key', '/nonexistent/k.pem', '--crt', '/nonexistent/c.pem']),
+      runEnarx(['steward', 'serve', '--config', join(dir, 'bad.toml'), '--data-dir', dir]),
+      runEnarx(['steward', 'serve', '--config', overlapPolicy, '--data-dir', dir]),
+      runEnarx(['steward', 'serve', '--data-dir', lone]),
+    ]);
     assert.equal(lifetime.code, 2);
     assert.match(lifetime.stderr, /invalid --lifetime/);
-    const half = await runEnarx(['steward', 'serve', '--key', 'x.pem']);
     assert.equal(half.code, 2);
     assert.match(half.stderr, /--key and --crt go together/);
-    const san = await runEnarx(['steward', 'serve', '--san', 'not a name']);
     assert.equal(san.code, 2);
-    const missing = await runEnarx(['steward', 'serve', '--key', '/nonexistent/k.pem', '--crt', '/nonexistent/c.pem']);
+    assert.match(san.stderr, /invalid --san/);
     assert.equal(missing.code, 1);
     assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
     assert.match(missing.stderr, /cannot read the CA key/);
-    const dir = tempDir();
-    writeFileSync(join(dir, 'bad.toml'), '[sgx]\nsigner = ["00"]\n');
-    const policy = await runEnarx(['steward', 'serve', '--config', join(dir, 'bad.toml'), '--data-dir', dir]);
     assert.equal(policy.code, 1);
     assert.match(policy.stderr, /bad\.toml/);
-    const overlap = await runEnarx(['steward', 'serve', '--config', testdata('enarx-steward', 'policies', 'derived', 'sgx-hash-and-blacklist-overlap.toml'), '--data-dir', dir]);
     assert.equal(overlap.code, 1);
-    const lone = tempDir();
-    writeFileSync(join(lone, 'ca.key'), readFileSync(testdata('enarx-steward', 'ca', 'ca.key')));
-    const orphan = await runEnarx(['steward', 'serve', '--data-dir', lone]);
     assert.equal(orphan.code, 1);
     assert.match(orphan.stderr, /only one of ca\.key and ca\.crt/);
+    for (const r of [lifetime, half, san, missing, policy, overlap, orphan]) assert.equal(r.stdout, '', 'nothing on stdout when it fails');
   });
 
   it('a port in use: exit 1, and says to pick another', async () => {

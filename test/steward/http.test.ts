@@ -70,8 +70,9 @@ async function csrWithExtensions(count: number): Promise<Uint8Array> {
 
 describe('steward over HTTP: bad input never yields a 5xx', () => {
   let running: RunningSteward;
+  const logged: string[] = [];
   before(async () => {
-    running = await listen(await debugSteward(), { addr: '127.0.0.1', port: 0, maxBodyBytes: 64 * 1024 });
+    running = await listen(await debugSteward(), { addr: '127.0.0.1', port: 0, maxBodyBytes: 64 * 1024, log: (level, m) => logged.push(`${level} ${m}`) });
   });
   after(() => running.close());
 
@@ -96,6 +97,7 @@ describe('steward over HTTP: bad input never yields a 5xx', () => {
     assert.equal(certs[1]!.isSelfIssued, true, 'leaf first, then the CA');
     const odd = await send(running.url, { headers: { 'content-type': 'Application/PKCS10; charset=binary' }, body: csr });
     assert.equal(odd.status, 200, 'media types match without parameters, in any case');
+    assert.ok(logged.some((l) => /^info issued serial [0-9a-f]+ to a software Keep \(anchor none, steward-debug\)/.test(l)), logged.join('\n'));
   });
 
   it('wrong or missing content types: 415, with the accepted types', async () => {

@@ -14,6 +14,8 @@ const work = mkdtempSync(join(tmpdir(), 'enarx-bench-'));
 const ex = (name: string) => join(REPO_ROOT, 'examples', `${name}.wasm`);
 const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
 const quick = process.env.BENCH_QUICK === '1';
+// BENCH_PARTS=hello,stdout,files,kernels runs only those parts.
+const parts = new Set((process.env.BENCH_PARTS ?? 'hello,stdout,files,kernels').split(','));
 
 // A node:wasi runner doing what `enarx run` does: read, compile, instantiate, start.
 const nodeWasi = join(work, 'node-wasi.mjs');
@@ -77,14 +79,14 @@ const rounds = quick ? 3 : 11;
 process.stdout.write(`(medians of ${rounds} interleaved rounds; ratios < 1 favour enarx unless said otherwise)\n\n`);
 
 // 1. hello, end to end
-{
+if (parts.has('hello')) {
   const t = await compare(rounds, { enarx: () => enarx([ex('hello')]), 'node:wasi': () => wasi([ex('hello')]) });
   process.stdout.write(`hello, end to end: enarx ${fmt(t.enarx!)} ms, node:wasi ${fmt(t['node:wasi']!)} ms, ` +
     `ratio ${fmt(t.enarx! / t['node:wasi']!, 2)}x (target <= 1.2x)\n`);
 }
 
 // 2. stdout throughput
-{
+if (parts.has('stdout')) {
   const mib = quick ? 64 : 512;
   const t = await compare(Math.max(3, rounds >> 1), {
     enarx: () => enarx([ex('iobench'), 'stdout', String(mib)]),
@@ -96,7 +98,7 @@ process.stdout.write(`(medians of ${rounds} interleaved rounds; ratios < 1 favou
 }
 
 // 3. file write and read throughput in a preopened directory
-{
+if (parts.has('files')) {
   const mib = quick ? 64 : 512;
   const dir = join(work, 'io');
   rmSync(dir, { recursive: true, force: true });
@@ -113,7 +115,7 @@ process.stdout.write(`(medians of ${rounds} interleaved rounds; ratios < 1 favou
 }
 
 // 4. CPU kernels: native C against wasm under enarx run
-{
+if (parts.has('kernels')) {
   const native = join(work, 'kernels-native');
   const cc = spawnSync('clang', ['-O2', '-o', native, join(REPO_ROOT, 'examples', 'src', 'kernels.c')], { encoding: 'utf8' });
   if (cc.status !== 0) {
@@ -123,13 +125,15 @@ process.stdout.write(`(medians of ${rounds} interleaved rounds; ratios < 1 favou
     const wall: number[] = [];
     const inner: number[] = [];
     process.stdout.write('CPU kernels (wall: whole process; kernel: time inside the program):\n');
-    for (const k of ['sieve', 'matmul', 'mandelbrot', 'crc32', 'fib']) {
+    // Repetitions chosen so that each kernel runs 1-2 s natively: start-up stays a small part.
+    const repeats: Record<string, number> = { sieve: 2, matmul: 16, mandelbrot: 10, crc32: 5, fib: 30 };
+    for (const [k, times] of Object.entries(repeats)) {
+      const reps = String(quick ? Math.max(1, times >> 2) : times);
       const n: Run[] = [];
       const w: Run[] = [];
-      const reps = quick ? 1 : 3;
-      for (let i = 0; i < reps; i++) {
-        n.push(await run(native, [k]));
-        w.push(await enarx([ex('kernels'), k]));
+      for (let i = 0; i < (quick ? 1 : 3); i++) {
+        n.push(await run(native, [k, reps]));
+        w.push(await enarx([ex('kernels'), k, reps]));
       }
       const [nWall, wWall] = [median(n.map((r) => r.ms)), median(w.map((r) => r.ms))];
       const [nIn, wIn] = [median(n.map((r) => kernelMs(r.stdout))), median(w.map((r) => kernelMs(r.stdout)))];

@@ -14,8 +14,7 @@ if (major < 26) {
 // called again (3-8x slower CPU kernels); V8 cannot change this once wasm has been compiled,
 // so it must be a command-line flag. See docs/wasi.md, "Performance".
 // Start-up: cache compiled (and type-stripped) modules between runs.
-const { enableCompileCache } = await import('node:module');
-enableCompileCache?.();
+process.getBuiltinModule('node:module').enableCompileCache?.();
 // Node's own warnings (experimental features, deprecations in dependencies) are not the user's business.
 process.removeAllListeners('warning');
 process.on('warning', (w) => {

@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")"
 for src in src/*.c; do
   name=$(basename "$src" .c)
-  clang --target=wasm32-wasi -O2 -Wall -Wextra -Wl,--strip-debug -o "$name.wasm" "$src"
+  clang --target=wasm32-wasi -O2 -msimd128 -Wall -Wextra -Wl,--strip-debug -o "$name.wasm" "$src"
   echo "built examples/$name.wasm"
 done

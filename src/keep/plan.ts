@@ -1,5 +1,6 @@
-import { basename } from 'node:path';
 import { DEFAULT_FILES, fdEnvironment, type EnarxConfig, type FileSpec } from '../config/model.ts';
+
+const { basename } = process.getBuiltinModule('node:path');
 
 /** The command-line side of a run: wasmtime-style flags and the guest's own arguments. */
 export interface RunRequest {

@@ -1,9 +1,10 @@
-import { closeSync } from 'node:fs';
 import {
   ALL_RIGHTS, DIR_RIGHTS, Errno, Fdflags, INHERITABLE_RIGHTS, LISTENER_RIGHTS, Rights, SOCKET_RIGHTS, STREAM_RIGHTS,
 } from './constants.ts';
 import { WasiError } from './errors.ts';
 import type { Connection, DescriptorCapability, InputStream, Listener, OutputStream } from './io.ts';
+
+const { closeSync } = process.getBuiltinModule('node:fs');
 
 interface Common {
   rightsBase: bigint;

@@ -1,6 +1,7 @@
-import { lstatSync, readlinkSync } from 'node:fs';
 import { Errno } from './constants.ts';
 import { WasiError } from './errors.ts';
+
+const { lstatSync, readlinkSync } = process.getBuiltinModule('node:fs');
 
 /** Symlinks followed while resolving one path before ELOOP, as Linux does. */
 const MAX_SYMLINKS = 40;

@@ -3,10 +3,12 @@
  * issues with a certificate-origin extension (which TEE, or software, or debug); Drawbridge refuses
  * debug and software Keeps on a private repository unless the repository allows them.
  *
- * The decoder of that extension belongs to the Steward's PKI module. Until it is wired in, a
- * certificate without a recognised marking reads as 'unmarked' (Enarx's own Steward never marked
- * its certificates), which a private repository accepts from its trusted CA.
+ * The decoder of that extension is the Steward's PKI module's (src/pki describeOrigin): a
+ * certificate without a marking reads as 'unmarked' (Enarx's own Steward marked only software
+ * certificates, with its KVM extension), which a private repository accepts from its trusted CA.
  */
+import { describeOrigin } from '../pki/index.ts';
+
 export type CertificateOriginKind = 'tee' | 'software' | 'debug' | 'unmarked';
 
 export interface CertificateOrigin {
@@ -17,7 +19,7 @@ export interface CertificateOrigin {
 
 export type CertificateOriginDecoder = (der: Uint8Array) => CertificateOrigin;
 
-let decoder: CertificateOriginDecoder = () => ({ kind: 'unmarked' });
+let decoder: CertificateOriginDecoder = describeOrigin;
 
 /** Installs the Steward's decoder (src/pki) once it exists. */
 export function setCertificateOriginDecoder(next: CertificateOriginDecoder): void {

@@ -21,7 +21,7 @@ import { AsnPropTypes } from '@peculiar/asn1-schema';
 import { buffer, bytes, decode, encode, fields } from './asn1.ts';
 import { children, DerError, decodeAnyOid, encodeAnyOid, readWhole, setOf, TAG, tlv } from './der.ts';
 import { fromIdentityAsn, toIdentityAsn, type WorkloadIdentity, WorkloadIdentityAsn } from './identity.ts';
-import { OID_CERTIFICATE_ORIGIN, OID_SUBJECT_DIRECTORY_ATTRIBUTES } from './oids.ts';
+import { OID_CERTIFICATE_ORIGIN, OID_ENARX_KVM, OID_SUBJECT_DIRECTORY_ATTRIBUTES } from './oids.ts';
 
 export type OriginTee = 'software' | 'sgx' | 'snp' | 'tdx';
 const TEES: readonly OriginTee[] = ['software', 'sgx', 'snp', 'tdx'];
@@ -139,4 +139,25 @@ export function readCertificateOrigin(certDer: Uint8Array): CertificateOrigin | 
     return decodeCertificateOrigin(value.raw);
   }
   return null;
+}
+
+/**
+ * A relying party's one-line reading of a certificate (the shape Drawbridge's origin seam takes):
+ * 'tee' for confidential hardware from a production Steward; 'software' for software Keeps (our
+ * origin, or Enarx's KVM marker); 'debug' for a debug Steward, a debug TEE, a test root, or an
+ * origin that cannot be read (fail closed); 'unmarked' when the certificate says nothing.
+ */
+export function describeOrigin(certDer: Uint8Array): { kind: 'tee' | 'software' | 'debug' | 'unmarked'; detail?: string } {
+  let origin: CertificateOrigin | null;
+  let enarxKvm = false;
+  try {
+    enarxKvm = certificateExtensions(certDer).some((e) => e.oid === OID_ENARX_KVM);
+    origin = readCertificateOrigin(certDer);
+  } catch (err) {
+    return { kind: 'debug', detail: `unreadable certificate origin: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (!origin) return enarxKvm ? { kind: 'software', detail: 'Enarx KVM (software) certificate' } : { kind: 'unmarked' };
+  if (origin.tee === 'software') return { kind: 'software', detail: origin.stewardDebug ? 'software Keep, debug Steward' : 'software Keep' };
+  const why = [origin.stewardDebug && 'debug Steward', origin.teeDebug && `debug ${origin.tee} guest`, origin.testRoot && `test root ${origin.trustAnchor}`].filter(Boolean);
+  return why.length ? { kind: 'debug', detail: why.join(', ') } : { kind: 'tee', detail: origin.tee };
 }

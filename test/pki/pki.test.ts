@@ -213,3 +213,23 @@ describe('pki: OIDs and the certificate origin', () => {
     assert.equal(pki.readCertificateOrigin(plain.der), null);
   });
 });
+
+describe('pki: describeOrigin, the reading relying parties (Drawbridge) act on', () => {
+  const base: pki.CertificateOrigin = { tee: 'snp', stewardDebug: false, teeDebug: false, testRoot: false, trustAnchor: 'amd-milan', measurement: new Uint8Array(48) };
+  async function cert(extensions: pki.CertificateExtension[]): Promise<Uint8Array> {
+    const key = await generateKeyPair('ec-p256');
+    const now = new Date();
+    return (await issueCertificate({ subject: [['2.5.4.3', 'k']], subjectKey: key, notBefore: now, notAfter: new Date(+now + 1000), extensions })).der;
+  }
+  it('tee only for hardware from a production Steward; debug for any debug, test root or unreadable origin', async () => {
+    assert.deepEqual(pki.describeOrigin(await cert([pki.certificateOriginExtension(base)])), { kind: 'tee', detail: 'snp' });
+    assert.equal(pki.describeOrigin(await cert([pki.certificateOriginExtension({ ...base, stewardDebug: true })])).kind, 'debug');
+    assert.equal(pki.describeOrigin(await cert([pki.certificateOriginExtension({ ...base, teeDebug: true })])).kind, 'debug');
+    assert.match(pki.describeOrigin(await cert([pki.certificateOriginExtension({ ...base, testRoot: true, trustAnchor: 'test:ark' })])).detail!, /test root test:ark/);
+    assert.equal(pki.describeOrigin(await cert([pki.certificateOriginExtension({ ...base, tee: 'software', measurement: new Uint8Array(0) })])).kind, 'software');
+    assert.equal(pki.describeOrigin(await cert([{ oid: pki.OID_ENARX_KVM, critical: false, value: new Uint8Array(0) }])).kind, 'software');
+    assert.deepEqual(pki.describeOrigin(await cert([])), { kind: 'unmarked' });
+    const garbled = { oid: '2.5.29.9', critical: false, value: Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00) };
+    assert.equal(pki.describeOrigin(await cert([garbled])).kind, 'debug');
+  });
+});

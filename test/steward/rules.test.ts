@@ -8,6 +8,7 @@ import {
   buildCsr,
   certificateExtensions,
   decodeSnpEvidence,
+  describeOrigin,
   encodeSnpEvidence,
   encodeTdxEvidence,
   encodeWorkloadIdentity,
@@ -70,6 +71,7 @@ describe('steward: issuing for software-root SNP evidence (the real SNP verifier
     assert.equal(await verifySigned(cert, steward.caCertificate), true);
     assert.equal(cert.notAfter.getTime() - NOW.getTime(), 86_400_000, 'default lifetime: one day');
     assert.equal(cert.extension('2.5.29.17')!.critical, true, 'empty subject: the SAN is critical');
+    assert.deepEqual(describeOrigin(certificate), { kind: 'debug', detail: 'test root test:milan-ark' }, 'Drawbridge does not take a test root for a TEE');
   });
 
   it('issues a certificate without a workload name when the report binds no identity (zeros), as Enarx keeps send', async () => {
@@ -167,6 +169,7 @@ describe('steward: every refusal reason', () => {
     assert.equal(origin.tee, 'software');
     assert.equal(origin.stewardDebug, true);
     assert.ok(certificateExtensions(certificate).some((e) => e.oid === '1.3.6.1.4.1.58270.1.1'), 'the Enarx KVM marker is kept');
+    assert.equal(describeOrigin(certificate).kind, 'software', 'Drawbridge reads it as software');
     await refused(debug.issue(await kvmCsr(undefined, identity)), 'binding-mismatch', 400, 'binding', /cannot bind/);
     const junk = await buildCsr({ keys: await keyPair('P-256'), enarxEvidence: { kind: 'kvm', der: Uint8Array.of(1, 2, 3) } });
     await refused(debug.issue(junk), 'evidence-rejected', 400, 'parse');

@@ -157,7 +157,15 @@ function start(): void {
       setText('verdict', 'This browser offers no WebCrypto here: open the page over https or from 127.0.0.1.', 'bad');
       return;
     }
-    const { result, error } = await verifyFiles([...files.values()], now);
+    let outcome: PageOutcome;
+    try {
+      outcome = await verifyFiles([...files.values()], now);
+    } catch (err) {
+      // The verifier reports bad evidence as a result; reaching here is a bug worth showing plainly.
+      setText('verdict', `Internal error: ${(err as Error).message}`, 'bad');
+      return;
+    }
+    const { result, error } = outcome;
     if (mine !== run) return;
     if (error || !result) {
       setText('verdict', error ?? 'Nothing to verify.', files.size ? 'bad' : 'pending');

@@ -193,6 +193,17 @@ describe('policy evaluation beyond Enarx', async () => {
       { numRuns: 300 },
     );
   });
+  it('checks minimum QE SVN, PCE SVN and TCB evaluation data number for Intel quotes', () => {
+    const signer = `signer = ["${i5.claims.mrsigner}"]\nallowed_advisories = ["INTEL-SA-00289", "INTEL-SA-00381", "INTEL-SA-00389", "INTEL-SA-00477", "INTEL-SA-00614", "INTEL-SA-00615", "INTEL-SA-00617", "INTEL-SA-00657"]`;
+    const ok = `[sgx]\n${signer}\nmin_qe_svn = 9\nmin_pce_svn = 10\nmin_tcb_evaluation_data_number = 14\n`;
+    assert.deepEqual(evaluatePolicy(parsePolicy(ok), i5), { accepted: true, reasons: [] });
+    const bad = `[sgx]\n${signer}\nmin_qe_svn = 10\nmin_pce_svn = 11\nmin_tcb_evaluation_data_number = 15\n`;
+    assert.deepEqual(evaluatePolicy(parsePolicy(bad), i5).reasons, [
+      'sgx QE SVN 9 is below the minimum 10',
+      'sgx PCE SVN 10 is below the minimum 11',
+      'sgx TCB evaluation data number 14 is below the minimum 15',
+    ]);
+  });
   it('evaluates [tdx]: MRTD, RTMRs, MRSEAM, TEE_TCB_SVN, status', () => {
     const tdx: VerificationResult = {
       ...i5,

@@ -1,7 +1,7 @@
 import type { PolicyOutcome, VerificationResult } from '../types.ts';
 import { Claims, MissingClaim } from './claims.ts';
 import { SNP_POLICY_FLAGS } from './parse.ts';
-import type { CommonPolicy, Policy, SgxPolicy, SnpPolicy, TdxPolicy } from './types.ts';
+import type { CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, TdxPolicy } from './types.ts';
 
 /**
  * Decides whether a verification result is acceptable under a policy. Every failing check adds one
@@ -147,6 +147,21 @@ function snpFirmware(c: Claims): { major: number; minor: number; patch: number }
   return { major: c.num('currentVersion.major'), minor: c.num('currentVersion.minor'), patch: c.num('currentVersion.build') };
 }
 
+function evaluateIntelMinimums(kind: 'sgx' | 'tdx', p: IntelMinimums, c: Claims, check: Check): void {
+  const minimums: [number | null, string, string][] = [
+    [p.minQeSvn, 'qeSvn', 'QE SVN'],
+    [p.minPceSvn, 'pceSvn', 'PCE SVN'],
+    [p.minTcbEvaluationDataNumber, 'tcbEvaluationDataNumber', 'TCB evaluation data number'],
+  ];
+  for (const [min, claim, what] of minimums) {
+    check(() => {
+      if (min === null) return null;
+      const value = c.num(claim);
+      return value < min && `${kind} ${what} ${value} is below the minimum ${min}`;
+    });
+  }
+}
+
 function evaluateIntelTcb(
   kind: 'sgx' | 'tdx',
   p: { allowedAdvisories: readonly string[]; tcbStatus: readonly string[] | null } | null,
@@ -190,6 +205,7 @@ function evaluateSgx(p: SgxPolicy | null, result: VerificationResult, c: Claims,
     check(() => p.features !== null && (sgxFeatures(c) & ~p.features) !== 0n && 'sgx untrusted features');
     check(() => p.miscSelect !== 0 && (c.num('miscSelect') & ~p.miscSelect) !== 0 && 'sgx untrusted misc select');
   }
+  if (p !== null) evaluateIntelMinimums('sgx', p, c, check);
   evaluateIntelTcb('sgx', p, result, check);
   if (p !== null) checkRevocation('sgx', p, result, check);
 }
@@ -230,6 +246,7 @@ function evaluateTdx(p: TdxPolicy | null, result: VerificationResult, c: Claims,
       const low = p.minTeeTcbSvn.findIndex((min, i) => Number.parseInt(svn.slice(i * 2, i * 2 + 2) || '0', 16) < min);
       return low >= 0 && `tdx TEE_TCB_SVN ${svn} is below min_tee_tcb_svn at byte ${low}`;
     });
+    evaluateIntelMinimums('tdx', p, c, check);
   }
   evaluateIntelTcb('tdx', p, result, check);
   if (p !== null) checkRevocation('tdx', p, result, check);

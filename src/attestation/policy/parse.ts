@@ -1,7 +1,7 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { VersionReq } from './semver.ts';
 import { PolicyError } from './types.ts';
-import type { CommonPolicy, Policy, SgxPolicy, SnpPolicy, SnpTcbMinimum, TdxPolicy } from './types.ts';
+import type { CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, SnpTcbMinimum, TdxPolicy } from './types.ts';
 
 /** SNP guest POLICY bits 16..20, shifted down by 16, named as in Enarx's steward.toml. */
 export const SNP_POLICY_FLAGS = { SMT: 1 << 0, Reserved: 1 << 1, MigrateMA: 1 << 2, Debug: 1 << 3, SingleSocket: 1 << 4 } as const;
@@ -169,6 +169,14 @@ class Section {
     return { debug: this.bool('debug', false), requireRevocation: this.bool('require_revocation', false) };
   }
 
+  intelMinimums(): IntelMinimums {
+    return {
+      minQeSvn: this.int('min_qe_svn', 0xffff),
+      minPceSvn: this.int('min_pce_svn', 0xffff),
+      minTcbEvaluationDataNumber: this.int('min_tcb_evaluation_data_number', 0xffff_ffff),
+    };
+  }
+
   /** Enarx's rule: at least one of these must be given, and an allowed hash cannot also be denied. */
   requireIdentity(keys: readonly string[], allowed: readonly string[], denied: readonly string[], what: string): void {
     if (keys.every((k) => !this.has(k))) {
@@ -258,6 +266,7 @@ function parseSgx(s: Section): SgxPolicy {
   const features = bigBits(s.names('features', SGX_FEATURES), SGX_FEATURES.INIT | SGX_FEATURES.MODE64BIT);
   const policy: SgxPolicy = {
     ...s.common(),
+    ...s.intelMinimums(),
     signer: s.digests('signer', 32),
     signerBlacklist: s.digests('signer_blacklist', 32),
     hash,
@@ -279,6 +288,7 @@ function parseTdx(s: Section): TdxPolicy {
   const hashBlacklist = s.digests('hash_blacklist', 48);
   const policy: TdxPolicy = {
     ...s.common(),
+    ...s.intelMinimums(),
     hash,
     hashBlacklist,
     rtmr0: s.digests('rtmr0', 48),

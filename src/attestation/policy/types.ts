@@ -56,7 +56,17 @@ export interface SnpPolicy extends CommonPolicy {
   hostData: Digests;
 }
 
-export interface SgxPolicy extends CommonPolicy {
+/** Keys SGX and TDX share: minimums on the Quoting Enclave, the PCE and the collateral's age. */
+export interface IntelMinimums {
+  /** `min_qe_svn`: minimum ISVSVN of the Quoting Enclave's report. */
+  minQeSvn: number | null;
+  /** `min_pce_svn`: minimum PCESVN of the PCK certificate. */
+  minPceSvn: number | null;
+  /** `min_tcb_evaluation_data_number`: minimum tcbEvaluationDataNumber of the TCB info (TCB recovery). */
+  minTcbEvaluationDataNumber: number | null;
+}
+
+export interface SgxPolicy extends CommonPolicy, IntelMinimums {
   /** `signer`: allowed MRSIGNER values. */
   signer: Digests;
   signerBlacklist: Digests;
@@ -74,7 +84,7 @@ export interface SgxPolicy extends CommonPolicy {
   tcbStatus: readonly string[] | null;
 }
 
-export interface TdxPolicy extends CommonPolicy {
+export interface TdxPolicy extends CommonPolicy, IntelMinimums {
   /** `hash`: allowed MRTD values. */
   hash: Digests;
   hashBlacklist: Digests;

@@ -169,7 +169,7 @@ describe('enarx steward serve', () => {
     const lone = tempDir();
     writeFileSync(join(lone, 'ca.key'), readFileSync(testdata('enarx-steward', 'ca', 'ca.key')));
     const overlapPolicy = testdata('enarx-steward', 'policies', 'derived', 'sgx-hash-and-blacklist-overlap.toml');
-    const [lifetime, half, san, missing, policy, overlap, orphan] = await Promise.all([
+    const [lifetime, half, san, missing, policy, overlap, orphan, workers] = await Promise.all([
       runEnarx(['steward', 'serve', '--lifetime', '5 weeks']),
       runEnarx(['steward', 'serve', '--key', 'x.pem']),
       runEnarx(['steward', 'serve', '--san', 'not a name']),
@@ -177,7 +177,10 @@ describe('enarx steward serve', () => {
       runEnarx(['steward', 'serve', '--config', join(dir, 'bad.toml'), '--data-dir', dir]),
       runEnarx(['steward', 'serve', '--config', overlapPolicy, '--data-dir', dir]),
       runEnarx(['steward', 'serve', '--data-dir', lone]),
+      runEnarx(['steward', 'serve', '--workers', '0']),
     ]);
+    assert.equal(workers.code, 2);
+    assert.match(workers.stderr, /invalid --workers/);
     assert.equal(lifetime.code, 2);
     assert.match(lifetime.stderr, /invalid --lifetime/);
     assert.equal(half.code, 2);
@@ -193,6 +196,19 @@ describe('enarx steward serve', () => {
     assert.equal(orphan.code, 1);
     assert.match(orphan.stderr, /only one of ca\.key and ca\.crt/);
     for (const r of [lifetime, half, san, missing, policy, overlap, orphan]) assert.equal(r.stdout, '', 'nothing on stdout when it fails');
+  });
+
+  it('--workers 2: two processes share the port, and all of them stop on SIGTERM', async () => {
+    const started = await serve(['--data-dir', tempDir(), '--workers', '2']);
+    try {
+      assert.match(started.stderr(), /2 processes share the port/);
+      const replies = await Promise.all(
+        Array.from({ length: 4 }, async () => (await fetch(started.json.url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: Buffer.from(await kvmCsr()) })).status),
+      );
+      assert.deepEqual(replies, [200, 200, 200, 200]);
+    } finally {
+      assert.equal(await started.stop(), 0);
+    }
   });
 
   it('a port in use: exit 1, and says to pick another', async () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Cluster } from 'node:cluster';
 import type { TrustAnchor } from '../../attestation/x509.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
@@ -17,6 +18,7 @@ interface ServeFlags {
   trustTestRoot: string[];
   dataDir?: string;
   maxBody: string;
+  workers: string;
   json?: boolean;
 }
 
@@ -55,6 +57,7 @@ export function register(program: Command): void {
     .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (PEM/DER); such certificates are marked (repeatable)', collect, [])
     .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
+    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1')
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
 }
@@ -70,6 +73,8 @@ async function serve(flags: ServeFlags): Promise<void> {
   const lifetimeSeconds = parseLifetime(flags.lifetime);
   const maxBodyBytes = Number(flags.maxBody);
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new UsageError(`invalid --max-body '${flags.maxBody}'`, 'give a byte count of at least 1024');
+  const workerCount = Number(flags.workers);
+  if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > 64) throw new UsageError(`invalid --workers '${flags.workers}'`, 'give a number of processes from 1 to 64');
   if (Boolean(flags.key) !== Boolean(flags.crt)) throw new UsageError('--key and --crt go together', 'give both, or neither for the default CA');
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together', 'give both for HTTPS, or neither for plain HTTP');
   let sans: ReturnType<typeof s.parseSubjectAltName>[];
@@ -135,9 +140,64 @@ async function serve(flags: ServeFlags): Promise<void> {
   } catch (err) {
     throw new EnarxError((err as Error).message, { hint: 'the CA certificate must be a CA (cA, keyCertSign) matching the key' });
   }
-  let running;
+  const workers = Number(flags.workers);
+  const cluster = (await import('node:cluster')).default;
+  if (cluster.isWorker) {
+    const running = await startListening(steward, flags, port, maxBodyBytes, readText, s.listen);
+    process.send!({ ready: running.url });
+    await stopOnSignal(running.close);
+    process.disconnect?.(); // the IPC channel would keep this worker alive
+    return;
+  }
+  let url: string;
+  let stop: () => Promise<void>;
+  if (workers > 1) {
+    ({ url, stop } = await forkWorkers(cluster, workers));
+  } else {
+    const running = await startListening(steward, flags, port, maxBodyBytes, readText, s.listen);
+    url = running.url;
+    stop = running.close;
+  }
+
+  const fingerprint = await steward.caCertificate.sha256();
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  if (steward.mode === 'debug') {
+    say('enarx steward: DEBUG MODE (the CA certificate is self-signed): software (KVM) evidence is accepted, and every certificate is marked debug.');
+  }
+  if (trustedTestRoots.length) say(`enarx steward: trusting local test roots ${trustedTestRoots.map((r) => r.name).join(', ')}; such certificates are marked test-root.`);
+  say(`enarx steward: ${steward.mode} mode, listening on ${url} (${flags.tlsCert ? 'HTTPS' : 'plain HTTP'}), certificates last ${flags.lifetime}`);
+  say(`enarx steward: CA '${steward.caCertificate.subject.text}', SHA-256 ${fingerprint}`);
+  say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
+  say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${url} > chain.der`);
+  if (flags.json) {
+    printJson({ url: url, mode: steward.mode, ca: { path: caPath, sha256: fingerprint, pem: toPem('CERTIFICATE', steward.caCertificate.der) } });
+  }
+
+  if (workers > 1) say(`enarx steward: ${workers} processes share the port`);
+  await stopOnSignal(async () => {
+    say('enarx steward: stopping');
+    await stop();
+  });
+}
+
+function stopOnSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const onSignal = () => stop().then(resolve, resolve);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
+
+async function startListening(
+  steward: import('../../steward/index.ts').Steward,
+  flags: ServeFlags,
+  port: number,
+  maxBodyBytes: number,
+  readText: (path: string, what: string) => string,
+  listen: typeof import('../../steward/index.ts').listen,
+): Promise<import('../../steward/index.ts').RunningSteward> {
   try {
-    running = await s.listen(steward, {
+    return await listen(steward, {
       addr: flags.addr,
       port,
       maxBodyBytes,
@@ -150,27 +210,43 @@ async function serve(flags: ServeFlags): Promise<void> {
       hint: code === 'EADDRINUSE' ? 'another process uses that port; pick another with --port' : 'check --addr and --port',
     });
   }
+}
 
-  const fingerprint = await steward.caCertificate.sha256();
-  const say = (line: string) => process.stderr.write(`${line}\n`);
-  if (steward.mode === 'debug') {
-    say('enarx steward: DEBUG MODE (the CA certificate is self-signed): software (KVM) evidence is accepted, and every certificate is marked debug.');
+/**
+ * Forks `count` Steward processes that share the listening socket (node:cluster) and restarts any
+ * that dies unexpectedly. Each loads the same CA files; the primary only watches.
+ */
+async function forkWorkers(cluster: Cluster, count: number): Promise<{ url: string; stop: () => Promise<void> }> {
+  let stopping = false;
+  const fork = (): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const worker = cluster.fork();
+      worker.once('message', (m: { ready?: string }) => (m.ready ? resolve(m.ready) : undefined));
+      worker.once('exit', (code: number | null) => {
+        if (stopping) return;
+        reject(new EnarxError(`a Steward worker exited with status ${code} before listening`, { hint: 'run with --workers 1 to see its error' }));
+        log('error', `a Steward worker exited (status ${code}); starting another`);
+        setTimeout(() => void fork().catch(() => {}), 1000);
+      });
+    });
+  const stop = async () => {
+    stopping = true;
+      await Promise.all(
+        Object.values(cluster.workers ?? {}).map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (!w || w.isDead()) return resolve();
+              w.once('exit', () => resolve());
+              w.kill('SIGTERM');
+            }),
+        ),
+      );
+  };
+  try {
+    const urls = await Promise.all(Array.from({ length: count }, fork));
+    return { url: urls[0]!, stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
-  if (trustedTestRoots.length) say(`enarx steward: trusting local test roots ${trustedTestRoots.map((r) => r.name).join(', ')}; such certificates are marked test-root.`);
-  say(`enarx steward: ${steward.mode} mode, listening on ${running.url} (${flags.tlsCert ? 'HTTPS' : 'plain HTTP'}), certificates last ${flags.lifetime}`);
-  say(`enarx steward: CA '${steward.caCertificate.subject.text}', SHA-256 ${fingerprint}`);
-  say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
-  say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${running.url} > chain.der`);
-  if (flags.json) {
-    printJson({ url: running.url, mode: steward.mode, ca: { path: caPath, sha256: fingerprint, pem: toPem('CERTIFICATE', steward.caCertificate.der) } });
-  }
-
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      say('enarx steward: stopping');
-      running.close().then(resolve, resolve);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
 }

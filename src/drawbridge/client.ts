@@ -96,7 +96,7 @@ export class VerifyingStream extends Transform {
   #held: Buffer | undefined;
 
   constructor(length: number, expected: Digests[], what: string, onBytes?: (n: number) => void) {
-    super();
+    super({ highWaterMark: 1 << 20 });
     this.#length = length;
     this.#expected = expected;
     this.#what = what;

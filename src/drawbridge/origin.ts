@@ -1,11 +1,10 @@
 /**
- * What a Keep's certificate says about where it came from. The Steward marks every certificate it
- * issues with a certificate-origin extension (which TEE, or software, or debug); Drawbridge refuses
- * debug and software Keeps on a private repository unless the repository allows them.
- *
- * The decoder of that extension is the Steward's PKI module's (src/pki describeOrigin): a
- * certificate without a marking reads as 'unmarked' (Enarx's own Steward marked only software
- * certificates, with its KVM extension), which a private repository accepts from its trusted CA.
+ * What a Keep's certificate says about where it came from. The Steward writes a certificate-origin
+ * attribute into every certificate it issues; its PKI module reads it (src/pki describeOrigin) as
+ * one of: 'tee' (hardware, production Steward), 'software' (no TEE: our origin's software TEE, or
+ * Enarx's KVM marker), 'debug' (a debug Steward, a debug TEE, a local test root, or an origin that
+ * cannot be read: fail closed) or 'unmarked' (no marking, e.g. Enarx's own Steward's TEE
+ * certificates), which a private repository accepts from its trusted CA, as Enarx's Drawbridge does.
  */
 import { describeOrigin } from '../pki/index.ts';
 
@@ -21,7 +20,7 @@ export type CertificateOriginDecoder = (der: Uint8Array) => CertificateOrigin;
 
 let decoder: CertificateOriginDecoder = describeOrigin;
 
-/** Installs the Steward's decoder (src/pki) once it exists. */
+/** Replaces the decoder (for a deployment whose CA marks certificates another way). */
 export function setCertificateOriginDecoder(next: CertificateOriginDecoder): void {
   decoder = next;
 }
@@ -30,13 +29,14 @@ export function certificateOrigin(der: Uint8Array): CertificateOrigin {
   return decoder(der);
 }
 
-/** Whether a repository lets a Keep with this certificate read it; undefined when it may. */
+/** Why a repository refuses a Keep with this certificate, or undefined when it may read. */
 export function originRefusal(origin: CertificateOrigin, repo: { allowDebugKeeps: boolean; allowSoftwareKeeps: boolean }): string | undefined {
+  const detail = origin.detail ? ` (${origin.detail})` : '';
   if (origin.kind === 'debug' && !repo.allowDebugKeeps) {
-    return 'the client certificate is marked debug and this repository does not allow debug Keeps (set "allow_debug_keeps": true in its config to allow them)';
+    return `the client certificate is marked debug${detail} and this repository was not created with "allow_debug_keeps": true`;
   }
   if (origin.kind === 'software' && !repo.allowSoftwareKeeps) {
-    return 'the client certificate is marked software (no TEE) and this repository does not allow software Keeps (set "allow_software_keeps": true in its config to allow them)';
+    return `the client certificate is marked software${detail} and this repository was not created with "allow_software_keeps": true`;
   }
   return undefined;
 }

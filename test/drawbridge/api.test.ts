@@ -13,10 +13,11 @@ import {
   DrawbridgeClient,
   DrawbridgeError,
   MEDIA_TYPES,
+  issueCertificate,
   serializeTreeEntry,
-  setCertificateOriginDecoder,
   type TreeEntry,
 } from '../../src/drawbridge/index.ts';
+import { type CertificateOrigin, certificateOriginExtension } from '../../src/pki/index.ts';
 import { keepCertificate, type Registry, startRegistry } from './helpers.ts';
 import { putHeaders, raw } from './raw.ts';
 
@@ -151,34 +152,37 @@ describe('drawbridge API', () => {
     await assert.rejects(reg.client({ cert: expired }).getTag(priv), { status: 401, message: /CERT_HAS_EXPIRED|expired/i });
   });
 
-  test('Keeps whose certificate is marked debug or software are refused unless the repository allows them', async () => {
-    const MARK = '1.3.6.1.4.1.99999.1';
-    setCertificateOriginDecoder((der) => {
-      const ext = new x509.X509Certificate(new Uint8Array(der)).getExtension(MARK);
-      if (!ext) return { kind: 'unmarked' };
-      const kind = Buffer.from(ext.value).toString();
-      return { kind: kind === 'debug' || kind === 'software' ? kind : 'tee' };
-    });
-    try {
-      const marked = (kind: string) =>
-        import('../../src/drawbridge/index.ts').then(({ issueCertificate }) =>
-          issueCertificate(reg.steward, { commonName: kind, usage: 'client', extensions: [new x509.Extension(MARK, false, Buffer.from(kind))] }),
-        );
-      const debugKeep = reg.client({ cert: await marked('debug') });
-      const softwareKeep = reg.client({ cert: await marked('software') });
-      const teeKeep = reg.client({ cert: await marked('snp') });
-      await assert.rejects(debugKeep.getTag(priv), { status: 403, message: /marked debug/ });
-      await assert.rejects(softwareKeep.getTag(priv), { status: 403, message: /marked software/ });
-      assert.ok(await teeKeep.getTag(priv));
+  test('Keeps whose certificate the Steward marked debug or software are refused unless the repository allows them', async () => {
+    const marked = (origin: Partial<CertificateOrigin>) => {
+      const ext = certificateOriginExtension({ tee: 'snp', stewardDebug: false, teeDebug: false, testRoot: false, trustAnchor: 'amd-milan', measurement: new Uint8Array(48), ...origin });
+      return issueCertificate(reg.steward, { commonName: 'keep', usage: 'client', extensions: [new x509.Extension(ext.oid, ext.critical, new Uint8Array(ext.value))] });
+    };
+    const debugSteward = reg.client({ cert: await marked({ stewardDebug: true }) });
+    const debugTee = reg.client({ cert: await marked({ teeDebug: true }) });
+    const software = reg.client({ cert: await marked({ tee: 'software', trustAnchor: 'none', measurement: new Uint8Array(0) }) });
+    const testRoot = reg.client({ cert: await marked({ testRoot: true, trustAnchor: 'test:local' }) });
+    const tee = reg.client({ cert: await marked({}) });
+    await assert.rejects(debugSteward.getTag(priv), { status: 403, message: /marked debug \(debug Steward\).*allow_debug_keeps/ });
+    await assert.rejects(debugTee.fetchTree(priv, join(reg.dir, 'never')), { status: 403, message: /marked debug \(debug snp guest\)/ });
+    await assert.rejects(software.getTag(priv), { status: 403, message: /marked software \(software Keep\).*allow_software_keeps/ });
+    await assert.rejects(testRoot.getTag(priv), { status: 403, message: /marked debug \(test root test:local\)/ });
+    assert.ok(await tee.getTag(priv));
+    // Public repositories do not ask.
+    assert.ok(await software.getTag(pub));
+    // A marking that cannot be read is refused (fail closed).
+    const bad = await issueCertificate(reg.steward, { commonName: 'bad', usage: 'client', extensions: [new x509.Extension('2.5.29.9', false, new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00]))] });
+    await assert.rejects(reg.client({ cert: bad }).getTag(priv), { status: 403, message: /marked debug \(unreadable certificate origin/ });
 
-      await alice.putRepository('alice', 'lab', { public: false, allow_debug_keeps: true, allow_software_keeps: true });
-      const lab = { user: 'alice', repo: 'lab', tag: '1.0.0' };
-      await alice.publish(lab, await buildTree(pkg));
-      assert.ok(await debugKeep.getTag(lab));
-      assert.ok(await softwareKeep.getTag(lab));
-    } finally {
-      setCertificateOriginDecoder(() => ({ kind: 'unmarked' }));
-    }
+    await alice.putRepository('alice', 'lab', { public: false, allow_debug_keeps: true, allow_software_keeps: true });
+    const lab = { user: 'alice', repo: 'lab', tag: '1.0.0' };
+    await alice.publish(lab, await buildTree(pkg));
+    for (const keep of [debugSteward, debugTee, software, testRoot, tee]) assert.ok(await keep.getTag(lab));
+    // Software Keeps exist only under a debug Steward; allowing software Keeps is enough for them.
+    await alice.putRepository('alice', 'halfway', { public: false, allow_software_keeps: true });
+    const halfway = { user: 'alice', repo: 'halfway', tag: '1.0.0' };
+    await alice.publish(halfway, await buildTree(pkg));
+    assert.ok(await reg.client({ cert: await marked({ tee: 'software', stewardDebug: true }) }).getTag(halfway));
+    await assert.rejects(debugSteward.getTag(halfway), { status: 403, message: /marked debug/ });
   });
 
   test("tokens from the server's own issuer work like OIDC ones", async () => {

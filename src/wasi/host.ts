@@ -396,7 +396,7 @@ export class WasiHost {
         const f = this.#file(fd, Rights.FD_WRITE | Rights.FD_SEEK);
         if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
         if (f.fdflags & Fdflags.APPEND) throw new WasiError(Errno.NOTSUP, 'pwrite on an append-only file');
-        const n = fs.writevSync(f.osfd, this.#iovs(iovs, iovsLen), Number(offset));
+        const n = writevAt(f.osfd, this.#iovs(iovs, iovsLen), offset);
         this.#setU32(out, n);
         return 0;
       },
@@ -496,11 +496,11 @@ export class WasiHost {
         switch (e.type) {
           case 'file': {
             if (e.fdflags & Fdflags.APPEND) {
-              const n = fs.writevSync(e.osfd, list);
+              const n = writevAt(e.osfd, list, null);
               e.position = fs.fstatSync(e.osfd, { bigint: true }).size;
               return done(n);
             }
-            const n = fs.writevSync(e.osfd, list, Number(e.position));
+            const n = writevAt(e.osfd, list, e.position);
             e.position += BigInt(n);
             return done(n);
           }
@@ -955,6 +955,12 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** One iovec (the common case) takes the plain call: fewer allocations than the vector one. */
+function writevAt(osfd: number, iovs: Uint8Array[], position: bigint | null): number {
+  if (iovs.length === 1) return fs.writeSync(osfd, iovs[0]!, 0, iovs[0]!.length, position === null ? null : Number(position));
+  return fs.writevSync(osfd, iovs, position === null ? undefined : Number(position));
 }
 
 function readvAt(osfd: number, iovs: Uint8Array[], position: bigint): number {

@@ -49,7 +49,7 @@ function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`the Steward did not start: ${err}`));
-    }, 20_000);
+    }, 60_000);
     const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
     child.stderr.on('data', (c: Buffer) => (err += c));
     child.stdout.on('data', (c: Buffer) => {

@@ -54,3 +54,4 @@ export {
   type PublishResult,
   VerifyingStream,
 } from './client.ts';
+export { keyId, SignatureError, SIGNING_ALGORITHMS, type SigningAlgorithm, signTagEntry, type VerifiedTag, verifyTagEntry } from './signing.ts';

@@ -721,7 +721,7 @@ export class WasiHost {
       if (oflags & Oflags.CREAT && oflags & Oflags.EXCL) throw new WasiError(Errno.EXIST);
       if (st.isSymbolicLink()) throw new WasiError(Errno.LOOP, 'final component is a symlink and following was not asked');
       if (st.isDirectory()) {
-        if (wantsWrite) throw new WasiError(Errno.ISDIR);
+        if (wantsWrite || (oflags & Oflags.CREAT && !(oflags & Oflags.DIRECTORY))) throw new WasiError(Errno.ISDIR);
         return this.fds.add({
           type: 'dir', root: d.root, rel: r.rel, readonly: d.readonly, fdflags: fdflags & Fdflags.NONBLOCK,
           rightsBase: base & d.rightsInheriting & DIR_RIGHTS, rightsInheriting: inheriting & d.rightsInheriting,

@@ -269,3 +269,14 @@ describe('enarx config', { concurrency: true }, () => {
     assert.deepEqual(doc.env, { FD_COUNT: '1', FD_NAMES: 'web' });
   });
 });
+
+describe('enarx run: logging', () => {
+  test('--log-level info logs to stderr and leaves stdout to the guest', async () => {
+    const r = await runEnarx(['run', '--log-level', 'info', ex('hello')]);
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, 'Hello, world!\n');
+    assert.match(r.stderr, /^\[info\] running .*hello\.wasm in the nil Keep\n$/);
+    const bad = await runEnarx(['run', '--log-level', 'loud', ex('hello')]);
+    assert.equal(bad.code, 2);
+  });
+});

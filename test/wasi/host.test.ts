@@ -328,6 +328,7 @@ describe('path_* functions', () => {
     assert.equal(g.open(DIR_FD, 'new/')[0], Errno.NOTDIR);
     mkdirSync(join(dir, 'd'));
     assert.equal(g.open(DIR_FD, 'd', { rights: Rights.FD_WRITE })[0], Errno.ISDIR);
+    assert.equal(g.open(DIR_FD, 'd', { oflags: Oflags.CREAT, rights: READ_RIGHTS })[0], Errno.ISDIR);
     assert.equal(g.open(DIR_FD, 'x', { oflags: 0x40 })[0], Errno.INVAL);
     assert.equal(g.open(DIR_FD, 'x', { fdflags: 0x100 })[0], Errno.INVAL);
     assert.equal(g.open(DIR_FD, 'x', { oflags: Oflags.CREAT | Oflags.DIRECTORY })[0], Errno.INVAL);

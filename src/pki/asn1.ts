@@ -32,9 +32,11 @@ export function bytes(buffer: ArrayBuffer | ArrayBufferView): Uint8Array {
   return new Uint8Array(buffer);
 }
 
-/** A copy in a fresh ArrayBuffer, as asn1-schema wants for OCTET STRING and ANY values. */
+/** A copy in a fresh ArrayBuffer of exactly its length, as asn1-schema and WebCrypto want (a Buffer's slice() would share its pool). */
 export function buffer(view: Uint8Array): ArrayBuffer {
-  return view.slice().buffer;
+  const out = new Uint8Array(view.length);
+  out.set(view);
+  return out.buffer;
 }
 
 export function requireSequence(der: Uint8Array, what: string): Uint8Array {

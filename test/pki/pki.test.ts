@@ -51,6 +51,14 @@ describe('pki: real Enarx CSRs', () => {
     assert.equal(hex(pki.encodeSnpEvidence(ev)), hex(der));
   });
 
+  it('encodes Node Buffers (views into a shared pool) by their own bytes only', () => {
+    const pool = Buffer.from('30020400' + 'ff'.repeat(32), 'hex').subarray(0, 4);
+    const ev = pki.decodeSnpEvidence(pki.encodeSnpEvidence({ vcek: pool, crls: [{ url: 'u', crl: Buffer.from('30020400', 'hex') }], report: Buffer.from('0102', 'hex') }));
+    assert.equal(hex(ev.vcek), '30020400');
+    assert.equal(hex(ev.crls[0]!.crl), '30020400');
+    assert.equal(hex(ev.report), '0102');
+  });
+
   it('decodes SGX evidence into quote, CRLs and TCB package, and re-encodes it byte for byte', () => {
     const der = read('csr', CSRS.i5.file).subarray(151, 151 + 14182);
     const ev = pki.decodeSgxEvidence(der);

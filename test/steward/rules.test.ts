@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parsePolicy } from '../../src/attestation/policy/index.ts';
 import { children, readWhole } from '../../src/attestation/der.ts';
@@ -20,6 +22,7 @@ import {
 import { type Steward, StewardRefusal } from '../../src/steward/index.ts';
 import { tlv, TAG } from '../../src/pki/der.ts';
 import { debugSteward, keyPair, kvmCsr, NOW, productionCa, productionSteward, read, readmeCa, snpCsr, snpTestChain, spkiOf, testRootSteward } from './helpers.ts';
+import { testdata } from '../helpers/paths.ts';
 
 const identity: WorkloadIdentity = {
   digest: { algorithm: 'sha-256', value: new Uint8Array(32).fill(0x42) },
@@ -199,6 +202,28 @@ describe('steward: every refusal reason', () => {
     const short = { ...decodeSnpEvidence(ev) };
     short.report = short.report.subarray(0, 1000);
     await refused(steward.issue(await buildCsr({ keys, enarxEvidence: { kind: 'snp', der: encodeSnpEvidence(short) } })), 'evidence-rejected', 400, 'parse');
+  });
+
+  it('a real TDX v4 quote (Phala) in TdxEvidence verifies through the Steward, which then refuses it: its report data binds another key', async () => {
+    const dir = testdata('attestation', 'tdx', 'phala-tdx-v4');
+    const c = JSON.parse(readFileSync(join(dir, 'collateral.json'), 'utf8')) as Record<string, string>;
+    const pem = (text: string) => parseCertificates(text).map((x) => x.der);
+    const utf8 = (text: string) => new TextEncoder().encode(text);
+    const tdx = encodeTdxEvidence({
+      quote: new Uint8Array(readFileSync(join(dir, 'quote.bin'))),
+      crls: [
+        { url: 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der', crl: Buffer.from(c.root_ca_crl!, 'hex') },
+        { url: 'https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=platform&encoding=der', crl: Buffer.from(c.pck_crl!, 'hex') },
+      ],
+      tcb: { certs: pem(c.tcb_info_issuer_chain!), report: utf8(`{"tcbInfo":${c.tcb_info},"signature":"${c.tcb_info_signature}"}`) },
+      qeIdentity: { certs: pem(c.qe_identity_issuer_chain!), report: utf8(`{"enclaveIdentity":${c.qe_identity},"signature":"${c.qe_identity_signature}"}`) },
+    });
+    const csr = await buildCsr({ keys: await keyPair('P-256'), attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt: tdx }], certs: [] } });
+    const steward = await productionSteward({ now: () => new Date('2025-07-01T00:00:00Z') });
+    await refused(steward.issue(csr), 'binding-mismatch', 400, 'binding', /SHA-256 of this CSR's public key/);
+    const p384 = await buildCsr({ keys: await keyPair('P-384'), attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt: tdx }], certs: [] } });
+    await refused(steward.issue(p384), 'key-algorithm-mismatch', 400, 'binding', /P-384.*P-256/);
+    await refused((await productionSteward({ now: () => new Date('2030-01-01T00:00:00Z') })).issue(csr), 'evidence-rejected', 400, 'crl');
   });
 
   it('TDX evidence in the csr-attestation attribute reaches the TDX path (a bogus quote is refused at parse)', async () => {

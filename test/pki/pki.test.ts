@@ -241,3 +241,14 @@ describe('pki: describeOrigin, the reading relying parties (Drawbridge) act on',
     assert.equal(pki.describeOrigin(await cert([garbled])).kind, 'debug');
   });
 });
+
+describe('pki: browser-safe', () => {
+  it('bundles for the browser without any Node built-in (Keeps, the Steward and web pages share it)', async () => {
+    const { build } = await import('esbuild');
+    const result = await build({ entryPoints: [new URL('../../src/pki/index.ts', import.meta.url).pathname], bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent' });
+    assert.deepEqual(result.errors, []);
+    const inputs = Object.keys(result.metafile.inputs);
+    assert.deepEqual(inputs.filter((i) => i.startsWith('node:') || /^(fs|path|crypto|buffer|os)$/.test(i)), []);
+    assert.ok(inputs.some((i) => i.includes('src/pki/csr.ts')));
+  });
+});

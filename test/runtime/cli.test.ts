@@ -232,7 +232,7 @@ describe('enarx run: signals', () => {
     child.stdin.write('abc\n');
     await new Promise((resolve) => child.stdout.once('data', resolve));
     // Give the guest time to come back to its read() and wait there.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    await new Promise((resolve) => setTimeout(resolve, 500));
     child.kill('SIGTERM');
     const watchdog = setTimeout(() => child.kill('SIGKILL'), 10_000);
     const code = await new Promise((resolve) => child.on('close', resolve));

@@ -63,7 +63,8 @@ async function serve(): Promise<void> {
   const running = await startDrawbridge({ store, authenticator: new Authenticator([local]), tls: { cert: tls.certPem, key: tls.keyPem } });
   const peerFile = join(dir, 'peer.bin');
   let peerDigest = '';
-  const peer = createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
+  // The same server settings as Drawbridge's (keep-alive, timeouts): only the handling differs.
+  const peer = createServer({ cert: tls.certPem, key: tls.keyPem, requestTimeout: 0, keepAliveTimeout: 30_000 }, (req, res) => {
     if (req.method === 'PUT') {
       const h = new MultiHasher();
       pipeline(

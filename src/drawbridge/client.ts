@@ -167,22 +167,43 @@ export class DrawbridgeClient {
     return `/api/v${this.apiVersion}/${parts.join('/')}`;
   }
 
-  #send(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean } = {}): Promise<IncomingMessage> {
+  /**
+   * One request. A request on a kept-alive socket that the server closed meanwhile fails with
+   * ECONNRESET before any response; it is sent once more on a fresh socket (Node's documented
+   * pattern). Every Drawbridge request is idempotent, and bodies are bytes or re-openable streams.
+   */
+  async #send(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean } = {}): Promise<IncomingMessage> {
+    try {
+      return await this.#sendOnce(method, path, options);
+    } catch (err) {
+      if ((err as { reusedSocket?: boolean }).reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
+        return this.#sendOnce(method, path, options);
+      }
+      throw err;
+    }
+  }
+
+  #sendOnce(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean }): Promise<IncomingMessage> {
     const headers: Record<string, string | number> = { ...options.headers };
     if (this.#options.token && options.auth !== false) headers.authorization = `Bearer ${this.#options.token}`;
     const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(
         { protocol: this.url.protocol, hostname: this.url.hostname.replace(/^\[|\]$/g, ''), port: this.url.port, method, path, headers, agent: this.#agent },
-        resolve,
+        (res) => {
+          // Readers forward errors where they consume; this one only keeps a dropped socket from crashing.
+          res.on('error', () => {});
+          resolve(res);
+        },
       );
-      req.on('error', reject);
+      req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
       const body = options.body;
       if (body === undefined) req.end();
       else if (body instanceof Uint8Array) req.end(body);
       else {
         const source = body();
         source.on('error', (err) => req.destroy(err));
+        req.on('close', () => source.destroy());
         source.pipe(req);
       }
     });
@@ -225,6 +246,7 @@ export class DrawbridgeClient {
       throw new IntegrityError(`${path}: ${meta.length} bytes is more than the ${max} allowed for a document`);
     }
     const verifier = new VerifyingStream(meta.length, [meta.digests], path);
+    res.on('error', (err) => verifier.destroy(err));
     const bytes = await readLimited(res.pipe(verifier), max);
     return { meta, bytes, headers: res.headers };
   }

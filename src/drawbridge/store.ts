@@ -302,7 +302,12 @@ export class Store {
       );
       if (!out.closed) await once(out, 'close');
     } catch (err) {
-      out.destroy();
+      // The file may still be opening: wait for the stream to close, or rm could run before it exists.
+      if (!out.closed) {
+        const closed = once(out, 'close').catch(() => {});
+        out.destroy();
+        await closed;
+      }
       await rm(path, { force: true });
       if ((err as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' || (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
         throw new StoreError('the client closed the connection mid-body');

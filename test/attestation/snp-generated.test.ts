@@ -126,3 +126,14 @@ test('a report left unsigned because the host set MASK_CHIP_KEY is refused with 
   assert.equal(outcome(r), 'signature: the host set MASK_CHIP_KEY, so the firmware did not sign this report');
   assert.equal((r.claims as Record<string, unknown>).maskChipKey, true);
 });
+
+test('a raw chip id that happens to begin like a DER OCTET STRING is still read raw', async () => {
+  // 0x04 0x06 ... would parse as a 6-byte OCTET STRING followed by trailing bytes.
+  for (const prefix of [[0x04, 0x06], [0x04, 0x3e], [0x04, 0x40]]) {
+    const chipId = new Uint8Array(64).fill(0x5a);
+    chipId.set(prefix);
+    const chain = await createTestSnpChain({ product: 'milan', keys: await keys, chipId });
+    const r = await verify(chain, await createTestSnpReport(chain));
+    assert.equal(outcome(r), 'ok', `chip id ${prefix.map((b) => b.toString(16)).join(' ')}`);
+  }
+});

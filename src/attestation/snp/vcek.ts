@@ -44,6 +44,15 @@ function read<T>(cert: Certificate, oid: string, decode: (value: Uint8Array) => 
 const integer = (v: Uint8Array) => decodeSmallUint(readWhole(v, TAG.INTEGER));
 const ia5 = (v: Uint8Array) => decodeString(readWhole(v, TAG.IA5_STRING));
 
+/**
+ * Real VCEKs carry the raw chip id (64 bytes; 8 on Turin). Some tools wrap it in an OCTET STRING;
+ * accept that only when the wrapping is exact, since a raw id may itself begin with 0x04.
+ */
+function unwrapHwId(v: Uint8Array): Uint8Array {
+  const wrapped = v.length >= 2 && v[0] === TAG.OCTET_STRING && v[1] === v.length - 2 && (v[1] === 64 || v[1] === 8);
+  return wrapped ? v.subarray(2) : v;
+}
+
 export function amdKeyExtensions(cert: Certificate): AmdKeyExtensions {
   return {
     structVersion: read(cert, AMD_OID.structVersion, integer),
@@ -55,8 +64,7 @@ export function amdKeyExtensions(cert: Certificate): AmdKeyExtensions {
       microcode: read(cert, AMD_OID.ucodeSpl, integer),
       fmc: read(cert, AMD_OID.fmcSpl, integer),
     },
-    // Real VCEKs carry the raw 64 bytes; accept an OCTET STRING wrapping too.
-    hwId: read(cert, AMD_OID.hwId, (v) => (v.length > 2 && v[0] === TAG.OCTET_STRING && readWhole(v).end === v.length ? readWhole(v).content : v)),
+    hwId: read(cert, AMD_OID.hwId, unwrapHwId),
     cspId: read(cert, AMD_OID.cspId, ia5),
   };
 }

@@ -37,7 +37,8 @@ function tempDir(): string {
 interface Started {
   json: { url: string; mode: string; ca: { path: string; sha256: string; pem: string } };
   stderr: () => string;
-  stop: () => Promise<number | null>;
+  /** Sends SIGTERM and resolves with the exit status, or 'signal SIG…' when a signal ended it. */
+  stop: () => Promise<number | string>;
 }
 
 /** Starts `enarx steward serve ARGS --port 0 --json` and waits for its JSON document. */
@@ -50,7 +51,7 @@ function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
       child.kill('SIGKILL');
       reject(new Error(`the Steward did not start: ${err}`));
     }, 60_000);
-    const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+    const exited = new Promise<number | string>((r) => child.on('close', (code, signal) => r(code ?? `signal ${signal}: ${err.slice(-500)}`)));
     child.stderr.on('data', (c: Buffer) => (err += c));
     child.stdout.on('data', (c: Buffer) => {
       out += c;

@@ -170,6 +170,14 @@ describe('enarx drawbridge (CLI)', () => {
     r = await runEnarx(['drawbridge', 'serve', '--cert', 'x.pem']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--cert and --key go together/);
+    r = await runEnarx(['drawbridge', 'serve', '--oidc-issuer', 'http://127.0.0.1:1/']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--oidc-issuer and --oidc-audience go together/);
+    const unreachable = await mkdtemp(join(tmpdir(), 'drawbridge-cli-'));
+    r = await runEnarx(['drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', unreachable, '--oidc-issuer', 'http://127.0.0.1:1/', '--oidc-audience', 'x']);
+    await rm(unreachable, { recursive: true, force: true });
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^enarx: OIDC discovery at http:\/\/127\.0\.0\.1:1\/\.well-known\/openid-configuration failed: .* \(check --oidc-issuer/);
     const store = await mkdtemp(join(tmpdir(), 'drawbridge-cli-'));
     const proc = spawn(process.execPath, [ENARX_BIN, 'drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', store], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';

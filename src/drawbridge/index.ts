@@ -16,7 +16,7 @@ export {
   parseContentDigest,
   parseDigestObject,
 } from './digest.ts';
-export { compareSemver, LIMITS as NAME_LIMITS, NameError, parseEntryName, parseRepositoryName, parseSlug, parseTagName, parseTreePath, parseUserName, type Slug } from './names.ts';
+export { compareSemver, LIMITS as NAME_LIMITS, NameError, type PackageReference, parseEntryName, parsePackageReference, parseRepositoryName, parseSlug, parseTagName, parseTreePath, parseUserName, type Slug } from './names.ts';
 export {
   checkSignedNames,
   type Directory,

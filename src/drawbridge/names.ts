@@ -140,3 +140,47 @@ export function parseSlug(spec: string, options: { tag?: 'required' | 'forbidden
   if (host === '') throw new NameError(`'${spec}' has an empty host`);
   return { host, user, repo, tag };
 }
+
+/** Where a package lives: the registry's origin and the tag's coordinates. */
+export interface PackageReference {
+  /** e.g. `https://registry.example:8443`. */
+  origin: string;
+  user: string;
+  repo: string;
+  tag: string;
+}
+
+const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * Reads `host[:port]/user/repo:tag` (HTTPS) or a tag URL
+ * `https://host[:port]/api/v0.1.0/user/repo/_tag/tag`. There is no default host, and plain http
+ * is refused except to localhost, so that a package is never fetched over a channel anyone on the
+ * path can rewrite.
+ */
+export function parsePackageReference(ref: string): PackageReference {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) {
+    let url: URL;
+    try {
+      url = new URL(ref);
+    } catch {
+      throw new NameError(`'${ref}' is not a valid URL`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new NameError(`'${ref}': only https:// registry URLs are supported`);
+    if (url.protocol === 'http:' && !LOCAL_HOSTS.has(url.hostname)) throw new NameError(`'${ref}': plain http is refused except to localhost; use https://`);
+    if (url.username || url.password || url.search || url.hash) throw new NameError(`'${ref}': a tag URL has no credentials, query or fragment`);
+    const m = /^\/api\/v[^/]+\/([^/]+)\/([^/]+)\/_tag\/([^/]+)\/?$/.exec(url.pathname);
+    if (!m) throw new NameError(`'${ref}' is not a tag URL (https://host/api/v0.1.0/user/repo/_tag/1.0.0)`);
+    return { origin: url.origin, user: parseUserName(m[1] as string), repo: parseRepositoryName(m[2] as string), tag: parseTagName(m[3] as string) };
+  }
+  const slug = parseSlug(ref, { tag: 'required' });
+  if (!slug.host) throw new NameError(`'${ref}' names no registry host (expected host[:port]/user/repo:tag; there is no default host)`);
+  let url: URL;
+  try {
+    url = new URL(`https://${slug.host}`);
+  } catch {
+    throw new NameError(`'${slug.host}' is not a host[:port]`);
+  }
+  if (url.pathname !== '/' || url.username || url.search) throw new NameError(`'${slug.host}' is not a host[:port]`);
+  return { origin: url.origin, user: slug.user, repo: slug.repo, tag: slug.tag as string };
+}

@@ -11,6 +11,7 @@ import {
   NameError,
   parseContentDigest,
   parseDirectory,
+  parsePackageReference,
   parseEntryName,
   parseRepositoryName,
   parseRoute,
@@ -159,6 +160,34 @@ test('slugs: [host/]user/repo[:tag] as Enarx reads them', () => {
   assert.throws(() => parseSlug('alice/hello', { tag: 'required' }), /names no tag/);
   assert.throws(() => parseSlug('hello:1.0.0'), /not \[host\/\]user\/repo/);
   assert.throws(() => parseSlug('/alice/hello'), /empty host/);
+});
+
+test('package references: host/user/repo:tag or an https tag URL; no default host; http only to localhost', () => {
+  assert.deepEqual(parsePackageReference('registry.example:8443/alice/hello:1.0.0'), { origin: 'https://registry.example:8443', user: 'alice', repo: 'hello', tag: '1.0.0' });
+  assert.deepEqual(parsePackageReference('https://registry.example/api/v0.1.0/alice/hello/_tag/1.0.0-rc.1'), { origin: 'https://registry.example', user: 'alice', repo: 'hello', tag: '1.0.0-rc.1' });
+  assert.deepEqual(parsePackageReference('http://127.0.0.1:8080/api/v0.1.0/alice/hello/_tag/1.0.0').origin, 'http://127.0.0.1:8080');
+  const bad: [string, RegExp][] = [
+    ['alice/hello:1.0.0', /no registry host .* no default host/],
+    ['registry.example/alice/hello', /names no tag/],
+    ['http://registry.example/api/v0.1.0/alice/hello/_tag/1.0.0', /plain http is refused except to localhost/],
+    ['ftp://registry.example/x', /only https/],
+    ['https://registry.example/alice/hello:1.0.0', /not a tag URL/],
+    ['https://user:pw@registry.example/api/v0.1.0/alice/hello/_tag/1.0.0', /no credentials/],
+    ['https://registry.example/api/v0.1.0/alice/hello/_tag/../1.0.0', /not a tag URL|SemVer/],
+    ['reg istry/alice/hello:1.0.0', /not a host/],
+  ];
+  for (const [ref, message] of bad) assert.throws(() => parsePackageReference(ref), (e: Error) => e instanceof NameError && message.test(e.message), ref);
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), (ref) => {
+      try {
+        const r = parsePackageReference(ref);
+        assert.ok(r.origin.startsWith('https://') || /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/.test(r.origin), r.origin);
+      } catch (err) {
+        assert.ok(err instanceof NameError, String(err));
+      }
+    }),
+    { numRuns: 2000 },
+  );
 });
 
 test('routes: any path either routes or is a one-line HTTP error', () => {

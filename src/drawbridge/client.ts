@@ -177,19 +177,28 @@ export class DrawbridgeClient {
       return await this.#sendOnce(method, path, options);
     } catch (err) {
       if ((err as { reusedSocket?: boolean }).reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') {
-        return this.#sendOnce(method, path, options);
+        return this.#sendOnce(method, path, options, true);
       }
       throw err;
     }
   }
 
-  #sendOnce(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean }): Promise<IncomingMessage> {
+  #sendOnce(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean }, fresh = false): Promise<IncomingMessage> {
     const headers: Record<string, string | number> = { ...options.headers };
     if (this.#options.token && options.auth !== false) headers.authorization = `Bearer ${this.#options.token}`;
     const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(
-        { protocol: this.url.protocol, hostname: this.url.hostname.replace(/^\[|\]$/g, ''), port: this.url.port, method, path, headers, agent: this.#agent },
+        {
+          protocol: this.url.protocol,
+          hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
+          port: this.url.port,
+          method,
+          path,
+          headers,
+          // A resend goes on a socket of its own: any other pooled socket may be just as stale.
+          ...(fresh ? { agent: false, ca: this.#options.ca, cert: this.#options.cert, key: this.#options.key } : { agent: this.#agent }),
+        },
         (res) => {
           // Readers forward errors where they consume; this one only keeps a dropped socket from crashing.
           res.on('error', () => {});

@@ -136,7 +136,8 @@ export async function fetchPckCert(service: CollateralService, id: PckId): Promi
       what: 'the PCK certificate of this platform',
       headers: key ? { 'Ocp-Apim-Subscription-Key': key } : undefined,
       validate: (body, headers) => {
-        pckFmspc(parseCertificate(pemCertificates(new TextDecoder().decode(body))[0]!));
+        const cert = parseCertificate(pemCertificates(new TextDecoder().decode(body))[0]!);
+        pckFmspc(cert);
         return { expiresAt: cert.notAfter, headers: issuerChain(headers, CHAIN_HEADERS.pckCert) };
       },
     }),

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -60,6 +60,19 @@ describe('enarx platform snp/sgx collateral commands', () => {
     const tcb = await runEnarx(['platform', 'sgx', 'cache-tcb', '--fmspc', fx.MOBILECOIN_FMSPC], { env });
     assert.equal(tcb.code, 0, tcb.stderr);
     assert.match(tcb.stdout, /^TcbPackage: .*intel\/tcb\.der$/m);
+  });
+  it('sgx cache-pck saves the PCK certificate and its FMSPC, sending the API key', async () => {
+    server.routes.set(fx.I5_PCKCERT_PATH, fx.pckCertRoute());
+    const pckid = join(cacheDir, 'pckid.csv');
+    writeFileSync(pckid, `${fx.I5_PCKID}\n`);
+    const r = await runEnarx(['platform', 'sgx', 'cache-pck', '--pckid', pckid, '--api-key', 'k3y', '--json'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(JSON.parse(r.stdout).written.FMSPC, 'utf8'), '00706E470000\n');
+    assert.equal(server.headers.get(fx.I5_PCKCERT_PATH)?.['ocp-apim-subscription-key'], 'k3y');
+    writeFileSync(pckid, 'not,a,pck,id\n');
+    const bad = await runEnarx(['platform', 'sgx', 'cache-pck', '--pckid', pckid], { env });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^enarx: the PCK id file must hold one CSV line/);
   });
   it('fails in one line, exit 1, when the collateral is neither cached nor reachable', async () => {
     const r = await runEnarx(['platform', 'snp', 'cache-crl', '--products', 'Turin', '--offline'], { env });

@@ -88,3 +88,14 @@ export function phalaTdxRoutes(): Record<string, Route> {
     '/IntelSGXRootCA.der': { body: Buffer.from(tdx.root_ca_crl!, 'hex') },
   };
 }
+
+/** The Ice Lake i5's PCK certificate (from its quote), as PCS answers a pckcert request. */
+const i5Chain = parseCertificates(decodeIntelQuote(new Uint8Array(readFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', 'quote.bin')))).certificationData);
+export const I5_PCKID = 'aa'.repeat(384) + ',0000,090effffffff04000000000000000000,0a00,' + 'bb'.repeat(16);
+export const I5_PCKCERT_PATH = `/sgx/certification/v4/pckcert?encrypted_ppid=${'aa'.repeat(384)}&cpusvn=090effffffff04000000000000000000&pcesvn=0a00&pceid=0000`;
+export function pckCertRoute(): Route {
+  return {
+    body: toPem(i5Chain[0]!.der),
+    headers: { 'SGX-PCK-Certificate-Issuer-Chain': encodeURIComponent(toPem(i5Chain[1]!.der) + toPem(i5Chain[2]!.der)), 'SGX-FMSPC': '00706E470000' },
+  };
+}

@@ -19,6 +19,8 @@ export interface TestServer {
   routes: Map<string, Route>;
   /** Requests per path+query. */
   hits: Map<string, number>;
+  /** The headers of the last request per path+query. */
+  headers: Map<string, Record<string, string | string[] | undefined>>;
   close(): Promise<void>;
 }
 
@@ -26,10 +28,12 @@ export interface TestServer {
 export async function startServer(routes: Record<string, Route>): Promise<TestServer> {
   const table = new Map(Object.entries(routes));
   const hits = new Map<string, number>();
+  const headers = new Map<string, Record<string, string | string[] | undefined>>();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const key = req.url ?? '/';
     const n = (hits.get(key) ?? 0) + 1;
     hits.set(key, n);
+    headers.set(key, req.headers);
     const route = table.get(key);
     if (!route) {
       res.writeHead(404).end('not found');
@@ -52,6 +56,7 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
     url: `http://127.0.0.1:${port}`,
     routes: table,
     hits,
+    headers,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();

@@ -226,7 +226,9 @@ async function forkWorkers(cluster: Cluster, count: number): Promise<{ url: stri
         if (stopping) return;
         reject(new EnarxError(`a Steward worker exited with status ${code} before listening`, { hint: 'run with --workers 1 to see its error' }));
         log('error', `a Steward worker exited (status ${code}); starting another`);
-        setTimeout(() => void fork().catch(() => {}), 1000);
+        setTimeout(() => {
+          if (!stopping) void fork().catch(() => {});
+        }, 1000);
       });
     });
   const stop = async () => {

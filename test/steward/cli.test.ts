@@ -79,14 +79,15 @@ describe('enarx steward serve', () => {
       const keyPath = join(home, 'enarx', 'steward', 'ca.key');
       assert.equal(statSync(keyPath).mode & 0o777, 0o600);
       assert.equal(first.json.ca.path, join(home, 'enarx', 'steward', 'ca.crt'));
-      assert.match(first.stderr(), /DEBUG MODE/);
-      assert.match(first.stderr(), /curl --cacert .*ca\.crt/);
       assert.equal((await fetch(first.json.url)).status, 200);
       const res = await fetch(first.json.url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: Buffer.from(await kvmCsr()) });
       assert.equal(res.status, 200);
     } finally {
       assert.equal(await first.stop(), 0);
     }
+    // stderr and stdout are separate pipes: read the banner once the process has ended
+    assert.match(first.stderr(), /DEBUG MODE/);
+    assert.match(first.stderr(), /curl --cacert .*ca\.crt/);
     const second = await serve([], { XDG_DATA_HOME: home });
     try {
       assert.equal(second.json.ca.sha256, first.json.ca.sha256, 'the same CA is reused');
@@ -104,13 +105,13 @@ describe('enarx steward serve', () => {
     const started = await serve(['--key', join(dir, 'ca.key'), '--crt', join(dir, 'chain.pem'), '--config', testdata('enarx-steward', 'policies', 'steward.toml'), '--san', 'keep.example.com', '--lifetime', '1h']);
     try {
       assert.equal(started.json.mode, 'production');
-      assert.doesNotMatch(started.stderr(), /DEBUG/);
       const res = await fetch(started.json.url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: Buffer.from(await kvmCsr()) });
       assert.equal(res.status, 400);
       assert.equal((await res.json()).step, 'policy');
     } finally {
       await started.stop();
     }
+    assert.doesNotMatch(started.stderr(), /DEBUG/);
   });
 
   it('HTTPS with --tls-cert/--tls-key, and --trust-test-root: software-root SNP evidence accepted and marked', async () => {
@@ -151,7 +152,6 @@ describe('enarx steward serve', () => {
     }
     const trusting = await serve([...base, '--trust-test-root', join(dir, 'test-ark.pem')]);
     try {
-      assert.match(trusting.stderr(), /trusting local test roots test:test-ark/);
       const ok = await post(trusting.json.url);
       assert.equal(ok.status, 200, ok.body.toString());
       const leaf = parseCertificates(new Uint8Array(ok.body)).at(-1)!;
@@ -162,6 +162,7 @@ describe('enarx steward serve', () => {
     } finally {
       await trusting.stop();
     }
+    assert.match(trusting.stderr(), /trusting local test roots test:test-ark/);
   });
 
   it('bad flags exit 2; unusable files exit 1 with one line that says what to do', async () => {
@@ -204,7 +205,6 @@ describe('enarx steward serve', () => {
     let replies: number[] = [];
     let status: number | string;
     try {
-      assert.match(started.stderr(), /2 processes share the port/);
       replies = await Promise.all(
         Array.from({ length: 4 }, async () => (await fetch(started.json.url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: Buffer.from(await kvmCsr()) })).status),
       );
@@ -213,6 +213,7 @@ describe('enarx steward serve', () => {
     }
     assert.deepEqual(replies, [200, 200, 200, 200]);
     assert.equal(status, 0);
+    assert.match(started.stderr(), /2 processes share the port/);
   });
 
   it('a port in use: exit 1, and says to pick another', async () => {

@@ -160,6 +160,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   }
 
   const fingerprint = await steward.caCertificate.sha256();
+  // Handle signals before announcing readiness: a client may stop us as soon as it reads the URL.
+  const stopped = stopOnSignal(async () => {
+    process.stderr.write('enarx steward: stopping\n');
+    await stop();
+  });
   const say = (line: string) => process.stderr.write(`${line}\n`);
   if (steward.mode === 'debug') {
     say('enarx steward: DEBUG MODE (the CA certificate is self-signed): software (KVM) evidence is accepted, and every certificate is marked debug.');
@@ -169,15 +174,12 @@ async function serve(flags: ServeFlags): Promise<void> {
   say(`enarx steward: CA '${steward.caCertificate.subject.text}', SHA-256 ${fingerprint}`);
   say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
   say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${url} > chain.der`);
+  if (workers > 1) say(`enarx steward: ${workers} processes share the port`);
   if (flags.json) {
     printJson({ url: url, mode: steward.mode, ca: { path: caPath, sha256: fingerprint, pem: toPem('CERTIFICATE', steward.caCertificate.der) } });
   }
 
-  if (workers > 1) say(`enarx steward: ${workers} processes share the port`);
-  await stopOnSignal(async () => {
-    say('enarx steward: stopping');
-    await stop();
-  });
+  await stopped;
 }
 
 function stopOnSignal(stop: () => Promise<void>): Promise<void> {

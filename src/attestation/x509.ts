@@ -725,6 +725,8 @@ export interface ChainResult {
   crlChecked: boolean[];
   /** CRLs that matched no issuer in this chain (e.g. another product's CRL); they were not used. */
   unusedCrls: Crl[];
+  /** Invalid CRLs (expired, bad signature...) that were set aside because a valid CRL from the same issuer was given too. */
+  ignoredCrls: Array<{ crl: Crl; reason: string }>;
 }
 
 function iso(d: Date): string {
@@ -808,7 +810,8 @@ export function checkRevocation(crl: Crl, cert: Certificate): void {
 /**
  * Validates `chain` (leaf first; the root may be included or omitted) against pinned anchors at
  * `now`: every signature (RSA-PSS, RSA PKCS#1, ECDSA, Ed25519), issuer/subject name chaining,
- * validity windows, CA constraints on issuers, critical extensions, and the given CRLs. The root
+ * validity windows, CA constraints on issuers, critical extensions, and the given CRLs (a CRL from
+ * an issuer must be valid; of several from one issuer, invalid ones are set aside if one is valid). The root
  * must be byte-equal to an anchor, or have its subject and key (a re-issued root) and a valid
  * self-signature; an embedded root is never trusted on its own. Throws VerificationError with step 'chain' or 'crl'.
  */
@@ -849,20 +852,31 @@ export async function verifyChain(chain: readonly Certificate[], options: ChainO
   const crls = options.crls ?? [];
   const used = new Set<Crl>();
   const crlChecked: boolean[] = [];
+  const ignoredCrls: Array<{ crl: Crl; reason: string }> = [];
   for (let i = 0; i < path.length - 1; i++) {
     const child = path[i]!;
     const issuer = path[i + 1]!;
-    let checked = false;
-    for (const crl of crls) {
-      if (!bytesEqual(crl.issuer.der, issuer.subject.der)) continue;
-      used.add(crl);
-      await checkCrl(crl, issuer, now);
-      checkRevocation(crl, child);
-      checked = true;
+    const candidates = crls.filter((crl) => bytesEqual(crl.issuer.der, issuer.subject.der));
+    candidates.forEach((crl) => used.add(crl));
+    // Every valid CRL from this issuer is applied (a cache may hold an older one beside the
+    // current one); an invalid one is a rejection only when no valid one remains.
+    const valid: Crl[] = [];
+    let firstError: VerificationError | undefined;
+    for (const crl of candidates) {
+      try {
+        await checkCrl(crl, issuer, now);
+        valid.push(crl);
+      } catch (err) {
+        if (!(err instanceof VerificationError)) throw err;
+        firstError ??= err;
+        ignoredCrls.push({ crl, reason: err.message });
+      }
     }
-    crlChecked.push(checked);
+    if (candidates.length > 0 && valid.length === 0) throw firstError!;
+    for (const crl of valid) checkRevocation(crl, child);
+    crlChecked.push(valid.length > 0);
   }
-  return { anchor, path, crlChecked, unusedCrls: crls.filter((c) => !used.has(c)) };
+  return { anchor, path, crlChecked, unusedCrls: crls.filter((c) => !used.has(c)), ignoredCrls };
 }
 
 /** Builds a trust anchor from a certificate after checking its SHA-256 fingerprint (of the DER). */

@@ -71,6 +71,12 @@ test('revocation: a CRL from the ARK that lists the ASK rejects the chain; an em
   assert.match(outcome(revoked), /^crl: certificate 'TEST-SEV-Genoa' \(serial 10001\) was revoked/);
   const stale = await verify(chain, report, { crls: [await createTestArkCrl(chain, { thisUpdate: new Date('2024-01-01T00:00:00Z'), nextUpdate: new Date('2025-01-01T00:00:00Z') })] });
   assert.match(outcome(stale), /^crl: .* expired at 2025-01-01T00:00:00Z/);
+  // A stale CRL beside a current one is set aside with a warning; beside a revoking one it changes nothing.
+  const both = await verify(chain, report, { crls: [await createTestArkCrl(chain, { nextUpdate: new Date('2025-01-01T00:00:00Z') }), await createTestArkCrl(chain)] });
+  assert.equal(outcome(both), 'ok');
+  assert.match(both.warnings.join('\n'), /set aside \(CRL from 'TEST-ARK-Genoa' expired/);
+  const staleAndRevoking = await verify(chain, report, { crls: [await createTestArkCrl(chain, { nextUpdate: new Date('2025-01-01T00:00:00Z') }), await createTestArkCrl(chain, { revoked: [0x10001] })] });
+  assert.match(outcome(staleAndRevoking), /^crl: .* was revoked/);
   const noCrl = await verify(chain, report);
   assert.equal(noCrl.revocationChecked, false);
   assert.match(noCrl.warnings.join('\n'), /no CRL given/);

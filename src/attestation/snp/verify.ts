@@ -168,6 +168,9 @@ async function verifyInto(result: VerificationResult, evidence: Uint8Array, opti
     const kds = `https://kdsintf.amd.com/${chainKey}/v1/${cap(product)}/crl`;
     result.warnings.push(isTest ? 'no CRL given for the test signing key' : `no AMD CRL given (${kds}): the ${chainKey === 'vlek' ? 'ASVK' : 'ASK'} was not checked for revocation`);
   }
+  for (const { crl, reason } of verdict.ignoredCrls) {
+    result.warnings.push(`a CRL from '${crl.issuer.commonName || crl.issuer.text}' was set aside (${reason}); a valid one from the same issuer was used`);
+  }
   for (const unused of verdict.unusedCrls) {
     result.warnings.push(`CRL from '${unused.issuer.commonName || unused.issuer.text}' does not apply to this chain and was not used`);
   }

@@ -177,7 +177,7 @@ describe('swapped certificates', () => {
       ...validity,
     });
     const v = icelake('i5');
-    const collateral = { ...v.options.collateral!, certs: [signer.der] };
+    const collateral = { ...v.options.collateral!, certs: [signer] };
     await rejects(v.quote, { ...v.options, collateral }, 'chain');
   });
 });

@@ -187,7 +187,7 @@ test('the combined format also takes its CRLs as PEM', () => {
   const der = Buffer.from(json.pck_crl, 'hex');
   json.pck_crl = `-----BEGIN X509 CRL-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END X509 CRL-----\n`;
   const c = parseCollateralJson(JSON.stringify(json)).collateral;
-  assert.deepEqual(Buffer.from(c.crls![0]!), der);
+  assert.deepEqual(Buffer.from(c.crls![0]!.der), der);
 });
 
 test('TCB info v2 (sgxtcbcompNNsvn) is read', () => {
@@ -215,4 +215,20 @@ test('decode works on quotes the verifier would reject, and rejects malformed on
   const d = decodeIntelQuote(read('attestation', 'tdx', 'phala-tdx-v5-tcb-not-supported', 'quote.bin'));
   assert.equal(d.claims.bodyType, 'td15');
   assertParseError(() => decodeIntelQuote(new Uint8Array(47)));
+});
+
+test('BytesMap: exact multi-part keys, its own copy of each key, bounded', async () => {
+  const { BytesMap } = await import('../../src/attestation/intel/bytes-map.ts');
+  const m = new BytesMap<string>(3);
+  const a = Uint8Array.of(1, 2, 3);
+  m.set([a, Uint8Array.of(4)], 'x');
+  assert.equal(m.get(Uint8Array.of(1, 2, 3), Uint8Array.of(4)), 'x');
+  assert.equal(m.get(Uint8Array.of(1, 2), Uint8Array.of(3, 4)), undefined, 'part boundaries are part of the key');
+  assert.equal(m.get(Uint8Array.of(1, 2, 3)), undefined);
+  a[0] = 9; // the caller reuses its buffer
+  assert.equal(m.get(a, Uint8Array.of(4)), undefined);
+  assert.equal(m.get(Uint8Array.of(1, 2, 3), Uint8Array.of(4)), 'x');
+  for (let i = 0; i < 5; i++) m.set([Uint8Array.of(i)], String(i));
+  assert.equal(m.get(Uint8Array.of(4)), '4');
+  assert.equal(m.get(Uint8Array.of(1, 2, 3), Uint8Array.of(4)), undefined, 'cleared when full');
 });

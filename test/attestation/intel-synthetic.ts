@@ -240,6 +240,6 @@ export async function signedCollateral(pki: TestPki, tcbInfo: string, qeIdentity
   const combined: Record<string, string> = { tcb_info: tcbInfo, tcb_info_signature: await sign(tcbInfo), tcb_info_issuer_chain: chain };
   if (qeIdentity) Object.assign(combined, { qe_identity: qeIdentity, qe_identity_signature: await sign(qeIdentity), qe_identity_issuer_chain: chain });
   const c = parseCollateralJson(JSON.stringify(combined)).collateral;
-  c.crls = crls.map((crl) => crl.der);
+  c.crls = crls;
   return c;
 }

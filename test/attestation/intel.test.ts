@@ -199,3 +199,16 @@ test('an invalid now is a programming error, never a silently passed window', as
   const v = phalaSgx();
   await assert.rejects(verifySgxQuote(v.quote, { ...v.options, now: new Date('not a date') }), TypeError);
 });
+
+test('remembered QE checks are keyed by the exact bytes: a tampered QE report is rejected after a good one', async () => {
+  const v = phalaSgx();
+  assert.equal((await verifySgxQuote(v.quote, v.options)).verified, true);
+  for (const at of [822, 948, 500, 1014]) {
+    const q = new Uint8Array(v.quote);
+    q[at]! ^= 1;
+    const r = await verifySgxQuote(q, v.options);
+    assert.equal(r.verified, false, `byte ${at}`);
+    assert.ok(r.failure?.step === 'signature' || r.failure?.step === 'binding', `byte ${at}: ${r.failure?.step}`);
+  }
+  assert.equal((await verifySgxQuote(v.quote, v.options)).verified, true);
+});

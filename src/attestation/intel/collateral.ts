@@ -3,7 +3,7 @@
 // the exact bytes of the inner object, so the signed text is sliced out of the body, never re-serialised.
 import { VerificationError } from '../types.ts';
 import { fromHex as hexToBytes } from '../bytes.ts';
-import { parsePem } from '../x509.ts';
+import { parseCertificate, parseCrl, parsePem, type Certificate, type Crl } from '../x509.ts';
 
 export const TCB_STATUSES = [
   'UpToDate',
@@ -80,18 +80,18 @@ export interface Signed<T> {
   signedBytes: Uint8Array;
   /** r || s, 64 bytes. */
   signature: Uint8Array;
-  /** DER certificates from the issuer-chain header or field, when it came with the document. */
-  issuerChain?: Uint8Array[];
+  /** The issuer chain (header or field), when it came with the document. */
+  issuerChain?: Certificate[];
 }
 
 /** Everything a quote verification may use besides the quote; any part may be absent. */
 export interface IntelCollateral {
   tcbInfo?: Signed<TcbInfo>;
   qeIdentity?: Signed<EnclaveIdentity>;
-  /** DER CRLs (PCK Processor/Platform CRL, Root CA CRL); told apart by issuer when used. */
-  crls?: Uint8Array[];
-  /** DER certificates that may be needed as issuers (PCK CRL chain, TCB signing certificate). */
-  certs?: Uint8Array[];
+  /** CRLs (PCK Processor/Platform CRL, Root CA CRL), parsed; told apart by issuer when used. */
+  crls?: Crl[];
+  /** Certificates that may be needed as issuers (PCK CRL chain, TCB signing certificate), parsed. */
+  certs?: Certificate[];
 }
 
 function bad(what: string): never {
@@ -332,7 +332,7 @@ function signed<T>(innerText: string, signature: unknown, parse: (o: Json) => T,
   const out: Signed<T> = { body, signedBytes: new TextEncoder().encode(innerText), signature: signatureHex(signature, `${what} signature`) };
   if (chain !== undefined) {
     if (typeof chain !== 'string') bad(`${what} issuer chain must be PEM text`);
-    out.issuerChain = pemCertificates(chain);
+    out.issuerChain = pemCertificates(chain).map(parseCertificate);
   }
   return out;
 }
@@ -410,11 +410,11 @@ function parseCollateralText(text: string): { format: CollateralFormat; collater
       const v = top[k];
       if (v === undefined) continue;
       if (typeof v !== 'string') bad(`${k} must be a CRL: DER as hex, or PEM`);
-      c.crls!.push(crlField(v, k));
+      c.crls!.push(parseCrl(crlField(v, k)));
     }
     if (top.pck_crl_issuer_chain !== undefined) {
       if (typeof top.pck_crl_issuer_chain !== 'string') bad('pck_crl_issuer_chain must be PEM text');
-      c.certs!.push(...pemCertificates(top.pck_crl_issuer_chain));
+      c.certs!.push(...pemCertificates(top.pck_crl_issuer_chain).map(parseCertificate));
     }
     return { format: 'combined', collateral: c };
   }

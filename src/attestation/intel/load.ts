@@ -1,7 +1,7 @@
 // Helpers for front ends (the CLI, the browser page): turn the files a user gives into collateral,
 // and tell what is missing before verifying.
 import { looksLikeText, toHex } from '../bytes.ts';
-import { parseCertificates, parseCrl } from '../x509.ts';
+import { parseCertificates, parseCrl, parsePem } from '../x509.ts';
 import { VerificationError } from '../types.ts';
 import { mergeCollateral, parseCollateralJson, type IntelCollateral } from './collateral.ts';
 import { INTEL_QE_VENDOR_ID, TEE_TYPE_SGX, TEE_TYPE_TDX } from './quote.ts';
@@ -34,16 +34,16 @@ function loadOne(bytes: Uint8Array): IntelCollateral {
   if (looksLikeText(bytes)) {
     const text = new TextDecoder().decode(bytes).trim();
     if (text.startsWith('{')) return parseCollateralJson(text).collateral;
-    if (text.includes('-----BEGIN X509 CRL-----')) return { crls: [bytes] };
-    if (text.includes('-----BEGIN CERTIFICATE-----')) return { certs: [bytes] };
+    if (text.includes('-----BEGIN X509 CRL-----')) {
+      return { crls: parsePem(text).filter((b) => b.label === 'X509 CRL').map((b) => parseCrl(b.der)) };
+    }
+    if (text.includes('-----BEGIN CERTIFICATE-----')) return { certs: parseCertificates(text) };
     throw new VerificationError('parse', 'not JSON collateral, a PEM CRL or PEM certificates');
   }
   try {
-    parseCrl(bytes);
-    return { crls: [bytes] };
+    return { crls: [parseCrl(bytes)] };
   } catch {
-    parseCertificates(bytes); // throws 'parse' when it is neither
-    return { certs: [bytes] };
+    return { certs: parseCertificates(bytes) }; // throws 'parse' when it is neither
   }
 }
 

@@ -4,6 +4,7 @@
 import { VerificationError } from '../types.ts';
 import { isAllZero, toHex } from '../bytes.ts';
 import { Reader, u16le, u32le, u64le } from './reader.ts';
+import { BytesMap } from './bytes-map.ts';
 
 export const INTEL_QE_VENDOR_ID = '939a7233f79c4ca9940a0db3957f0607';
 export const TEE_TYPE_SGX = 0x00000000;
@@ -213,6 +214,15 @@ export function parseTdReportBody(b: Uint8Array): TdReportBody {
   return body;
 }
 
+// A Quoting Enclave puts the same report in every quote it makes: decode it once.
+const qeReports = new BytesMap<SgxReportBody>(64);
+
+function qeReportBody(raw: Uint8Array): SgxReportBody {
+  let body = qeReports.get(raw);
+  if (!body) qeReports.set([raw], (body = parseSgxReportBody(raw)));
+  return { ...body, attributes: { ...body.attributes } }; // a copy the caller may keep or change
+}
+
 /**
  * Parses an Intel DCAP quote (v3, v4 or v5) without verifying anything. Throws a 'parse'
  * VerificationError with a one-line reason for anything malformed or unsupported.
@@ -310,7 +320,7 @@ export function parseQuote(bytes: Uint8Array): IntelQuote {
     signature,
     attestationKey,
     qeReportRaw,
-    qeReport: parseSgxReportBody(qeReportRaw),
+    qeReport: qeReportBody(qeReportRaw),
     qeReportSignature,
     qeAuthData,
     certificationDataType,

@@ -5,30 +5,24 @@
 import { bytesEqual, concatBytes, digest, ownBytes, toHex } from '../bytes.ts';
 import { intelSgxRoot } from '../roots.ts';
 import { VerificationError, type EvidenceKind, type VerificationResult } from '../types.ts';
-import {
-  parseCertificates,
-  parseCrl,
-  verifyChain,
-  type Certificate,
-  type Crl,
-  type TrustAnchor,
-} from '../x509.ts';
+import { Certificate, Crl, parseCertificates, parseCrl, verifyChain, type TrustAnchor } from '../x509.ts';
 import type { EnclaveIdentity, IntelCollateral, Signed, TcbInfo } from './collateral.ts';
 import { SGX_EXTENSION_OID, decodePckExtensions, type PckExtensions } from './pck.ts';
 import { CERT_DATA_PCK_CHAIN, parseQuote, qeReportDataUpperIsZero, type IntelQuote } from './quote.ts';
 import { checkTdxModuleIdentity, evaluateQeIdentity, evaluateTcb, type QeEvaluation, type TcbEvaluation } from './tcb.ts';
 import { quoteClaims } from './claims.ts';
+import { BytesMap } from './bytes-map.ts';
 
 export interface IntelVerifyOptions {
   /** TCB info, QE identity, CRLs and issuer certificates (see parseCollateralJson / mergeCollateral). */
   collateral?: IntelCollateral;
-  /** More CRLs, DER or PEM: the PCK Processor/Platform CRL and the Root CA CRL, told apart by issuer. */
-  crls?: readonly (Uint8Array | string)[];
+  /** More CRLs, DER, PEM or parsed: the PCK Processor/Platform CRL and the Root CA CRL, told apart by issuer. */
+  crls?: readonly CrlInput[];
   /**
-   * More certificates, DER or PEM: the TCB signing certificate when the collateral came without its
+   * More certificates, DER, PEM or parsed: the TCB signing certificate when the collateral came without its
    * issuer chain, or the PCK chain for a quote whose certification data carries none (types 1-4).
    */
-  certs?: readonly (Uint8Array | string)[];
+  certs?: readonly CertInput[];
   /** The time every validity window is checked against. */
   now: Date;
   /** Trust anchors; the pinned Intel SGX Root CA by default. Tests pass their own test root here. */
@@ -105,35 +99,32 @@ function result(
   };
 }
 
-// Collateral is usually parsed once and verified against many quotes: remember what each input
-// object parsed to, so that the warm path does not even look the bytes up in the parsers' caches.
-const parsedCerts = new WeakMap<Uint8Array, Certificate[]>();
-const parsedCrls = new WeakMap<Uint8Array, Crl>();
+// A platform sends the same PCK chain in every quote, and callers pass the same raw certificates and
+// CRLs again and again. Parsed objects are remembered by content: the bytes read as latin1 text make an
+// exact key that native code builds quickly (a reused buffer can never return a stale object).
+const LATIN1 = new TextDecoder('latin1');
+const quoteChains = new BytesMap<Certificate[]>(64);
+const parsedCerts = new Map<string, Certificate[]>();
+const parsedCrls = new Map<string, Crl>();
 
-function remembered<T>(cache: WeakMap<Uint8Array, T>, input: Uint8Array | string, parse: (input: Uint8Array | string) => T): T {
-  if (typeof input === 'string') return parse(input);
-  let value = cache.get(input);
-  if (value === undefined) cache.set(input, (value = parse(input)));
+function remembered<T>(cache: Map<string, T>, input: Uint8Array | string, parse: (input: Uint8Array | string) => T): T {
+  const key = typeof input === 'string' ? input : LATIN1.decode(input);
+  let value = cache.get(key);
+  if (value === undefined) {
+    value = parse(input);
+    if (cache.size >= 256) cache.clear();
+    cache.set(key, value);
+  }
   return value;
 }
 
-const toCerts = (list: readonly (Uint8Array | string)[] | undefined): Certificate[] =>
-  (list ?? []).flatMap((c) => remembered(parsedCerts, c, parseCertificates));
-const toCrls = (list: readonly (Uint8Array | string)[] | undefined): Crl[] => (list ?? []).map((c) => remembered(parsedCrls, c, parseCrl));
+type CertInput = Uint8Array | string | Certificate;
+type CrlInput = Uint8Array | string | Crl;
 
-// A platform sends the same PCK chain in every quote; its PEM text is a cheap, exact cache key.
-const pckChains = new Map<string, Certificate[]>();
-
-function quotePckChain(data: Uint8Array): Certificate[] {
-  const text = new TextDecoder('latin1').decode(data);
-  let chain = pckChains.get(text);
-  if (!chain) {
-    chain = parseCertificates(data);
-    if (pckChains.size >= 64) pckChains.clear();
-    pckChains.set(text, chain);
-  }
-  return chain;
-}
+const toCerts = (list: readonly CertInput[] | undefined): Certificate[] =>
+  (list ?? []).flatMap((c) => (c instanceof Certificate ? [c] : remembered(parsedCerts, c, parseCertificates)));
+const toCrls = (list: readonly CrlInput[] | undefined): Crl[] =>
+  (list ?? []).map((c) => (c instanceof Crl ? c : remembered(parsedCrls, c, parseCrl)));
 
 async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, state: State): Promise<TcbEvaluation> {
   const { now } = options;
@@ -164,7 +155,7 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   const chain = await verifyChain(pckChain, { anchors, now, crls: [...rootCrls, ...pckCrls] });
   state.trustAnchor = chain.anchor.name;
   const pck = pckExtensionsOf(leaf);
-  Object.assign(state.claims, pckClaims(pck, chain.path));
+  Object.assign(state.claims, pckClaims(pck, leaf), { tcbComponents: [...pck.tcbComponents] }); // a copy the caller may keep
   if (pckCrls.length === 0) state.warnings.push(`no PCK CRL given: revocation of the PCK certificate by '${leaf.issuer.commonName}' was not checked`);
   if (rootCrls.length === 0) state.warnings.push('no Intel SGX Root CA CRL given: revocation of the intermediate and TCB signing certificates was not checked');
 
@@ -251,23 +242,44 @@ interface CryptoOutcome {
   quoteSignature: boolean | VerificationError;
 }
 
+const ECDSA_P256_SHA256 = { name: 'ECDSA', hash: 'SHA-256' };
+
+// The QE report, its signature, the attestation key and the QE authentication data are the same in
+// every quote a Quoting Enclave produces until it restarts: their checks are pure functions of those
+// exact bytes and the PCK key, so they are remembered per PCK certificate. Only the quote signature
+// is new with every quote.
+const qeChecks = new WeakMap<Certificate, BytesMap<Promise<Omit<CryptoOutcome, 'quoteSignature'>>>>();
+
+function checkQe(quote: IntelQuote, leaf: Certificate): Promise<Omit<CryptoOutcome, 'quoteSignature'>> {
+  let byQe = qeChecks.get(leaf);
+  if (!byQe) qeChecks.set(leaf, (byQe = new BytesMap(64)));
+  const key = [quote.qeReportRaw, quote.qeReportSignature, quote.attestationKey, quote.qeAuthData];
+  let outcome = byQe.get(...key);
+  if (!outcome) {
+    const qeReportSignature = leaf
+      .verifyKey({ kind: 'ecdsa', hash: 'SHA-256' })
+      .then((k) => crypto.subtle.verify(ECDSA_P256_SHA256, k, ownBytes(quote.qeReportSignature), ownBytes(quote.qeReportRaw)))
+      .catch(() => false);
+    const binding = digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
+    outcome = Promise.all([qeReportSignature, binding]).then(([ok, hash]) => ({ qeReportSignature: ok, binding: hash }));
+    byQe.set(key, outcome);
+  }
+  return outcome;
+}
+
 async function startCryptoChecks(quote: IntelQuote, leaf: Certificate): Promise<CryptoOutcome> {
-  const ecdsa = { name: 'ECDSA', hash: 'SHA-256' };
-  const qeReportSignature = leaf
-    .verifyKey({ kind: 'ecdsa', hash: 'SHA-256' })
-    .then((key) => crypto.subtle.verify(ecdsa, key, ownBytes(quote.qeReportSignature), ownBytes(quote.qeReportRaw)))
-    .catch(() => false);
-  const binding = digest('SHA-256', concatBytes(quote.attestationKey, quote.qeAuthData));
+  const qe = checkQe(quote, leaf);
   const quoteSignature = importAttestationKey(quote.attestationKey)
-    .then((key) => crypto.subtle.verify(ecdsa, key, ownBytes(quote.signature), ownBytes(quote.signedData)))
+    .then((key) => crypto.subtle.verify(ECDSA_P256_SHA256, key, ownBytes(quote.signature), ownBytes(quote.signedData)))
     .catch((err: unknown) => (err instanceof VerificationError ? err : false));
-  return { qeReportSignature: await qeReportSignature, binding: await binding, quoteSignature: await quoteSignature };
+  return { ...(await qe), quoteSignature: await quoteSignature };
 }
 
 /** The PCK chain, leaf first: from certification data type 5, or for types 1-4 from the given certificates. */
 function pckCertificateChain(quote: IntelQuote, extra: Certificate[]): Certificate[] {
   if (quote.certificationDataType === CERT_DATA_PCK_CHAIN) {
-    const chain = quotePckChain(quote.certificationData);
+    let chain = quoteChains.get(quote.certificationData);
+    if (!chain) quoteChains.set([quote.certificationData], (chain = parseCertificates(quote.certificationData)));
     if (chain.length < 2) throw new VerificationError('parse', `the quote's PCK chain holds ${chain.length} certificate(s); expected leaf, intermediate and root`);
     return chain;
   }
@@ -297,7 +309,7 @@ function collateralSignatureValid(doc: Signed<unknown>, signer: Certificate): Pr
   if (!ok) {
     ok = signer
       .verifyKey({ kind: 'ecdsa', hash: 'SHA-256' })
-      .then((key) => crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, key, ownBytes(doc.signature), ownBytes(doc.signedBytes)))
+      .then((key) => crypto.subtle.verify(ECDSA_P256_SHA256, key, ownBytes(doc.signature), ownBytes(doc.signedBytes)))
       .catch(() => false);
     bySigner.set(signer, ok);
   }
@@ -364,26 +376,30 @@ function checkTcbInfoMatches(info: TcbInfo, quote: IntelQuote, pck: PckExtension
 }
 
 // Attestation keys repeat for as long as a QE runs; importing one costs about as much as a verify.
-const attestationKeys = new Map<string, Promise<CryptoKey>>();
+const attestationKeys = new BytesMap<Promise<CryptoKey>>(256);
 
 function importAttestationKey(raw: Uint8Array): Promise<CryptoKey> {
-  const id = toHex(raw);
-  let key = attestationKeys.get(id);
+  let key = attestationKeys.get(raw);
   if (!key) {
-    if (attestationKeys.size >= 256) attestationKeys.clear();
     key = crypto.subtle
       .importKey('raw', ownBytes(concatBytes(Uint8Array.of(4), raw)), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify'])
       .catch(() => {
-        attestationKeys.delete(id);
         throw new VerificationError('binding', 'the attestation key is not a valid P-256 public key');
       });
-    attestationKeys.set(id, key);
+    attestationKeys.set([raw], key);
   }
   return key;
 }
 
-function pckClaims(pck: PckExtensions, path: Certificate[]): Record<string, unknown> {
-  const issuer = path[1]?.subject.commonName ?? '';
+const pckClaimsCache = new WeakMap<Certificate, Record<string, unknown>>();
+
+function pckClaims(pck: PckExtensions, leaf: Certificate): Record<string, unknown> {
+  let claims = pckClaimsCache.get(leaf);
+  if (!claims) pckClaimsCache.set(leaf, (claims = makePckClaims(pck, leaf.issuer.commonName)));
+  return claims;
+}
+
+function makePckClaims(pck: PckExtensions, issuer: string): Record<string, unknown> {
   return {
     fmspc: pck.fmspc,
     pceId: pck.pceId,

@@ -5,4 +5,9 @@
  * parser prefixes the file and key). The result is in EnarxConfig.extensions[name]. Any key
  * that is neither built in nor listed here is an error.
  */
-export const EXTENSION_KEYS: Readonly<Record<string, (value: unknown) => unknown>> = {};
+import { parseLimitsTable } from '../keep/limits.ts';
+
+export const EXTENSION_KEYS: Readonly<Record<string, (value: unknown) => unknown>> = {
+  /** [limits] memory, rss, wall-time, descriptors (src/keep/limits.ts). */
+  limits: parseLimitsTable,
+};

@@ -14,6 +14,12 @@ const BACKENDS: BackendEntry[] = [
     strength: 0,
     load: async () => (await import('./nil.ts')).nilBackend,
   },
+  {
+    name: 'process',
+    description: 'a separate Node process under the permission model, reached only through the sallyport',
+    strength: 10,
+    load: async () => (await import('./process/index.ts')).processBackend,
+  },
 ];
 
 /** Adds a backend (e.g. the process Keep). A later entry with the same name replaces the earlier. */

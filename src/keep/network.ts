@@ -1,14 +1,15 @@
 import type { NetworkProvider } from '../wasi/io.ts';
-import { KeepSetupError } from './capabilities.ts';
+import { log } from '../cli/output.ts';
 
 /**
- * The host network for Keeps that run in this process (the nil Keep). Networking (TCP, and
- * TLS ended inside the Keep) is the sallyport component's: it replaces this body with its
- * provider. Until then, listen/connect entries fail before the workload starts.
+ * The host network for Keeps that run in this process (the nil Keep): node:net directly, with
+ * TLS ended here by the Keep's identity (self-signed until a Steward issues one). The process
+ * Keep uses the same TLS code behind its sallyport (src/keep/process).
  */
 export async function loadNetworkProvider(): Promise<NetworkProvider> {
-  throw new KeepSetupError(
-    'listen and connect entries need networking, which this build of enarx does not provide yet',
-    'remove the listen/connect [[files]] entries',
-  );
+  const [{ directNetwork }, { selfSignedIdentityProvider }] = await Promise.all([import('../net/direct.ts'), import('./identity.ts')]);
+  return directNetwork({
+    identity: selfSignedIdentityProvider(),
+    onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),
+  });
 }

@@ -38,6 +38,7 @@ export class DuplexConnection implements Connection {
   readonly input: InputStream;
   readonly output: OutputStream;
   readonly #socket: Duplex;
+  readonly #transport: Duplex;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #ended = false;
@@ -48,8 +49,13 @@ export class DuplexConnection implements Connection {
   readonly #readable = new Waiters();
   readonly #writable = new Waiters();
 
-  constructor(socket: Duplex) {
+  /**
+   * `transport` is the stream under a TLS socket (when that is a JS stream, such as a
+   * sallyport stream): closing waits for it to finish, so no encrypted byte is dropped.
+   */
+  constructor(socket: Duplex, transport?: Duplex) {
     this.#socket = socket;
+    this.#transport = transport ?? socket;
     socket.on('data', (chunk: Uint8Array) => {
       if (this.#readShut) return;
       this.#chunks.push(chunk);
@@ -167,11 +173,16 @@ export class DuplexConnection implements Connection {
     this.#chunks = [];
     this.#buffered = 0;
     // Let queued bytes (and a TLS close_notify) go out, then release the socket.
+    const release = () => {
+      this.#socket.destroy();
+      this.#transport.destroy();
+    };
     if (!this.#socket.writableEnded) this.#socket.end();
-    const timer = setTimeout(() => this.#socket.destroy(), 5000);
+    const timer = setTimeout(release, 5000);
     timer.unref();
     this.#socket.once('close', () => clearTimeout(timer));
-    this.#socket.once('finish', () => this.#socket.destroy());
+    if (this.#transport.writableFinished || this.#transport.destroyed) release();
+    else this.#transport.once('finish', release);
     this.#readable.wake();
     this.#writable.wake();
   }

@@ -23,7 +23,7 @@ export function directNetwork(options: NetworkOptions): NetworkProvider {
   return {
     async listen(spec): Promise<Listener> {
       const identity = spec.prot === 'tls' ? await options.identity.identity() : null;
-      const server = createServer({ noDelay: true });
+      const server = createServer({ noDelay: true, allowHalfOpen: true });
       const listener = new QueueListener({ onClose: () => server.close() });
       server.on('connection', (socket: Socket) => {
         const connection = new DuplexConnection(identity ? tlsServer(socket, identity) : socket);
@@ -40,7 +40,7 @@ export function directNetwork(options: NetworkOptions): NetworkProvider {
     },
     async connect(spec): Promise<Connection> {
       const socket = await new Promise<Socket>((resolve, reject) => {
-        const s = netConnect({ host: spec.host === 'localhost' ? '127.0.0.1' : spec.host, port: spec.port, noDelay: true });
+        const s = netConnect({ host: spec.host === 'localhost' ? '127.0.0.1' : spec.host, port: spec.port, noDelay: true, allowHalfOpen: true });
         s.once('connect', () => resolve(s));
         s.once('error', (err) => reject(toIoError(err)));
       });

@@ -6,6 +6,10 @@ export interface WorkloadLimits {
   maxMemoryBytes?: number;
   /** Most descriptors open at once (fd table size); opening more fails with ENFILE. */
   maxDescriptors?: number;
+  /** Resident set size of the Keep's process, bytes: its host kills it past this (process Keep only). */
+  maxRssBytes?: number;
+  /** Wall time from start, milliseconds: the Keep is stopped past it. */
+  maxWallTimeMs?: number;
 }
 
 /** Everything needed to run one WASI preview1 module; the same shape in the nil and process Keeps. */

@@ -200,10 +200,18 @@ export class Endpoint<In extends Message, Out extends Message> {
     this.#fail(new ProtocolError(message));
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#pipe.end();
+  /** Ends our side of the pipe; resolves once everything sent has left this process. */
+  close(): Promise<void> {
+    const pipe = this.#pipe;
+    if (!this.#closed) {
+      this.#closed = true;
+      pipe.end();
+    }
+    if (pipe.writableFinished || pipe.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      pipe.once('finish', () => resolve());
+      pipe.once('close', () => resolve());
+    });
   }
 
   #receive(chunk: Uint8Array): void {

@@ -44,7 +44,7 @@ export interface KeepInit {
   env: [string, string][];
   files: FileSpec[];
   limits: KeepLimits;
-  logLevel: string;
+  logLevel: LogLevel;
   steward: string | null;
 }
 

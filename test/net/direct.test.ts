@@ -53,11 +53,17 @@ test('a TCP connect file reaches a server; a refused one fails with ECONNREFUSED
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const net = directNetwork({ identity: selfSignedIdentityProvider() });
-  const conn = await net.connect({ name: 'srv', prot: 'tcp', host: '127.0.0.1', port });
-  assert.equal(await readAll(conn), 'pong');
-  assert.throws(() => conn.output.tryWrite(Uint8Array.of(1)) && conn.input.tryRead(1), IoError);
-  conn.close();
-  server.close();
+  try {
+    const conn = await net.connect({ name: 'srv', prot: 'tcp', host: '127.0.0.1', port });
+    assert.equal(await readAll(conn), 'pong');
+    // Half-open, as TCP allows: the peer finished sending, our side may still write until shut down.
+    assert.equal(conn.output.tryWrite(Uint8Array.of(1)), 1);
+    conn.shutdown('write');
+    assert.throws(() => conn.output.tryWrite(Uint8Array.of(1)), (e: unknown) => e instanceof IoError && e.code === 'EPIPE');
+    conn.close();
+  } finally {
+    server.close();
+  }
   await assert.rejects(net.connect({ name: 'srv', prot: 'tcp', host: '127.0.0.1', port }), (e: unknown) => e instanceof IoError && e.code === 'ECONNREFUSED');
 });
 

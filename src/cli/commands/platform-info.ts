@@ -8,6 +8,8 @@ export interface PlatformCheck {
   pass: boolean;
   info?: string;
   mesg?: string;
+  /** Finer checks under this one, printed as a tree. */
+  data?: PlatformCheck[];
 }
 
 /** A backend's section: its name and the checks that tell whether it can run here. */
@@ -37,7 +39,29 @@ function hardwareSections(): PlatformSection[] {
   ];
 }
 
+/** The software Keeps: nil (in-process) and process (a permission-model Node process behind the sallyport). */
+function softwareSections(): PlatformSection[] {
+  const load = () => import('../../keep/process/platform.ts');
+  return [
+    { backend: 'process', checks: async () => (await load()).processChecks() },
+    { backend: 'nil', checks: async () => (await load()).nilChecks() },
+  ];
+}
+
+/** Enarx 0.7's JSON datum: absent info/mesg are the string "null", children under `data`. */
+function enarxDatum(c: PlatformCheck): unknown {
+  return { name: c.name, pass: c.pass, info: c.info ?? 'null', mesg: c.mesg ?? 'null', data: (c.data ?? []).map(enarxDatum) };
+}
+
+function treeLines(c: PlatformCheck, depth: number, lines: string[]): void {
+  const pad = '  '.repeat(depth);
+  lines.push(`${pad}${c.pass ? '✔' : '✗'} ${c.name}${c.info ? `: ${c.info}` : ''}`);
+  if (!c.pass && c.mesg) lines.push(`${pad}    ${c.mesg}`);
+  for (const child of c.data ?? []) treeLines(child, depth + 1, lines);
+}
+
 export function registerInfoCommand(platform: Command, version: string): void {
+  for (const s of softwareSections()) registerPlatformSection(s);
   for (const s of hardwareSections()) registerPlatformSection(s);
   platform
     .command('info')
@@ -48,16 +72,13 @@ export function registerInfoCommand(platform: Command, version: string): void {
       for (const s of sections) backends.push({ backend: s.backend, data: await s.checks() });
       const system = { os: osType(), release: release(), machine: machine() };
       if (opts.json) {
-        printJson({ version, system_info: system, backends });
+        printJson({ version, system_info: system, backends: backends.map((b) => ({ backend: b.backend, data: b.data.map(enarxDatum) })) });
         return;
       }
       const lines = [`enarx ${version} on ${system.os} ${system.release} (${system.machine})`];
       for (const b of backends) {
         lines.push('', `${b.backend}:`);
-        for (const c of b.data) {
-          lines.push(`  ${c.pass ? '✔' : '✗'} ${c.name}${c.info ? `: ${c.info}` : ''}`);
-          if (!c.pass && c.mesg) lines.push(`      ${c.mesg}`);
-        }
+        for (const c of b.data) treeLines(c, 1, lines);
       }
       process.stdout.write(`${lines.join('\n')}\n`);
     });

@@ -6,6 +6,10 @@ interface RunOptions {
   wasmcfgfile?: string;
   dir: string[];
   env: string[];
+  memoryLimit?: string;
+  rssLimit?: string;
+  wallTimeLimit?: string;
+  descriptorLimit?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -21,6 +25,10 @@ export function register(program: Command): void {
     .option('--wasmcfgfile <file>', 'Enarx.toml to use (env ENARX_WASMCFGFILE); never read implicitly')
     .option('--dir <host[::guest]>', 'preopen a host directory, at GUEST (default: HOST as given)', collect, [])
     .option('--env <name[=value]>', 'set a guest environment variable (NAME alone copies the host value)', collect, [])
+    .option('--memory-limit <size>', 'cap the guest linear memory, e.g. 64MiB (Enarx.toml [limits] memory)')
+    .option('--rss-limit <size>', 'kill the Keep past this resident size, e.g. 512MiB (process Keep; [limits] rss)')
+    .option('--wall-time-limit <duration>', 'stop the Keep after this long, e.g. 30s or 500ms ([limits] wall-time)')
+    .option('--descriptor-limit <n>', 'most descriptors the guest may hold open ([limits] descriptors)')
     .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
     .argument('<module>', 'the .wasm file')
     .argument('[args...]', 'arguments for the guest, passed verbatim')

@@ -31,6 +31,10 @@ export function parseRunArgs(argv: readonly string[]): { module: string; args: s
       case '--dir': flags.dir.push(value); break;
       case '--env': flags.env.push(value); break;
       case '--log-level': logLevel = value; break;
+      case '--memory-limit': flags.memoryLimit = value; break;
+      case '--rss-limit': flags.rssLimit = value; break;
+      case '--wall-time-limit': flags.wallTimeLimit = value; break;
+      case '--descriptor-limit': flags.descriptorLimit = value; break;
       default: return undefined;
     }
   }

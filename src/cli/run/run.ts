@@ -4,6 +4,8 @@ import { PlanError, buildPlanParts } from '../../keep/plan.ts';
 import { WorkloadError } from '../../runtime/index.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log } from '../output.ts';
+import { parseLimit, type KeepLimitSettings, type LimitKey } from '../../keep/limits.ts';
+import type { WorkloadLimits } from '../../runtime/types.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const { readFileSync, statSync } = process.getBuiltinModule('node:fs');
@@ -19,6 +21,35 @@ export interface RunFlags {
   wasmcfgfile?: string;
   dir: string[];
   env: string[];
+  memoryLimit?: string;
+  rssLimit?: string;
+  wallTimeLimit?: string;
+  descriptorLimit?: string;
+}
+
+/** Limits from Enarx.toml's [limits], overridden by the --*-limit flags. */
+function workloadLimits(flags: RunFlags, config: EnarxConfig | undefined): WorkloadLimits {
+  let settings: KeepLimitSettings = (config?.extensions.limits as KeepLimitSettings | undefined) ?? {};
+  const given: [LimitKey, string | undefined, string][] = [
+    ['memory', flags.memoryLimit, '--memory-limit'],
+    ['rss', flags.rssLimit, '--rss-limit'],
+    ['wall-time', flags.wallTimeLimit, '--wall-time-limit'],
+    ['descriptors', flags.descriptorLimit, '--descriptor-limit'],
+  ];
+  for (const [key, value, flag] of given) {
+    if (value === undefined) continue;
+    try {
+      settings = { ...settings, ...parseLimit(key, value, flag) };
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
+  return {
+    ...(settings.memory !== undefined ? { maxMemoryBytes: settings.memory } : {}),
+    ...(settings.descriptors !== undefined ? { maxDescriptors: settings.descriptors } : {}),
+    ...(settings.rss !== undefined ? { maxRssBytes: settings.rss } : {}),
+    ...(settings.wallTime !== undefined ? { maxWallTimeMs: settings.wallTime } : {}),
+  };
 }
 
 function readModule(path: string): Uint8Array {
@@ -62,6 +93,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       throw new EnarxError(`cannot preopen ${f.path} for '${f.name}': not a readable directory`, { hint: 'check the --dir or [[files]] path' });
     }
   }
+  const limits = workloadLimits(flags, config);
   const bytes = readModule(module);
   const backendName = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   let backend;
@@ -72,6 +104,9 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     throw err;
   }
   log('info', `running ${module} in the ${backend.name} Keep`);
+  if (limits.maxRssBytes !== undefined && backend.name === 'nil') {
+    throw new EnarxError('the rss limit needs a Keep in its own process', { hint: 'use --backend process, or drop the rss limit' });
+  }
 
   const controller = new AbortController();
   let stoppedBy: string | undefined;
@@ -88,6 +123,12 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     };
   };
 
+  // The process Keep's host kills it at the wall-time limit; the nil Keep stops its guest at the
+  // next host call (a guest computing without calls runs on until it makes one).
+  const wallTimer =
+    limits.maxWallTimeMs !== undefined && backend.name === 'nil'
+      ? setTimeout(() => controller.abort(`the Keep went over its wall-time limit (${limits.maxWallTimeMs}ms)`), limits.maxWallTimeMs)
+      : undefined;
   let outcome;
   try {
     outcome = await backend.run({
@@ -96,7 +137,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       env: parts.env,
       files: parts.files,
       steward: config?.steward,
-      limits: {},
+      limits,
       signal: controller.signal,
       onWait,
     });
@@ -105,6 +146,8 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       throw new EnarxError(`${module}: ${err.message}`, { hint: err.hint });
     }
     throw err;
+  } finally {
+    clearTimeout(wallTimer);
   }
   switch (outcome.kind) {
     case 'exit':

@@ -1,0 +1,133 @@
+// The process Keep and its sallyport against their peers, side by side in one run:
+//   hello: `enarx run --backend process hello.wasm` vs node:wasi (target: within 1.8x);
+//   stdout: throughput through the sallyport vs node:wasi (target: at least 50%);
+//   TLS echo: a TLS echo server inside the Keep vs plain node:tls on the host (target: at least 70%).
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSelfSignedIdentity } from '../src/keep/identity.ts';
+import { runProcessKeep } from '../src/keep/process/host.ts';
+import { keepBundle } from '../src/keep/process/launch.ts';
+import { readFileSync } from 'node:fs';
+
+const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
+const ENARX = join(ROOT, 'bin', 'enarx.js');
+const example = (name: string) => join(ROOT, 'examples', `${name}.wasm`);
+
+const NODE_WASI = `
+import { WASI } from 'node:wasi';
+import { readFileSync } from 'node:fs';
+const [file, ...args] = process.argv.slice(1);
+const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, returnOnExit: true });
+const instance = await WebAssembly.instantiate(await WebAssembly.compile(readFileSync(file)), wasi.getImportObject());
+process.exitCode = wasi.start(instance);`;
+
+/** Runs a command, counting its stdout bytes; resolves with the wall time in ms. */
+function timed(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ ms: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+    let bytes = 0;
+    child.stdout.on('data', (d: Buffer) => (bytes += d.length));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve({ ms: performance.now() - started, bytes }) : reject(new Error(`${args.join(' ')} exited ${code}`))));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const nodeWasi = (file: string, ...args: string[]) => ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', NODE_WASI, file, ...args];
+const enarx = (...args: string[]) => [ENARX, 'run', '--backend', 'process', ...args];
+
+function line(name: string, ours: string, peer: string, ratio: number, target: string, ok: boolean): void {
+  process.stdout.write(`${name.padEnd(30)} ${ours.padStart(14)} ${peer.padStart(14)} ${ratio.toFixed(2).padStart(7)}x  ${target} ${ok ? 'met' : 'MISSED'}\n`);
+}
+
+async function hello(): Promise<void> {
+  const rounds = 15;
+  const ours: number[] = [];
+  const peer: number[] = [];
+  await timed(enarx(example('hello'))); // builds the Keep bundle once, like a first run
+  for (let i = 0; i < rounds; i++) {
+    ours.push((await timed(enarx(example('hello')))).ms);
+    peer.push((await timed(nodeWasi(example('hello')))).ms);
+  }
+  const r = median(ours) / median(peer);
+  line('hello (wall, median of 15)', `${median(ours).toFixed(1)} ms`, `${median(peer).toFixed(1)} ms`, r, 'target <= 1.80x', r <= 1.8);
+}
+
+async function stdout(): Promise<void> {
+  const mib = 256;
+  const ours: number[] = [];
+  const peer: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const a = await timed(enarx(example('iobench'), 'stdout', String(mib)));
+    const b = await timed(nodeWasi(example('iobench'), 'stdout', String(mib)));
+    if (a.bytes !== mib << 20 || b.bytes !== mib << 20) throw new Error('stdout byte count is wrong');
+    ours.push((mib / a.ms) * 1000);
+    peer.push((mib / b.ms) * 1000);
+  }
+  const r = median(ours) / median(peer);
+  line(`stdout ${mib} MiB (MiB/s)`, median(ours).toFixed(0), median(peer).toFixed(0), r, 'target >= 0.50x', r >= 0.5);
+}
+
+/** Sends `total` bytes through a TLS echo server at `port` and reads them back; MiB/s. */
+function tlsEcho(port: number, total: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const chunk = randomBytes(64 * 1024);
+    const started = performance.now();
+    const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          sent += chunk.length;
+          if (!socket.write(chunk)) return void socket.once('drain', pump);
+        }
+        socket.end();
+      };
+      pump();
+    });
+    let got = 0;
+    socket.on('data', (d: Buffer) => (got += d.length));
+    socket.on('end', () => (got === total ? resolve((total / 2 ** 20 / (performance.now() - started)) * 1000) : reject(new Error(`echoed ${got} of ${total}`))));
+    socket.on('error', reject);
+  });
+}
+
+async function tls(): Promise<void> {
+  const total = 64 * 2 ** 20;
+  const rounds = 3;
+  let resolvePort!: (p: number) => void;
+  const port = new Promise<number>((r) => (resolvePort = r));
+  const keep = runProcessKeep({
+    module: readFileSync(example('echo-server')),
+    args: ['echo-server.wasm', 'ingest', String(rounds)],
+    env: [['FD_COUNT', '4'], ['FD_NAMES', 'stdin:stdout:stderr:ingest']],
+    files: [{ kind: 'null', name: 'stdin' }, { kind: 'null', name: 'stdout' }, { kind: 'null', name: 'stderr' }, { kind: 'listen', name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 }],
+    onListening: (_n, _a, p) => resolvePort(p),
+  });
+  const id = createSelfSignedIdentity();
+  const plain = createTlsServer({ key: id.privateKey, cert: id.certificateChain[0], minVersion: 'TLSv1.3', allowHalfOpen: true }, (s) => s.pipe(s));
+  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
+  const plainPort = (plain.address() as AddressInfo).port;
+  const ours: number[] = [];
+  const peer: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    ours.push(await tlsEcho(await port, total));
+    peer.push(await tlsEcho(plainPort, total));
+  }
+  plain.close();
+  const outcome = await keep;
+  if (outcome.kind !== 'exit') throw new Error(`the echo Keep ended with ${JSON.stringify(outcome)}`);
+  const r = median(ours) / median(peer);
+  line('TLS echo 64 MiB (MiB/s)', median(ours).toFixed(0), median(peer).toFixed(0), r, 'target >= 0.70x', r >= 0.7);
+}
+
+await keepBundle();
+process.stdout.write(`${'benchmark'.padEnd(30)} ${'process Keep'.padStart(14)} ${'peer'.padStart(14)} ${'ratio'.padStart(8)}\n`);
+process.stdout.write('(peers: node:wasi for hello and stdout; plain node:tls on the host for TLS echo)\n');
+await hello();
+await stdout();
+await tls();

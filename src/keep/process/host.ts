@@ -1,0 +1,479 @@
+/**
+ * The host's side of the process Keep: starts the Keep as a separate Node process under the
+ * permission model, hands it the workload over the sallyport, relays stdio and TCP bytes,
+ * enforces the limits, and reports how the Keep ended. Nothing the Keep sends can crash the
+ * host: a protocol violation, a crash or a limit ends the Keep, never this process.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect as netConnect, createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
+import type { FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
+import { keepCommand } from './launch.ts';
+
+export type ProcessKeepFile =
+  | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
+  | { kind: 'listen'; name: string; prot: Protocol; addr: string; port: number }
+  | { kind: 'connect'; name: string; prot: Protocol; host: string; port: number; ca?: readonly string[] }
+  | { kind: 'dir'; name: string; path: string; readonly: boolean };
+
+export type LimitName = 'memory' | 'rss' | 'wall-time' | 'descriptors';
+
+export interface ProcessKeepLimits {
+  /** Linear memory, bytes: memory.grow fails past it (enforced inside the Keep by the engine). */
+  memory?: number;
+  /** Resident set size of the Keep process, bytes: the host kills the Keep past it. */
+  rss?: number;
+  /** Wall time from start, milliseconds: the host kills the Keep past it. */
+  wallTimeMs?: number;
+  /** Open descriptors: the guest's fd table size, and the sockets the host relays for it. */
+  descriptors?: number;
+}
+
+export interface ProcessKeepRequest {
+  module: Uint8Array;
+  args: readonly string[];
+  env: readonly (readonly [string, string])[];
+  files: readonly ProcessKeepFile[];
+  limits?: ProcessKeepLimits;
+  logLevel?: LogLevel;
+  steward?: string | null;
+  stdin?: Readable;
+  stdout?: Writable;
+  stderr?: Writable;
+  signal?: AbortSignal;
+  /** Told where each listen file is bound (useful with port 0). */
+  onListening?: (name: string, address: string, port: number) => void;
+  /** Log lines from the Keep and about it (stderr by default). */
+  log?: (level: LogLevel, text: string) => void;
+  /** Where `attest` requests go; without it the Keep is told this backend has no attestation. */
+  evidence?: (reportData: Uint8Array) => Promise<{ kind: string; bytes: Uint8Array }>;
+  /** Extra destinations the Keep may dial (e.g. its Steward), besides its connect files. */
+  allowDial?: readonly { host: string; port: number }[];
+  /** Told the Keep's process id once it is started. */
+  onSpawn?: (pid: number) => void;
+  /** Replaces the Keep's command line (tests use it to stand in a hostile Keep). */
+  launch?: () => Promise<{ command: string; args: string[] }>;
+  /** Sees every socket byte the host relays ('in': from the network to the Keep), for audits and tests. */
+  tap?: (direction: 'in' | 'out', stream: number, bytes: Uint8Array) => void;
+}
+
+export type ProcessKeepOutcome =
+  | { kind: 'exit'; code: number }
+  | { kind: 'trap'; message: string }
+  | { kind: 'limit'; limit: LimitName; message: string }
+  | { kind: 'error'; message: string }
+  | { kind: 'crash'; message: string }
+  | { kind: 'aborted'; reason: string };
+
+/** The exit status `enarx run` uses for each outcome. */
+export function exitStatus(outcome: ProcessKeepOutcome): number {
+  switch (outcome.kind) {
+    case 'exit':
+      return outcome.code;
+    case 'trap':
+      return 134;
+    case 'limit':
+      return 137;
+    case 'aborted':
+      return 130;
+    default:
+      return 1;
+  }
+}
+
+const RSS_POLL_MS = 20;
+const EXIT_GRACE_MS = 2000;
+const STDERR_KEEP_BYTES = 4096;
+
+export function runProcessKeep(request: ProcessKeepRequest): Promise<ProcessKeepOutcome> {
+  return new HostSide(request).run();
+}
+
+class HostSide {
+  readonly #req: ProcessKeepRequest;
+  #child!: ChildProcess;
+  #endpoint!: HostEndpoint;
+  #outcome: ProcessKeepOutcome | undefined;
+  readonly #servers: Server[] = [];
+  readonly #sockets = new Map<number, Socket>();
+  #nextHostStream = FIRST_DYNAMIC_STREAM + 1;
+  #lastKeepStream = FIRST_DYNAMIC_STREAM - 2;
+  readonly #allowed = new Set<string>();
+  #stderrTail = '';
+  readonly #timers: NodeJS.Timeout[] = [];
+  #started = false;
+  readonly #early: [number, Socket][] = [];
+  readonly #log: (level: LogLevel, text: string) => void;
+
+  constructor(request: ProcessKeepRequest) {
+    this.#req = request;
+    this.#log = request.log ?? ((level, text) => process.stderr.write(`[${level}] ${text}\n`));
+    for (const f of request.files) if (f.kind === 'connect') this.#allowed.add(destination(f.host, f.port));
+    for (const d of request.allowDial ?? []) this.#allowed.add(destination(d.host, d.port));
+  }
+
+  async run(): Promise<ProcessKeepOutcome> {
+    const req = this.#req;
+    if (req.signal?.aborted) return { kind: 'aborted', reason: String(req.signal.reason ?? 'aborted') };
+    // Bind first: a port in use is reported before any Keep starts.
+    const files: FileSpec[] = [];
+    try {
+      for (const f of req.files) files.push(await this.#prepare(f));
+    } catch (err) {
+      this.#cleanup();
+      return { kind: 'error', message: (err as Error).message };
+    }
+    const grants = {
+      readDirs: req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])),
+      writeDirs: req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])),
+    };
+    const { command, args } = await (req.launch ? req.launch() : keepCommand(grants));
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true });
+    this.#child = child;
+    if (child.pid !== undefined) req.onSpawn?.(child.pid);
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+      child.once('error', (err) => {
+        this.#settle({ kind: 'error', message: `cannot start the Keep process: ${err.message}` });
+        resolve({ code: null, signal: null });
+      });
+    });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      this.#stderrTail = (this.#stderrTail + chunk.toString()).slice(-STDERR_KEEP_BYTES);
+    });
+    const pipe = child.stdio[3] as Socket;
+    const pipeClosed = new Promise<void>((resolve) => pipe.once('close', () => resolve()));
+    this.#endpoint = new Endpoint<KeepMessage, HostMessage>(pipe, {
+      incoming: 'keep-to-host',
+      onMessage: (m) => this.#onMessage(m),
+      onViolation: (err) => this.#kill({ kind: 'crash', message: `the Keep broke the sallyport protocol: ${err.message}; it was stopped` }),
+      onClose: () => {},
+    });
+    for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+    this.#startLimits();
+    const onAbort = () => this.#kill({ kind: 'aborted', reason: String(req.signal?.reason ?? 'aborted') });
+    req.signal?.addEventListener('abort', onAbort, { once: true });
+
+    // Hand over everything at once: no round trip before the Keep can start compiling.
+    this.#endpoint.send({
+      t: 'hello',
+      version: PROTOCOL_VERSION,
+      init: {
+        moduleSize: req.module.length,
+        argv: [...req.args],
+        env: req.env.map(([k, v]) => [k, v] as [string, string]),
+        files,
+        limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
+        logLevel: req.logLevel ?? 'warn',
+        steward: req.steward ?? null,
+      },
+    });
+    for (let at = 0; at < req.module.length; at += MAX_CHUNK_BYTES) {
+      this.#endpoint.send({ t: 'module', bytes: req.module.subarray(at, at + MAX_CHUNK_BYTES) });
+    }
+    if (files.some((f) => f.kind === 'stdin')) this.#relayStdin();
+    this.#started = true;
+    for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
+
+    const { code, signal } = await exited;
+    await Promise.race([pipeClosed, delay(500)]);
+    req.signal?.removeEventListener('abort', onAbort);
+    this.#cleanup();
+    if (this.#outcome) return this.#outcome;
+    const tail = this.#stderrTail.trim().split('\n').slice(-3).join(' / ');
+    const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
+    return { kind: 'crash', message: `the Keep ${how} before reporting an outcome${tail ? `: ${tail}` : ''}` };
+  }
+
+  async #prepare(f: ProcessKeepFile): Promise<FileSpec> {
+    switch (f.kind) {
+      case 'listen': {
+        const id = this.#allocate();
+        const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.#onConnection(id, socket));
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', (err) => reject(new Error(`cannot listen on ${f.addr} port ${f.port} for '${f.name}': ${err.message}`)));
+          server.listen({ host: f.addr, port: f.port }, () => resolve());
+        });
+        this.#servers.push(server);
+        const bound = server.address() as AddressInfo;
+        this.#req.onListening?.(f.name, bound.address, bound.port);
+        return { kind: 'listen', name: f.name, prot: f.prot, listener: id, addr: f.addr, port: bound.port };
+      }
+      case 'connect':
+        return { kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: [...(f.ca ?? [])] };
+      default:
+        return { ...f };
+    }
+  }
+
+  #allocate(): number {
+    const id = this.#nextHostStream;
+    this.#nextHostStream += 2;
+    return id;
+  }
+
+  /** Descriptors the guest holds: its non-socket files plus every relayed socket. */
+  #descriptorsInUse(): number {
+    const sockets = this.#sockets.size + this.#early.length;
+    return this.#req.files.filter((f) => f.kind !== 'connect').length + sockets;
+  }
+
+  #onConnection(listener: number, socket: Socket): void {
+    if (!this.#started) {
+      // Bound before the Keep exists: the client waits (paused) until the workload is handed over.
+      this.#early.push([listener, socket]);
+      return;
+    }
+    const max = this.#req.limits?.descriptors;
+    if (this.#outcome || (max !== undefined && this.#descriptorsInUse() >= max)) {
+      // Like accept(2) failing with EMFILE: the client is turned away, the Keep goes on.
+      socket.destroy();
+      return;
+    }
+    const id = this.#allocate();
+    this.#endpoint.openStream(id);
+    this.#endpoint.send({ t: 'accept', listener, stream: id, peer: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 });
+    this.#wire(id, socket);
+    socket.resume();
+  }
+
+  #wire(id: number, socket: Socket): void {
+    this.#sockets.set(id, socket);
+    let ended = false;
+    // In order, and the eof only after the last chunk (which may be waiting for credit).
+    let sending: Promise<boolean> = Promise.resolve(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.#req.tap?.('in', id, chunk);
+      socket.pause();
+      sending = sending.then((ok) => ok && this.#endpoint.sendData(id, chunk));
+      void sending.then((ok) => (ok ? socket.resume() : socket.destroy()));
+    });
+    socket.on('end', () => {
+      ended = true;
+      void sending.then((ok) => {
+        if (ok && this.#endpoint.isOpen(id)) this.#endpoint.send({ t: 'eof', stream: id });
+      });
+    });
+    socket.on('error', () => {});
+    socket.on('close', (hadError) => {
+      this.#sockets.delete(id);
+      if (this.#endpoint.isOpen(id) && (hadError || !ended)) {
+        this.#endpoint.send({ t: 'reset', stream: id, reason: hadError ? 'connection reset' : 'connection closed' });
+        this.#endpoint.closeStream(id);
+      }
+    });
+  }
+
+  #relayStdin(): void {
+    const stdin = this.#req.stdin;
+    if (!stdin) {
+      this.#endpoint.send({ t: 'eof', stream: STDIN_STREAM });
+      return;
+    }
+    // Chunks go out in order, and eof only after the last of them.
+    let sending: Promise<boolean> = Promise.resolve(true);
+    const onData = (chunk: Buffer) => {
+      stdin.pause();
+      sending = sending.then((ok) => ok && this.#endpoint.sendData(STDIN_STREAM, chunk));
+      void sending.then((ok) => {
+        if (ok && !this.#outcome) stdin.resume();
+      });
+    };
+    const onEnd = () => {
+      void sending.then((ok) => {
+        if (ok) this.#endpoint.send({ t: 'eof', stream: STDIN_STREAM });
+      });
+    };
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+    stdin.once('error', onEnd);
+    this.#stopStdin = () => {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.pause();
+      if (stdin === process.stdin) stdin.destroy();
+    };
+  }
+
+  #stopStdin: () => void = () => {};
+
+  #onMessage(m: KeepMessage): void {
+    switch (m.t) {
+      case 'data': {
+        if (m.stream === STDIN_STREAM) throw new Error('data on stdin, which only the host writes');
+        const n = m.bytes.length;
+        if (m.stream === STDOUT_STREAM || m.stream === STDERR_STREAM) {
+          const out = m.stream === STDOUT_STREAM ? this.#req.stdout : this.#req.stderr;
+          if (!out) return this.#endpoint.consumed(m.stream, n);
+          out.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
+          return;
+        }
+        const socket = this.#sockets.get(m.stream);
+        if (!socket) return; // closed on this side; the Keep learns from 'reset'
+        this.#req.tap?.('out', m.stream, m.bytes);
+        socket.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
+        return;
+      }
+      case 'eof':
+        if (m.stream === STDIN_STREAM) throw new Error('eof on stdin, which only the host writes');
+        if (m.stream <= STDERR_STREAM) return;
+        this.#sockets.get(m.stream)?.end();
+        return;
+      case 'close':
+        if (m.stream < FIRST_DYNAMIC_STREAM) throw new Error(`close of stream ${m.stream}, which is not a socket`);
+        {
+          // Bytes already relayed still go out (then FIN); the socket is released once they have.
+          const socket = this.#sockets.get(m.stream);
+          this.#sockets.delete(m.stream);
+          this.#endpoint.closeStream(m.stream);
+          if (socket) {
+            socket.end();
+            socket.once('finish', () => socket.destroy());
+            setTimeout(() => socket.destroy(), 5000).unref();
+          }
+        }
+        return;
+      case 'dial':
+        this.#onDial(m.stream, m.host, m.port);
+        return;
+      case 'attest':
+        this.#onAttest(m.id, m.reportData);
+        return;
+      case 'log':
+        this.#log(m.level, `keep: ${m.text}`);
+        return;
+      case 'exit':
+        this.#settle({ kind: 'exit', code: m.code });
+        return;
+      case 'fail':
+        if (m.kind === 'trap') this.#settle({ kind: 'trap', message: m.message });
+        else if (m.kind === 'limit') this.#settle({ kind: 'limit', limit: asLimit(m.message), message: `the Keep reached its ${m.message} limit` });
+        else this.#settle({ kind: 'error', message: m.message });
+        return;
+      case 'credit':
+        return;
+    }
+  }
+
+  #onDial(stream: number, host: string, port: number): void {
+    if (stream % 2 !== 0 || stream <= this.#lastKeepStream) throw new Error(`dial with stream id ${stream}: Keep ids are even and increasing`);
+    this.#lastKeepStream = stream;
+    if (!this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
+    const max = this.#req.limits?.descriptors;
+    if (max !== undefined && this.#descriptorsInUse() >= max) {
+      this.#kill({ kind: 'limit', limit: 'descriptors', message: `the Keep went over its descriptors limit (${max})` });
+      return;
+    }
+    this.#endpoint.openStream(stream);
+    const socket = netConnect({ host: host === 'localhost' ? '127.0.0.1' : host, port, noDelay: true, allowHalfOpen: true });
+    socket.once('connect', () => {
+      if (!this.#endpoint.isOpen(stream)) return socket.destroy();
+      this.#endpoint.send({ t: 'dialed', stream, error: null });
+      this.#wire(stream, socket);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (this.#sockets.has(stream)) return;
+      if (this.#endpoint.isOpen(stream)) {
+        this.#endpoint.send({ t: 'dialed', stream, error: err.message.slice(0, 500) });
+        this.#endpoint.closeStream(stream);
+      }
+    });
+  }
+
+  #onAttest(id: number, reportData: Uint8Array): void {
+    const source = this.#req.evidence;
+    const answer = (m: HostMessage) => {
+      if (!this.#outcome) this.#endpoint.send(m);
+    };
+    if (!source) {
+      answer({ t: 'evidence', id, kind: null, bytes: null, error: 'this backend has no attestation (process Keep without an evidence source)' });
+      return;
+    }
+    source(reportData).then(
+      (e) => answer({ t: 'evidence', id, kind: e.kind, bytes: e.bytes, error: null }),
+      (err: Error) => answer({ t: 'evidence', id, kind: null, bytes: null, error: String(err.message).slice(0, 1000) }),
+    );
+  }
+
+  #startLimits(): void {
+    const limits = this.#req.limits ?? {};
+    if (limits.wallTimeMs !== undefined) {
+      const ms = limits.wallTimeMs;
+      this.#timers.push(setTimeout(() => this.#kill({ kind: 'limit', limit: 'wall-time', message: `the Keep went over its wall-time limit (${formatMs(ms)})` }), ms));
+    }
+    if (limits.rss !== undefined) {
+      const max = limits.rss;
+      const pid = this.#child.pid;
+      const poll = setInterval(() => {
+        const rss = residentBytes(pid);
+        if (rss !== null && rss > max) {
+          this.#kill({ kind: 'limit', limit: 'rss', message: `the Keep went over its rss limit (${formatBytes(rss)} > ${formatBytes(max)})` });
+        }
+      }, RSS_POLL_MS);
+      this.#timers.push(poll);
+    }
+  }
+
+  #settle(outcome: ProcessKeepOutcome): void {
+    if (this.#outcome) return;
+    this.#outcome = outcome;
+    this.#stopStdin();
+    // The Keep exits by itself after its last message; a Keep that lingers is stopped.
+    const t = setTimeout(() => this.#child.kill('SIGKILL'), EXIT_GRACE_MS);
+    t.unref();
+    this.#timers.push(t);
+  }
+
+  #kill(outcome: ProcessKeepOutcome): void {
+    if (this.#outcome) return;
+    this.#outcome = outcome;
+    this.#stopStdin();
+    this.#child.kill('SIGKILL');
+  }
+
+  #cleanup(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    for (const s of this.#servers) s.close();
+    for (const s of this.#sockets.values()) s.destroy();
+    for (const [, s] of this.#early.splice(0)) s.destroy();
+    this.#sockets.clear();
+    this.#stopStdin();
+  }
+}
+
+function destination(host: string, port: number): string {
+  return `${host.toLowerCase()}:${port}`;
+}
+
+function asLimit(name: string): LimitName {
+  return name === 'rss' || name === 'wall-time' || name === 'descriptors' ? name : 'memory';
+}
+
+function residentBytes(pid: number | undefined): number | null {
+  if (pid === undefined) return null;
+  try {
+    const statm = readFileSync(`/proc/${pid}/statm`, 'latin1');
+    return Number(statm.split(' ')[1]) * 4096;
+  } catch {
+    return null;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1 << 30) return `${(n / (1 << 30)).toFixed(1)} GiB`;
+  if (n >= 1 << 20) return `${(n / (1 << 20)).toFixed(1)} MiB`;
+  if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(0)} KiB`;
+  return `${n} B`;
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

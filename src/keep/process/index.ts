@@ -1,0 +1,71 @@
+/**
+ * The `process` Keep backend: the workload runs in its own Node process under the permission
+ * model, behind the sallyport. Ranks above nil: a second wall behind the WASI sandbox.
+ */
+import type { WorkloadOutcome } from '../../runtime/types.ts';
+import { KeepSetupError } from '../capabilities.ts';
+import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
+import { log, logEnabled } from '../../cli/output.ts';
+import type { LogLevel } from '../../sallyport/index.ts';
+import { runProcessKeep } from './host.ts';
+import type { ProcessKeepFile } from './host.ts';
+import { processAvailability } from './platform.ts';
+
+export { runProcessKeep, exitStatus } from './host.ts';
+export type { ProcessKeepFile, ProcessKeepLimits, ProcessKeepOutcome, ProcessKeepRequest, LimitName } from './host.ts';
+export { KeepSide, startKeep } from './keep.ts';
+export type { KeepServices } from './keep.ts';
+export { keepCommand, keepBundle, diesWithHost } from './launch.ts';
+
+function currentLogLevel(): LogLevel {
+  for (const level of ['trace', 'debug', 'info', 'warn'] as const) if (logEnabled(level)) return level;
+  return 'error';
+}
+
+export const processBackend: KeepBackend = {
+  name: 'process',
+  availability: async (): Promise<BackendAvailability> => processAvailability(),
+  async run(plan: RunPlan): Promise<WorkloadOutcome> {
+    // The guest never blocks this process, so Ctrl-C and SIGTERM are handled for the whole run.
+    const release = plan.onWait?.();
+    try {
+      const outcome = await runProcessKeep({
+        module: plan.module,
+        args: plan.args,
+        env: plan.env,
+        files: plan.files as readonly ProcessKeepFile[],
+        limits: {
+          ...(plan.limits.maxMemoryBytes !== undefined ? { memory: plan.limits.maxMemoryBytes } : {}),
+          ...(plan.limits.maxDescriptors !== undefined ? { descriptors: plan.limits.maxDescriptors } : {}),
+          ...(plan.limits.maxRssBytes !== undefined ? { rss: plan.limits.maxRssBytes } : {}),
+          ...(plan.limits.maxWallTimeMs !== undefined ? { wallTimeMs: plan.limits.maxWallTimeMs } : {}),
+        },
+        logLevel: currentLogLevel(),
+        steward: plan.steward ?? null,
+        stdin: process.stdin,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        signal: plan.signal,
+        log,
+        onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),
+      });
+      switch (outcome.kind) {
+        case 'exit':
+        case 'trap':
+          return outcome;
+        case 'limit':
+          return { kind: 'aborted', reason: outcome.message };
+        case 'aborted':
+          return { kind: 'aborted', reason: outcome.reason };
+        case 'error':
+          throw new KeepSetupError(outcome.message);
+        case 'crash':
+          throw new KeepSetupError(outcome.message, 'the Keep process failed; run with --log-level debug for its diagnostics');
+      }
+    } finally {
+      release?.();
+    }
+  },
+};
+
+export default processBackend;

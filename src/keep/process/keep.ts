@@ -1,0 +1,316 @@
+/**
+ * The Keep's side of the process Keep: runs in its own Node process, under the permission
+ * model, with the sallyport on fd 3 as its only link to the host. It receives the workload,
+ * turns the configured files into WASI capabilities (sockets are sallyport streams; TLS ends
+ * here), runs the module and reports how it ended.
+ */
+import { Socket } from 'node:net';
+import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION } from '../../sallyport/index.ts';
+import type { FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel } from '../../sallyport/index.ts';
+import { DuplexConnection, QueueListener } from '../../net/connection.ts';
+import type { IdentityProvider, KeepIdentity } from '../identity.ts';
+import { IoError } from '../../wasi/io.ts';
+import type { Connection, DescriptorCapability } from '../../wasi/io.ts';
+import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
+import type { StreamSink } from './streams.ts';
+import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
+
+export type RunWorkload = (request: WorkloadRequest) => Promise<WorkloadOutcome>;
+
+interface PendingDial {
+  socket: SallyportSocket;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** Everything code inside the Keep may ask of the host, for the runtime and later for attestation. */
+export interface KeepServices {
+  /** A raw TCP connection opened by the host (allowed destinations only); TLS, if any, goes on top inside the Keep. */
+  dial(host: string, port: number): Promise<SallyportSocket>;
+  /** Hardware evidence binding `reportData` (64 bytes), fetched through the host, which cannot forge it. */
+  attest(reportData: Uint8Array): Promise<{ kind: string; bytes: Uint8Array }>;
+  log(level: LogLevel, text: string): void;
+  readonly identity: IdentityProvider;
+}
+
+/** How long a finished guest's closed connections may take to send their last bytes. */
+const SOCKET_LINGER_MS = 2000;
+
+const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
+
+export class KeepSide {
+  readonly #endpoint: KeepEndpoint;
+  readonly #runWorkload: RunWorkload;
+  readonly #exit: (code: number) => void;
+  #init: KeepInit | undefined;
+  #module: Uint8Array | undefined;
+  #received = 0;
+  #state: 'hello' | 'module' | 'running' | 'done' = 'hello';
+  readonly #sinks = new Map<number, StreamSink>();
+  readonly #listeners = new Map<number, { spec: Extract<FileSpec, { kind: 'listen' }>; queue: QueueListener }>();
+  #lastHostStream = FIRST_DYNAMIC_STREAM;
+  #nextKeepStream = FIRST_DYNAMIC_STREAM;
+  readonly #dials = new Map<number, PendingDial>();
+  readonly #attests = new Map<number, { resolve: (e: { kind: string; bytes: Uint8Array }) => void; reject: (err: Error) => void }>();
+  #nextAttest = 1;
+  #finishing = false;
+  readonly #abort = new AbortController();
+  readonly services: KeepServices;
+
+  constructor(pipe: Socket, runWorkload: RunWorkload, exit: (code: number) => void = (code) => process.exit(code)) {
+    this.#runWorkload = runWorkload;
+    this.#exit = exit;
+    this.#endpoint = new Endpoint<HostMessage, KeepMessage>(pipe, {
+      incoming: 'host-to-keep',
+      onMessage: (m) => this.#onMessage(m),
+      onViolation: (err) => this.#die(`sallyport: the host broke the protocol: ${err.message}`),
+      // The host is gone: nobody is left to report to, and a Keep must not outlive its host.
+      onClose: () => {
+        if (this.#state !== 'done') this.#exit(1);
+      },
+    });
+    // TLS and X.509 code loads only when a TLS file needs it: most of a Keep's start-up is parsing code.
+    let identity: Promise<KeepIdentity> | undefined;
+    const provider: IdentityProvider = {
+      identity: () => (identity ??= import('../identity.ts').then((m) => m.createSelfSignedIdentity())),
+    };
+    this.services = {
+      dial: (host, port) => this.#dial(host, port),
+      attest: (reportData) => this.#attest(reportData),
+      log: (level, text) => this.#log(level, text),
+      identity: provider,
+    };
+  }
+
+  #log(level: LogLevel, text: string): void {
+    const wanted = this.#init ? LEVELS.indexOf(this.#init.logLevel) : 1;
+    if (LEVELS.indexOf(level) <= wanted) this.#endpoint.send({ t: 'log', level, text: text.slice(0, 16384) });
+  }
+
+  #die(message: string): void {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#abort.abort(message);
+    process.stderr.write(`${message}\n`);
+    this.#exit(1);
+  }
+
+  #onMessage(m: HostMessage): void {
+    switch (m.t) {
+      case 'hello':
+        if (this.#state !== 'hello') throw new ProtocolError("'hello' after the start");
+        if (m.version !== PROTOCOL_VERSION) throw new ProtocolError(`protocol version ${m.version} is not supported (this Keep speaks ${PROTOCOL_VERSION})`);
+        this.#accept(m.init);
+        return;
+      case 'module': {
+        if (this.#state !== 'module' || !this.#module) throw new ProtocolError("'module' outside the module transfer");
+        if (this.#received + m.bytes.length > this.#module.length) throw new ProtocolError('more module bytes than announced');
+        this.#module.set(m.bytes, this.#received);
+        this.#received += m.bytes.length;
+        if (this.#received === this.#module.length) this.#start();
+        return;
+      }
+      case 'data':
+      case 'eof':
+      case 'reset': {
+        this.#requireRunning(m.t);
+        const sink = this.#sinks.get(m.stream);
+        if (!sink) {
+          if (this.#endpoint.wasOpen(m.stream) || (m.stream === STDIN_STREAM && m.t !== 'reset')) return;
+          throw new ProtocolError(`'${m.t}' for stream ${m.stream}, which is not open`);
+        }
+        if (m.t === 'data') sink.data(m.bytes);
+        else if (m.t === 'eof') sink.eof();
+        else {
+          this.#sinks.delete(m.stream);
+          this.#endpoint.closeStream(m.stream);
+          sink.reset(m.reason);
+        }
+        return;
+      }
+      case 'accept':
+        this.#requireRunning('accept');
+        this.#onAccept(m.listener, m.stream);
+        return;
+      case 'dialed': {
+        const pending = this.#dials.get(m.stream);
+        if (!pending) throw new ProtocolError(`'dialed' for stream ${m.stream}, which was not dialed`);
+        this.#dials.delete(m.stream);
+        if (m.error === null) pending.resolve();
+        else {
+          this.#sinks.delete(m.stream);
+          this.#endpoint.closeStream(m.stream);
+          pending.reject(new IoError(/refused/i.test(m.error) ? 'ECONNREFUSED' : 'EHOSTUNREACH', m.error));
+        }
+        return;
+      }
+      case 'evidence': {
+        const pending = this.#attests.get(m.id);
+        if (!pending) throw new ProtocolError(`'evidence' for request ${m.id}, which was not made`);
+        this.#attests.delete(m.id);
+        if (m.bytes && m.kind) pending.resolve({ kind: m.kind, bytes: m.bytes });
+        else pending.reject(new Error(m.error ?? 'no evidence'));
+        return;
+      }
+      case 'credit':
+        return; // applied by the endpoint
+    }
+  }
+
+  #requireRunning(what: string): void {
+    if (this.#state !== 'running') throw new ProtocolError(`'${what}' before the workload started`);
+  }
+
+  #accept(init: KeepInit): void {
+    const listenerIds = new Set<number>();
+    for (const f of init.files) {
+      if (f.kind !== 'listen') continue;
+      if (f.listener % 2 !== 1 || listenerIds.has(f.listener)) throw new ProtocolError(`listener id ${f.listener} must be odd and unique`);
+      listenerIds.add(f.listener);
+      this.#lastHostStream = Math.max(this.#lastHostStream, f.listener);
+      // Ready before the first 'accept', which may follow the module at once.
+      this.#listeners.set(f.listener, { spec: f, queue: new QueueListener() });
+    }
+    this.#init = init;
+    this.#module = new Uint8Array(init.moduleSize);
+    this.#state = 'module';
+    for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+  }
+
+  #onAccept(listenerId: number, stream: number): void {
+    const listener = this.#listeners.get(listenerId);
+    if (!listener) throw new ProtocolError(`'accept' on ${listenerId}, which is not a listener`);
+    if (stream % 2 !== 1 || stream <= this.#lastHostStream) throw new ProtocolError(`'accept' with stream id ${stream}: host ids are odd and increasing`);
+    this.#lastHostStream = stream;
+    this.#endpoint.openStream(stream);
+    const socket = new SallyportSocket(this.#endpoint, stream);
+    this.#sinks.set(stream, socket);
+    socket.once('close', () => this.#sinks.delete(stream));
+    void this.#wrapAccepted(listener.spec, socket).then((connection) => {
+      if (!listener.queue.offer(connection)) connection.close();
+    });
+  }
+
+  async #wrapAccepted(spec: Extract<FileSpec, { kind: 'listen' }>, socket: SallyportSocket): Promise<Connection> {
+    if (spec.prot === 'tcp') return new DuplexConnection(socket);
+    const [{ tlsServer }, identity] = await Promise.all([import('../../net/tls.ts'), this.services.identity.identity()]);
+    return new DuplexConnection(tlsServer(socket, identity), socket);
+  }
+
+  #dial(host: string, port: number): Promise<SallyportSocket> {
+    const stream = this.#nextKeepStream;
+    this.#nextKeepStream += 2;
+    this.#endpoint.openStream(stream);
+    const socket = new SallyportSocket(this.#endpoint, stream);
+    this.#sinks.set(stream, socket);
+    socket.once('close', () => this.#sinks.delete(stream));
+    return new Promise((resolve, reject) => {
+      this.#dials.set(stream, { socket, resolve: () => resolve(socket), reject });
+      this.#endpoint.send({ t: 'dial', stream, host, port });
+    });
+  }
+
+  #attest(reportData: Uint8Array): Promise<{ kind: string; bytes: Uint8Array }> {
+    if (reportData.length !== 64) return Promise.reject(new RangeError('report data must be 64 bytes'));
+    const id = this.#nextAttest++;
+    return new Promise((resolve, reject) => {
+      this.#attests.set(id, { resolve, reject });
+      this.#endpoint.send({ t: 'attest', id, reportData });
+    });
+  }
+
+  async #descriptor(f: FileSpec): Promise<DescriptorCapability> {
+    switch (f.kind) {
+      case 'null':
+        return { kind: 'null', name: f.name };
+      case 'stdin': {
+        const input = new SallyportInput(this.#endpoint, STDIN_STREAM);
+        this.#sinks.set(STDIN_STREAM, input);
+        return { kind: 'input', name: f.name, stream: input };
+      }
+      case 'stdout':
+        return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, STDOUT_STREAM) };
+      case 'stderr':
+        return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, STDERR_STREAM) };
+      case 'listen':
+        return { kind: 'listener', name: f.name, listener: this.#listeners.get(f.listener)!.queue };
+      case 'connect': {
+        // Worded as the nil Keep words them: both Keeps give the same results.
+        const where = `cannot connect on ${f.host} port ${f.port} for '${f.name}'`;
+        const socket = await this.#dial(f.host, f.port).catch((err: Error) => {
+          throw new Error(`${where}: ${err.message}`);
+        });
+        if (f.prot === 'tcp') return { kind: 'connection', name: f.name, connection: new DuplexConnection(socket) };
+        const [{ tlsClient }, identity] = await Promise.all([import('../../net/tls.ts'), this.services.identity.identity()]);
+        const tls = await tlsClient(socket, { host: f.host, identity, ca: f.ca }).catch((err: Error) => {
+          socket.destroy();
+          throw new Error(`${where}: TLS to ${f.host}:${f.port} failed: ${err.message}`);
+        });
+        return { kind: 'connection', name: f.name, connection: new DuplexConnection(tls, socket) };
+      }
+      case 'dir':
+        return { kind: 'dir', name: f.name, dir: { hostPath: f.path, guestPath: f.name, readonly: f.readonly } };
+    }
+  }
+
+  async #start(): Promise<void> {
+    const init = this.#init!;
+    const module = this.#module!;
+    this.#module = undefined;
+    this.#state = 'running';
+    let outcome: WorkloadOutcome;
+    try {
+      const descriptors: DescriptorCapability[] = [];
+      for (const f of init.files) descriptors.push(await this.#descriptor(f));
+      outcome = await this.#runWorkload({
+        module,
+        args: init.argv,
+        env: init.env,
+        descriptors,
+        limits: {
+          ...(init.limits.memory !== null ? { maxMemoryBytes: init.limits.memory } : {}),
+          ...(init.limits.descriptors !== null ? { maxDescriptors: init.limits.descriptors } : {}),
+        },
+        signal: this.#abort.signal,
+      });
+    } catch (err) {
+      const hint = (err as { hint?: unknown }).hint;
+      const message = err instanceof Error ? err.message : String(err);
+      void this.#finish({ t: 'fail', kind: 'error', message: typeof hint === 'string' ? `${message} (${hint})` : message });
+      return;
+    }
+    switch (outcome.kind) {
+      case 'exit':
+        void this.#finish({ t: 'exit', code: outcome.code & 0xff });
+        return;
+      case 'trap':
+        void this.#finish({ t: 'fail', kind: 'trap', message: outcome.message });
+        return;
+      case 'aborted':
+        void this.#finish({ t: 'fail', kind: 'error', message: outcome.reason });
+        return;
+    }
+  }
+
+  async #finish(last: KeepMessage): Promise<void> {
+    if (this.#state === 'done' || this.#finishing) return;
+    this.#finishing = true;
+    // Connections the guest closed may still hold bytes (and a TLS close_notify) on their way out.
+    const open = [...this.#sinks.values()].filter((s): s is SallyportSocket => s instanceof SallyportSocket && !s.destroyed);
+    if (open.length > 0) {
+      const closed = Promise.all(open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve()))));
+      await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, SOCKET_LINGER_MS))]);
+    }
+    if ((this.#state as string) === 'done') return; // #die ran meanwhile
+    this.#state = 'done';
+    this.#endpoint.send(last);
+    await this.#endpoint.close();
+    this.#exit(0);
+  }
+}
+
+/** Entry point: fd 3 is the sallyport. */
+export function startKeep(runWorkload: RunWorkload): KeepSide {
+  const pipe = new Socket({ fd: 3, readable: true, writable: true });
+  return new KeepSide(pipe, runWorkload);
+}

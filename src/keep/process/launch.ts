@@ -1,0 +1,108 @@
+/**
+ * How the host starts a Keep process: Node under the permission model, reading only the
+ * Keep's own code (one bundle) and the granted directories, writing only the granted writable
+ * ones, with no network, child processes, workers, addons or eval. The Keep's code is bundled
+ * once with esbuild (cached, rebuilt when a source changes): one small file parses far faster
+ * than a tree of TypeScript modules, which is most of a Keep's start-up time.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = resolve(HERE, '..', '..', '..');
+const ENTRY = join(HERE, 'main.ts');
+const CACHE = process.env.ENARX_KEEP_CACHE ?? join(REPO_ROOT, 'node_modules', '.cache', 'enarx-keep');
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
+export interface KeepGrants {
+  readDirs: readonly string[];
+  writeDirs: readonly string[];
+}
+
+/** The bundled Keep entry, built if missing or stale. */
+export async function keepBundle(): Promise<string> {
+  const cached = cachedBundle();
+  if (cached) return cached;
+  return build();
+}
+
+/** argv that starts a Keep: setpriv (the Keep dies with its host, even on SIGKILL), then node. */
+export async function keepCommand(grants: KeepGrants): Promise<{ command: string; args: string[] }> {
+  const bundle = await keepBundle();
+  const node = [
+    '--permission',
+    `--allow-fs-read=${dirname(bundle)}`,
+    ...grants.readDirs.map((d) => `--allow-fs-read=${resolve(d)}`),
+    ...grants.writeDirs.map((d) => `--allow-fs-write=${resolve(d)}`),
+    '--disallow-code-generation-from-strings',
+    // As the launcher does for the nil Keep: wasm compiles with the optimising tier from the start.
+    '--no-liftoff',
+    '--disable-warning=ExperimentalWarning',
+    '--disable-warning=SecurityWarning',
+    bundle,
+  ];
+  if (SETPRIV) return { command: SETPRIV, args: ['--pdeathsig', 'KILL', process.execPath, ...node] };
+  return { command: process.execPath, args: node };
+}
+
+/** True when the Keep is bound to die with its host by the kernel (not only by its pipe closing). */
+export const diesWithHost = SETPRIV !== undefined;
+
+function fingerprint(inputs: readonly string[]): string | null {
+  const h = createHash('sha256');
+  for (const file of inputs) {
+    try {
+      const st = statSync(file);
+      h.update(`${file}\0${st.size}\0${st.mtimeMs}\n`);
+    } catch {
+      return null;
+    }
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function cachedBundle(): string | null {
+  try {
+    const inputs = JSON.parse(readFileSync(join(CACHE, 'inputs.json'), 'utf8')) as string[];
+    const fp = fingerprint(inputs);
+    if (!fp) return null;
+    const file = join(CACHE, fp, 'keep.mjs');
+    return existsSync(file) ? file : null;
+  } catch {
+    return null;
+  }
+}
+
+async function build(): Promise<string> {
+  const esbuild = await import('esbuild');
+  mkdirSync(CACHE, { recursive: true });
+  const tmp = join(CACHE, `tmp-${process.pid}-${Date.now()}`);
+  const result = await esbuild.build({
+    entryPoints: { keep: ENTRY },
+    outdir: tmp,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    minifySyntax: true,
+    minifyWhitespace: true,
+    metafile: true,
+    logLevel: 'silent',
+    absWorkingDir: REPO_ROOT,
+  });
+  const inputs = Object.keys(result.metafile.inputs).map((f) => resolve(REPO_ROOT, f)).sort();
+  const fp = fingerprint(inputs)!;
+  const dir = join(CACHE, fp);
+  try {
+    renameSync(tmp, dir);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
+  }
+  writeFileSync(join(CACHE, `inputs.json.${process.pid}`), JSON.stringify(inputs));
+  renameSync(join(CACHE, `inputs.json.${process.pid}`), join(CACHE, 'inputs.json'));
+  return join(dir, 'keep.mjs');
+}

@@ -1,0 +1,77 @@
+/**
+ * What `enarx platform info` says about the software Keeps, and whether the process Keep can
+ * run here. Cheap checks only: selection calls availability() on every `enarx run`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { diesWithHost } from './launch.ts';
+
+export interface KeepCheck {
+  name: string;
+  pass: boolean;
+  info?: string;
+  mesg?: string;
+  data?: KeepCheck[];
+}
+
+function nodeMajor(): number {
+  return Number(process.versions.node.split('.')[0]);
+}
+
+export function nilChecks(): KeepCheck[] {
+  const jspi = typeof (WebAssembly as unknown as { Suspending?: unknown }).Suspending === 'function';
+  return [
+    { name: 'Node.js', pass: nodeMajor() >= 26, info: process.versions.node, mesg: 'Keeps need Node.js 26 or newer: run enarx through npx (it uses the Node pinned in node_modules)' },
+    { name: 'WebAssembly JS Promise Integration', pass: jspi, mesg: 'this Node lacks WebAssembly.Suspending: use Node.js 26' },
+    { name: 'isolation', pass: true, info: 'WASI capability sandbox only, in the enarx process (for development)' },
+  ];
+}
+
+export function processChecks(): KeepCheck[] {
+  // Each wall exists only if this Node knows the flag that would lift it.
+  const flags = process.allowedNodeEnvironmentFlags;
+  const walls: [string, string, string][] = [
+    ['--allow-net', 'no network', 'without --allow-net'],
+    ['--allow-child-process', 'no child processes', 'without --allow-child-process'],
+    ['--allow-worker', 'no worker threads', 'without --allow-worker'],
+    ['--allow-addons', 'no native addons', 'without --allow-addons'],
+    ['--allow-fs-read', 'reads only its own code and the granted directories', '--allow-fs-read=<Keep bundle>,<dirs>'],
+    ['--allow-fs-write', 'writes only the granted writable directories', '--allow-fs-write=<writable dirs>'],
+  ];
+  const wallChecks = walls.map(([flag, name, info]) => ({ name, pass: flags.has(flag), info, mesg: `this Node has no ${flag}: use Node.js 26` }));
+  const permission = flags.has('--permission') && wallChecks.every((c) => c.pass);
+  const proc = existsSync('/proc/self/statm') && (() => {
+    try {
+      return readFileSync('/proc/self/statm', 'latin1').length > 0;
+    } catch {
+      return false;
+    }
+  })();
+  return [
+    ...nilChecks().slice(0, 2),
+    {
+      name: 'Node.js permission model',
+      pass: permission,
+      info: '--permission',
+      mesg: 'the process Keep needs a Node.js whose permission model covers all of these: use Node.js 26',
+      data: wallChecks,
+    },
+    {
+      name: 'Keep dies with its host',
+      pass: diesWithHost,
+      info: diesWithHost ? 'setpriv --pdeathsig KILL' : 'only when the sallyport closes',
+      mesg: 'install util-linux (setpriv) so that a Keep is killed even if enarx is SIGKILLed while the guest computes',
+    },
+    {
+      name: 'RSS limit',
+      pass: proc,
+      info: proc ? '/proc/PID/statm' : undefined,
+      mesg: 'the rss limit reads /proc/PID/statm, which this system lacks: the other limits still apply',
+    },
+  ];
+}
+
+/** The process Keep runs where Node 26 does; the optional pieces only weaken limits. */
+export function processAvailability(): { available: boolean; reason?: string } {
+  const failed = processChecks().slice(0, 3).find((c) => !c.pass);
+  return failed ? { available: false, reason: `${failed.name}: ${failed.mesg}` } : { available: true };
+}

@@ -1,0 +1,185 @@
+/**
+ * The Keep's side of sallyport streams: stdio as WASI streams, and sockets as Node Duplexes
+ * (so that node:tls can run over them inside the Keep). Incoming bytes are credited back to
+ * the host only as the Keep consumes them, which bounds what the host can make the Keep hold.
+ */
+import { Duplex } from 'node:stream';
+import { ProtocolError } from '../../sallyport/index.ts';
+import type { KeepEndpoint } from '../../sallyport/index.ts';
+import { IoError, WOULD_BLOCK } from '../../wasi/io.ts';
+import type { InputStream, OutputStream, WouldBlock } from '../../wasi/io.ts';
+
+/** What the Keep's router delivers to a stream. */
+export interface StreamSink {
+  data(bytes: Uint8Array): void;
+  eof(): void;
+  reset(reason: string): void;
+}
+
+export class SallyportInput implements InputStream, StreamSink {
+  readonly #endpoint: KeepEndpoint;
+  readonly #stream: number;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #ended = false;
+  #eof = false;
+  #error: IoError | null = null;
+  #waiters: (() => void)[] = [];
+
+  constructor(endpoint: KeepEndpoint, stream: number) {
+    this.#endpoint = endpoint;
+    this.#stream = stream;
+  }
+
+  data(bytes: Uint8Array): void {
+    if (this.#eof) throw new ProtocolError(`data on stream ${this.#stream} after its eof`);
+    if (this.#ended) return; // closed by the guest: dropped
+    this.#chunks.push(bytes);
+    this.#buffered += bytes.length;
+    this.#wake();
+  }
+  eof(): void {
+    if (this.#eof) throw new ProtocolError(`second eof on stream ${this.#stream}`);
+    this.#eof = true;
+    this.#ended = true;
+    this.#wake();
+  }
+  reset(reason: string): void {
+    this.#error = new IoError('ECONNRESET', reason);
+    this.#ended = true;
+    this.#wake();
+  }
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  tryRead(max: number): Uint8Array | null | WouldBlock {
+    const head = this.#chunks[0];
+    if (head) {
+      let out: Uint8Array;
+      if (head.length <= max) {
+        this.#chunks.shift();
+        out = head;
+      } else {
+        out = head.slice(0, max);
+        this.#chunks[0] = head.subarray(max);
+      }
+      this.#buffered -= out.length;
+      this.#endpoint.consumed(this.#stream, out.length);
+      return out;
+    }
+    if (this.#error) throw this.#error;
+    return this.#ended ? null : WOULD_BLOCK;
+  }
+  readableBytes(): number {
+    return this.#buffered;
+  }
+  get ended(): boolean {
+    return this.#ended;
+  }
+  ready(): Promise<void> {
+    if (this.#buffered > 0 || this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+  close(): void {
+    this.#ended = true;
+    this.#chunks = [];
+    this.#buffered = 0;
+    this.#wake();
+  }
+}
+
+export class SallyportOutput implements OutputStream {
+  readonly #endpoint: KeepEndpoint;
+  readonly #stream: number;
+  #closed = false;
+
+  constructor(endpoint: KeepEndpoint, stream: number) {
+    this.#endpoint = endpoint;
+    this.#stream = stream;
+  }
+
+  tryWrite(bytes: Uint8Array): number {
+    if (this.#closed) throw new IoError('EPIPE');
+    return this.#endpoint.trySendData(this.#stream, bytes);
+  }
+  writableBytes(): number {
+    return this.#endpoint.sendWindow(this.#stream);
+  }
+  ready(): Promise<void> {
+    return this.#endpoint.whenWritable(this.#stream);
+  }
+  flush(): Promise<void> {
+    return this.#endpoint.drained();
+  }
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#endpoint.send({ t: 'eof', stream: this.#stream });
+  }
+}
+
+/**
+ * A socket carried by the sallyport, as a Duplex: plaintext for TCP files, TLS records for TLS
+ * files (node:tls runs on top of it, inside the Keep).
+ */
+export class SallyportSocket extends Duplex implements StreamSink {
+  readonly #endpoint: KeepEndpoint;
+  readonly stream: number;
+  #unread = 0;
+  #wantMore = true;
+  #eof = false;
+
+  constructor(endpoint: KeepEndpoint, stream: number) {
+    super({ allowHalfOpen: true, highWaterMark: 256 * 1024 });
+    this.#endpoint = endpoint;
+    this.stream = stream;
+  }
+
+  data(bytes: Uint8Array): void {
+    if (this.#eof) throw new ProtocolError(`data on stream ${this.stream} after its eof`);
+    if (this.destroyed) return;
+    this.#unread += bytes.length;
+    this.#wantMore = this.push(bytes);
+    if (this.#wantMore) this.#credit();
+  }
+  eof(): void {
+    if (this.#eof) throw new ProtocolError(`second eof on stream ${this.stream}`);
+    this.#eof = true;
+    if (!this.destroyed) this.push(null);
+  }
+  reset(reason: string): void {
+    this.destroy(Object.assign(new Error(reason), { code: 'ECONNRESET' }));
+  }
+  #credit(): void {
+    if (this.#unread > 0) {
+      this.#endpoint.consumed(this.stream, this.#unread);
+      this.#unread = 0;
+    }
+  }
+
+  override _read(): void {
+    this.#wantMore = true;
+    this.#credit();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.#endpoint.sendData(this.stream, chunk).then(
+      (ok) => callback(ok ? null : Object.assign(new Error('connection closed'), { code: 'EPIPE' })),
+      (err: Error) => callback(err),
+    );
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    if (this.#endpoint.isOpen(this.stream)) this.#endpoint.send({ t: 'eof', stream: this.stream });
+    callback();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#endpoint.isOpen(this.stream)) {
+      this.#endpoint.send({ t: 'close', stream: this.stream });
+      this.#endpoint.closeStream(this.stream);
+    }
+    callback(error);
+  }
+}

@@ -1,0 +1,119 @@
+// Hostile messages from both directions: a fake Keep against the real host, and a fake host
+// against the real Keep. Each side must end the other's session with a clear error, and survive.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Socket } from 'node:net';
+import { encode } from 'cborg';
+import { encodeFrame, encodeMessage } from '../../src/sallyport/index.ts';
+import { keepCommand } from '../../src/keep/process/launch.ts';
+import { startKeep } from '../helpers/process-keep.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'enarx-hostile-'));
+
+/** A stand-in Keep: a Node script that writes `frames` (hex) to fd 3, then waits to be killed. */
+function fakeKeep(name: string, frames: Uint8Array[], repeat = 1): () => Promise<{ command: string; args: string[] }> {
+  const file = join(dir, `${name}.mjs`);
+  const hex = Buffer.concat(frames).toString('hex');
+  writeFileSync(file, `import { Socket } from 'node:net';
+const s = new Socket({ fd: 3, readable: true, writable: true });
+s.on('data', () => {});
+s.write(Buffer.from('${hex}'.repeat(${repeat}), 'hex'));
+setInterval(() => {}, 1000);`);
+  return async () => ({ command: process.execPath, args: [file] });
+}
+
+const frame = (value: unknown) => encodeFrame(encode(value));
+
+const hostileKeeps: [string, Uint8Array[], RegExp, number?][] = [
+  ['garbage', [Uint8Array.of(0, 0, 0, 5, 1, 2, 3, 4, 5)], /undecodable CBOR/],
+  ['oversized frame', [Uint8Array.of(0x7f, 0xff, 0xff, 0xff)], /exceeds the \d+-byte limit/],
+  ['host-only message', [frame(['hello', 1, {}])], /Keep may not send 'hello'/],
+  ['stdin write', [frame(['data', 0, Uint8Array.of(1)])], /data on stdin/],
+  ['unknown stream', [frame(['data', 77, Uint8Array.of(1)])], /unknown stream 77/],
+  ['window overrun', [frame(['data', 1, new Uint8Array(1024 * 1024)]), frame(['data', 1, Uint8Array.of(1)])], /exceeds the granted window/],
+  ['dial anywhere', [frame(['dial', 16, '10.0.0.1', 22])], /dial to 10\.0\.0\.1:22, which no connect file names/],
+  ['odd dial id', [frame(['dial', 17, '127.0.0.1', 1])], /Keep ids are even/],
+  ['log flood', [frame(['log', 'debug', 'x'])], /control message rate exceeded/, 100_000],
+  ['bad exit code', [frame(['exit', 300])], /integer in 0\.\.255/],
+];
+
+for (const [name, frames, reason, repeat] of hostileKeeps) {
+  test(`a hostile Keep (${name}) is stopped with a clear error and the host survives`, async () => {
+    const run = startKeep('hello', [], { launch: fakeKeep(name.replace(/\W/g, '-'), frames, repeat) });
+    run.stdin.end();
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'crash');
+    const message = (outcome as { message: string }).message;
+    assert.match(message, /^the Keep broke the sallyport protocol: /);
+    assert.match(message, reason);
+    assert.match(message, /it was stopped$/);
+  });
+}
+
+test('a Keep that exits without reporting is a crash, with what it printed', async () => {
+  const file = join(dir, 'silent.mjs');
+  writeFileSync(file, "process.stderr.write('boom: something went wrong\\n'); process.exit(9);");
+  const run = startKeep('hello', [], { launch: async () => ({ command: process.execPath, args: [file] }) });
+  const outcome = await run.outcome;
+  assert.deepEqual(outcome, { kind: 'crash', message: 'the Keep exited with status 9 before reporting an outcome: boom: something went wrong' });
+});
+
+/** Runs the real Keep with this test as its (hostile) host; returns its exit status and stderr. */
+async function realKeep(frames: Uint8Array[]): Promise<{ code: number | null; stderr: string }> {
+  const { command, args } = await keepCommand({ readDirs: [], writeDirs: [] });
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {} });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const pipe = child.stdio[3] as Socket;
+  pipe.on('data', () => {});
+  pipe.on('error', () => {});
+  for (const f of frames) pipe.write(f);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  return { code, stderr };
+}
+
+const init = {
+  moduleSize: 8,
+  argv: ['x'],
+  env: [],
+  files: [{ kind: 'stdout', name: 'stdout' }],
+  limits: { memory: null, descriptors: null },
+  logLevel: 'warn',
+  steward: null,
+};
+
+const hostileHosts: [string, Uint8Array[], RegExp][] = [
+  ['garbage', [Uint8Array.of(0, 0, 0, 2, 0xff, 0xff)], /undecodable CBOR/],
+  ['a zero-length frame', [Uint8Array.of(0, 0, 0, 0)], /empty frame/],
+  ['a Keep-only message', [frame(['exit', 0])], /host may not send 'exit'/],
+  ['a wrong version', [frame(['hello', 9, init])], /protocol version 9 is not supported/],
+  ['module before hello', [frame(['module', Uint8Array.of(0)])], /'module' outside the module transfer/],
+  ['too many module bytes', [frame(['hello', 1, init]), frame(['module', new Uint8Array(9)])], /more module bytes than announced/],
+  ['an unknown key', [frame(['hello', 1, { ...init, shell: 'sh' }])], /unknown key 'shell'/],
+  ['data before the start', [frame(['hello', 1, init]), frame(['data', 0, Uint8Array.of(1)])], /'data' before the workload started/],
+  ['a bogus evidence answer', [frame(['evidence', 4, 'snp', Uint8Array.of(1), null])], /'evidence' for request 4, which was not made/],
+  ['a second hello', [frame(['hello', 1, init]), frame(['hello', 1, init])], /'hello' after the start/],
+];
+
+for (const [name, frames, reason] of hostileHosts) {
+  test(`a hostile host (${name}) makes the Keep stop with a clear error`, async () => {
+    const { code, stderr } = await realKeep(frames);
+    assert.equal(code, 1);
+    assert.match(stderr, /^sallyport: the host broke the protocol: /);
+    assert.match(stderr, reason);
+  });
+}
+
+test('a Keep whose host goes away exits at once', async () => {
+  const { command, args } = await keepCommand({ readDirs: [], writeDirs: [] });
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {} });
+  const pipe = child.stdio[3] as Socket;
+  pipe.write(encodeFrame(encodeMessage({ t: 'hello', version: 1, init: { ...init, moduleSize: 1000, logLevel: 'warn', files: [] } })));
+  setTimeout(() => pipe.destroy(), 100);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  assert.equal(code, 1);
+});

@@ -116,7 +116,7 @@ export class KeepSide {
         this.#requireRunning(m.t);
         const sink = this.#sinks.get(m.stream);
         if (!sink) {
-          if (this.#endpoint.wasOpen(m.stream) || (m.stream === STDIN_STREAM && m.t !== 'reset')) return;
+          if (this.#endpoint.wasOpen(m.stream)) return;
           throw new ProtocolError(`'${m.t}' for stream ${m.stream}, which is not open`);
         }
         if (m.t === 'data') sink.data(m.bytes);
@@ -175,6 +175,9 @@ export class KeepSide {
     this.#module = new Uint8Array(init.moduleSize);
     this.#state = 'module';
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+    // Stdin may follow the module in the same read, before the descriptors are opened: its
+    // sink must exist from now on, or those bytes would be lost.
+    if (init.files.some((f) => f.kind === 'stdin')) this.#sinks.set(STDIN_STREAM, new SallyportInput(this.#endpoint, STDIN_STREAM));
   }
 
   #onAccept(listenerId: number, stream: number): void {
@@ -223,11 +226,8 @@ export class KeepSide {
     switch (f.kind) {
       case 'null':
         return { kind: 'null', name: f.name };
-      case 'stdin': {
-        const input = new SallyportInput(this.#endpoint, STDIN_STREAM);
-        this.#sinks.set(STDIN_STREAM, input);
-        return { kind: 'input', name: f.name, stream: input };
-      }
+      case 'stdin':
+        return { kind: 'input', name: f.name, stream: this.#sinks.get(STDIN_STREAM) as SallyportInput };
       case 'stdout':
         return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, STDOUT_STREAM) };
       case 'stderr':

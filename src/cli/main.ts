@@ -32,7 +32,15 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
     .showSuggestionAfterError(true)
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // Commander's own errors (unknown command or option, missing argument) read like ours: one line, what to do next.
+      outputError: (s, write) => {
+        const [message = '', suggestion] = s.replace(/^error: /, '').trim().split(/\s*\n\s*/);
+        const hint = suggestion?.replace(/^\((.*)\)$/, '$1').toLowerCase() ?? "run 'enarx --help' for usage";
+        write(`enarx: ${message} (${hint})\n`);
+      },
+    });
   program.hook('preAction', (cmd) => {
     const level = cmd.optsWithGlobals().logLevel as string | undefined;
     if (level) setLogLevel(level);
@@ -59,9 +67,9 @@ export async function main(argv: string[]): Promise<void> {
 
 function handleError(err: unknown): number {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
-      return 0;
-    }
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+    // A command group without its subcommand (or enarx alone) printed its help on stderr: a usage error.
+    if (err.code === 'commander.help') return 2;
     // Commander has already printed its message; usage errors exit 2.
     return 2;
   }

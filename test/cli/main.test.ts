@@ -11,10 +11,39 @@ test('--version prints the version and nothing else', async () => {
   assert.equal(r.stderr, '');
 });
 
-test('an unknown command is a usage error (exit 2)', async () => {
+test('an unknown command is a usage error (exit 2): one line that says what to do', async () => {
   const r = await runEnarx(['no-such-command']);
   assert.equal(r.code, 2);
-  assert.notEqual(r.stderr, '');
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, "enarx: unknown command 'no-such-command' (run 'enarx --help' for usage)\n");
+});
+
+test('a mistyped command gets a suggestion on the same line', async () => {
+  const r = await runEnarx(['stewrd']);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, "enarx: unknown command 'stewrd' (did you mean steward?)\n");
+});
+
+test('an unknown option is a usage error (exit 2), one line', async () => {
+  const r = await runEnarx(['config', 'init', '--no-such-flag']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^enarx: unknown option '--no-such-flag' \(run 'enarx --help' for usage\)\n$/);
+});
+
+test('enarx alone, or a command group alone, prints its help on stderr and exits 2', async () => {
+  for (const args of [[], ['steward']]) {
+    const r = await runEnarx(args);
+    assert.equal(r.code, 2, args.join(' '));
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^Usage: enarx/);
+  }
+});
+
+test('--help prints on stdout and exits 0', async () => {
+  const r = await runEnarx(['--help']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^Usage: enarx/);
+  assert.equal(r.stderr, '');
 });
 
 test('an old Node gets one clear message, not a syntax error', () => {

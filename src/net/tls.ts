@@ -40,6 +40,19 @@ export function tlsServer(raw: Duplex, identity: KeepIdentity): TLSSocket {
   });
   // A failed handshake only ends this connection; the guest sees a reset.
   socket.on('error', () => {});
+  // OpenSSL refuses a missing client certificate itself, but a presented one is only checked
+  // against the CAs afterwards: tls.Server does that in its 'secure' handler, which a TLSSocket
+  // made over a raw Duplex never gets. Same check here, failing closed if the handle lacks it.
+  if (requireClientCert) socket.once('secure', () => {
+    const handle = (socket as unknown as { _handle?: { verifyError?: () => Error | null } })._handle;
+    const error = typeof handle?.verifyError === 'function' ? handle.verifyError() : new Error('cannot check the client certificate');
+    if (error) {
+      socket.authorizationError = error;
+      socket.destroy();
+    } else {
+      socket.authorized = true;
+    }
+  });
   return socket;
 }
 

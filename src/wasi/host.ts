@@ -343,9 +343,6 @@ export class WasiHost {
         const e = this.#entry(fd, Rights.FD_FDSTAT_SET_FLAGS);
         if (flags & ~KNOWN_FDFLAGS) throw new WasiError(Errno.INVAL);
         if (flags & (Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)) throw new WasiError(Errno.NOTSUP, 'sync flags are set at open');
-        if (e.type === 'file' && ((flags ^ e.fdflags) & Fdflags.APPEND)) {
-          throw new WasiError(Errno.NOTSUP, 'append is chosen at open');
-        }
         e.fdflags = flags;
         return 0;
       },
@@ -395,7 +392,6 @@ export class WasiHost {
       fd_pwrite: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) => {
         const f = this.#file(fd, Rights.FD_WRITE | Rights.FD_SEEK);
         if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
-        if (f.fdflags & Fdflags.APPEND) throw new WasiError(Errno.NOTSUP, 'pwrite on an append-only file');
         const n = writevAt(f.osfd, this.#iovs(iovs, iovsLen), offset);
         this.#setU32(out, n);
         return 0;
@@ -496,8 +492,10 @@ export class WasiHost {
         switch (e.type) {
           case 'file': {
             if (e.fdflags & Fdflags.APPEND) {
-              const n = writevAt(e.osfd, list, null);
-              e.position = fs.fstatSync(e.osfd, { bigint: true }).size;
+              // Append is emulated (Node cannot fcntl O_APPEND off again): the Keep is the file's only writer.
+              const end = fs.fstatSync(e.osfd, { bigint: true }).size;
+              const n = writevAt(e.osfd, list, end);
+              e.position = end + BigInt(n);
               return done(n);
             }
             const n = writevAt(e.osfd, list, e.position);
@@ -721,7 +719,9 @@ export class WasiHost {
       if (oflags & Oflags.CREAT && oflags & Oflags.EXCL) throw new WasiError(Errno.EXIST);
       if (st.isSymbolicLink()) throw new WasiError(Errno.LOOP, 'final component is a symlink and following was not asked');
       if (st.isDirectory()) {
-        if (wantsWrite || (oflags & Oflags.CREAT && !(oflags & Oflags.DIRECTORY))) throw new WasiError(Errno.ISDIR);
+        if (wantsWrite || (base & Rights.FD_WRITE) !== 0n || (oflags & Oflags.CREAT && !(oflags & Oflags.DIRECTORY))) {
+          throw new WasiError(Errno.ISDIR);
+        }
         return this.fds.add({
           type: 'dir', root: d.root, rel: r.rel, readonly: d.readonly, fdflags: fdflags & Fdflags.NONBLOCK,
           rightsBase: base & d.rightsInheriting & DIR_RIGHTS, rightsInheriting: inheriting & d.rightsInheriting,
@@ -738,11 +738,11 @@ export class WasiHost {
     if (oflags & Oflags.CREAT) flags |= C.O_CREAT;
     if (oflags & Oflags.EXCL) flags |= C.O_EXCL;
     if (oflags & Oflags.TRUNC) flags |= C.O_TRUNC;
-    if (fdflags & Fdflags.APPEND) flags |= C.O_APPEND;
     if (fdflags & Fdflags.DSYNC) flags |= C.O_DSYNC;
     if (fdflags & (Fdflags.SYNC | Fdflags.RSYNC)) flags |= C.O_SYNC;
     let rights = base & d.rightsInheriting & FILE_RIGHTS;
-    if (!wantsWrite) rights &= ~(WRITE_INTENT | Rights.FD_FILESTAT_SET_TIMES);
+    // futimes works on a read-only descriptor, so only the writing rights go.
+    if (!wantsWrite) rights &= ~WRITE_INTENT;
     if (!wantsRead) rights &= ~Rights.FD_READ;
     const osfd = fs.openSync(r.host, flags, 0o666);
     try {

@@ -57,7 +57,8 @@ export function resolvePath(root: string, base: readonly string[], path: string,
   while (queue.length > 0) {
     const name = queue.shift()!;
     if (name === '..') {
-      if (stack.length === 0) throw new WasiError(Errno.NOTCAPABLE, "'..' leads outside the preopen");
+      // Like openat2(RESOLVE_BENEATH): a path never climbs above the directory it is resolved from.
+      if (stack.length <= base.length) throw new WasiError(Errno.NOTCAPABLE, "'..' leads outside the directory");
       stack.pop();
       continue;
     }

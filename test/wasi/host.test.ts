@@ -179,8 +179,21 @@ describe('fd_* on stdio and files', () => {
     assert.equal(g.call('fd_seek', fd, 0n, Whence.SET, pos), 0);
     g.write(fd, 'two\n');
     assert.equal(readFileSync(join(dir, 'log'), 'utf8'), 'one\ntwo\n');
+    // pwrite on an append descriptor is allowed and leaves the position alone (POSIX or Linux placement).
     const [iovs, n] = g.iovs(['x']);
-    assert.equal(g.call('fd_pwrite', fd, iovs, n, 0n, pos), Errno.NOTSUP);
+    assert.equal(g.call('fd_tell', fd, pos), 0);
+    const before = g.u64(pos);
+    assert.equal(g.call('fd_pwrite', fd, iovs, n, 0n, g.alloc(4, 4)), 0);
+    assert.equal(g.call('fd_tell', fd, pos), 0);
+    assert.equal(g.u64(pos), before);
+    // Append can be switched off (and on) after open: then writes land at the position again.
+    assert.equal(g.call('fd_fdstat_set_flags', fd, 0), 0);
+    assert.equal(g.call('fd_seek', fd, 0n, Whence.SET, pos), 0);
+    g.write(fd, 'ONE');
+    assert.equal(readFileSync(join(dir, 'log'), 'utf8').slice(0, 4), 'ONE\n');
+    assert.equal(g.call('fd_fdstat_set_flags', fd, Fdflags.APPEND), 0);
+    g.write(fd, 'end');
+    assert.ok(readFileSync(join(dir, 'log'), 'utf8').endsWith('end'));
   });
   test('a file opened read-only refuses writes and size changes', () => {
     writeFileSync(join(dir, 'ro'), 'data');
@@ -342,11 +355,27 @@ describe('path_* functions', () => {
   test('path_open relative to an opened subdirectory', () => {
     mkdirSync(join(dir, 'sub'));
     writeFileSync(join(dir, 'sub', 'in.txt'), 'inner');
-    const sub = openFile('sub', Oflags.DIRECTORY);
+    const sub = openFile('sub', Oflags.DIRECTORY, READ_RIGHTS | Rights.PATH_OPEN);
     const [e, fd] = g.open(sub, 'in.txt');
     assert.equal(e, 0);
     assert.deepEqual(g.read(fd), [0, 'inner']);
-    assert.equal(g.open(sub, '../sub/in.txt')[0], 0);
+    // As openat2(RESOLVE_BENEATH): never above the directory descriptor, even while inside the preopen.
+    assert.equal(g.open(sub, '../sub/in.txt')[0], Errno.NOTCAPABLE);
+    assert.equal(g.open(sub, 'x/../in.txt')[0], Errno.NOENT);
+  });
+  test('path_open of a directory with FD_WRITE is EISDIR; with read rights it opens', () => {
+    mkdirSync(join(dir, 'd'));
+    assert.equal(g.open(DIR_FD, 'd', { oflags: Oflags.DIRECTORY, rights: Rights.FD_READ | Rights.FD_WRITE })[0], Errno.ISDIR);
+    assert.equal(g.open(DIR_FD, '.', { oflags: Oflags.DIRECTORY, rights: Rights.FD_READ | Rights.FD_WRITE })[0], Errno.ISDIR);
+    assert.equal(g.open(DIR_FD, 'd', { oflags: Oflags.DIRECTORY, rights: Rights.FD_READ })[0], 0);
+  });
+  test('fd_filestat_set_times: a read-only descriptor keeps the right; "time and now" together is EINVAL', () => {
+    writeFileSync(join(dir, 't'), 'x');
+    const fd = openFile('t', 0, Rights.FD_READ | Rights.FD_FILESTAT_SET_TIMES);
+    assert.equal(g.call('fd_filestat_set_times', fd, 100n, 200n, Fstflags.MTIM | Fstflags.MTIM_NOW), Errno.INVAL);
+    assert.equal(g.call('fd_filestat_set_times', fd, 100n, 200n, Fstflags.ATIM | Fstflags.ATIM_NOW), Errno.INVAL);
+    assert.equal(g.call('fd_filestat_set_times', fd, 0n, 5_000_000_000n, Fstflags.MTIM), 0);
+    assert.equal(statSync(join(dir, 't')).mtimeMs, 5000);
   });
   test('path_open without symlink_follow refuses a final symlink (ELOOP), with it follows', () => {
     writeFileSync(join(dir, 'target'), 'T');

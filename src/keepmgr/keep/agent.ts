@@ -1,0 +1,162 @@
+/**
+ * The provisioning agent: the first code that runs inside a keepmgr Keep. It talks to the host
+ * only through the pipe on fd 3 (and exits when that pipe closes, so a dead host leaves no Keep).
+ *
+ * Lifecycle: init (evidence source) → assign (Keep id; the key is generated here) → challenge
+ * (nonce → evidence binding key and nonce) → provision (JWE only this Keep can open) → run the
+ * workload, its stdout/stderr sealed record by record to the client's output key → sealed exit.
+ */
+import { Socket } from 'node:net';
+import { writeSync } from 'node:fs';
+import { FrameDecoder, encodeFrame, type Message } from './frame.ts';
+import { evidenceSource, type EvidenceConfig, type EvidenceSource } from './evidence.ts';
+import type { KeepKey, OutputPayload, Provision } from '../crypto.ts';
+
+// An idle Keep in the warm pool loads only the framing; the cryptography, TOML parser and wasm
+// host load when the Keep is handed out, which keeps idle Keeps small.
+const NONCE_BYTES = 32;
+const lib = () => import('../crypto.ts');
+
+const pipe = new Socket({ fd: 3, readable: true, writable: true });
+const decoder = new FrameDecoder();
+let source: EvidenceSource | undefined;
+let keepId: string | undefined;
+let key: KeepKey | undefined;
+let nonce: Uint8Array | undefined;
+let provisioned = false;
+let queue: Promise<void> = Promise.resolve();
+
+/**
+ * Writes a whole frame synchronously. Output is sealed and sent while the workload runs on this
+ * thread, so it cannot wait for the event loop; a full pipe is retried after a short sleep.
+ */
+const nap = new Int32Array(new SharedArrayBuffer(4));
+function send(msg: Message): void {
+  const frame = encodeFrame(msg);
+  let off = 0;
+  while (off < frame.length) {
+    try {
+      off += writeSync(3, frame, off, frame.length - off);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN') process.exit(0); // the host is gone: so is this Keep
+      Atomics.wait(nap, 0, 0, 1);
+    }
+  }
+}
+
+function fatal(reason: string): never {
+  send({ t: 'fatal', reason });
+  pipe.end(() => process.exit(70));
+  // Let the pipe drain; the host kills us if it does not.
+  throw new Error(reason);
+}
+
+pipe.on('data', (chunk: Buffer) => {
+  let messages: Message[];
+  try {
+    messages = decoder.push(chunk);
+  } catch (err) {
+    fatal(`bad frame from host: ${(err as Error).message}`);
+  }
+  for (const msg of messages) queue = queue.then(() => handle(msg)).catch((err: unknown) => fatal((err as Error).message));
+});
+pipe.on('end', () => process.exit(0));
+pipe.on('error', () => process.exit(0));
+
+async function handle(msg: Message): Promise<void> {
+  switch (msg.t) {
+    case 'init': {
+      if (source) throw new Error('init sent twice');
+      source = evidenceSource(msg.evidence as EvidenceConfig);
+      send({ t: 'ready', pid: process.pid });
+      return;
+    }
+    case 'assign': {
+      if (!source || keepId !== undefined) throw new Error('assign out of order');
+      if (typeof msg.keepId !== 'string' || !/^[0-9a-f-]{36}$/.test(msg.keepId)) throw new Error('assign without a valid Keep id');
+      keepId = msg.keepId;
+      key = await (await lib()).generateKeepKey();
+      send({ t: 'assigned', publicKey: key.spki });
+      return;
+    }
+    case 'challenge': {
+      if (!source || !key || keepId === undefined) throw new Error('challenge before assign');
+      if (provisioned) {
+        send({ t: 'refused', reason: 'this Keep is already provisioned; challenge a fresh Keep' });
+        return;
+      }
+      if (!(msg.nonce instanceof Uint8Array) || msg.nonce.length !== NONCE_BYTES) {
+        send({ t: 'refused', reason: `challenge nonce must be ${NONCE_BYTES} bytes` });
+        return;
+      }
+      nonce = msg.nonce;
+      const reportData = await (await lib()).bindingReportData(key.spki, keepId, nonce);
+      const evidence = await source.collect(reportData);
+      send({ t: 'evidence', kind: source.kind, publicKey: key.spki, reportData, evidence });
+      return;
+    }
+    case 'provision': {
+      if (!key || keepId === undefined || !nonce) {
+        send({ t: 'refused', reason: 'provisioning before a challenge' });
+        return;
+      }
+      if (provisioned) {
+        send({ t: 'refused', reason: 'this Keep was already provisioned (replayed provisioning)' });
+        return;
+      }
+      if (typeof msg.jwe !== 'string') throw new Error('provision without a JWE');
+      let p: Provision;
+      try {
+        p = await (await lib()).decryptProvision(msg.jwe, key.privateKey, keepId, nonce);
+      } catch (err) {
+        send({ t: 'refused', reason: (err as Error).message });
+        return;
+      }
+      provisioned = true;
+      send({ t: 'provisioned' });
+      void run(p, keepId, key);
+      return;
+    }
+    default:
+      throw new Error(`unknown message '${msg.t}' from host`);
+  }
+}
+
+async function workloadArgs(config: string | null): Promise<{ args: string[]; env: string[] }> {
+  if (config === null) return { args: ['main.wasm'], env: ['FD_COUNT=3', 'FD_NAMES=stdin:stdout:stderr'] };
+  const { parse: parseToml } = await import('smol-toml');
+  const doc = parseToml(config) as { args?: unknown; env?: unknown; files?: unknown };
+  const args = Array.isArray(doc.args) ? doc.args.map(String) : [];
+  const files = Array.isArray(doc.files) ? (doc.files as Array<{ kind?: string; name?: string }>) : [{ kind: 'stdin' }, { kind: 'stdout' }, { kind: 'stderr' }];
+  for (const f of files) {
+    if (!['stdin', 'stdout', 'stderr', 'null'].includes(String(f.kind))) {
+      throw new Error(`Enarx.toml file kind '${String(f.kind)}' is not available to keepmgr Keeps yet (only stdin, stdout, stderr and null)`);
+    }
+  }
+  const env = [`FD_COUNT=${files.length}`, `FD_NAMES=${files.map((f) => f.name ?? f.kind).join(':')}`];
+  if (doc.env && typeof doc.env === 'object') for (const [k, v] of Object.entries(doc.env)) env.push(`${k}=${String(v)}`);
+  return { args: ['main.wasm', ...args], env };
+}
+
+async function run(p: Provision, id: string, k: KeepKey): Promise<void> {
+  const { deriveOutputKeyBytes, importOutputPeer, sealRecord } = await lib();
+  const { runWasi } = await import('./wasi-lite.ts');
+  const outKey = await deriveOutputKeyBytes(k.privateKey, await importOutputPeer(p.outputKey), id, p.nonce);
+  let seq = 0;
+  const emit = (payload: OutputPayload) => {
+    const r = sealRecord(outKey, id, seq++, payload);
+    send({ t: 'record', seq: r.seq, ct: r.ct });
+  };
+  let exit;
+  try {
+    const { args, env } = await workloadArgs(p.config);
+    exit = await runWasi(p.wasm, { args, env, stdin: p.stdin, write: (fd, data) => emit({ stream: fd === 1 ? 'stdout' : 'stderr', data }) });
+  } catch (err) {
+    exit = { code: 1, reason: (err as Error).message };
+  }
+  if (exit.reason) emit({ stream: 'log', data: new TextEncoder().encode(`${exit.reason}\n`) });
+  emit({ stream: 'exit', code: exit.code, reason: exit.reason });
+  send({ t: 'exited', code: exit.code });
+  pipe.end(() => process.exit(0));
+}

@@ -1,0 +1,130 @@
+/**
+ * `enarx keepmgr serve`: the daemon. One API handler behind HTTPS (TCP) and a Unix socket.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { KeepManager } from './manager.ts';
+import { KeepStore, type KeepRecord } from './store.ts';
+import { apiHandler, Auth } from './api.ts';
+import { ensureTls } from './tls.ts';
+import type { KeepLimits } from './keep/host.ts';
+import type { EvidenceConfig } from './keep/evidence.ts';
+
+export interface DaemonOptions {
+  dataDir: string;
+  /** host:port for HTTPS; port 0 picks a free port. Null disables TCP. */
+  listen?: string | null;
+  /** Unix socket path; default DATA_DIR/keepmgr.sock. Null disables it. */
+  socket?: string | null;
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Extra subject alternative names for a generated server certificate. */
+  san?: string[];
+  /** PEM bundle of CAs whose client certificates authenticate API clients. */
+  clientCa?: string;
+  /** Tokens file (`NAME TOKEN` lines). Default: DATA_DIR/tokens, created with an admin token. */
+  tokensFile?: string;
+  evidence?: EvidenceConfig;
+  poolSize?: number;
+  maxKeeps?: number;
+  memoryBudgetMiB?: number;
+  defaults?: Partial<KeepLimits>;
+  maxLimits?: Partial<KeepLimits>;
+  version?: string;
+}
+
+export interface Daemon {
+  url: string | null;
+  socketPath: string | null;
+  caPath: string;
+  tokensFile: string;
+  manager: KeepManager;
+  /** Keeps that a previous daemon instance lost by ending uncleanly. */
+  lost: KeepRecord[];
+  uncleanRun: { pid: number; startedAt: string } | null;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_LIMITS: KeepLimits = { memoryMiB: 256, cpuSeconds: 300, descriptors: 64 };
+export const MAX_LIMITS: KeepLimits = { memoryMiB: 4096, cpuSeconds: 86_400, descriptors: 1024 };
+
+export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
+  mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+  const tokensFile = o.tokensFile ?? join(o.dataDir, 'tokens');
+  if (!o.tokensFile && !existsSync(tokensFile)) {
+    writeFileSync(tokensFile, `# NAME TOKEN, one per line; 'admin' sees every Keep\nadmin ${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  }
+  const auth = Auth.parse(readFileSync(tokensFile, 'utf8'));
+  const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
+  const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
+  const manager = new KeepManager({
+    store,
+    evidence: o.evidence ?? { kind: 'none' },
+    poolSize: o.poolSize ?? 2,
+    maxKeeps: o.maxKeeps ?? 64,
+    memoryBudgetMiB: o.memoryBudgetMiB ?? 16_384,
+    defaults,
+    maxLimits: { ...MAX_LIMITS, ...o.maxLimits },
+  });
+  manager.start();
+  const handler = apiHandler({ manager, auth, clientCertificates: Boolean(o.clientCa), lost, version: o.version ?? '0.1.0' });
+
+  const tls = o.tlsCert && o.tlsKey
+    ? { cert: readFileSync(o.tlsCert, 'utf8'), key: readFileSync(o.tlsKey, 'utf8'), caPath: o.tlsCert }
+    : await ensureTls(o.dataDir, o.san);
+  const servers: Array<HttpServer | HttpsServer> = [];
+  let url: string | null = null;
+  if (o.listen !== null) {
+    const [host, port] = splitHostPort(o.listen ?? '127.0.0.1:0');
+    const https = createHttpsServer(
+      { cert: tls.cert, key: tls.key, ...(o.clientCa ? { ca: readFileSync(o.clientCa, 'utf8'), requestCert: true, rejectUnauthorized: false } : {}) },
+      handler,
+    );
+    await new Promise<void>((res, rej) => https.once('error', rej).listen(port, host, () => res()));
+    const addr = https.address() as AddressInfo;
+    url = `https://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+    servers.push(https);
+  }
+  let socketPath: string | null = null;
+  if (o.socket !== null) {
+    socketPath = o.socket ?? join(o.dataDir, 'keepmgr.sock');
+    if (existsSync(socketPath)) unlinkSync(socketPath);
+    const unix = createHttpServer((req: IncomingMessage, res) => {
+      req.viaUnixSocket = true;
+      handler(req, res);
+    });
+    await new Promise<void>((res, rej) => unix.once('error', rej).listen(socketPath!, () => res()));
+    chmodSync(socketPath, 0o600);
+    servers.push(unix);
+  }
+  for (const s of servers) s.keepAliveTimeout = 5000;
+  return {
+    url,
+    socketPath,
+    caPath: 'caPath' in tls ? tls.caPath : o.tlsCert!,
+    tokensFile,
+    manager,
+    lost,
+    uncleanRun,
+    async close() {
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections();
+      }
+      await manager.close();
+      if (socketPath && existsSync(socketPath)) unlinkSync(socketPath);
+    },
+  };
+}
+
+function splitHostPort(s: string): [string, number] {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
+  if (!m) throw new Error(`--listen wants HOST:PORT, not '${s}'`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new Error(`port ${port} is out of range`);
+  return [m[1]!, port];
+}

@@ -1,0 +1,123 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { runEnarx } from '../helpers/cli.ts';
+import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
+import { KeepmgrClient, attestKeep, provisionKeep } from '../../src/keepmgr/index.ts';
+import { pidAlive, tempDir, waitFor, WASM } from './helpers.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+interface Served {
+  child: ChildProcess;
+  doc: { url: string; socket: string; ca: string; tokens: string; pid: number; lost: Array<{ id: string; reason: string }> };
+  stderr: () => string;
+}
+
+function serve(dir: string, extra: string[] = []): Promise<Served> {
+  const child = spawn(process.execPath, [ENARX_BIN, 'keepmgr', 'serve', '--json', '--listen', '127.0.0.1:0', '--data-dir', dir, '--pool', '1', ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c;
+      try {
+        resolve({ child, doc: JSON.parse(out), stderr: () => err });
+      } catch {
+        /* not complete yet */
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`keepmgr serve exited ${code}: ${err}`)));
+  });
+}
+
+test('usage errors: deploy without --keepmgr, keep without a keep manager, a plain-http URL', async () => {
+  const d = await runEnarx(['deploy', join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm')], { env: { ENARX_KEEPMGR: '' } });
+  assert.equal(d.code, 2);
+  assert.match(d.stderr, /^enarx: enarx deploy needs --keepmgr URL for now \(.*enarx run\)\n$/);
+  const l = await runEnarx(['keep', 'list'], { env: { ENARX_KEEPMGR: '' } });
+  assert.equal(l.code, 2);
+  assert.match(l.stderr, /no keep manager given/);
+  const h = await runEnarx(['keep', 'list', '--keepmgr', 'http://127.0.0.1:1']);
+  assert.equal(h.code, 2);
+  assert.match(h.stderr, /must be https/);
+  const u = await runEnarx(['keep', 'logs', '00000000-0000-4000-8000-000000000000', '--keepmgr', 'unix:/nonexistent']);
+  assert.equal(u.code, 2);
+  assert.match(u.stderr, /--session FILE/);
+  const s = await runEnarx(['keepmgr', 'serve', '--pool', 'many']);
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /--pool must be an integer/);
+});
+
+test('serve, then deploy from a second process: attested (explicitly unattested here), provisioned, output relayed', async () => {
+  const dir = tempDir();
+  dirs.push(dir);
+  const s = await serve(dir);
+  try {
+    const common = ['--keepmgr', s.doc.url, '--ca', s.doc.ca, '--token-file', s.doc.tokens];
+    const ok = await runEnarx(['deploy', ...common, '--insecure-unattested', '--json', '--stdin', '-', join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm')], { input: 'via stdin\n' });
+    assert.equal(ok.code, 0, ok.stderr);
+    const doc = JSON.parse(ok.stdout);
+    assert.equal(doc.exitCode, 0);
+    assert.equal(doc.stdout, 'hello from a Keep\nvia stdin\n');
+    assert.equal(doc.evidence, 'none');
+    const refused = await runEnarx(['deploy', ...common, join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm')]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /enarx: refused Keep [0-9a-f-]+: policy: the Keep offers no attestation/);
+    assert.equal(refused.stdout, '');
+    const badCa = await runEnarx(['keep', 'list', '--keepmgr', s.doc.url, '--token-file', s.doc.tokens]);
+    assert.equal(badCa.code, 1);
+    assert.match(badCa.stderr, /cannot reach the keep manager.*--ca/);
+    const list = await runEnarx(['keep', 'list', '--json', ...common]);
+    const keeps = JSON.parse(list.stdout).keeps as Array<{ state: string }>;
+    assert.deepEqual(keeps.map((k) => k.state).sort(), ['exited', 'refused']);
+    const human = await runEnarx(['keep', 'list', '--keepmgr', `unix:${s.doc.socket}`]);
+    assert.equal(human.code, 0);
+    assert.match(human.stdout, /refused/);
+  } finally {
+    s.child.kill('SIGTERM');
+    await new Promise((r) => s.child.once('exit', r));
+  }
+});
+
+test('a daemon killed with kill -9 leaves no Keep process behind, and on restart reports the Keeps it lost', async () => {
+  const dir = tempDir();
+  dirs.push(dir);
+  const s = await serve(dir);
+  const client = new KeepmgrClient({ url: `unix:${s.doc.socket}` });
+  const idle = await client.create();
+  const busy = await client.create();
+  const att = await attestKeep(client, busy.id, { allowUnattested: true });
+  await provisionKeep(client, att, { wasm: WASM('spin'), config: null });
+  await waitFor(async () => (await client.get(busy.id)).outputRecords > 0, 10_000, 'the spinning workload to start');
+  const pids = [(await client.get(idle.id)).pid!, (await client.get(busy.id)).pid!];
+  assert.ok(pids.every(pidAlive));
+  s.child.kill('SIGKILL');
+  await new Promise((r) => s.child.once('exit', r));
+  // Both the idle Keep (its pipe closes) and the one whose workload holds its thread (the kernel's parent-death signal) go.
+  await waitFor(() => pids.every((p) => !pidAlive(p)), 5_000, 'the orphaned Keeps to exit');
+  const again = await serve(dir);
+  try {
+    assert.deepEqual(again.doc.lost.map((l) => l.id).sort(), [idle.id, busy.id].sort());
+    assert.match(again.stderr(), /ended without shutting down; 2 Keep\(s\) lost/);
+    const c2 = new KeepmgrClient({ url: `unix:${again.doc.socket}` });
+    const rec = await c2.get(busy.id);
+    assert.equal(rec.state, 'lost');
+    assert.match(rec.reason!, /ended while this Keep was running/);
+    assert.equal((await c2.info()).lost.length, 2);
+  } finally {
+    again.child.kill('SIGTERM');
+    await new Promise((r) => again.child.once('exit', r));
+  }
+  // A clean shutdown loses nothing.
+  const third = await serve(dir);
+  assert.deepEqual(third.doc.lost, []);
+  third.child.kill('SIGTERM');
+  await new Promise((r) => third.child.once('exit', r));
+});

@@ -19,7 +19,10 @@ export function addConnectionOptions(cmd: Command): Command {
 }
 
 export function addAttestOptions(cmd: Command): Command {
-  return cmd.option('--insecure-unattested', 'accept a Keep that offers no attestation (software process Keep): development only');
+  return cmd
+    .option('--policy <file>', 'attestation policy (steward.toml-style [snp]/[sgx]/[tdx] sections)')
+    .option('--trust-test-root <pem>', "trust this test root (a software keep manager's ARK) in addition to the vendors'")
+    .option('--insecure-unattested', 'accept a Keep that offers no attestation (software process Keep): development only');
 }
 
 function readFile(path: string, what: string): string {
@@ -61,7 +64,16 @@ export async function clientFrom(o: Record<string, unknown>): Promise<KeepmgrCli
 }
 
 export async function attestOptionsFrom(o: Record<string, unknown>): Promise<AttestOptions> {
-  return { allowUnattested: Boolean(o.insecureUnattested) };
+  const { libraryVerifier } = await import('../keepmgr/client.ts');
+  const policy = typeof o.policy === 'string' ? readFile(o.policy, 'policy') : undefined;
+  const root = typeof o.trustTestRoot === 'string' ? readFile(o.trustTestRoot, 'test root') : undefined;
+  if (root !== undefined && !root.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--trust-test-root ${String(o.trustTestRoot)} is not a PEM certificate`);
+  try {
+    const verifier = await libraryVerifier({ policy, trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [] });
+    return { verifier, allowUnattested: Boolean(o.insecureUnattested) };
+  } catch (err) {
+    throw new EnarxError(`policy ${String(o.policy)}: ${(err as Error).message}`, { hint: 'fix the policy file; docs/attestation.md describes its keys' });
+  }
 }
 
 /** Maps the client library's errors to one-line CLI errors. */

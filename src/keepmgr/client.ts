@@ -72,6 +72,8 @@ export interface Challenge {
   publicKey: Uint8Array;
   reportData: Uint8Array;
   evidence: Uint8Array;
+  /** DER certificates that came with the evidence (SNP: VCEK/VLEK, ASK, ARK). Untrusted until verified. */
+  certs: Uint8Array[];
 }
 
 export class KeepmgrClient {
@@ -167,8 +169,9 @@ export class KeepmgrClient {
     const publicKey = responseBytes(r.publicKey);
     const reportData = responseBytes(r.reportData);
     const evidence = responseBytes(r.evidence);
-    if (typeof r.kind !== 'string' || !publicKey || !reportData || !evidence) throw new Error('the keep manager sent a malformed challenge answer');
-    return { kind: r.kind, publicKey, reportData, evidence };
+    const certs = Array.isArray(r.certs) ? r.certs.map(responseBytes) : [];
+    if (typeof r.kind !== 'string' || !publicKey || !reportData || !evidence || certs.some((c) => c === null)) throw new Error('the keep manager sent a malformed challenge answer');
+    return { kind: r.kind, publicKey, reportData, evidence, certs: certs as Uint8Array[] };
   }
   provision(id: string, jwe: string) {
     return this.call<KeepView>('POST', `/keeps/${encodeURIComponent(id)}/provision`, undefined, { body: Buffer.from(jwe), type: JOSE_TYPE });
@@ -206,7 +209,23 @@ export class KeepmgrClient {
  * Verifies hardware-format evidence. Wired to the attestation library's verifier (and a
  * policy); the keepmgr client itself only requires the result contract.
  */
-export type EvidenceVerifier = (kind: string, evidence: Uint8Array) => Promise<VerificationResult>;
+export type EvidenceVerifier = (kind: string, evidence: Uint8Array, certs: Uint8Array[]) => Promise<VerificationResult>;
+
+/**
+ * The attestation library's verifier, with the policy applied when one is given. Test roots (a
+ * software keep manager's ARK) are trusted only because they are passed here.
+ */
+export async function libraryVerifier(opts: { policy?: string; trustedTestRoots?: Array<{ name: string; pem: string }>; now?: Date } = {}): Promise<EvidenceVerifier> {
+  const { verifyEvidence } = await import('../attestation/index.ts');
+  const policyLib = opts.policy !== undefined ? await import('../attestation/policy/index.ts') : undefined;
+  const policy = policyLib && opts.policy !== undefined ? policyLib.parsePolicy(opts.policy) : undefined;
+  const roots = (opts.trustedTestRoots ?? []).map((r) => ({ name: r.name, certificate: r.pem }));
+  return async (kind, evidence, certs) => {
+    if (kind !== 'snp' && kind !== 'sgx' && kind !== 'tdx') throw new Error(`unknown evidence kind '${kind}'`);
+    const result = await verifyEvidence({ evidence, kind, certs, trustedTestRoots: roots, now: opts.now });
+    return policy && policyLib ? policyLib.applyPolicy(policy, result) : result;
+  };
+}
 
 export interface AttestOptions {
   verifier?: EvidenceVerifier;
@@ -247,7 +266,7 @@ export async function attestKeep(client: KeepmgrClient, keepId: string, opts: At
       reasons.push(`policy: no verifier is configured for ${ch.kind} evidence`);
     } else {
       try {
-        result = await opts.verifier(ch.kind, ch.evidence);
+        result = await opts.verifier(ch.kind, ch.evidence, ch.certs);
         if (!result.verified) reasons.push(`${result.failure?.step ?? 'verify'}: ${result.failure?.message ?? 'evidence did not verify'}`);
         if (result.policy && !result.policy.accepted) reasons.push(...result.policy.reasons.map((r) => `policy: ${r}`));
         if (result.verified && result.reportData.toLowerCase() !== toHex(expected)) {

@@ -4,7 +4,7 @@ export { KeepManager, ManagerError, type Contract } from './manager.ts';
 export { KeepStore, KEEP_STATES, type KeepRecord, type KeepState, type Verdict } from './store.ts';
 export {
   KeepmgrClient, ApiError, KeepRefused, attestKeep, provisionKeep, followOutput, openSession,
-  type ClientOptions, type EvidenceVerifier, type AttestedKeep, type Session, type Workload, type KeepView, type OutputEnd,
+  libraryVerifier, type Challenge, type ClientOptions, type EvidenceVerifier, type AttestedKeep, type Session, type Workload, type KeepView, type OutputEnd,
 } from './client.ts';
 export { ChannelError, OutputReader, bindingReportData, type OutputPayload, type SealedRecord } from './crypto.ts';
 export type { KeepLimits, KeepUsage } from './keep/host.ts';

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { KeepProcess, KeepRefusal, describeEnd, type KeepEnd, type KeepLimits } from './keep/host.ts';
+import { KeepProcess, KeepRefusal, describeEnd, type KeepEnd, type KeepEvidence, type KeepLimits } from './keep/host.ts';
 import type { EvidenceConfig } from './keep/evidence.ts';
 import { LIVE_STATES, type KeepRecord, type KeepState, type KeepStore, type Verdict } from './store.ts';
 
@@ -92,7 +92,7 @@ export class KeepManager {
     return [
       {
         backend: BACKEND,
-        evidence: this.options.evidence.kind,
+        evidence: this.options.evidence.kind === 'snp-test' ? 'snp (software, test root)' : this.options.evidence.kind,
         available: true,
         limits: { defaults: this.options.defaults, max: this.options.maxLimits },
         capacity: {
@@ -130,8 +130,8 @@ export class KeepManager {
     const fromPool = sameLimits(limits, this.options.defaults) ? this.#pool.shift() : undefined;
     const record: KeepRecord = {
       id, owner, backend, state: fromPool ? 'ready' : 'starting', createdAt: now, updatedAt: now, endedAt: null, pid: fromPool?.pid ?? null,
-      exitCode: null, reason: null, limits, usage: null, origin: fromPool ? 'pool' : 'cold', evidenceKind: this.options.evidence.kind,
-      publicKey: null, reportData: null, evidence: null, nonce: null, certificate: null, verdict: null, outputRecords: 0,
+      exitCode: null, reason: null, limits, usage: null, origin: fromPool ? 'pool' : 'cold', evidenceKind: null,
+      publicKey: null, reportData: null, evidence: null, certs: [], nonce: null, certificate: null, verdict: null, outputRecords: 0,
     };
     this.store.insert(record);
     const live: LiveKeep = { proc: fromPool, limits, events: new EventEmitter(), assigned: Promise.resolve() };
@@ -228,13 +228,13 @@ export class KeepManager {
     return live;
   }
 
-  async challenge(id: string, nonce: Uint8Array): Promise<{ kind: string; publicKey: Uint8Array; reportData: Uint8Array; evidence: Uint8Array }> {
+  async challenge(id: string, nonce: Uint8Array): Promise<KeepEvidence> {
     const live = this.#liveKeep(id);
     await live.assigned;
     if (!live.proc) throw new ManagerError(409, 'keep-ended', `Keep ${id} did not start`);
     try {
       const ev = await live.proc.challenge(nonce);
-      this.store.update(id, { state: 'challenged', nonce, evidenceKind: ev.kind, publicKey: ev.publicKey, reportData: ev.reportData, evidence: ev.evidence });
+      this.store.update(id, { state: 'challenged', nonce, evidenceKind: ev.kind, publicKey: ev.publicKey, reportData: ev.reportData, evidence: ev.evidence, certs: ev.certs });
       return ev;
     } catch (err) {
       throw keepError(err);

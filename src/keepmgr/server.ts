@@ -29,6 +29,8 @@ export interface DaemonOptions {
   /** Tokens file (`NAME TOKEN` lines). Default: DATA_DIR/tokens, created with an admin token. */
   tokensFile?: string;
   evidence?: EvidenceConfig;
+  /** Directory of a software SEV-SNP test chain (made there when missing): Keeps then sign SNP-format evidence with it. */
+  softwareSnp?: string;
   poolSize?: number;
   maxKeeps?: number;
   memoryBudgetMiB?: number;
@@ -42,6 +44,8 @@ export interface Daemon {
   socketPath: string | null;
   caPath: string;
   tokensFile: string;
+  /** With softwareSnp: the test root (ARK) clients must trust explicitly. */
+  testRootPath: string | null;
   manager: KeepManager;
   /** Keeps that a previous daemon instance lost by ending uncleanly. */
   lost: KeepRecord[];
@@ -59,11 +63,19 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     writeFileSync(tokensFile, `# NAME TOKEN, one per line; 'admin' sees every Keep\nadmin ${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
   }
   const auth = Auth.parse(readFileSync(tokensFile, 'utf8'));
+  let evidence = o.evidence ?? { kind: 'none' as const };
+  let testRootPath: string | null = null;
+  if (o.softwareSnp) {
+    const { loadOrCreateSoftwareSnp } = await import('./software-snp.ts');
+    const sw = await loadOrCreateSoftwareSnp(o.softwareSnp);
+    evidence = sw.config;
+    testRootPath = sw.arkPath;
+  }
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({
     store,
-    evidence: o.evidence ?? { kind: 'none' },
+    evidence,
     poolSize: o.poolSize ?? 2,
     maxKeeps: o.maxKeeps ?? 64,
     memoryBudgetMiB: o.memoryBudgetMiB ?? 16_384,
@@ -107,6 +119,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     socketPath,
     caPath: 'caPath' in tls ? tls.caPath : o.tlsCert!,
     tokensFile,
+    testRootPath,
     manager,
     lost,
     uncleanRun,

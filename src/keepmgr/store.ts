@@ -3,6 +3,7 @@
  * daemon run, so that a daemon that was killed can say on restart which Keeps it lost.
  */
 import { DatabaseSync } from 'node:sqlite';
+import { encode, decode } from 'cborg';
 import type { KeepLimits, KeepUsage } from './keep/host.ts';
 
 export const KEEP_STATES = ['starting', 'ready', 'challenged', 'running', 'exited', 'crashed', 'killed', 'stopped', 'refused', 'lost'] as const;
@@ -36,6 +37,8 @@ export interface KeepRecord {
   publicKey: Uint8Array | null;
   reportData: Uint8Array | null;
   evidence: Uint8Array | null;
+  /** DER certificates that came with the evidence (SNP: VCEK, ASK, ARK). */
+  certs: Uint8Array[];
   nonce: Uint8Array | null;
   certificate: Uint8Array | null;
   verdict: Verdict | null;
@@ -73,7 +76,7 @@ export class KeepStore {
         id TEXT PRIMARY KEY, owner TEXT NOT NULL, backend TEXT NOT NULL, state TEXT NOT NULL,
         created_at TEXT NOT NULL, updated_at TEXT NOT NULL, ended_at TEXT, pid INTEGER, exit_code INTEGER, reason TEXT,
         limits TEXT NOT NULL, usage TEXT, origin TEXT NOT NULL, evidence_kind TEXT, public_key BLOB, report_data BLOB,
-        evidence BLOB, nonce BLOB, certificate BLOB, verdict TEXT, run_id INTEGER NOT NULL);
+        evidence BLOB, certs BLOB, nonce BLOB, certificate BLOB, verdict TEXT, run_id INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS records (keep_id TEXT NOT NULL, seq INTEGER NOT NULL, ct BLOB NOT NULL, PRIMARY KEY (keep_id, seq));`);
     const prev = db.prepare('SELECT id, pid, started_at FROM runs WHERE stopped_at IS NULL ORDER BY id DESC LIMIT 1').get() as Row | undefined;
     const now = new Date().toISOString();
@@ -105,7 +108,10 @@ export class KeepStore {
       publicKey: 'public_key', reportData: 'report_data', evidence: 'evidence', nonce: 'nonce', certificate: 'certificate', backend: 'backend', origin: 'origin',
     };
     for (const [k, v] of Object.entries(fields)) {
-      if (k === 'usage' || k === 'verdict' || k === 'limits') {
+      if (k === 'certs') {
+        cols.push('certs = ?');
+        vals.push(encode(v as Uint8Array[]));
+      } else if (k === 'usage' || k === 'verdict' || k === 'limits') {
         cols.push(`${k} = ?`);
         vals.push(v === null ? null : JSON.stringify(v));
       } else if (map[k]) {
@@ -164,6 +170,7 @@ function fromRow(row: Row): KeepRecord {
     publicKey: toBytes(row.public_key),
     reportData: toBytes(row.report_data),
     evidence: toBytes(row.evidence),
+    certs: row.certs instanceof Uint8Array ? (decode(row.certs) as Uint8Array[]) : [],
     nonce: toBytes(row.nonce),
     certificate: toBytes(row.certificate),
     verdict: row.verdict == null ? null : (JSON.parse(String(row.verdict)) as Verdict),

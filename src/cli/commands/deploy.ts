@@ -14,6 +14,8 @@ export function register(program: Command): void {
     .option('--ca <pem>', "trust this CA for the keep manager's certificate")
     .option('--client-cert <pem>', 'authenticate with this client certificate')
     .option('--client-key <pem>', "the client certificate's key")
+    .option('--policy <file>', 'attestation policy (steward.toml-style [snp]/[sgx]/[tdx] sections)')
+    .option('--trust-test-root <pem>', "trust this test root (a software keep manager's ARK) in addition to the vendors'")
     .option('--insecure-unattested', 'accept a Keep that offers no attestation: development only')
     .option('--stdin <file>', "provision this file as the workload's stdin ('-' reads ours)")
     .option('--session <file>', 'save the output key here, for enarx keep logs --session')

@@ -35,11 +35,14 @@ export function register(program: Command): void {
     .option('--memory <MiB>', 'default per-Keep memory (RSS) limit', int('--memory', 128, 1 << 20), 256)
     .option('--cpu <seconds>', 'default per-Keep CPU-time limit', int('--cpu', 1, 1 << 24), 300)
     .option('--fds <n>', 'default per-Keep descriptor limit', int('--fds', 32, 65536), 64)
+    .option('--software-snp <dir>', 'Keeps sign SEV-SNP-format evidence with the test chain in DIR (made there when missing); clients must trust DIR/ark.pem explicitly')
+    .option('--hardware', 'Keeps collect evidence from the confidential VM or enclave the daemon runs in (configfs-tsm, Gramine)')
     .option('--json', 'print one JSON document (addresses, CA, tokens file, lost Keeps) once ready')
     .action(async (o: Record<string, unknown>) => {
       const { startDaemon } = await import('../../keepmgr/index.ts');
       const { VERSION } = await import('../main.ts');
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
+      if (o.softwareSnp && o.hardware) throw new UsageError('--software-snp and --hardware exclude each other');
       let daemon;
       try {
         daemon = await startDaemon({
@@ -51,6 +54,8 @@ export function register(program: Command): void {
           san: o.san as string[] | undefined,
           clientCa: o.clientCa as string | undefined,
           tokensFile: o.tokens as string | undefined,
+          softwareSnp: o.softwareSnp as string | undefined,
+          evidence: o.hardware ? { kind: 'hardware' } : undefined,
           poolSize: o.pool as number,
           maxKeeps: o.maxKeeps as number,
           memoryBudgetMiB: o.memoryBudget as number,
@@ -68,10 +73,10 @@ export function register(program: Command): void {
       }
       for (const r of daemon.lost) log('warn', `lost Keep ${r.id} (owner ${r.owner}): ${r.reason}`);
       if (o.json) {
-        printJson({ url: daemon.url, socket: daemon.socketPath, ca: daemon.caPath, tokens: daemon.tokensFile, pid: process.pid, lost: daemon.lost.map((r) => ({ id: r.id, owner: r.owner, reason: r.reason })) });
+        printJson({ url: daemon.url, socket: daemon.socketPath, ca: daemon.caPath, tokens: daemon.tokensFile, testRoot: daemon.testRootPath, pid: process.pid, lost: daemon.lost.map((r) => ({ id: r.id, owner: r.owner, reason: r.reason })) });
       } else {
         process.stderr.write(
-          `keep manager ready\n  API:       ${daemon.url ?? '(no TCP)'}/api/v1\n  socket:    ${daemon.socketPath ?? '(none)'}\n  dashboard: ${daemon.url ?? '(no TCP)'}/#token=...\n  CA:        ${daemon.caPath}\n  tokens:    ${daemon.tokensFile}\n`,
+          `keep manager ready\n  API:       ${daemon.url ?? '(no TCP)'}/api/v1\n  socket:    ${daemon.socketPath ?? '(none)'}\n  dashboard: ${daemon.url ?? '(no TCP)'}/#token=...\n  CA:        ${daemon.caPath}\n  tokens:    ${daemon.tokensFile}\n${daemon.testRootPath ? `  evidence:  software SNP under the TEST root ${daemon.testRootPath} (clients: --trust-test-root)\n` : '  evidence:  none (clients need --insecure-unattested; use --software-snp for test evidence)\n'}`,
         );
       }
       await new Promise<void>((resolve) => {

@@ -68,7 +68,7 @@ async function handle(msg: Message): Promise<void> {
   switch (msg.t) {
     case 'init': {
       if (source) throw new Error('init sent twice');
-      source = evidenceSource(msg.evidence as EvidenceConfig);
+      source = await evidenceSource(msg.evidence as EvidenceConfig);
       send({ t: 'ready', pid: process.pid });
       return;
     }
@@ -92,8 +92,8 @@ async function handle(msg: Message): Promise<void> {
       }
       nonce = msg.nonce;
       const reportData = await (await lib()).bindingReportData(key.spki, keepId, nonce);
-      const evidence = await source.collect(reportData);
-      send({ t: 'evidence', kind: source.kind, publicKey: key.spki, reportData, evidence });
+      const got = await source.collect(reportData);
+      send({ t: 'evidence', kind: got.kind, publicKey: key.spki, reportData, evidence: got.evidence, certs: got.certs });
       return;
     }
     case 'provision': {

@@ -35,6 +35,7 @@ export interface KeepEvidence {
   publicKey: Uint8Array;
   reportData: Uint8Array;
   evidence: Uint8Array;
+  certs: Uint8Array[];
 }
 
 export interface KeepEnd {
@@ -49,13 +50,16 @@ const here = dirname(fileURLToPath(import.meta.url));
 const AGENT = join(here, 'agent.ts');
 const KEEPMGR_SRC = resolve(here, '..');
 
-/** Files the Keep may read: its own code and the three libraries it imports, nothing else. */
+/** Files the Keep may read: its own code and the libraries it imports, nothing else. */
 function readablePaths(): string[] {
-  const paths = [KEEPMGR_SRC, join(KEEPMGR_SRC, '..', 'attestation', 'bytes.ts')];
+  // src/attestation: byte helpers, and the SNP report format for software evidence.
+  const paths = [KEEPMGR_SRC, join(KEEPMGR_SRC, '..', 'attestation')];
   for (const pkg of ['cborg', 'jose', 'smol-toml']) {
     let dir = dirname(fileURLToPath(import.meta.resolve(pkg)));
     while (!readdirSafe(dir).includes('package.json')) dir = dirname(dir);
     paths.push(dir);
+    // Also the name Node looks up first, when node_modules holds symlinks (pnpm, linked installs).
+    paths.push(join(KEEPMGR_SRC, '..', '..', 'node_modules', pkg));
   }
   // Node reads the nearest package.json to learn that .ts files are ES modules.
   paths.push(join(KEEPMGR_SRC, '..', '..', 'package.json'));
@@ -84,6 +88,7 @@ export class KeepProcess extends EventEmitter {
   #killCause: KeepEnd['cause'] | undefined;
   #reportedExit: number | undefined;
   #usage: KeepUsage = { rssBytes: 0, cpuMs: 0, descriptors: 0 };
+  #diagnostics = '';
 
   private constructor(child: ChildProcess, limits: KeepLimits) {
     super();
@@ -92,13 +97,21 @@ export class KeepProcess extends EventEmitter {
     this.#pipe = child.stdio[3] as Duplex;
     this.#pipe.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#pipe.on('error', () => {});
-    child.stderr?.on('data', () => {}); // Node diagnostics; never the workload's (that is sealed)
+    // Node's own diagnostics (the workload's stderr is sealed, never here): the tail is kept to
+    // explain a Keep that dies before its agent runs.
+    child.stderr?.on('data', (c: Buffer) => {
+      this.#diagnostics = (this.#diagnostics + c.toString('utf8')).slice(-2000);
+    });
     child.on('exit', (code, signal) => this.#onExit(code, signal));
   }
 
   /** Starts a Keep process and waits for its agent to say it is ready. */
   static async start(evidence: EvidenceConfig, limits: KeepLimits): Promise<KeepProcess> {
     cachedPaths ??= readablePaths();
+    const hardware =
+      evidence.kind === 'hardware'
+        ? [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`, '--allow-fs-read=/sys/kernel/config/tsm', '--allow-fs-write=/sys/kernel/config/tsm', '--allow-fs-read=/dev/attestation', '--allow-fs-write=/dev/attestation']
+        : [];
     const heapMiB = Math.max(16, Math.floor(limits.memoryMiB / 2));
     // Linear memory gets what the limit leaves after Node's own ~96 MiB, so a workload that
     // asks for more sees memory.grow fail (malloc returns NULL) before the host has to kill it.
@@ -108,6 +121,7 @@ export class KeepProcess extends EventEmitter {
       process.execPath,
       '--permission',
       ...cachedPaths.map((p) => `--allow-fs-read=${p}`),
+      ...hardware,
       `--max-old-space-size=${heapMiB}`,
       '--max-semi-space-size=1',
       '--v8-pool-size=0',
@@ -174,11 +188,13 @@ export class KeepProcess extends EventEmitter {
   async challenge(nonce: Uint8Array): Promise<KeepEvidence> {
     this.send({ t: 'challenge', nonce });
     const m = await this.expect(['evidence']);
-    if (typeof m.kind !== 'string' || !(m.publicKey instanceof Uint8Array) || !(m.reportData instanceof Uint8Array) || !(m.evidence instanceof Uint8Array)) {
+    const certs = m.certs;
+    const certsOk = Array.isArray(certs) && certs.length <= 8 && certs.every((c) => c instanceof Uint8Array && c.length < 16384);
+    if (typeof m.kind !== 'string' || !(m.publicKey instanceof Uint8Array) || !(m.reportData instanceof Uint8Array) || !(m.evidence instanceof Uint8Array) || !certsOk) {
       this.kill({ kind: 'fatal', reason: 'malformed evidence message' });
       throw new Error('the Keep sent a malformed evidence message');
     }
-    return { kind: m.kind, publicKey: m.publicKey, reportData: m.reportData, evidence: m.evidence };
+    return { kind: m.kind, publicKey: m.publicKey, reportData: m.reportData, evidence: m.evidence, certs: certs as Uint8Array[] };
   }
 
   async provision(jwe: string): Promise<void> {
@@ -259,7 +275,11 @@ export class KeepProcess extends EventEmitter {
     if (!cause) {
       if (signal === 'SIGXCPU' || (signal === 'SIGKILL' && this.#usage.cpuMs >= this.limits.cpuSeconds * 1000 - 500)) cause = { kind: 'limit', limit: 'cpu' };
       else if (this.#reportedExit !== undefined) cause = { kind: 'exited' };
-      else cause = { kind: 'crashed', reason: signal ? `Keep process killed by ${signal}` : `Keep process exited with ${code} before its workload finished` };
+      else {
+        const last = this.#diagnostics.trim().split('\n').filter((l) => /Error|error:/.test(l)).pop();
+        const why = signal ? `Keep process killed by ${signal}` : `Keep process exited with ${code} before its workload finished`;
+        cause = { kind: 'crashed', reason: last ? `${why}: ${last.trim().slice(0, 300)}` : why };
+      }
     }
     const end: KeepEnd = { code: this.#reportedExit ?? (cause.kind === 'limit' ? 137 : code), signal, cause };
     this.#ended = end;

@@ -211,6 +211,7 @@ export class KeepProcess extends EventEmitter {
       const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ticks = Number(fields[11]) + Number(fields[12]);
+      if (Number(statm[1]) === 0) return true; // an exiting process: keep its last real figures
       this.#usage = {
         rssBytes: Number(statm[1]) * 4096,
         cpuMs: Math.round((ticks * 1000) / CLK_TCK),

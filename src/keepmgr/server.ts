@@ -11,7 +11,7 @@ import { KeepManager } from './manager.ts';
 import { KeepStore, type KeepRecord } from './store.ts';
 import { apiHandler, Auth } from './api.ts';
 import { ensureTls } from './tls.ts';
-import type { KeepLimits } from './keep/host.ts';
+import { prepareAgentBundle, type KeepLimits } from './keep/host.ts';
 import type { EvidenceConfig } from './keep/evidence.ts';
 
 export interface DaemonOptions {
@@ -71,6 +71,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     evidence = sw.config;
     testRootPath = sw.arkPath;
   }
+  await prepareAgentBundle(o.dataDir);
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({

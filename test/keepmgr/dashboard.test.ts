@@ -50,7 +50,8 @@ test('the dashboard lists the live daemon\'s Keeps with states, verdicts and res
   assert.equal(await row(refused.id).getAttribute('data-state'), 'refused');
   assert.match((await row(refused.id).locator('.verdict').textContent())!, /^refused: policy: the Keep offers no attestation/);
   assert.match((await row(done.id).locator('.verdict').textContent())!, /^accepted/);
-  assert.match((await row(running.id).textContent())!, /MiB \/ 256 MiB/);
+  // Resource use appears once the host has sampled the Keep (every 200 ms; the page polls every second).
+  await page.waitForFunction((id) => /MiB \/ 256 MiB/.test(document.querySelector(`tr[data-keep="${id}"]`)?.textContent ?? ''), running.id, { timeout: 10_000 });
   assert.match((await page.locator('#capacity').textContent())!, /Keeps live/);
 
   await row(running.id).locator('button.stop').click();

@@ -4,7 +4,7 @@
  * computes, so the host cannot bind someone else's key.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SnpTcbValues } from '../../attestation/testing/snp.ts';
 import type { SnpProduct } from '../../attestation/roots.ts';
@@ -36,12 +36,16 @@ export interface EvidenceSource {
 const KEEP_CODE = dirname(fileURLToPath(import.meta.url));
 
 /**
- * What a software SNP Keep reports as its MEASUREMENT: SHA-384 over the Keep's own code (this
- * directory and the shared cryptography), read by the Keep itself, so a policy can pin a release.
+ * What a software SNP Keep reports as its MEASUREMENT: SHA-384 over the Keep's own code, read by
+ * the Keep itself, so a policy can pin a release: the bundled agent when the Keep runs one, else
+ * its source files.
  */
 export async function softwareMeasurement(): Promise<Uint8Array> {
-  const files = [...readdirSync(KEEP_CODE).filter((f) => f.endsWith('.ts')).map((f) => join(KEEP_CODE, f)), join(KEEP_CODE, '..', 'crypto.ts')].sort();
-  const parts = files.flatMap((f) => [new TextEncoder().encode(`${f.slice(f.lastIndexOf('keepmgr'))}\0`), readFileSync(f)]);
+  const entry = process.argv[1] ?? '';
+  const files = entry.endsWith('.mjs')
+    ? [entry]
+    : [...readdirSync(KEEP_CODE).filter((f) => f.endsWith('.ts')).map((f) => join(KEEP_CODE, f)), join(KEEP_CODE, '..', 'crypto.ts')].sort();
+  const parts = files.flatMap((f) => [new TextEncoder().encode(`${basename(f)}\0`), readFileSync(f)]);
   const total = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {

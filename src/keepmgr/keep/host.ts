@@ -75,6 +75,27 @@ function readdirSafe(dir: string): string[] {
 }
 
 let cachedPaths: string[] | undefined;
+/** The agent as one bundled file, when prepareAgentBundle made one: then it is all a Keep may read. */
+let bundle: string | undefined;
+
+/**
+ * Bundles the agent and its libraries into one ES module in `dir` (the daemon's private data
+ * directory). A Keep that loads one plain file needs no TypeScript loader: it starts about four
+ * times faster and an idle one takes half the memory. Without esbuild (a development
+ * dependency), Keeps run the sources directly.
+ */
+export async function prepareAgentBundle(dir: string): Promise<string | undefined> {
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    return undefined;
+  }
+  const out = join(dir, 'keep-agent.mjs');
+  await esbuild.build({ entryPoints: [AGENT], bundle: true, platform: 'node', format: 'esm', target: 'node22', outfile: out, logLevel: 'silent', legalComments: 'none' });
+  bundle = out;
+  return out;
+}
 const HAVE_SETPRIV = existsSync('/usr/bin/setpriv');
 const CLK_TCK = 100;
 
@@ -108,9 +129,10 @@ export class KeepProcess extends EventEmitter {
   /** Starts a Keep process and waits for its agent to say it is ready. */
   static async start(evidence: EvidenceConfig, limits: KeepLimits): Promise<KeepProcess> {
     cachedPaths ??= readablePaths();
+    const code = bundle ? [bundle] : cachedPaths;
     const hardware =
       evidence.kind === 'hardware'
-        ? [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`, '--allow-fs-read=/sys/kernel/config/tsm', '--allow-fs-write=/sys/kernel/config/tsm', '--allow-fs-read=/dev/attestation', '--allow-fs-write=/dev/attestation']
+        ? [...(bundle ? [] : [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`]), '--allow-fs-read=/sys/kernel/config/tsm', '--allow-fs-write=/sys/kernel/config/tsm', '--allow-fs-read=/dev/attestation', '--allow-fs-write=/dev/attestation']
         : [];
     const heapMiB = Math.max(16, Math.floor(limits.memoryMiB / 2));
     // Linear memory gets what the limit leaves after Node's own ~96 MiB, so a workload that
@@ -120,7 +142,7 @@ export class KeepProcess extends EventEmitter {
     const node = [
       process.execPath,
       '--permission',
-      ...cachedPaths.map((p) => `--allow-fs-read=${p}`),
+      ...code.map((p) => `--allow-fs-read=${p}`),
       ...hardware,
       `--max-old-space-size=${heapMiB}`,
       '--max-semi-space-size=1',
@@ -128,7 +150,7 @@ export class KeepProcess extends EventEmitter {
       `--wasm-max-mem-pages=${wasmPages}`,
       '--disable-warning=ExperimentalWarning',
       '--stack-size=2048',
-      AGENT,
+      bundle ?? AGENT,
     ];
     // The shell sets kernel limits, then execs Node: the pid we hold is the Keep's own. setpriv
     // asks the kernel to kill the Keep when the host dies, even while its workload holds the

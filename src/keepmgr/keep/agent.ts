@@ -12,8 +12,8 @@ import { FrameDecoder, encodeFrame, type Message } from './frame.ts';
 import { evidenceSource, type EvidenceConfig, type EvidenceSource } from './evidence.ts';
 import type { KeepKey, OutputPayload, Provision } from '../crypto.ts';
 
-// An idle Keep in the warm pool loads only the framing; the cryptography, TOML parser and wasm
-// host load when the Keep is handed out, which keeps idle Keeps small.
+// The cryptography, TOML parser and wasm host load when first needed (with the bundled agent
+// they are parsed lazily anyway).
 const NONCE_BYTES = 32;
 const lib = () => import('../crypto.ts');
 
@@ -69,6 +69,8 @@ async function handle(msg: Message): Promise<void> {
     case 'init': {
       if (source) throw new Error('init sent twice');
       source = await evidenceSource(msg.evidence as EvidenceConfig);
+      // The key is made now, while the Keep waits in the pool, so handing it out costs nothing.
+      key = await (await lib()).generateKeepKey();
       send({ t: 'ready', pid: process.pid });
       return;
     }
@@ -76,8 +78,7 @@ async function handle(msg: Message): Promise<void> {
       if (!source || keepId !== undefined) throw new Error('assign out of order');
       if (typeof msg.keepId !== 'string' || !/^[0-9a-f-]{36}$/.test(msg.keepId)) throw new Error('assign without a valid Keep id');
       keepId = msg.keepId;
-      key = await (await lib()).generateKeepKey();
-      send({ t: 'assigned', publicKey: key.spki });
+      send({ t: 'assigned', publicKey: key!.spki });
       return;
     }
     case 'challenge': {

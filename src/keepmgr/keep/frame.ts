@@ -1,9 +1,11 @@
 /**
- * Framing of the pipe between the host and a keepmgr Keep: a 4-byte big-endian length, then one
- * CBOR map with a string `t`. Both sides cap frame sizes, so a hostile peer cannot make the other
- * buffer without bound.
+ * Framing of the pipe between the host and a keepmgr Keep: the sallyport's (a 4-byte big-endian
+ * length, then CBOR), each payload one CBOR map with a string `t`. Frames may be larger than the
+ * sallyport's 1 MiB, since provisioning carries a whole module in one JWE; both sides still cap
+ * them, so a hostile peer cannot make the other buffer without bound.
  */
 import { encode, decode } from 'cborg';
+import { FrameDecoder as ByteFrames } from '../../sallyport/frame.ts';
 
 /** The largest provisioning message (100 MB wasm + Enarx.toml + stdin, base64url inside a JWE) fits. */
 export const MAX_FRAME_BYTES = 160 * 1024 * 1024;
@@ -25,25 +27,23 @@ export function encodeFrame(msg: Message): Uint8Array {
   return out;
 }
 
+/** Length-prefix splitting is the sallyport's; this layer decodes each payload as a CBOR map. */
 export class FrameDecoder {
-  #buf: Buffer = Buffer.alloc(0);
-  readonly #max: number;
+  readonly #frames: ByteFrames;
 
   constructor(maxFrameBytes = MAX_FRAME_BYTES) {
-    this.#max = maxFrameBytes;
+    this.#frames = new ByteFrames(maxFrameBytes);
   }
 
   /** Feeds bytes; returns the complete messages they finish. Throws FrameError on malformed input. */
   push(chunk: Uint8Array): Message[] {
-    this.#buf = this.#buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buf, chunk]);
-    const out: Message[] = [];
-    while (this.#buf.length >= 4) {
-      const len = this.#buf.readUInt32BE(0);
-      if (len > this.#max) throw new FrameError(`frame of ${len} bytes exceeds the ${this.#max}-byte limit`);
-      if (len === 0) throw new FrameError('empty frame');
-      if (this.#buf.length < 4 + len) break;
-      const body = this.#buf.subarray(4, 4 + len);
-      this.#buf = this.#buf.subarray(4 + len);
+    let payloads: Uint8Array[];
+    try {
+      payloads = this.#frames.push(chunk);
+    } catch (err) {
+      throw new FrameError((err as Error).message);
+    }
+    return payloads.map((body) => {
       let msg: unknown;
       try {
         msg = decode(body);
@@ -53,12 +53,11 @@ export class FrameDecoder {
       if (typeof msg !== 'object' || msg === null || Array.isArray(msg) || typeof (msg as Message).t !== 'string') {
         throw new FrameError('frame is not a CBOR map with a string "t"');
       }
-      out.push(msg as Message);
-    }
-    return out;
+      return msg as Message;
+    });
   }
 
   get pending(): number {
-    return this.#buf.length;
+    return this.#frames.pending;
   }
 }

@@ -53,7 +53,7 @@ const KEEPMGR_SRC = resolve(here, '..');
 /** Files the Keep may read: its own code and the libraries it imports, nothing else. */
 function readablePaths(): string[] {
   // src/attestation: byte helpers, and the SNP report format for software evidence.
-  const paths = [KEEPMGR_SRC, join(KEEPMGR_SRC, '..', 'attestation')];
+  const paths = [KEEPMGR_SRC, join(KEEPMGR_SRC, '..', 'attestation'), join(KEEPMGR_SRC, '..', 'sallyport', 'frame.ts')];
   for (const pkg of ['cborg', 'jose', 'smol-toml']) {
     let dir = dirname(fileURLToPath(import.meta.resolve(pkg)));
     while (!readdirSafe(dir).includes('package.json')) dir = dirname(dir);

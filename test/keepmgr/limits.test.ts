@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { attestKeep, provisionKeep, followOutput } from '../../src/keepmgr/index.ts';
+import { ApiError, attestKeep, provisionKeep, followOutput } from '../../src/keepmgr/index.ts';
 import { startTestDaemon, waitFor, WASM, type TestDaemon } from './helpers.ts';
 
 let t: TestDaemon;
@@ -61,4 +61,15 @@ test('the Keep process runs under the permission model with its descriptor limit
   const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
   assert.match(limits, /Max open files\s+40\s+40/);
   await t.client.stop(keep.id);
+});
+
+test('a --hardware Keep on a host with no TEE interface refuses the challenge and says what is missing', async () => {
+  const hw = await startTestDaemon({ poolSize: 0, evidence: { kind: 'hardware' } });
+  try {
+    const keep = await hw.client.create();
+    await assert.rejects(hw.client.challenge(keep.id, crypto.getRandomValues(new Uint8Array(32))), (e: unknown) => e instanceof ApiError && e.status === 422 && /no evidence: .*(configfs-tsm|tsm|attestation)/i.test(e.message));
+    assert.equal((await hw.client.contracts()).contracts[0]!.evidence, 'hardware');
+  } finally {
+    await hw.close();
+  }
 });

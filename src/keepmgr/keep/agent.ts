@@ -93,7 +93,13 @@ async function handle(msg: Message): Promise<void> {
       }
       nonce = msg.nonce;
       const reportData = await (await lib()).bindingReportData(key.spki, keepId, nonce);
-      const got = await source.collect(reportData);
+      let got;
+      try {
+        got = await source.collect(reportData);
+      } catch (err) {
+        send({ t: 'refused', reason: `no evidence: ${(err as Error).message}` });
+        return;
+      }
       send({ t: 'evidence', kind: got.kind, publicKey: key.spki, reportData, evidence: got.evidence, certs: got.certs });
       return;
     }

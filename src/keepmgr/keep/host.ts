@@ -130,9 +130,10 @@ export class KeepProcess extends EventEmitter {
   static async start(evidence: EvidenceConfig, limits: KeepLimits): Promise<KeepProcess> {
     cachedPaths ??= readablePaths();
     const code = bundle ? [bundle] : cachedPaths;
+    // The trailing wildcard also covers paths that do not exist when the Keep starts.
     const hardware =
       evidence.kind === 'hardware'
-        ? [...(bundle ? [] : [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`]), '--allow-fs-read=/sys/kernel/config/tsm', '--allow-fs-write=/sys/kernel/config/tsm', '--allow-fs-read=/dev/attestation', '--allow-fs-write=/dev/attestation']
+        ? [...(bundle ? [] : [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`]), '--allow-fs-read=/sys/kernel/config/tsm/*', '--allow-fs-write=/sys/kernel/config/tsm/*', '--allow-fs-read=/dev/attestation/*', '--allow-fs-write=/dev/attestation/*']
         : [];
     const heapMiB = Math.max(16, Math.floor(limits.memoryMiB / 2));
     // Linear memory gets what the limit leaves after Node's own ~96 MiB, so a workload that

@@ -146,3 +146,17 @@ test('a Keep process that dies is recorded as crashed, and its client learns it 
   assert.equal(end.host?.state, 'crashed');
   assert.match(String(end.host?.reason), /SIGSEGV/);
 });
+
+test('an Enarx.toml the Keep cannot honour ends with a sealed reason: bad TOML, or networking files', async () => {
+  for (const [config, why] of [
+    ['args = [', /Enarx\.toml/],
+    ['[[files]]\nkind = "listen"\nname = "web"\nprot = "tcp"\nport = 8080\n', /no networking/],
+  ] as const) {
+    const keep = await t.client.create();
+    const att = await attestKeep(t.client, keep.id, { allowUnattested: true });
+    const session = await provisionKeep(t.client, att, { wasm: WASM('hello'), config });
+    const end = await followOutput(t.client, session, () => {});
+    assert.equal(end.exit?.code, 1);
+    assert.match(end.exit?.reason ?? '', why);
+  }
+});

@@ -25,6 +25,8 @@ let key: KeepKey | undefined;
 let nonce: Uint8Array | undefined;
 let provisioned = false;
 let queue: Promise<void> = Promise.resolve();
+/** What the host allows the workload: linear memory and WASI descriptors (sent with init). */
+const limits = { wasmMemoryBytes: 64 * 1024 * 1024, wasmDescriptors: 32 };
 
 /**
  * Writes a whole frame synchronously. Output is sealed and sent while the workload runs on this
@@ -69,6 +71,9 @@ async function handle(msg: Message): Promise<void> {
     case 'init': {
       if (source) throw new Error('init sent twice');
       source = await evidenceSource(msg.evidence as EvidenceConfig);
+      const l = msg.limits as { wasmMemoryBytes?: unknown; wasmDescriptors?: unknown } | undefined;
+      if (typeof l?.wasmMemoryBytes === 'number') limits.wasmMemoryBytes = l.wasmMemoryBytes;
+      if (typeof l?.wasmDescriptors === 'number') limits.wasmDescriptors = l.wasmDescriptors;
       // The key is made now, while the Keep waits in the pool, so handing it out costs nothing.
       key = await (await lib()).generateKeepKey();
       send({ t: 'ready', pid: process.pid });
@@ -130,35 +135,17 @@ async function handle(msg: Message): Promise<void> {
   }
 }
 
-async function workloadArgs(config: string | null): Promise<{ args: string[]; env: string[] }> {
-  if (config === null) return { args: ['main.wasm'], env: ['FD_COUNT=3', 'FD_NAMES=stdin:stdout:stderr'] };
-  const { parse: parseToml } = await import('smol-toml');
-  const doc = parseToml(config) as { args?: unknown; env?: unknown; files?: unknown };
-  const args = Array.isArray(doc.args) ? doc.args.map(String) : [];
-  const files = Array.isArray(doc.files) ? (doc.files as Array<{ kind?: string; name?: string }>) : [{ kind: 'stdin' }, { kind: 'stdout' }, { kind: 'stderr' }];
-  for (const f of files) {
-    if (!['stdin', 'stdout', 'stderr', 'null'].includes(String(f.kind))) {
-      throw new Error(`Enarx.toml file kind '${String(f.kind)}' is not available to keepmgr Keeps yet (only stdin, stdout, stderr and null)`);
-    }
-  }
-  const env = [`FD_COUNT=${files.length}`, `FD_NAMES=${files.map((f) => f.name ?? f.kind).join(':')}`];
-  if (doc.env && typeof doc.env === 'object') for (const [k, v] of Object.entries(doc.env)) env.push(`${k}=${String(v)}`);
-  return { args: ['main.wasm', ...args], env };
-}
-
 async function run(p: Provision, id: string, k: KeepKey): Promise<void> {
   const { deriveOutputKeyBytes, importOutputPeer, sealRecord } = await lib();
-  const { runWasi } = await import('./wasi-lite.ts');
   const outKey = await deriveOutputKeyBytes(k.privateKey, await importOutputPeer(p.outputKey), id, p.nonce);
   let seq = 0;
   const emit = (payload: OutputPayload) => {
     const r = sealRecord(outKey, id, seq++, payload);
     send({ t: 'record', seq: r.seq, ct: r.ct });
   };
-  let exit;
+  let exit: { code: number; reason: string | null };
   try {
-    const { args, env } = await workloadArgs(p.config);
-    exit = await runWasi(p.wasm, { args, env, stdin: p.stdin, write: (fd, data) => emit({ stream: fd === 1 ? 'stdout' : 'stderr', data }) });
+    exit = await runProvisioned(p, emit);
   } catch (err) {
     exit = { code: 1, reason: (err as Error).message };
   }
@@ -166,4 +153,36 @@ async function run(p: Provision, id: string, k: KeepKey): Promise<void> {
   emit({ stream: 'exit', code: exit.code, reason: exit.reason });
   send({ t: 'exited', code: exit.code });
   pipe.end(() => process.exit(0));
+}
+
+/** Runs the workload on the project's WASI host, its files opened from Enarx.toml (stdio only: no networking here). */
+async function runProvisioned(p: Provision, emit: (payload: OutputPayload) => void): Promise<{ code: number; reason: string | null }> {
+  const [{ runWorkload }, { parseConfig, DEFAULT_FILES, fdEnvironment }, { openDescriptors }, { BytesInput, SealedOutput }] = await Promise.all([
+    import('../../runtime/index.ts'),
+    import('../../config/index.ts'),
+    import('../../keep/capabilities.ts'),
+    import('./io.ts'),
+  ]);
+  const config = p.config === null ? null : parseConfig(p.config, 'Enarx.toml', '/');
+  const files = config?.files ?? DEFAULT_FILES;
+  const descriptors = await openDescriptors(files, {
+    stdin: () => new BytesInput(p.stdin),
+    stdout: () => new SealedOutput((data) => emit({ stream: 'stdout', data })),
+    stderr: () => new SealedOutput((data) => emit({ stream: 'stderr', data })),
+  });
+  const outcome = await runWorkload({
+    module: p.wasm,
+    args: ['main.wasm', ...(config?.args ?? [])],
+    env: [...fdEnvironment(files), ...(config?.env ?? [])],
+    descriptors,
+    limits: { maxMemoryBytes: limits.wasmMemoryBytes, maxDescriptors: limits.wasmDescriptors },
+  });
+  switch (outcome.kind) {
+    case 'exit':
+      return { code: outcome.code, reason: null };
+    case 'trap':
+      return { code: 134, reason: outcome.message };
+    case 'aborted':
+      return { code: 137, reason: outcome.reason };
+  }
 }

@@ -53,7 +53,8 @@ const KEEPMGR_SRC = resolve(here, '..');
 /** Files the Keep may read: its own code and the libraries it imports, nothing else. */
 function readablePaths(): string[] {
   // src/attestation: byte helpers, and the SNP report format for software evidence.
-  const paths = [KEEPMGR_SRC, join(KEEPMGR_SRC, '..', 'attestation'), join(KEEPMGR_SRC, '..', 'sallyport', 'frame.ts')];
+  const src = join(KEEPMGR_SRC, '..');
+  const paths = [KEEPMGR_SRC, ...['attestation', 'runtime', 'wasi', 'config', 'sallyport/frame.ts', 'keep/capabilities.ts'].map((p) => join(src, p))];
   for (const pkg of ['cborg', 'jose', 'smol-toml']) {
     let dir = dirname(fileURLToPath(import.meta.resolve(pkg)));
     while (!readdirSafe(dir).includes('package.json')) dir = dirname(dir);
@@ -140,6 +141,7 @@ export class KeepProcess extends EventEmitter {
     // asks for more sees memory.grow fail (malloc returns NULL) before the host has to kill it.
     // Never below 32 MiB: Node's TypeScript loader is itself a wasm instance.
     const wasmPages = Math.max(512, (limits.memoryMiB - 96) * 16);
+    // --no-liftoff: optimised wasm from the start, as enarx run does (docs/wasi.md, "Performance").
     const node = [
       process.execPath,
       '--permission',
@@ -149,6 +151,7 @@ export class KeepProcess extends EventEmitter {
       '--max-semi-space-size=1',
       '--v8-pool-size=0',
       `--wasm-max-mem-pages=${wasmPages}`,
+      '--no-liftoff',
       '--disable-warning=ExperimentalWarning',
       '--stack-size=2048',
       bundle ?? AGENT,
@@ -164,7 +167,7 @@ export class KeepProcess extends EventEmitter {
       env: { PATH: '/usr/bin:/bin', NODE_OPTIONS: '' },
     });
     const keep = new KeepProcess(child, limits);
-    keep.send({ t: 'init', evidence });
+    keep.send({ t: 'init', evidence, limits: { wasmMemoryBytes: wasmPages * 65536, wasmDescriptors: Math.max(8, limits.descriptors - 32) } });
     await keep.expect(['ready'], 30_000);
     return keep;
   }

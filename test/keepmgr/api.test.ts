@@ -20,7 +20,7 @@ function problem(r: { status: number; headers: Record<string, unknown>; json: ()
   assert.ok(!p.detail.includes('\n'));
 }
 
-test('authentication: no token, a wrong token, and another tenant\'s Keep', async () => {
+test('authentication: no token, a wrong token, and another tenant\'s Keep', { timeout: 120_000 }, async () => {
   problem(await raw(t, 'GET', '/api/v1/keeps', { token: null }), 401, /Bearer/);
   problem(await raw(t, 'GET', '/api/v1/keeps', { token: 'not-a-valid-token-at-all' }), 401, /not valid/);
   const mine = await t.tenant.create();
@@ -35,7 +35,7 @@ test('authentication: no token, a wrong token, and another tenant\'s Keep', asyn
   await t.tenant.stop(mine.id);
 });
 
-test('bad requests get one-line problem+json answers and change nothing', async () => {
+test('bad requests get one-line problem+json answers and change nothing', { timeout: 120_000 }, async () => {
   const before = (await t.client.list()).keeps.length;
   problem(await raw(t, 'POST', '/api/v1/keeps', { body: '{"limits":', headers: { 'content-type': 'application/json' } }), 400, /not valid JSON/);
   problem(await raw(t, 'POST', '/api/v1/keeps', { body: Buffer.from([0xff, 0x00]), headers: { 'content-type': 'application/cbor' } }), 400, /not valid CBOR/);
@@ -74,7 +74,7 @@ test('bad requests get one-line problem+json answers and change nothing', async 
   await t.client.stop(keep.id);
 });
 
-test('admission control refuses with 503, Retry-After and a reason once the host is full', async () => {
+test('admission control refuses with 503, Retry-After and a reason once the host is full', { timeout: 120_000 }, async () => {
   const live = await Promise.all([t.client.create(), t.client.create(), t.client.create()]);
   const r = await raw(t, 'POST', '/api/v1/keeps', { body: '{}', headers: { 'content-type': 'application/json' } });
   problem(r, 503, /host full: 3 of 3 Keeps are live/);
@@ -88,7 +88,7 @@ test('admission control refuses with 503, Retry-After and a reason once the host
   for (const k of [...live.slice(1), ok]) await t.client.stop(k.id);
 });
 
-test('the Unix socket serves the same API to local administrators without a token', async () => {
+test('the Unix socket serves the same API to local administrators without a token', { timeout: 120_000 }, async () => {
   const { KeepmgrClient } = await import('../../src/keepmgr/index.ts');
   const local = new KeepmgrClient({ url: `unix:${t.daemon.socketPath}` });
   const info = await local.info();
@@ -97,7 +97,7 @@ test('the Unix socket serves the same API to local administrators without a toke
   assert.ok(Array.isArray((await local.list()).keeps));
 });
 
-test('the dashboard and health endpoints are served without credentials, and hold no data', async () => {
+test('the dashboard and health endpoints are served without credentials, and hold no data', { timeout: 120_000 }, async () => {
   const page = await raw(t, 'GET', '/', { token: null });
   assert.equal(page.status, 200);
   assert.match(page.text, /<title>enarx keep manager<\/title>/);

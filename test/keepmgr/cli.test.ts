@@ -9,7 +9,10 @@ import { KeepmgrClient, attestKeep, provisionKeep } from '../../src/keepmgr/inde
 import { pidAlive, tempDir, waitFor, WASM } from './helpers.ts';
 
 const dirs: string[] = [];
-after(() => {
+const daemons: Served[] = [];
+// A failed assertion must not leave a daemon behind: its pipes would keep this file from ending.
+after(async () => {
+  await Promise.all(daemons.map(stop));
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -17,6 +20,16 @@ interface Served {
   child: ChildProcess;
   doc: { url: string; socket: string; ca: string; tokens: string; pid: number; lost: Array<{ id: string; reason: string }> };
   stderr: () => string;
+}
+
+/** Stops a served daemon: SIGTERM, then SIGKILL if it has not gone within 15 s. */
+async function stop(s: Served): Promise<void> {
+  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
+  const gone = new Promise((r) => s.child.once('exit', r));
+  s.child.kill('SIGTERM');
+  const timer = setTimeout(() => s.child.kill('SIGKILL'), 15_000);
+  await gone;
+  clearTimeout(timer);
 }
 
 function serve(dir: string, extra: string[] = []): Promise<Served> {
@@ -28,7 +41,9 @@ function serve(dir: string, extra: string[] = []): Promise<Served> {
     child.stdout!.on('data', (c: Buffer) => {
       out += c;
       try {
-        resolve({ child, doc: JSON.parse(out), stderr: () => err });
+        const served = { child, doc: JSON.parse(out), stderr: () => err };
+        daemons.push(served);
+        resolve(served);
       } catch {
         /* not complete yet */
       }
@@ -37,7 +52,7 @@ function serve(dir: string, extra: string[] = []): Promise<Served> {
   });
 }
 
-test('usage errors: deploy without --keepmgr, keep without a keep manager, a plain-http URL', async () => {
+test('usage errors: deploy without --keepmgr, keep without a keep manager, a plain-http URL', { timeout: 120_000 }, async () => {
   const d = await runEnarx(['deploy', join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm')], { env: { ENARX_KEEPMGR: '' } });
   assert.equal(d.code, 2);
   assert.match(d.stderr, /^enarx: enarx deploy needs --keepmgr URL for now \(.*enarx run\)\n$/);
@@ -55,7 +70,7 @@ test('usage errors: deploy without --keepmgr, keep without a keep manager, a pla
   assert.match(s.stderr, /--pool must be an integer/);
 });
 
-test('serve, then deploy from a second process: attested (explicitly unattested here), provisioned, output relayed', async () => {
+test('serve, then deploy from a second process: attested (explicitly unattested here), provisioned, output relayed', { timeout: 120_000 }, async () => {
   const dir = tempDir();
   dirs.push(dir);
   const s = await serve(dir);
@@ -81,12 +96,11 @@ test('serve, then deploy from a second process: attested (explicitly unattested 
     assert.equal(human.code, 0);
     assert.match(human.stdout, /refused/);
   } finally {
-    s.child.kill('SIGTERM');
-    await new Promise((r) => s.child.once('exit', r));
+    await stop(s);
   }
 });
 
-test('a daemon killed with kill -9 leaves no Keep process behind, and on restart reports the Keeps it lost', async () => {
+test('a daemon killed with kill -9 leaves no Keep process behind, and on restart reports the Keeps it lost', { timeout: 120_000 }, async () => {
   const dir = tempDir();
   dirs.push(dir);
   const s = await serve(dir);
@@ -98,8 +112,9 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
   await waitFor(async () => (await client.get(busy.id)).outputRecords > 0, 10_000, 'the spinning workload to start');
   const pids = [(await client.get(idle.id)).pid!, (await client.get(busy.id)).pid!];
   assert.ok(pids.every(pidAlive));
+  const killed = new Promise((r) => s.child.once('exit', r));
   s.child.kill('SIGKILL');
-  await new Promise((r) => s.child.once('exit', r));
+  await killed;
   // Both the idle Keep (its pipe closes) and the one whose workload holds its thread (the kernel's parent-death signal) go.
   await waitFor(() => pids.every((p) => !pidAlive(p)), 5_000, 'the orphaned Keeps to exit');
   const again = await serve(dir);
@@ -112,12 +127,10 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
     assert.match(rec.reason!, /ended while this Keep was running/);
     assert.equal((await c2.info()).lost.length, 2);
   } finally {
-    again.child.kill('SIGTERM');
-    await new Promise((r) => again.child.once('exit', r));
+    await stop(again);
   }
   // A clean shutdown loses nothing.
   const third = await serve(dir);
   assert.deepEqual(third.doc.lost, []);
-  third.child.kill('SIGTERM');
-  await new Promise((r) => third.child.once('exit', r));
+  await stop(third);
 });

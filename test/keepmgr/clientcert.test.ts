@@ -32,7 +32,7 @@ before(async () => {
 });
 after(() => t.close());
 
-test('client certificates from the configured CA authenticate as cert:<CN>, each seeing only its own Keeps', async () => {
+test('client certificates from the configured CA authenticate as cert:<CN>, each seeing only its own Keeps', { timeout: 120_000 }, async () => {
   const carol = new KeepmgrClient({ url: t.daemon.url!, ca: t.ca, ...(await leaf(tenants, 'carol')) });
   const dave = new KeepmgrClient({ url: t.daemon.url!, ca: t.ca, ...(await leaf(tenants, 'dave')) });
   assert.equal((await carol.info()).principal, 'cert:carol');
@@ -43,7 +43,7 @@ test('client certificates from the configured CA authenticate as cert:<CN>, each
   await carol.stop(k.id);
 });
 
-test('a certificate from another CA, or none, is not an identity', async () => {
+test('a certificate from another CA, or none, is not an identity', { timeout: 120_000 }, async () => {
   const stranger = new KeepmgrClient({ url: t.daemon.url!, ca: t.ca, ...(await leaf(await ca('someone else'), 'mallory')) });
   await assert.rejects(stranger.info(), (e: unknown) => e instanceof ApiError && e.status === 401);
   const nobody = new KeepmgrClient({ url: t.daemon.url!, ca: t.ca });

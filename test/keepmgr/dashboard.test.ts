@@ -33,7 +33,7 @@ after(async () => {
 
 const row = (id: string) => page.locator(`tr[data-keep="${id}"]`);
 
-test('the dashboard lists the live daemon\'s Keeps with states, verdicts and resource use, and a stop takes effect', async () => {
+test('the dashboard lists the live daemon\'s Keeps with states, verdicts and resource use, and a stop takes effect', { timeout: 120_000 }, async () => {
   const done = await t.client.create();
   const att = await attestKeep(t.client, done.id, { allowUnattested: true });
   const session = await provisionKeep(t.client, att, { wasm: WASM('hello'), config: null });
@@ -60,7 +60,7 @@ test('the dashboard lists the live daemon\'s Keeps with states, verdicts and res
   assert.equal(await row(running.id).locator('button.stop').count(), 0);
 });
 
-test('without a token the dashboard asks for one and shows nothing', async () => {
+test('without a token the dashboard asks for one and shows nothing', { timeout: 120_000 }, async () => {
   const fresh = await context.newPage();
   await fresh.goto(`${t.daemon.url}/`);
   await fresh.evaluate(() => sessionStorage.clear());

@@ -14,7 +14,7 @@ after(() => t.close());
 
 const text = (ps: OutputPayload[], stream: string) => Buffer.concat(ps.filter((p) => p.stream === stream).map((p) => ('data' in p ? p.data : new Uint8Array()))).toString();
 
-test('create → attest → provision → sealed output, from the warm pool, with the daemon seeing only ciphertext', async () => {
+test('create → attest → provision → sealed output, from the warm pool, with the daemon seeing only ciphertext', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   assert.equal(keep.origin, 'pool');
   assert.equal(keep.state, 'ready');
@@ -43,7 +43,7 @@ test('create → attest → provision → sealed output, from the warm pool, wit
   assert.equal(text(again, 'stdout'), text(got, 'stdout'));
 });
 
-test('the API speaks CBOR to clients that ask for it, with byte strings as bytes', async () => {
+test('the API speaks CBOR to clients that ask for it, with byte strings as bytes', { timeout: 120_000 }, async () => {
   const cbor = new KeepmgrClient({ ...t.client.options, format: 'cbor' });
   const { contracts } = await cbor.contracts();
   assert.equal(contracts[0]!.backend, 'process');
@@ -59,7 +59,7 @@ test('the API speaks CBOR to clients that ask for it, with byte strings as bytes
   void decode;
 });
 
-test('a client refuses an unattested Keep unless told otherwise, stops it, and sends nothing', async () => {
+test('a client refuses an unattested Keep unless told otherwise, stops it, and sends nothing', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   await assert.rejects(attestKeep(t.client, keep.id), (err: unknown) => err instanceof KeepRefused && /offers no attestation/.test(err.message));
   const info = await t.client.get(keep.id);
@@ -69,7 +69,7 @@ test('a client refuses an unattested Keep unless told otherwise, stops it, and s
   await assert.rejects(t.client.provision(keep.id, 'a.b.c.d.e'), (e: unknown) => e instanceof ApiError && e.status === 409);
 });
 
-test('a host that swaps one Keep\'s ciphertext into another, or replays it, is caught by the Keep', async () => {
+test('a host that swaps one Keep\'s ciphertext into another, or replays it, is caught by the Keep', { timeout: 120_000 }, async () => {
   const a = await t.client.create();
   const b = await t.client.create();
   const attA = await attestKeep(t.client, a.id, { allowUnattested: true });
@@ -99,7 +99,7 @@ test('a host that swaps one Keep\'s ciphertext into another, or replays it, is c
   void attB;
 });
 
-test('the client detects dropped, reordered, replayed and altered output records', async () => {
+test('the client detects dropped, reordered, replayed and altered output records', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   const att = await attestKeep(t.client, keep.id, { allowUnattested: true });
   const session = await provisionKeep(t.client, att, { wasm: WASM('hello'), config: null, stdin: Buffer.from('x'.repeat(10)) });
@@ -124,7 +124,7 @@ test('the client detects dropped, reordered, replayed and altered output records
   await assert.rejects(reader.open({ seq: records.length, ct: records[0]!.ct }), ChannelError);
 });
 
-test('a workload that traps ends with a sealed exit record that says so', async () => {
+test('a workload that traps ends with a sealed exit record that says so', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   const att = await attestKeep(t.client, keep.id, { allowUnattested: true });
   const session = await provisionKeep(t.client, att, { wasm: WASM('crash'), config: null });
@@ -135,7 +135,7 @@ test('a workload that traps ends with a sealed exit record that says so', async 
   assert.equal(text(got, 'stdout'), 'about to crash\n');
 });
 
-test('a Keep process that dies is recorded as crashed, and its client learns it had no sealed exit', async () => {
+test('a Keep process that dies is recorded as crashed, and its client learns it had no sealed exit', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   const att = await attestKeep(t.client, keep.id, { allowUnattested: true });
   const session = await provisionKeep(t.client, att, { wasm: WASM('spin'), config: null });
@@ -147,7 +147,7 @@ test('a Keep process that dies is recorded as crashed, and its client learns it 
   assert.match(String(end.host?.reason), /SIGSEGV/);
 });
 
-test('an Enarx.toml the Keep cannot honour ends with a sealed reason: bad TOML, or networking files', async () => {
+test('an Enarx.toml the Keep cannot honour ends with a sealed reason: bad TOML, or networking files', { timeout: 120_000 }, async () => {
   for (const [config, why] of [
     ['args = [', /Enarx\.toml/],
     ['[[files]]\nkind = "listen"\nname = "web"\nprot = "tcp"\nport = 8080\n', /no networking/],

@@ -11,7 +11,7 @@ import { raw, startTestDaemon } from './helpers.ts';
 // Everything here parses bytes an adversary chooses: the pipe (either side may be hostile), the
 // provisioning JWE (the host relays it), output records (the host relays them) and API bodies.
 
-test('the pipe framing: any bytes, split anywhere, give messages or a FrameError, nothing else', () => {
+test('the pipe framing: any bytes, split anywhere, give messages or a FrameError, nothing else', { timeout: 120_000 }, () => {
   fc.assert(
     fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }), (chunks) => {
       const d = new FrameDecoder(4096);
@@ -25,7 +25,7 @@ test('the pipe framing: any bytes, split anywhere, give messages or a FrameError
   );
 });
 
-test('the pipe framing: messages survive any split into chunks', () => {
+test('the pipe framing: messages survive any split into chunks', { timeout: 120_000 }, () => {
   const msg = fc.record({ t: fc.string({ maxLength: 10 }), n: fc.integer(), b: fc.uint8Array({ maxLength: 100 }), s: fc.string() });
   fc.assert(
     fc.property(fc.array(msg, { minLength: 1, maxLength: 5 }), fc.array(fc.nat({ max: 50 }), { maxLength: 10 }), (msgs, cuts) => {
@@ -47,7 +47,7 @@ test('the pipe framing: messages survive any split into chunks', () => {
   assert.throws(() => new FrameDecoder().push(Buffer.concat([Uint8Array.of(0, 0, 0, 2), encode([1])])), /CBOR map/);
 });
 
-test('output records: arbitrary or mutated records are rejected with a ChannelError, never opened', async () => {
+test('output records: arbitrary or mutated records are rejected with a ChannelError, never opened', { timeout: 120_000 }, async () => {
   const keep = await generateKeepKey();
   const client = await generateOutputKeyPair();
   const nonce = crypto.getRandomValues(new Uint8Array(32));
@@ -66,7 +66,7 @@ test('output records: arbitrary or mutated records are rejected with a ChannelEr
   );
 });
 
-test('provisioning: random text and mutated JWEs are refused with a ChannelError', async () => {
+test('provisioning: random text and mutated JWEs are refused with a ChannelError', { timeout: 120_000 }, async () => {
   const keep = await generateKeepKey();
   const { publicJwk } = await generateOutputKeyPair();
   const nonce = crypto.getRandomValues(new Uint8Array(32));
@@ -86,7 +86,7 @@ test('provisioning: random text and mutated JWEs are refused with a ChannelError
   );
 });
 
-test('API bodies: arbitrary JSON and CBOR never get a 500', async () => {
+test('API bodies: arbitrary JSON and CBOR never get a 500', { timeout: 120_000 }, async () => {
   const t = await startTestDaemon({ poolSize: 0, maxKeeps: 2 });
   try {
     const keep = await t.client.create();

@@ -17,7 +17,7 @@ async function runTo(wasm: string, limits: Record<string, number>) {
   return { end, info: await t.client.get(keep.id) };
 }
 
-test('a workload that wants more memory than its Keep allows sees allocation fail inside the Keep', async () => {
+test('a workload that wants more memory than its Keep allows sees allocation fail inside the Keep', { timeout: 120_000 }, async () => {
   const keep = await t.client.create({ limits: { memoryMiB: 160 } });
   const att = await attestKeep(t.client, keep.id, { allowUnattested: true });
   const session = await provisionKeep(t.client, att, { wasm: WASM('memhog'), config: null });
@@ -30,7 +30,7 @@ test('a workload that wants more memory than its Keep allows sees allocation fai
   assert.ok(mib > 16 && mib <= 64, `linear memory stopped at ${mib} MiB of the 64 the 160 MiB limit leaves`);
 });
 
-test('a Keep process whose resident memory goes over its limit is killed by the host: exit 137, the limit named', async () => {
+test('a Keep process whose resident memory goes over its limit is killed by the host: exit 137, the limit named', { timeout: 120_000 }, async () => {
   // Below what Node itself needs (the API refuses such a limit); the host's RSS watch is the backstop.
   const { KeepProcess } = await import('../../src/keepmgr/keep/host.ts');
   const k = await KeepProcess.start({ kind: 'none' }, { memoryMiB: 48, cpuSeconds: 10, descriptors: 64 });
@@ -42,7 +42,7 @@ test('a Keep process whose resident memory goes over its limit is killed by the 
   assert.equal(end.code, 137);
 });
 
-test('a Keep that uses up its CPU time is killed by the kernel: exit 137, the limit named', async () => {
+test('a Keep that uses up its CPU time is killed by the kernel: exit 137, the limit named', { timeout: 120_000 }, async () => {
   const { end, info } = await runTo('spin', { cpuSeconds: 1 });
   assert.equal(end.exit, null);
   assert.equal(info.state, 'killed');
@@ -50,7 +50,7 @@ test('a Keep that uses up its CPU time is killed by the kernel: exit 137, the li
   assert.match(info.reason!, /cpu limit/);
 });
 
-test('the Keep process runs under the permission model with its descriptor limit', async () => {
+test('the Keep process runs under the permission model with its descriptor limit', { timeout: 120_000 }, async () => {
   const keep = await t.client.create({ limits: { descriptors: 40 } });
   const { readFileSync } = await import('node:fs');
   await waitFor(async () => (await t.client.get(keep.id)).pid !== null, 10_000, 'the Keep to start');
@@ -63,7 +63,7 @@ test('the Keep process runs under the permission model with its descriptor limit
   await t.client.stop(keep.id);
 });
 
-test('a --hardware Keep on a host with no TEE interface refuses the challenge and says what is missing', async () => {
+test('a --hardware Keep on a host with no TEE interface refuses the challenge and says what is missing', { timeout: 120_000 }, async () => {
   const hw = await startTestDaemon({ poolSize: 0, evidence: { kind: 'hardware' } });
   try {
     const keep = await hw.client.create();

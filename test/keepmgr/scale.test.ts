@@ -9,7 +9,7 @@ after(() => t?.close());
 
 const pss = (pid: number) => Number(/Pss:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
 
-test('100 Keeps on one host: all live and isolated, memory measured, the 101st refused, all stopped cleanly', async () => {
+test('100 Keeps on one host: all live and isolated, memory measured, the 101st refused, all stopped cleanly', { timeout: 120_000 }, async () => {
   t = await startTestDaemon({ poolSize: 0, maxKeeps: 100, memoryBudgetMiB: 100 * 256 });
   const ids: string[] = [];
   for (let batch = 0; batch < 10; batch++) {

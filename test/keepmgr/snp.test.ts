@@ -19,7 +19,7 @@ after(() => t.close());
 
 const trusting = () => libraryVerifier({ trustedTestRoots: [{ name: 'keepmgr', pem: arkPem }] });
 
-test('full flow with software SNP-format evidence under a test root the client trusts explicitly', async () => {
+test('full flow with software SNP-format evidence under a test root the client trusts explicitly', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   const att = await attestKeep(t.client, keep.id, { verifier: await trusting() });
   assert.equal(att.kind, 'snp');
@@ -40,7 +40,7 @@ test('full flow with software SNP-format evidence under a test root the client t
   assert.match(info.attestation.verdict!.reasons[0]!, /snp evidence verified under test:keepmgr/);
 });
 
-test('a client that does not trust the test root refuses the Keep, which is stopped before any workload byte', async () => {
+test('a client that does not trust the test root refuses the Keep, which is stopped before any workload byte', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   await assert.rejects(attestKeep(t.client, keep.id, { verifier: await libraryVerifier() }), (e: unknown) => e instanceof KeepRefused && /^chain: /.test(e.reasons[0]!));
   const info = await t.client.get(keep.id);
@@ -48,7 +48,7 @@ test('a client that does not trust the test root refuses the Keep, which is stop
   assert.equal(info.outputRecords, 0);
 });
 
-test('a policy that pins another measurement refuses the Keep, naming the reason', async () => {
+test('a policy that pins another measurement refuses the Keep, naming the reason', { timeout: 120_000 }, async () => {
   const keep = await t.client.create();
   const policy = `[snp]\nhash = ["${'ab'.repeat(48)}"]\n`;
   const verifier = await libraryVerifier({ policy, trustedTestRoots: [{ name: 'keepmgr', pem: arkPem }] });
@@ -72,7 +72,7 @@ class ReplayingHost extends KeepmgrClient {
   }
 }
 
-test('evidence replayed from another Keep (or an older challenge) fails the binding check', async () => {
+test('evidence replayed from another Keep (or an older challenge) fails the binding check', { timeout: 120_000 }, async () => {
   const host = new ReplayingHost(t.client.options);
   const a = await host.create();
   const b = await host.create();
@@ -88,7 +88,7 @@ test('evidence replayed from another Keep (or an older challenge) fails the bind
   assert.equal((await t.client.get(c.id)).state, 'refused');
 });
 
-test('evidence from a chain under a different test root is refused even when signed well', async () => {
+test('evidence from a chain under a different test root is refused even when signed well', { timeout: 120_000 }, async () => {
   const other = await createTestSnpChain();
   const keep = await t.client.create();
   const verifier = await libraryVerifier({ trustedTestRoots: [{ name: 'other', pem: `-----BEGIN CERTIFICATE-----\n${Buffer.from(other.ark.der).toString('base64')}\n-----END CERTIFICATE-----\n` }] });

@@ -85,6 +85,9 @@ export function register(program: Command): void {
         process.once('SIGTERM', stop);
       });
       log('info', 'stopping every Keep and shutting down');
-      await daemon.close();
+      // Bounded: whatever is left when time is up dies with this process (the kernel kills Keeps whose host is gone).
+      const deadline = new Promise<void>((r) => setTimeout(r, 10_000).unref());
+      await Promise.race([daemon.close(), deadline]);
+      process.exit(process.exitCode ?? 0);
     });
 }

@@ -1,7 +1,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runEnarx } from '../helpers/cli.ts';
 import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
@@ -82,6 +82,24 @@ test('serve, then deploy from a second process: attested (explicitly unattested 
     assert.equal(doc.exitCode, 0);
     assert.equal(doc.stdout, 'hello from a Keep\nvia stdin\n');
     assert.equal(doc.evidence, 'none');
+    // A package directory (main.wasm + Enarx.toml), its output kept for `keep logs` through the session file.
+    const pkg = join(dir, 'pkg');
+    mkdirSync(pkg);
+    copyFileSync(join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm'), join(pkg, 'main.wasm'));
+    writeFileSync(join(pkg, 'Enarx.toml'), 'args = ["one", "two"]\n');
+    const sessionFile = join(dir, 'session.json');
+    const viaPkg = await runEnarx(['deploy', ...common, '--insecure-unattested', '--session', sessionFile, pkg]);
+    assert.equal(viaPkg.code, 0, viaPkg.stderr);
+    assert.equal(viaPkg.stdout, 'hello from a Keep\n');
+    assert.match(viaPkg.stderr, /argc=3/);
+    assert.equal(statSync(sessionFile).mode & 0o777, 0o600);
+    const keepId = JSON.parse(readFileSync(sessionFile, 'utf8')).keepId as string;
+    const logs = await runEnarx(['keep', 'logs', keepId, ...common, '--session', sessionFile]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.equal(logs.stdout, 'hello from a Keep\n');
+    const info = await runEnarx(['keep', 'info', keepId, ...common]);
+    assert.match(info.stdout, /state\s+exited, exit 0/);
+    assert.match(info.stdout, /verdict\s+accepted/);
     const refused = await runEnarx(['deploy', ...common, join(REPO_ROOT, 'test/keepmgr/wasm/hello.wasm')]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /enarx: refused Keep [0-9a-f-]+: policy: the Keep offers no attestation/);
@@ -91,7 +109,7 @@ test('serve, then deploy from a second process: attested (explicitly unattested 
     assert.match(badCa.stderr, /cannot reach the keep manager.*--ca/);
     const list = await runEnarx(['keep', 'list', '--json', ...common]);
     const keeps = JSON.parse(list.stdout).keeps as Array<{ state: string }>;
-    assert.deepEqual(keeps.map((k) => k.state).sort(), ['exited', 'refused']);
+    assert.deepEqual(keeps.map((k) => k.state).sort(), ['exited', 'exited', 'refused']);
     const human = await runEnarx(['keep', 'list', '--keepmgr', `unix:${s.doc.socket}`]);
     assert.equal(human.code, 0);
     assert.match(human.stdout, /refused/);

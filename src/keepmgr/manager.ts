@@ -50,6 +50,8 @@ interface LiveKeep {
   proc: KeepProcess | undefined;
   /** Committed at admission, before a cold Keep's process exists. */
   limits: KeepLimits;
+  /** Why it is being stopped, when the host stops it. */
+  stopReason?: string;
   events: EventEmitter;
   assigned: Promise<void>;
 }
@@ -190,7 +192,8 @@ export class KeepManager {
       const state: KeepState =
         end.cause.kind === 'exited' ? 'exited' : end.cause.kind === 'limit' ? 'killed' : end.cause.kind === 'stop' ? 'stopped' : 'crashed';
       this.store.update(id, { usage: proc.usage });
-      this.#finish(id, state, end.code, end.cause.kind === 'exited' ? null : describeEnd(end));
+      const reason = end.cause.kind === 'exited' ? null : end.cause.kind === 'stop' && live.stopReason ? live.stopReason : describeEnd(end);
+      this.#finish(id, state, end.code, reason);
     });
   }
 
@@ -259,20 +262,21 @@ export class KeepManager {
     this.store.update(id, { verdict });
     if (!verdict.accepted && this.#live.has(id)) {
       this.store.update(id, { state: 'refused', reason: `refused by its client: ${verdict.reasons.join('; ')}` });
-      await this.stop(id);
+      await this.stop(id, 'refused by its client');
     }
     return this.get(id)!;
   }
 
-  async stop(id: string): Promise<KeepRecord> {
+  async stop(id: string, reason = 'stopped through the API'): Promise<KeepRecord> {
     const live = this.#live.get(id);
     if (live) {
+      live.stopReason ??= reason;
       const ended = new Promise<void>((r) => live.events.once('end', () => r()));
       if (live.proc) live.proc.kill({ kind: 'stop' });
       else {
         await live.assigned.catch(() => {});
         if (live.proc) (live.proc as KeepProcess).kill({ kind: 'stop' });
-        else this.#finish(id, 'stopped', null, 'stopped');
+        else this.#finish(id, 'stopped', null, reason);
       }
       await ended;
     }
@@ -324,8 +328,7 @@ export class KeepManager {
     this.#closed = true;
     clearInterval(this.#sampler);
     const ids = [...this.#live.keys()];
-    for (const id of ids) this.store.update(id, { reason: 'the keep manager shut down' });
-    await Promise.all(ids.map((id) => this.stop(id).catch(() => {})));
+    await Promise.all(ids.map((id) => this.stop(id, 'stopped: the keep manager shut down').catch(() => {})));
     for (const p of this.#pool.splice(0)) p.kill({ kind: 'stop' });
     while (this.#warming > 0) await new Promise((r) => setTimeout(r, 10));
     this.store.close();

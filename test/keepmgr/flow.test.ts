@@ -55,7 +55,9 @@ test('the API speaks CBOR to clients that ask for it, with byte strings as bytes
   const res = await cbor.call<Record<string, unknown>>('GET', `/keeps/${keep.id}`);
   assert.ok((res.attestation as Record<string, unknown>).publicKey instanceof Uint8Array);
   await cbor.stop(keep.id);
-  assert.equal((await cbor.get(keep.id)).state, 'stopped');
+  const stopped = await cbor.get(keep.id);
+  assert.equal(stopped.state, 'stopped');
+  assert.equal(stopped.reason, 'stopped through the API');
   void decode;
 });
 

@@ -2,9 +2,10 @@
  * The provisioning agent: the first code that runs inside a keepmgr Keep. It talks to the host
  * only through the pipe on fd 3 (and exits when that pipe closes, so a dead host leaves no Keep).
  *
- * Lifecycle: init (evidence source) → assign (Keep id; the key is generated here) → challenge
- * (nonce → evidence binding key and nonce) → provision (JWE only this Keep can open) → run the
- * workload, its stdout/stderr sealed record by record to the client's output key → sealed exit.
+ * Lifecycle: init (evidence source, limits; the Keep's key is generated here, while it waits in
+ * the pool) → assign (its Keep id) → challenge (nonce → evidence binding key, id and nonce) →
+ * provision (a JWE only this Keep can open) → run the workload on the project's WASI host, its
+ * stdout/stderr sealed record by record to the client's output key → sealed exit record.
  */
 import { Socket } from 'node:net';
 import { writeSync } from 'node:fs';

@@ -308,7 +308,9 @@ async function streamOutput(m: KeepManager, id: string, req: IncomingMessage, re
   const format = negotiate(req.headers.accept);
   let next = Number(fromRaw);
   res.writeHead(200, { 'content-type': format === 'cbor' ? 'application/cbor-seq' : 'application/x-ndjson', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
-  const write = (item: unknown) => res.write(format === 'cbor' ? encodeBody(item, 'cbor') : encodeBody(item, 'json'));
+  const write = (item: unknown) => {
+    if (!res.writableEnded && !res.destroyed) res.write(encodeBody(item, format));
+  };
   const events = follow ? m.events(id) : undefined;
   const pending: Array<{ seq: number; ct: Uint8Array }> = [];
   let ended = false;
@@ -335,7 +337,10 @@ async function streamOutput(m: KeepManager, id: string, req: IncomingMessage, re
     return;
   }
   await new Promise<void>((resolve) => {
+    let done = false;
     const tick = () => {
+      // Wake-ups queued before the stream ended still run; they find nothing left to do.
+      if (done) return;
       while (pending.length) {
         const r = pending.shift()!;
         if (r.seq >= next) {
@@ -353,6 +358,7 @@ async function streamOutput(m: KeepManager, id: string, req: IncomingMessage, re
     };
     const wake = () => setImmediate(tick);
     const cleanup = () => {
+      done = true;
       events.off('record', onRecord);
       events.off('end', onEnd);
       events.off('record', wake);

@@ -129,7 +129,8 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
   await provisionKeep(client, att, { wasm: WASM('spin'), config: null });
   await waitFor(async () => (await client.get(busy.id)).outputRecords > 0, 10_000, 'the spinning workload to start');
   const pids = [(await client.get(idle.id)).pid!, (await client.get(busy.id)).pid!];
-  assert.ok(pids.every(pidAlive));
+  const states = await Promise.all([idle.id, busy.id].map(async (id) => { const k = await client.get(id); return `${k.state} ${k.reason ?? ''}`; }));
+  assert.ok(pids.every(pidAlive), `Keeps not alive before the kill: ${states.join(' | ')}`);
   const killed = new Promise((r) => s.child.once('exit', r));
   s.child.kill('SIGKILL');
   await killed;

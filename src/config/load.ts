@@ -11,7 +11,7 @@ export function loadConfig(path: string): EnarxConfig {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(code ?? err);
-    throw new ConfigError(path, undefined, `cannot read it: ${why}`);
+    throw new ConfigError(path, undefined, `cannot read it: ${why}`, { unreadable: true });
   }
   if (bytes.length > MAX_CONFIG_BYTES) throw new ConfigError(path, undefined, `is larger than ${MAX_CONFIG_BYTES} bytes`);
   let text: string;

@@ -11,11 +11,14 @@ export const MAX_CONFIG_BYTES = 1 << 20;
 export class ConfigError extends Error {
   readonly file: string;
   readonly key: string | undefined;
-  constructor(file: string, key: string | undefined, problem: string) {
+  /** The file could not be read at all (its path is wrong), as opposed to read and refused. */
+  readonly unreadable: boolean;
+  constructor(file: string, key: string | undefined, problem: string, options: { unreadable?: boolean } = {}) {
     super(key ? `${file}: ${key}: ${problem}` : `${file}: ${problem}`);
     this.name = 'ConfigError';
     this.file = file;
     this.key = key;
+    this.unreadable = options.unreadable ?? false;
   }
 }
 

@@ -268,6 +268,23 @@ describe('enarx config', { concurrency: true }, () => {
     assert.deepEqual(doc.files, [{ kind: 'listen', name: 'web', prot: 'tcp', addr: '::', port: 80 }]);
     assert.deepEqual(doc.env, { FD_COUNT: '1', FD_NAMES: 'web' });
   });
+  test('check names what to fix: the path, the key or the file', async () => {
+    const badKey = join(work, 'bad-key.toml');
+    writeFileSync(badKey, '[[files]]\nkind = "bogus"\n');
+    const badToml = join(work, 'bad-toml.toml');
+    writeFileSync(badToml, 'x =\n');
+    const cases: [string, RegExp][] = [
+      [join(work, 'missing.toml'), /no such file \(check the path\)$/],
+      [badKey, /files\[0\]\.kind: .* \(fix files\[0\]\.kind\)$/],
+      [badToml, /invalid TOML .* \(fix the file\)$/],
+    ];
+    for (const [file, expected] of cases) {
+      const r = await runEnarx(['config', 'check', file]);
+      assert.equal(r.code, 1, file);
+      assert.equal(r.stdout, '');
+      assertOneLine(r.stderr, expected);
+    }
+  });
 });
 
 describe('enarx run: logging', () => {

@@ -22,7 +22,9 @@ export function checkConfig(file: string, json: boolean): void {
   try {
     config = loadConfig(file);
   } catch (err) {
-    if (err instanceof ConfigError) throw new EnarxError(err.message, { hint: 'fix the key named above' });
+    if (err instanceof ConfigError) {
+      throw new EnarxError(err.message, { hint: err.unreadable ? 'check the path' : err.key ? `fix ${err.key}` : 'fix the file' });
+    }
     throw err;
   }
   if (json) {

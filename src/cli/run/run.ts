@@ -80,7 +80,8 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     parts = buildPlanParts({ module, args, dirs: flags.dir, env: flags.env }, config);
   } catch (err) {
     if (configModule && err instanceof configModule.ConfigError) {
-      throw new EnarxError(err.message, { hint: "fix the file ('enarx config check FILE' validates it)" });
+      const hint = err.unreadable ? 'check the --wasmcfgfile path' : "fix the file ('enarx config check FILE' validates it)";
+      throw new EnarxError(err.message, { hint });
     }
     if (err instanceof PlanError) throw new UsageError(err.message);
     throw err;

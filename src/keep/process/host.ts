@@ -87,6 +87,10 @@ export function exitStatus(outcome: ProcessKeepOutcome): number {
 
 const RSS_POLL_MS = 20;
 const EXIT_GRACE_MS = 2000;
+// 'exit' can come before the pipe's last bytes are read: on a loaded host a short timer won that
+// race and the Keep's final message (its outcome) was lost. The pipe closes as soon as the Keep's
+// end is gone, so this only bounds a pathological wait.
+const PIPE_DRAIN_MS = 10_000;
 const STDERR_KEEP_BYTES = 4096;
 
 export function runProcessKeep(request: ProcessKeepRequest): Promise<ProcessKeepOutcome> {
@@ -180,7 +184,7 @@ class HostSide {
     for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
 
     const { code, signal } = await exited;
-    await Promise.race([pipeClosed, delay(500)]);
+    await Promise.race([pipeClosed, delay(PIPE_DRAIN_MS)]);
     req.signal?.removeEventListener('abort', onAbort);
     this.#cleanup();
     if (this.#outcome) return this.#outcome;

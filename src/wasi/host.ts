@@ -548,10 +548,11 @@ export class WasiHost {
       },
       path_readlink: (fd: number, path: number, len: number, buf: number, bufLen: number, out: number) => {
         const d = this.#dir(fd, Rights.PATH_READLINK);
+        const dest = this.#slice(buf, bufLen); // the whole buffer is the guest's claim: check it all, before any I/O
         const r = this.#resolve(d, path, len, false);
         const target = fs.readlinkSync(r.host, { encoding: 'buffer' });
         const n = Math.min(target.length, bufLen);
-        this.#slice(buf, n).set(target.subarray(0, n));
+        dest.set(target.subarray(0, n));
         this.#setU32(out, n);
         return 0;
       },

@@ -75,6 +75,9 @@ export class Endpoint<In extends Message, Out extends Message> {
   readonly #closedStreams = new Set<number>();
   #failed = false;
   #closed = false;
+  // Frames handed to the pipe whose write has not completed, and who waits for none to be left.
+  #unwritten = 0;
+  #flushWaiters: (() => void)[] = [];
   #ended = false;
 
   constructor(pipe: Duplex, options: EndpointOptions<In>) {
@@ -95,7 +98,8 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   send(message: Out): void {
     if (this.#closed) return;
-    this.#pipe.write(encodeFrame(encodeMessage(message)));
+    this.#unwritten++;
+    this.#pipe.write(encodeFrame(encodeMessage(message)), this.#written);
   }
 
   /** Registers a stream so that both sides may send data on it with a fresh window. */
@@ -165,17 +169,16 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   /** Resolves once everything written so far has left for the pipe (or the pipe is gone). */
   drained(): Promise<void> {
-    if (this.#closed || this.#pipe.writableLength === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.#pipe.off('drain', done);
-        this.#pipe.off('close', done);
-        resolve();
-      };
-      this.#pipe.on('drain', done);
-      this.#pipe.on('close', done);
-    });
+    // Not 'drain': it comes only after a write found the buffer full, so a few bytes still
+    // queued below the high-water mark would be waited for forever.
+    if (this.#closed || this.#unwritten === 0 || this.#pipe.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
   }
+
+  readonly #written = (): void => {
+    // Called for every write, also with an error when the pipe is destroyed.
+    if (--this.#unwritten === 0) for (const resolve of this.#flushWaiters.splice(0)) resolve();
+  };
 
   /** Space the peer has granted on a stream, in bytes. */
   sendWindow(stream: number): number {
@@ -281,6 +284,7 @@ export class Endpoint<In extends Message, Out extends Message> {
     this.#ended = true;
     this.#closed = true;
     for (const s of this.#streams.values()) for (const wake of s.waiters.splice(0)) wake();
+    for (const resolve of this.#flushWaiters.splice(0)) resolve();
     this.#options.onClose();
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { duplexPair } from 'node:stream';
+import { Duplex, duplexPair } from 'node:stream';
 import { encode } from 'cborg';
 import { Endpoint, INITIAL_WINDOW, ProtocolError, encodeFrame } from '../../src/sallyport/index.ts';
 import type { HostMessage, KeepMessage } from '../../src/sallyport/index.ts';
@@ -112,4 +112,25 @@ test('a role can flag a message that is well-formed but wrong in context', async
   await tick();
   assert.deepEqual(seen, ['dial to evil.example is not allowed']);
   assert.equal(host.failed, true);
+});
+
+test('drained() resolves once a small write below the high-water mark has completed', async () => {
+  // A slow pipe: the write stays queued (writableLength > 0) without ever filling the buffer, so
+  // no 'drain' event comes; drained() must still resolve when the write completes.
+  const writes: (() => void)[] = [];
+  const pipe = new Duplex({ read() {}, write: (_chunk, _enc, done) => void writes.push(done) });
+  const keep = new Endpoint<HostMessage, KeepMessage>(pipe, {
+    incoming: 'host-to-keep',
+    onMessage: () => {},
+    onViolation: () => {},
+    onClose: () => {},
+  });
+  keep.send({ t: 'exit', code: 0 });
+  let drained = false;
+  const waiting = keep.drained().then(() => (drained = true));
+  await tick();
+  assert.equal(drained, false, 'the frame is still being written');
+  for (const done of writes.splice(0)) done();
+  await waiting;
+  assert.equal(drained, true);
 });

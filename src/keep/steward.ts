@@ -6,6 +6,7 @@
  * carrying the Steward's problem+json (title, detail, step), so the Keep stops before the workload.
  */
 import { createPrivateKey } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import { buildCsr, encodeWorkloadIdentity, reportDataFor, type BindingKind, type WorkloadIdentity } from '../pki/index.ts';
 import type { IdentityProvider, KeepIdentity, KeyAlgorithm } from './identity.ts';
 
@@ -72,8 +73,8 @@ export interface StewardRequestOptions {
   workload?: WorkloadIdentity;
   /** CA certificates (PEM) that listen files with client authentication accept. */
   clientCAs?: readonly string[];
-  /** How the CSR reaches the Steward; global fetch by default (the process Keep passes its relayed dialer). */
-  fetch?: typeof fetch;
+  /** How the CSR reaches the Steward; global fetch by default (the process Keep posts over its relayed dial, see postOverDial). */
+  post?: StewardPost;
   /** Called with each phase's name as it starts: keygen, evidence, csr, steward. */
   onPhase?: (phase: 'keygen' | 'evidence' | 'csr' | 'steward') => void;
 }
@@ -93,19 +94,14 @@ export async function requestStewardIdentity(options: StewardRequestOptions): Pr
   phase('csr');
   const csr = await buildCsr({ keys, ...evidence, ...(options.workload ? { identity: options.workload } : {}) });
   phase('steward');
-  let response: Response;
+  let response: StewardResponse;
   try {
-    response = await (options.fetch ?? fetch)(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/pkcs10', accept: 'application/pem-certificate-chain' },
-      body: new Blob([csr as Uint8Array<ArrayBuffer>]),
-      signal: AbortSignal.timeout(30_000),
-    });
+    response = await (options.post ?? postWithFetch)(url, csr);
   } catch (err) {
     throw new StewardIdentityError(`cannot reach the Steward at ${url.origin}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, { cause: err });
   }
-  const body = await response.text();
-  if (!response.ok) {
+  const body = response.body;
+  if (response.status < 200 || response.status > 299) {
     let problem: StewardProblem = {};
     try {
       problem = JSON.parse(body) as StewardProblem;
@@ -115,13 +111,67 @@ export async function requestStewardIdentity(options: StewardRequestOptions): Pr
     throw new StewardRefusedError(problem, response.status);
   }
   const chain = splitPem(body);
-  if (chain.length === 0) throw new StewardIdentityError(`the Steward at ${url.origin} answered without a certificate chain (content-type ${response.headers.get('content-type') ?? 'none'})`);
+  if (chain.length === 0) throw new StewardIdentityError(`the Steward at ${url.origin} answered without a certificate chain (content-type ${response.contentType ?? 'none'})`);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', keys.privateKey));
   return {
     certificateChain: chain,
     privateKey: createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' }).export({ type: 'pkcs8', format: 'pem' }) as string,
     issuer: 'steward',
     clientCAs: options.clientCAs ?? [],
+  };
+}
+
+export interface StewardResponse {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+/** Sends the DER CSR to the Steward and returns its answer. */
+export type StewardPost = (url: URL, csr: Uint8Array) => Promise<StewardResponse>;
+
+const REQUEST_HEADERS = { 'content-type': 'application/pkcs10', accept: 'application/pem-certificate-chain' };
+const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_RESPONSE_BYTES = 1 << 20;
+
+async function postWithFetch(url: URL, csr: Uint8Array): Promise<StewardResponse> {
+  const response = await fetch(url, { method: 'POST', headers: REQUEST_HEADERS, body: new Blob([csr as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: (await response.text()).slice(0, MAX_RESPONSE_BYTES) };
+}
+
+/**
+ * A StewardPost over a raw byte stream the Keep opens through its host (the process Keep's
+ * `dial`): TLS, when the URL is https, ends inside the Keep, so the host relays only ciphertext.
+ * `ca` adds trust anchors for the Steward's server certificate to the system roots.
+ */
+export function postOverDial(dial: (host: string, port: number) => Promise<Duplex>, options: { ca?: readonly string[] } = {}): StewardPost {
+  return async (url, csr) => {
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    let socket: Duplex = await dial(host, port);
+    if (url.protocol === 'https:') {
+      const { tlsClient } = await import('../net/tls.ts');
+      socket = await tlsClient(socket, { host, identity: null, ...(options.ca ? { ca: options.ca } : {}) });
+    }
+    const { request } = await import('node:http');
+    return new Promise<StewardResponse>((resolve, reject) => {
+      const req = request(
+        { method: 'POST', host, port, path: `${url.pathname}${url.search}`, headers: { ...REQUEST_HEADERS, 'content-length': String(csr.length) }, createConnection: () => socket as never, timeout: REQUEST_TIMEOUT_MS },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_RESPONSE_BYTES) req.destroy(new Error('the answer is larger than 1 MiB'));
+            else chunks.push(c);
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
+      req.on('error', reject);
+      req.end(csr);
+    });
   };
 }
 

@@ -1,4 +1,5 @@
 import type { FileSpec } from '../config/index.ts';
+import type { EvidenceSource } from './steward.ts';
 import type { WorkloadLimits, WorkloadOutcome } from '../runtime/types.ts';
 
 /** Everything a Keep backend needs to run one workload, already merged from Enarx.toml and the command line. */
@@ -11,6 +12,8 @@ export interface RunPlan {
   /** Descriptors to open, in fd order. */
   readonly files: readonly FileSpec[];
   readonly steward?: string;
+  /** Where the Keep's evidence comes from (software test root or hardware); absent: this host cannot attest. */
+  readonly evidence?: EvidenceSource;
   readonly limits: WorkloadLimits;
   /** Aborting stops the Keep (Ctrl-C, SIGTERM). */
   readonly signal: AbortSignal;

@@ -26,7 +26,8 @@ export const MAX_EVIDENCE_BYTES = 256 * 1024;
 export type Protocol = 'tcp' | 'tls';
 export type FileSpec =
   | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
-  | { kind: 'listen'; name: string; prot: Protocol; listener: number; addr: string; port: number }
+  /** clientCa: PEM CAs a TLS client must chain to (mutual TLS); absent or empty: no client certificate asked. */
+  | { kind: 'listen'; name: string; prot: Protocol; listener: number; addr: string; port: number; clientCa?: string[] }
   | { kind: 'connect'; name: string; prot: Protocol; host: string; port: number; ca: string[] }
   | { kind: 'dir'; name: string; path: string; readonly: boolean };
 
@@ -46,6 +47,8 @@ export interface KeepInit {
   limits: KeepLimits;
   logLevel: LogLevel;
   steward: string | null;
+  /** The kind of evidence the host's `attest` returns ('snp', 'sgx', 'tdx'), so the Keep picks its key curve first; absent: none. */
+  evidence?: 'snp' | 'sgx' | 'tdx' | null;
 }
 
 export type FailKind = 'trap' | 'limit' | 'error';
@@ -143,10 +146,11 @@ function initToWire(init: KeepInit): Record<string, unknown> {
     moduleSize: init.moduleSize,
     argv: init.argv,
     env: init.env,
-    files: init.files.map((f) => (f.kind === 'connect' ? { ...f, ca: [...f.ca] } : { ...f })),
+    files: init.files.map((f) => (f.kind === 'connect' ? { ...f, ca: [...f.ca] } : f.kind === 'listen' && f.clientCa ? { ...f, clientCa: [...f.clientCa] } : { ...f })),
     limits: { memory: init.limits.memory, descriptors: init.limits.descriptors },
     logLevel: init.logLevel,
     steward: init.steward,
+    ...(init.evidence ? { evidence: init.evidence } : {}),
   };
 }
 
@@ -349,7 +353,7 @@ class MapReader {
 }
 
 function readInit(value: unknown): KeepInit {
-  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward']);
+  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward'], ['evidence']);
   const argv = m.list('argv').map((a, i) => {
     if (typeof a !== 'string' || Buffer.byteLength(a) > MAX_TEXT_BYTES) throw new ProtocolError(`hello.init.argv[${i}] must be a text string`);
     return a;
@@ -374,7 +378,19 @@ function readInit(value: unknown): KeepInit {
     },
     logLevel: m.oneOf('logLevel', LOG_LEVELS),
     steward: m.optText('steward', 2048),
+    ...(m.get('evidence') === undefined || m.get('evidence') === null ? {} : { evidence: m.oneOf('evidence', EVIDENCE_KINDS) }),
   };
+}
+
+const EVIDENCE_KINDS = ['snp', 'sgx', 'tdx'] as const;
+
+function pemList(m: MapReader, key: string, what: string): string[] {
+  return m.list(key).map((pem, i) => {
+    if (typeof pem !== 'string' || i >= 16 || !pem.includes('-----BEGIN CERTIFICATE-----') || Buffer.byteLength(pem) > MAX_TEXT_BYTES) {
+      throw new ProtocolError(`${what}.${key}[${i}] must be a PEM certificate (at most 16)`);
+    }
+    return pem;
+  });
 }
 
 function readFile(value: unknown, what: string): FileSpec {
@@ -388,18 +404,14 @@ function readFile(value: unknown, what: string): FileSpec {
       return { kind: m.oneOf('kind', STDIO_KINDS), name: fileName(m) };
     }
     case 'listen': {
-      const m = new MapReader(what, value, ['kind', 'name', 'prot', 'listener', 'addr', 'port']);
+      const m = new MapReader(what, value, ['kind', 'name', 'prot', 'listener', 'addr', 'port'], ['clientCa']);
       const listener = m.uint('listener', MAX_STREAM_ID, FIRST_DYNAMIC_STREAM);
-      return { kind, name: fileName(m), prot: m.oneOf('prot', PROTOCOLS), listener, addr: m.text('addr', 64, 1), port: m.uint('port', 65535) };
+      const clientCa = m.get('clientCa') === undefined ? undefined : pemList(m, 'clientCa', what);
+      return { kind, name: fileName(m), prot: m.oneOf('prot', PROTOCOLS), listener, addr: m.text('addr', 64, 1), port: m.uint('port', 65535), ...(clientCa ? { clientCa } : {}) };
     }
     case 'connect': {
       const m = new MapReader(what, value, ['kind', 'name', 'prot', 'host', 'port', 'ca']);
-      const ca = m.list('ca').map((pem, i) => {
-        if (typeof pem !== 'string' || i >= 16 || !pem.includes('-----BEGIN CERTIFICATE-----') || Buffer.byteLength(pem) > MAX_TEXT_BYTES) {
-          throw new ProtocolError(`${what}.ca[${i}] must be a PEM certificate (at most 16)`);
-        }
-        return pem;
-      });
+      const ca = pemList(m, 'ca', what);
       return { kind, name: fileName(m), prot: m.oneOf('prot', PROTOCOLS), host: m.text('host', 253, 1), port: m.uint('port', 65535, 1), ca };
     }
     case 'dir': {

@@ -10,6 +10,8 @@ interface RunOptions {
   rssLimit?: string;
   wallTimeLimit?: string;
   descriptorLimit?: string;
+  steward?: string;
+  softwareEvidence?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -29,6 +31,8 @@ export function register(program: Command): void {
     .option('--rss-limit <size>', 'kill the Keep past this resident size, e.g. 512MiB (process Keep; [limits] rss)')
     .option('--wall-time-limit <duration>', 'stop the Keep after this long, e.g. 30s or 500ms ([limits] wall-time)')
     .option('--descriptor-limit <n>', 'most descriptors the guest may hold open ([limits] descriptors)')
+    .option('--steward <url>', 'get the Keep\'s certificate from this Steward (overrides Enarx.toml steward; https, or http on loopback)')
+    .option('--software-evidence <dir>', 'attest with software SNP evidence signed by a test root (enarx platform test-root create); development only')
     .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
     .argument('<module>', 'the .wasm file')
     .argument('[args...]', 'arguments for the guest, passed verbatim')

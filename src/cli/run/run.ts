@@ -25,6 +25,8 @@ export interface RunFlags {
   rssLimit?: string;
   wallTimeLimit?: string;
   descriptorLimit?: string;
+  steward?: string;
+  softwareEvidence?: string;
 }
 
 /** Limits from Enarx.toml's [limits], overridden by the --*-limit flags. */
@@ -68,6 +70,32 @@ function readModule(path: string): Uint8Array {
   }
 }
 
+/** The evidence source for an attested Keep: checked here, so a bad flag fails before any Keep starts. */
+async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
+  if (softwareDir && !steward) throw new UsageError('--software-evidence needs a Steward to send it to', 'add --steward URL, or steward = "URL" in Enarx.toml');
+  if (!steward) return undefined;
+  const { stewardUrl, StewardIdentityError } = await import('../../keep/steward.ts');
+  try {
+    stewardUrl(steward);
+  } catch (err) {
+    if (err instanceof StewardIdentityError) throw new EnarxError(err.message, { hint: 'serve the Steward over https, or reach it on 127.0.0.1' });
+    throw err;
+  }
+  if (backend !== 'process') {
+    throw new EnarxError(`the ${backend} Keep cannot be attested, so it cannot get a certificate from ${steward}`, { hint: 'use --backend process (with --software-evidence DIR for development), or drop the Steward' });
+  }
+  if (!softwareDir) return undefined; // the Keep says this host cannot attest, and what to do
+  const [{ softwareSnpEvidence, TestRootError }, { keepMeasurement }] = await Promise.all([import('../../keep/software-evidence.ts'), import('../../keep/process/measurement.ts')]);
+  try {
+    const source = await softwareSnpEvidence(softwareDir, { measurement: await keepMeasurement() });
+    log('warn', `attesting with ${source.description}: trusted only by a Steward told --trust-test-root`);
+    return source;
+  } catch (err) {
+    if (err instanceof TestRootError) throw new EnarxError(err.message);
+    throw err;
+  }
+}
+
 /** `enarx run`: returns the exit status. Every failure before the guest starts is an EnarxError. */
 export async function runCommand(module: string, args: string[], flags: RunFlags): Promise<number> {
   const cfgPath = flags.wasmcfgfile ?? process.env.ENARX_WASMCFGFILE;
@@ -105,6 +133,8 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     throw err;
   }
   log('info', `running ${module} in the ${backend.name} Keep`);
+  const steward = flags.steward ?? config?.steward;
+  const evidence = await evidenceFor(steward, flags.softwareEvidence, backend.name);
   if (limits.maxRssBytes !== undefined && backend.name === 'nil') {
     throw new EnarxError('the rss limit needs a Keep in its own process', { hint: 'use --backend process, or drop the rss limit' });
   }
@@ -137,7 +167,8 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       args: parts.args,
       env: parts.env,
       files: parts.files,
-      steward: config?.steward,
+      ...(steward ? { steward } : {}),
+      ...(evidence ? { evidence } : {}),
       limits,
       signal: controller.signal,
       onWait,

@@ -16,7 +16,7 @@ import { keepCommand } from './launch.ts';
 
 export type ProcessKeepFile =
   | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
-  | { kind: 'listen'; name: string; prot: Protocol; addr: string; port: number }
+  | { kind: 'listen'; name: string; prot: Protocol; addr: string; port: number; clientCa?: readonly string[] }
   | { kind: 'connect'; name: string; prot: Protocol; host: string; port: number; ca?: readonly string[] }
   | { kind: 'dir'; name: string; path: string; readonly: boolean };
 
@@ -51,6 +51,8 @@ export interface ProcessKeepRequest {
   log?: (level: LogLevel, text: string) => void;
   /** Where `attest` requests go; without it the Keep is told this backend has no attestation. */
   evidence?: (reportData: Uint8Array) => Promise<{ kind: string; bytes: Uint8Array }>;
+  /** The kind `evidence` returns, told to the Keep up front so it makes its key on the right curve. */
+  evidenceKind?: 'snp' | 'sgx' | 'tdx';
   /** Extra destinations the Keep may dial (e.g. its Steward), besides its connect files. */
   allowDial?: readonly { host: string; port: number }[];
   /** Told the Keep's process id once it is started. */
@@ -174,6 +176,7 @@ class HostSide {
         limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
         logLevel: req.logLevel ?? 'warn',
         steward: req.steward ?? null,
+        ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
       },
     });
     for (let at = 0; at < req.module.length; at += MAX_CHUNK_BYTES) {
@@ -205,7 +208,7 @@ class HostSide {
         this.#servers.push(server);
         const bound = server.address() as AddressInfo;
         this.#req.onListening?.(f.name, bound.address, bound.port);
-        return { kind: 'listen', name: f.name, prot: f.prot, listener: id, addr: f.addr, port: bound.port };
+        return { kind: 'listen', name: f.name, prot: f.prot, listener: id, addr: f.addr, port: bound.port, ...(f.clientCa?.length ? { clientCa: [...f.clientCa] } : {}) };
       }
       case 'connect':
         return { kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: [...(f.ca ?? [])] };

@@ -5,6 +5,7 @@
 import type { WorkloadOutcome } from '../../runtime/types.ts';
 import { KeepSetupError } from '../capabilities.ts';
 import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
+import type { EvidenceSource } from '../steward.ts';
 import { log, logEnabled } from '../../cli/output.ts';
 import type { LogLevel } from '../../sallyport/index.ts';
 import { runProcessKeep } from './host.ts';
@@ -20,6 +21,24 @@ export { keepCommand, keepBundle, diesWithHost } from './launch.ts';
 function currentLogLevel(): LogLevel {
   for (const level of ['trace', 'debug', 'info', 'warn'] as const) if (logEnabled(level)) return level;
   return 'error';
+}
+
+/** Lets the Keep dial its Steward and relays its attest requests to the evidence source. */
+function stewardAccess(steward: string, source: EvidenceSource | undefined) {
+  const url = new URL(steward);
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  return {
+    allowDial: [{ host: url.hostname.replace(/^\[|\]$/g, ''), port }],
+    ...(source
+      ? {
+          evidenceKind: source.kind,
+          evidence: async (reportData: Uint8Array) => {
+            const e = await source.collect(reportData);
+            return 'enarxEvidence' in e ? { kind: source.kind, bytes: e.enarxEvidence.der } : { kind: source.kind, bytes: e.attestation.attestations[0]!.stmt };
+          },
+        }
+      : {}),
+  };
 }
 
 export const processBackend: KeepBackend = {
@@ -42,6 +61,7 @@ export const processBackend: KeepBackend = {
         },
         logLevel: currentLogLevel(),
         steward: plan.steward ?? null,
+        ...(plan.steward ? stewardAccess(plan.steward, plan.evidence) : {}),
         stdin: process.stdin,
         stdout: process.stdout,
         stderr: process.stderr,

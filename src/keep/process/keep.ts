@@ -56,6 +56,9 @@ export class KeepSide {
   #finishing = false;
   readonly #abort = new AbortController();
   readonly services: KeepServices;
+  #identity: Promise<KeepIdentity> | undefined;
+  /** Per listen file with client CAs: the Keep's identity asking for client certificates from them. */
+  readonly #listenIdentities = new Map<number, Promise<KeepIdentity>>();
 
   constructor(pipe: Socket, runWorkload: RunWorkload, exit: (code: number) => void = (code) => process.exit(code)) {
     this.#runWorkload = runWorkload;
@@ -70,9 +73,9 @@ export class KeepSide {
       },
     });
     // TLS and X.509 code loads only when a TLS file needs it: most of a Keep's start-up is parsing code.
-    let identity: Promise<KeepIdentity> | undefined;
+    // With a Steward, #start sets the identity before any descriptor opens.
     const provider: IdentityProvider = {
-      identity: () => (identity ??= import('../identity.ts').then((m) => m.createSelfSignedIdentity())),
+      identity: () => (this.#identity ??= import('../identity.ts').then((m) => m.createSelfSignedIdentity())),
     };
     this.services = {
       dial: (host, port) => this.#dial(host, port),
@@ -196,8 +199,49 @@ export class KeepSide {
 
   async #wrapAccepted(spec: Extract<FileSpec, { kind: 'listen' }>, socket: SallyportSocket): Promise<Connection> {
     if (spec.prot === 'tcp') return new DuplexConnection(socket);
-    const [{ tlsServer }, identity] = await Promise.all([import('../../net/tls.ts'), this.services.identity.identity()]);
+    const [{ tlsServer }, identity] = await Promise.all([import('../../net/tls.ts'), this.#listenIdentity(spec)]);
     return new DuplexConnection(tlsServer(socket, identity), socket);
+  }
+
+  #listenIdentity(spec: Extract<FileSpec, { kind: 'listen' }>): Promise<KeepIdentity> {
+    if (!spec.clientCa?.length) return this.services.identity.identity();
+    let identity = this.#listenIdentities.get(spec.listener);
+    if (!identity) {
+      const clientCAs = [...spec.clientCa];
+      identity = this.services.identity.identity().then((base) => ({ ...base, clientCAs }));
+      this.#listenIdentities.set(spec.listener, identity);
+    }
+    return identity;
+  }
+
+  /** Key, evidence binding it and the workload's digest, CSR, Steward: the chain every TLS file then uses. */
+  async #attestedIdentity(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, module: Uint8Array): Promise<KeepIdentity> {
+    if (!kind) {
+      throw new Error(
+        `this host cannot attest, so the Steward at ${steward} cannot certify this Keep ` +
+          '(run inside an SEV-SNP or TDX VM with configfs-tsm, or a Gramine SGX enclave; for development, `enarx platform test-root create` then `enarx run --software-evidence DIR`)',
+      );
+    }
+    const [{ requestStewardIdentity, postOverDial }, { attestationStatementType }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', module as Uint8Array<ArrayBuffer>));
+    const identity = await requestStewardIdentity({
+      steward,
+      workload: { digest: { algorithm: 'sha-384', value: digest } },
+      evidence: {
+        kind,
+        description: `${kind} evidence from the host`,
+        collect: async (reportData) => {
+          const e = await this.services.attest(reportData);
+          if (e.kind !== kind) throw new Error(`the host returned ${e.kind} evidence, not the announced ${kind}`);
+          if (e.kind === 'tdx') return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt: e.bytes }], certs: [] } };
+          return { enarxEvidence: { kind, der: e.bytes } as { kind: 'snp' | 'sgx'; der: Uint8Array } };
+        },
+      },
+      post: postOverDial((host, port) => this.#dial(host, port)),
+      onPhase: (phase) => this.#log('debug', `identity: ${phase}`),
+    });
+    this.#log('info', `the Steward at ${new URL(steward).origin} certified this Keep`);
+    return identity;
   }
 
   #dial(host: string, port: number): Promise<SallyportSocket> {
@@ -260,6 +304,8 @@ export class KeepSide {
     this.#state = 'running';
     let outcome: WorkloadOutcome;
     try {
+      // A Steward's refusal ends the Keep here, before any descriptor opens or the workload runs.
+      if (init.steward) this.#identity = Promise.resolve(await this.#attestedIdentity(init.steward, init.evidence ?? null, module));
       const descriptors: DescriptorCapability[] = [];
       for (const f of init.files) descriptors.push(await this.#descriptor(f));
       outcome = await this.#runWorkload({

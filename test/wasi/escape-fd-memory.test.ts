@@ -185,3 +185,19 @@ test("the process Keep's permission-model refusals reach the guest as EACCES, no
   assert.equal(errnoOf(denied), Errno.ACCES);
   assert.equal(errnoOf(Object.assign(new Error('x'), { code: 'ERR_SOMETHING_ELSE' })), Errno.IO);
 });
+
+test('the preopen itself cannot be renamed, replaced, unlinked, removed or linked through "." or "x/.."', () => {
+  mkdirSync(join(sandbox, 'd'));
+  const [dot, dotLen] = g.str('.');
+  const [up, upLen] = g.str('d/..');
+  const [dst, dstLen] = g.str('d/x');
+  const [d, dLen] = g.str('d');
+  assert.equal(g.call('path_rename', FD, dot, dotLen, FD, dst, dstLen), Errno.BUSY);
+  assert.equal(g.call('path_rename', FD, up, upLen, FD, dst, dstLen), Errno.BUSY);
+  assert.equal(g.call('path_rename', FD, d, dLen, FD, dot, dotLen), Errno.BUSY);
+  assert.equal(g.call('path_unlink_file', FD, dot, dotLen), Errno.ISDIR);
+  assert.equal(g.call('path_remove_directory', FD, up, upLen), Errno.BUSY);
+  assert.equal(g.call('path_link', FD, 0, dot, dotLen, FD, dst, dstLen), Errno.PERM);
+  assert.deepEqual(readdirSync(join(sandbox, 'd')), []);
+  assert.equal(g.call('path_remove_directory', FD, d, dLen), 0);
+});

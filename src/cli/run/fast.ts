@@ -63,5 +63,17 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
     if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) process.stderr.write(`${err.stack}\n`);
     code = exitCodeOf(err);
   }
+  await flushed(process.stdout);
+  await flushed(process.stderr);
   process.exit(code);
+}
+
+/**
+ * Resolves once the stream's queued writes are done: process.exit() drops what a pipe has not taken
+ * yet (the process Keep relays the guest's output through process.stdout, and `enarx run x | wc`
+ * lost its last 64 KiB chunks under load). An empty write's callback runs after the writes before it.
+ */
+function flushed(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0 || stream.destroyed || !stream.writable) return Promise.resolve();
+  return new Promise((resolve) => stream.write('', () => resolve()));
 }

@@ -4,8 +4,10 @@ export type Protocol = 'tcp' | 'tls';
 
 export type FileSpec =
   | { readonly kind: 'null' | 'stdin' | 'stdout' | 'stderr'; readonly name: string }
-  | { readonly kind: 'listen'; readonly name: string; readonly prot: Protocol; readonly addr: string; readonly port: number }
-  | { readonly kind: 'connect'; readonly name: string; readonly prot: Protocol; readonly host: string; readonly port: number }
+  /** clientCaFile (Enarx.toml `client_ca`, our extension): TLS clients must present a certificate chaining to these PEM CAs. */
+  | { readonly kind: 'listen'; readonly name: string; readonly prot: Protocol; readonly addr: string; readonly port: number; readonly clientCaFile?: string }
+  /** caFile (Enarx.toml `ca`, our extension): PEM CAs trusted for the server, besides the system roots. */
+  | { readonly kind: 'connect'; readonly name: string; readonly prot: Protocol; readonly host: string; readonly port: number; readonly caFile?: string }
   /** A host directory preopened for the guest at `name`; `path` is absolute once parsed. */
   | { readonly kind: 'dir'; readonly name: string; readonly path: string; readonly readonly: boolean };
 

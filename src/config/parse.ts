@@ -111,6 +111,15 @@ function checkName(f: Fields, name: string): string {
   return name;
 }
 
+/** `client_ca` / `ca`: a PEM file, relative to Enarx.toml; only meaningful with prot = "tls". */
+function tlsCaPath(f: Fields, key: string, prot: Protocol, baseDir: string): string | undefined {
+  const path = f.string(key);
+  if (path === undefined) return undefined;
+  if (prot !== 'tls') throw f.error(key, 'applies only to prot = "tls"');
+  if (path === '') throw f.error(key, 'must not be empty (give a PEM file of CA certificates)');
+  return isAbsolute(path) ? path : resolve(baseDir, path);
+}
+
 function parseFile(f: Fields, baseDir: string): FileSpec {
   const kind = f.string('kind', true);
   if (!KINDS.includes(kind)) throw f.error('kind', `expected one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
@@ -122,13 +131,15 @@ function parseFile(f: Fields, baseDir: string): FileSpec {
     const name = checkName(f, f.string('name', true));
     const addr = f.string('addr') ?? '::';
     if (isIP(addr) === 0) throw f.error('addr', `expected an IP address, got ${JSON.stringify(addr)}`);
-    spec = { kind, name, prot, addr, port: f.port('port', 0) ?? (prot === 'tls' ? 443 : 80) };
+    const clientCaFile = tlsCaPath(f, 'client_ca', prot, baseDir);
+    spec = { kind, name, prot, addr, port: f.port('port', 0) ?? (prot === 'tls' ? 443 : 80), ...(clientCaFile ? { clientCaFile } : {}) };
   } else if (kind === 'connect') {
     const prot = protocol(f);
     const host = f.string('host', true);
     if (host === '') throw f.error('host', 'must not be empty');
     const name = checkName(f, f.string('name') ?? host);
-    spec = { kind, name, prot, host, port: f.port('port', 1) ?? (prot === 'tls' ? 443 : 80) };
+    const caFile = tlsCaPath(f, 'ca', prot, baseDir);
+    spec = { kind, name, prot, host, port: f.port('port', 1) ?? (prot === 'tls' ? 443 : 80), ...(caFile ? { caFile } : {}) };
   } else {
     const name = checkName(f, f.string('name', true));
     if (name === '') throw f.error('name', 'must not be empty (it is the path the guest sees, e.g. "/data")');

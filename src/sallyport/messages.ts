@@ -394,7 +394,7 @@ function pemList(m: MapReader, key: string, what: string): string[] {
 }
 
 function readFile(value: unknown, what: string): FileSpec {
-  const kind = new MapReader(what, value, ['kind'], ['name', 'prot', 'listener', 'addr', 'port', 'host', 'path', 'readonly', 'ca']).get('kind');
+  const kind = new MapReader(what, value, ['kind'], ['name', 'prot', 'listener', 'addr', 'port', 'host', 'path', 'readonly', 'ca', 'clientCa']).get('kind');
   switch (kind) {
     case 'null':
     case 'stdin':

@@ -12,6 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
 import { runEnarx } from '../helpers/cli.ts';
+import { softwareSnpEvidence } from '../../src/keep/software-evidence.ts';
+import { requestStewardIdentity } from '../../src/keep/steward.ts';
 import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'enarx-attested-run-'));
@@ -47,9 +49,10 @@ async function steward(extra: string[] = []): Promise<{ url: string; caFile: str
   return { url: doc.url, caFile: doc.ca.path };
 }
 
-function tlsEcho(port: number, ca: string, line: string): Promise<string> {
+function tlsEcho(port: number, ca: string, line: string, client: { cert?: string; key?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca }, () => socket.write(`${line}\n`));
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...client }, () => socket.write(`${line}\n`));
+    socket.on('end', () => reject(new Error('closed without an answer')));
     let got = '';
     socket.on('data', (d: Buffer) => {
       got += d;
@@ -97,6 +100,21 @@ describe('enarx run --steward with software evidence', () => {
     await waitFor('openssl echo', () => (sslOut.includes('from openssl') ? true : undefined), closed, () => sslErr, 10_000);
     openssl.kill('SIGTERM');
     assert.match(sslErr, /depth=1 CN\s*=\s*enarx steward/);
+    keep.child.kill('SIGTERM');
+    await keep.exited;
+  });
+
+  it('mutual TLS: client_ca makes the Keep require a client certificate from that CA', async () => {
+    const { url, caFile } = await steward();
+    const ca = readFileSync(caFile, 'utf8');
+    const cfg = echoConfig('mtls.toml', `client_ca = ${JSON.stringify(caFile)}\n`);
+    const keep = start(['run', '--backend', 'process', '--steward', url, '--software-evidence', join(dir, 'root'), '--wasmcfgfile', cfg, ECHO], { ENARX_LOG: 'info' });
+    const port = Number(await waitFor('listening port', () => /listen file 'ingest' is bound to \S+ port (\d+)/.exec(keep.stderr())?.[1], keep.exited, keep.stderr));
+    // A client with its own Steward certificate (another attested party) is let in.
+    const client = await requestStewardIdentity({ steward: url, evidence: await softwareSnpEvidence(join(dir, 'root')) });
+    await waitFor('certificate', () => (/certified this Keep/.test(keep.stderr()) ? true : undefined), keep.exited, keep.stderr);
+    assert.equal(await tlsEcho(port, ca, 'mutual', { cert: client.certificateChain.join(''), key: client.privateKey }), 'mutual\n');
+    await assert.rejects(tlsEcho(port, ca, 'anonymous'), /certificate required|ECONNRESET|closed/i);
     keep.child.kill('SIGTERM');
     await keep.exited;
   });

@@ -202,3 +202,16 @@ describe('Steward URLs', () => {
     await assert.rejects(softwareSnpEvidence(join(dir, 'missing')), /cannot read .*test-root create/);
   });
 });
+
+describe('Enarx.toml client_ca and ca', () => {
+  it('parses them relative to the file, only for prot = "tls", and keeps unknown keys errors', async () => {
+    const { parseConfig } = await import('../../src/config/index.ts');
+    const base = '[[files]]\nname = "x"\n';
+    const c = parseConfig(`${base}kind = "listen"\nclient_ca = "ca.pem"\n[[files]]\nkind = "connect"\nhost = "h"\nca = "/etc/ca.pem"\n`, 'Enarx.toml', '/srv');
+    assert.deepEqual(c.files.map((f) => ('clientCaFile' in f ? f.clientCaFile : 'caFile' in f ? f.caFile : null)), ['/srv/ca.pem', '/etc/ca.pem']);
+    assert.throws(() => parseConfig(`${base}kind = "listen"\nprot = "tcp"\nclient_ca = "ca.pem"\n`, 'E.toml', '/'), /client_ca: applies only to prot = "tls"/);
+    assert.throws(() => parseConfig(`${base}kind = "connect"\nhost = "h"\nca = ""\n`, 'E.toml', '/'), /ca: must not be empty/);
+    assert.throws(() => parseConfig(`${base}kind = "listen"\nclient_cert = "x"\n`, 'E.toml', '/'), /client_cert: unknown key/);
+    assert.throws(() => parseConfig(`${base}kind = "listen"\nclient_ca = 3\n`, 'E.toml', '/'), /client_ca: expected a string/);
+  });
+});

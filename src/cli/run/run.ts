@@ -1,4 +1,4 @@
-import type { EnarxConfig } from '../../config/model.ts';
+import type { EnarxConfig, FileSpec } from '../../config/model.ts';
 import { BackendSelectionError, KeepSetupError, selectBackend } from '../../keep/index.ts';
 import { PlanError, buildPlanParts } from '../../keep/plan.ts';
 import { WorkloadError } from '../../runtime/index.ts';
@@ -70,6 +70,24 @@ function readModule(path: string): Uint8Array {
   }
 }
 
+/** Reads the `client_ca` / `ca` PEM files named in Enarx.toml into the files the Keep gets. */
+function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
+  return files.map((f) => {
+    const path = f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
+    if (!path) return f;
+    if (backend !== 'process') throw new EnarxError(`'${f.name}': client_ca and ca need the process Keep`, { hint: 'use --backend process' });
+    let pem: string;
+    try {
+      pem = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new EnarxError(`cannot read the CA file ${path} for '${f.name}': ${(err as NodeJS.ErrnoException).code ?? err}`, { hint: 'check the client_ca / ca path in Enarx.toml' });
+    }
+    const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    if (certs.length === 0) throw new EnarxError(`${path} holds no PEM certificate (for '${f.name}')`, { hint: 'give CA certificates in PEM' });
+    return f.kind === 'listen' ? { ...f, clientCa: certs.map((c) => `${c}\n`) } : { ...f, ca: certs.map((c) => `${c}\n`) };
+  }) as FileSpec[];
+}
+
 /** The evidence source for an attested Keep: checked here, so a bad flag fails before any Keep starts. */
 async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
   if (softwareDir && !steward) throw new UsageError('--software-evidence needs a Steward to send it to', 'add --steward URL, or steward = "URL" in Enarx.toml');
@@ -133,6 +151,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     throw err;
   }
   log('info', `running ${module} in the ${backend.name} Keep`);
+  const files = withTlsCas(parts.files, backend.name);
   const steward = flags.steward ?? config?.steward;
   const evidence = await evidenceFor(steward, flags.softwareEvidence, backend.name);
   if (limits.maxRssBytes !== undefined && backend.name === 'nil') {
@@ -166,7 +185,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       module: bytes,
       args: parts.args,
       env: parts.env,
-      files: parts.files,
+      files,
       ...(steward ? { steward } : {}),
       ...(evidence ? { evidence } : {}),
       limits,

@@ -61,7 +61,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
-    process.exitCode = handleError(err);
+    // A command that failed may have started things that keep the event loop alive (a server's
+    // warm pool, an open socket): the error ends the process. stderr is synchronous here.
+    const code = handleError(err);
+    if (code !== 0) process.exit(code);
+    process.exitCode = code;
   }
 }
 

@@ -57,3 +57,14 @@ test('an old Node gets one clear message, not a syntax error', () => {
   assert.match(r.stderr, /needs Node\.js 26 or newer, but this is Node\.js 20\.1\.0/);
   assert.match(r.stderr, /npx enarx/);
 });
+
+test('a server that fails to start exits, even though it had started helpers (keepmgr warm pool)', async () => {
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-km-'));
+  const r = await runEnarx(['keepmgr', 'serve', '--data-dir', dir, '--listen', '127.0.0.1:99999'], { timeoutMs: 30_000 });
+  assert.equal(r.signal, null, 'it exited by itself, not by the test timeout');
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /did not start: .*99999/);
+});

@@ -1,4 +1,123 @@
 import type { Command } from 'commander';
+import { EnarxError, UsageError } from '../errors.ts';
+import { printJson } from '../output.ts';
+import { withRegistryOptions } from '../registry.ts';
 
-// Placeholder until the 'user' command lands; its owner replaces this file.
-export function register(_program: Command): void {}
+interface Flags {
+  caBundle?: string;
+  token?: string;
+  json?: boolean;
+}
+
+function subjectOf(token: string): string | undefined {
+  const part = token.split('.')[1];
+  if (!part) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof claims.sub === 'string' ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function userSpec(spec: string): Promise<{ origin: string; user: string }> {
+  const reg = await import('../registry.ts');
+  const i = spec.lastIndexOf('/');
+  if (i <= 0) throw new UsageError(`'${spec}' is not host[:port]/user (there is no default host)`);
+  const { parseUserName } = await import('../../drawbridge/index.ts');
+  let user: string;
+  try {
+    user = parseUserName(spec.slice(i + 1));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return { origin: reg.registryOrigin(spec.slice(0, i)), user };
+}
+
+export function register(program: Command): void {
+  const cmd = program.command('user').description('Drawbridge user accounts and login');
+  const common = (c: Command) => withRegistryOptions(c, { token: false });
+
+  common(
+    cmd
+      .command('login')
+      .description('store a bearer token for a registry (0600 file in the enarx config dir)')
+      .argument('<host>', 'registry host[:port] or URL')
+      .option('--token <jwt>', "a token, e.g. from 'enarx drawbridge token' or your OIDC provider")
+      .option('--token-file <file>', "read the token from a file ('-' reads stdin)"),
+  ).action(async (host: string, o: Flags & { tokenFile?: string }) => {
+    const reg = await import('../registry.ts');
+    const origin = reg.registryOrigin(host);
+    let token = o.token;
+    if (o.tokenFile) {
+      const { readFile } = await import('node:fs/promises');
+      try {
+        token = (o.tokenFile === '-' ? (await import('node:fs')).readFileSync(0, 'utf8') : await readFile(o.tokenFile, 'utf8')).trim();
+      } catch (err) {
+        throw new EnarxError(`cannot read --token-file ${o.tokenFile}: ${(err as Error).message}`);
+      }
+    }
+    if (!token) throw new UsageError('enarx user login needs --token or --token-file', "for a local Drawbridge: enarx drawbridge token --store DIR SUBJECT > token; enarx user login HOST --token-file token");
+    if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new UsageError('that token is not a JWT (three base64url parts)');
+    const creds = await reg.loadCredentials();
+    creds[origin] = token;
+    await reg.saveCredentials(creds);
+    const out = { origin, subject: subjectOf(token) ?? null, stored: reg.credentialsPath() };
+    if (o.json) printJson(out);
+    else process.stderr.write(`logged in to ${origin}${out.subject ? ` as ${out.subject}` : ''} (token in ${out.stored})\n`);
+  });
+
+  common(cmd.command('logout').description('forget the stored token for a registry').argument('<host>', 'registry host[:port] or URL')).action(async (host: string, o: Flags) => {
+    const reg = await import('../registry.ts');
+    const origin = reg.registryOrigin(host);
+    const creds = await reg.loadCredentials();
+    const had = origin in creds;
+    delete creds[origin];
+    await reg.saveCredentials(creds);
+    if (o.json) printJson({ origin, removed: had });
+    else process.stderr.write(had ? `logged out of ${origin}\n` : `no token stored for ${origin}\n`);
+  });
+
+  common(
+    cmd
+      .command('register')
+      .description('create a user record owned by the logged-in subject')
+      .argument('<spec>', 'host[:port]/user')
+      .option('--subject <sub>', "the owner's token subject (default: the stored token's 'sub')")
+      .option('--token <jwt>', 'use this token instead of the stored one'),
+  ).action(async (spec: string, o: Flags & { subject?: string }) => {
+    const reg = await import('../registry.ts');
+    const { origin, user } = await userSpec(spec);
+    const token = await reg.tokenFor(origin, o);
+    const subject = o.subject ?? (token ? subjectOf(token) : undefined);
+    if (!subject) throw new EnarxError(`no subject for ${user}`, { hint: `log in first: enarx user login ${origin} --token ...` });
+    const client = await reg.openClient(origin, o);
+    try {
+      const status = await client.putUser(user, { subject });
+      if (o.json) printJson({ origin, user, subject, status });
+      else process.stderr.write(`user ${user} ${status === 'created' ? 'registered' : 'already exists'} at ${origin}\n`);
+    } catch (err) {
+      throw reg.registryError(err, origin);
+    } finally {
+      client.close();
+    }
+  });
+
+  common(cmd.command('info').description('show a user record').argument('<spec>', 'host[:port]/user').option('--token <jwt>', 'use this token')).action(
+    async (spec: string, o: Flags) => {
+      const reg = await import('../registry.ts');
+      const { origin, user } = await userSpec(spec);
+      const client = await reg.openClient(origin, o);
+      try {
+        const record = await client.getUser(user);
+        if (!record) throw new EnarxError(`user ${user} not found at ${origin}`, { hint: `register it with 'enarx user register ${spec}'` });
+        if (o.json) printJson({ origin, user, ...record });
+        else process.stdout.write(`user ${user} at ${origin}\nsubject: ${record.subject}\n`);
+      } catch (err) {
+        throw reg.registryError(err, origin);
+      } finally {
+        client.close();
+      }
+    },
+  );
+}

@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../helpers/paths.ts';
 import { type Registry, startRegistry } from '../drawbridge/helpers.ts';
 import { buildTree } from '../../src/drawbridge/index.ts';
 
-describe('enarx user/repo/package/key against a local Drawbridge', { timeout: 60_000 }, () => {
+describe('enarx user/repo/package/key against a local Drawbridge', { timeout: 120_000 }, () => {
   let reg: Registry;
   let home: string;
   let env: NodeJS.ProcessEnv;

@@ -160,6 +160,13 @@ class HostSide {
       onClose: () => {},
     });
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+    // The reader of our output went away (`enarx run ... | head`): end the Keep as a shell ends a
+    // writer on SIGPIPE, silently with status 141, instead of crashing the host.
+    for (const out of [req.stdout, req.stderr]) {
+      out?.on('error', (err: NodeJS.ErrnoException) =>
+        this.#kill(err.code === 'EPIPE' ? { kind: 'exit', code: 141 } : { kind: 'crash', message: `cannot write the Keep's output: ${err.message}` }),
+      );
+    }
     this.#startLimits();
     const onAbort = () => this.#kill({ kind: 'aborted', reason: String(req.signal?.reason ?? 'aborted') });
     req.signal?.addEventListener('abort', onAbort, { once: true });

@@ -100,8 +100,8 @@ export async function requestStewardIdentity(options: StewardRequestOptions): Pr
   } catch (err) {
     throw new StewardIdentityError(`cannot reach the Steward at ${url.origin}: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}`, { cause: err });
   }
-  const body = response.body;
   if (response.status < 200 || response.status > 299) {
+    const body = new TextDecoder().decode(response.body);
     let problem: StewardProblem = {};
     try {
       problem = JSON.parse(body) as StewardProblem;
@@ -110,8 +110,7 @@ export async function requestStewardIdentity(options: StewardRequestOptions): Pr
     }
     throw new StewardRefusedError(problem, response.status);
   }
-  const chain = splitPem(body);
-  if (chain.length === 0) throw new StewardIdentityError(`the Steward at ${url.origin} answered without a certificate chain (content-type ${response.contentType ?? 'none'})`);
+  const chain = await chainFromAnswer(url, response, spki);
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey('pkcs8', keys.privateKey));
   return {
     certificateChain: chain,
@@ -124,7 +123,7 @@ export async function requestStewardIdentity(options: StewardRequestOptions): Pr
 export interface StewardResponse {
   status: number;
   contentType: string | undefined;
-  body: string;
+  body: Uint8Array;
 }
 /** Sends the DER CSR to the Steward and returns its answer. */
 export type StewardPost = (url: URL, csr: Uint8Array) => Promise<StewardResponse>;
@@ -135,7 +134,9 @@ const MAX_RESPONSE_BYTES = 1 << 20;
 
 async function postWithFetch(url: URL, csr: Uint8Array): Promise<StewardResponse> {
   const response = await fetch(url, { method: 'POST', headers: REQUEST_HEADERS, body: new Blob([csr as Uint8Array<ArrayBuffer>]), signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: (await response.text()).slice(0, MAX_RESPONSE_BYTES) };
+  const body = new Uint8Array(await response.arrayBuffer());
+  if (body.length > MAX_RESPONSE_BYTES) throw new Error('the answer is larger than 1 MiB');
+  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body };
 }
 
 /**
@@ -164,7 +165,7 @@ export function postOverDial(dial: (host: string, port: number) => Promise<Duple
             if (size > MAX_RESPONSE_BYTES) req.destroy(new Error('the answer is larger than 1 MiB'));
             else chunks.push(c);
           });
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: new Uint8Array(Buffer.concat(chunks)) }));
           res.on('error', reject);
         },
       );
@@ -175,8 +176,32 @@ export function postOverDial(dial: (host: string, port: number) => Promise<Duple
   };
 }
 
-function splitPem(text: string): string[] {
-  return [...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g)].map((m) => (m[0].endsWith('\n') ? m[0] : `${m[0]}\n`));
+/**
+ * The chain in the Steward's answer, leaf first, as PEM: either the PEM chain asked for, or the DER
+ * `SEQUENCE OF Certificate` an Enarx 0.7 Steward sends whatever the Accept header ([issuer, leaf];
+ * ours answers application/pkix-pkipath, the CA chain top-down then the leaf). The leaf is the
+ * certificate for this Keep's key, and must be there; the others follow it issuer by issuer.
+ */
+async function chainFromAnswer(url: URL, response: StewardResponse, spki: Uint8Array): Promise<string[]> {
+  const { parseCertificates, toPem } = await import('../attestation/x509.ts');
+  let certs: ReturnType<typeof parseCertificates>;
+  try {
+    certs = parseCertificates(response.body);
+  } catch (err) {
+    throw new StewardIdentityError(`the Steward at ${url.origin} answered without a certificate chain (content-type ${response.contentType ?? 'none'}: ${(err as Error).message})`);
+  }
+  const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+  let current = certs.find((c) => same(c.spki, spki));
+  if (!current) throw new StewardIdentityError(`the Steward at ${url.origin} answered with no certificate for this Keep's key`);
+  const chain = [current];
+  for (;;) {
+    if (current.isSelfIssued) break;
+    const issuer: typeof current | undefined = certs.find((c) => !chain.includes(c) && same(c.subject.der, current!.issuer.der));
+    if (!issuer) break;
+    chain.push(issuer);
+    current = issuer;
+  }
+  return chain.map((c) => toPem('CERTIFICATE', c.der));
 }
 
 /** The IdentityProvider seam over requestStewardIdentity: asked once, then the same identity. */

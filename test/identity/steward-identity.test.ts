@@ -16,7 +16,7 @@ import { parsePolicy } from '../../src/attestation/policy/index.ts';
 import { parseCertificates } from '../../src/attestation/x509.ts';
 import { createSelfSignedIdentity, type KeepIdentity } from '../../src/keep/identity.ts';
 import { createTestRoot, softwareSnpEvidence } from '../../src/keep/software-evidence.ts';
-import { requestStewardIdentity, stewardUrl, StewardIdentityError, StewardRefusedError, type EvidenceSource } from '../../src/keep/steward.ts';
+import { requestStewardIdentity, stewardUrl, StewardIdentityError, StewardRefusedError, type EvidenceSource, type StewardPost } from '../../src/keep/steward.ts';
 import { tlsServer } from '../../src/net/tls.ts';
 import { isConfidential, readCertificateOrigin } from '../../src/pki/index.ts';
 import { builtinVerifier, listen, parseSubjectAltName, Steward, type RunningSteward, type StewardOptions } from '../../src/steward/index.ts';
@@ -127,6 +127,49 @@ describe('a Keep with software SNP evidence', () => {
     } finally {
       server.close();
     }
+  });
+});
+
+describe("the Steward's answer: PEM chain or Enarx's DER", () => {
+  // An Enarx 0.7 Steward ignores Accept and answers DER SEQUENCE OF Certificate, [issuer, leaf].
+  const postWithoutAccept: StewardPost = async (url, csr) => {
+    const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: new Blob([csr as Uint8Array<ArrayBuffer>]) });
+    return { status: r.status, contentType: undefined, body: new Uint8Array(await r.arrayBuffer()) };
+  };
+
+  it('takes a DER answer, finds the leaf by its key and orders the chain leaf first', async () => {
+    const url = await startSteward();
+    let der: Uint8Array | undefined;
+    const identity = await requestStewardIdentity({
+      steward: url,
+      evidence: await softwareSnpEvidence(join(dir, 'root'), { measurement: MEASUREMENT }),
+      post: async (u, csr) => {
+        const r = await postWithoutAccept(u, csr);
+        der = r.body;
+        return r;
+      },
+    });
+    const sent = parseCertificates(der!);
+    assert.ok(sent.length >= 2 && !sent.at(-1)!.basicConstraints?.ca, 'the Steward sent the CA chain top-down, then the leaf');
+    const chain = identity.certificateChain.map((p) => new X509Certificate(p));
+    assert.deepEqual(chain.map((c) => c.fingerprint256), sent.toReversed().map((c) => new X509Certificate(c.der).fingerprint256));
+    assert.ok(chain[0]!.checkPrivateKey((await import('node:crypto')).createPrivateKey(identity.privateKey)));
+    const { port, server } = await serveTls(identity);
+    try {
+      assert.equal(await talk(port, { ca: caRootPem }), 'echo: hi');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('refuses an answer with no certificate for its key, and one that is no chain at all', async () => {
+    const url = await startSteward();
+    const evidence = await softwareSnpEvidence(join(dir, 'root'));
+    const other = new Uint8Array(Buffer.from(createSelfSignedIdentity().certificateChain[0]!));
+    const answer = (body: Uint8Array): StewardPost => async () => ({ status: 200, contentType: 'application/pkix-pkipath', body });
+    await assert.rejects(requestStewardIdentity({ steward: url, evidence, post: answer(other) }), /answered with no certificate for this Keep's key/);
+    await assert.rejects(requestStewardIdentity({ steward: url, evidence, post: answer(new Uint8Array([0x30, 0x03, 1, 2, 3])) }), /answered without a certificate chain \(content-type application\/pkix-pkipath: /);
+    await assert.rejects(requestStewardIdentity({ steward: url, evidence, post: answer(new TextEncoder().encode('ok')) }), StewardIdentityError);
   });
 });
 

@@ -9,6 +9,62 @@ interface Flags {
   json?: boolean;
 }
 
+interface LoginFlags {
+  tokenFile?: string;
+  oidcDomain?: string;
+  oidcClientId?: string;
+  oidcFlow?: string;
+  oidcAudience?: string;
+}
+
+async function readTokenFile(file: string): Promise<string> {
+  try {
+    const { readFileSync } = await import('node:fs');
+    return readFileSync(file === '-' ? 0 : file, 'utf8').trim();
+  } catch (err) {
+    throw new EnarxError(`cannot read --token-file ${file}: ${(err as Error).message}`);
+  }
+}
+
+async function oidcToken(origin: string, o: LoginFlags, bundle: string | undefined): Promise<string> {
+  const domain = o.oidcDomain ?? process.env.ENARX_OIDC_DOMAIN;
+  const clientId = o.oidcClientId ?? process.env.ENARX_OIDC_CLIENT_ID;
+  if (!domain) {
+    throw new UsageError(
+      'enarx user login needs --oidc-domain (with --oidc-client-id), --token or --token-file',
+      'for a local Drawbridge: enarx drawbridge token --store DIR SUBJECT > token; enarx user login HOST --token-file token',
+    );
+  }
+  if (!clientId) throw new UsageError('--oidc-domain needs --oidc-client-id (or ENARX_OIDC_CLIENT_ID)', "ask the registry's operator for enarx's client id");
+  if (o.oidcFlow !== 'device' && o.oidcFlow !== 'client') throw new UsageError(`--oidc-flow must be device or client, not '${o.oidcFlow}'`);
+  const { oidcLogin, OidcError } = await import('../oidc.ts');
+  const { rootCertificates } = await import('node:tls');
+  try {
+    const token = await oidcLogin({
+      domain,
+      clientId,
+      flow: o.oidcFlow,
+      clientSecret: process.env.ENARX_OIDC_CLIENT_SECRET,
+      audience: o.oidcAudience ?? `${origin}/`,
+      // --ca-bundle adds to the system roots here: the provider is usually a public service.
+      ca: bundle ? [...rootCertificates, bundle].join('\n') : undefined,
+      onPrompt: (p) => {
+        const open = p.verificationUriComplete ?? p.verificationUri;
+        process.stderr.write(
+          `To log in to ${origin}, open ${open}\nand confirm the code ${p.userCode} (valid for ${Math.round(p.expiresInSeconds / 60)} min). Waiting...\n`,
+        );
+      },
+    });
+    return token.accessToken;
+  } catch (err) {
+    if (err instanceof OidcError) {
+      const hint = err.code === 'expired_token' || err.code === 'access_denied' ? 'run enarx user login again' : 'check --oidc-domain, --oidc-client-id and the network';
+      throw new EnarxError(`login failed: ${err.message}`, { hint });
+    }
+    throw err;
+  }
+}
+
 function subjectOf(token: string): string | undefined {
   const part = token.split('.')[1];
   if (!part) return undefined;
@@ -41,23 +97,18 @@ export function register(program: Command): void {
   common(
     cmd
       .command('login')
-      .description('store a bearer token for a registry (0600 file in the enarx config dir)')
+      .description('log in to a registry: OAuth device flow at an OIDC provider, or a given token; stored in a 0600 file in the enarx config dir')
       .argument('<host>', 'registry host[:port] or URL')
-      .option('--token <jwt>', "a token, e.g. from 'enarx drawbridge token' or your OIDC provider")
-      .option('--token-file <file>', "read the token from a file ('-' reads stdin)"),
-  ).action(async (host: string, o: Flags & { tokenFile?: string }) => {
+      .option('--token <jwt>', "store this token, e.g. from 'enarx drawbridge token'")
+      .option('--token-file <file>', "read the token from a file ('-' reads stdin)")
+      .option('--oidc-domain <url>', 'the OIDC provider that issues registry tokens (env ENARX_OIDC_DOMAIN)')
+      .option('--oidc-client-id <id>', "the provider's client id for enarx (env ENARX_OIDC_CLIENT_ID)")
+      .option('--oidc-flow <flow>', 'device (a person confirms a code in a browser) or client (client credentials from ENARX_OIDC_CLIENT_SECRET)', 'device')
+      .option('--oidc-audience <aud>', 'the token audience (default https://HOST/, as Enarx asks)'),
+  ).action(async (host: string, o: Flags & LoginFlags) => {
     const reg = await import('../registry.ts');
     const origin = reg.registryOrigin(host);
-    let token = o.token;
-    if (o.tokenFile) {
-      const { readFile } = await import('node:fs/promises');
-      try {
-        token = (o.tokenFile === '-' ? (await import('node:fs')).readFileSync(0, 'utf8') : await readFile(o.tokenFile, 'utf8')).trim();
-      } catch (err) {
-        throw new EnarxError(`cannot read --token-file ${o.tokenFile}: ${(err as Error).message}`);
-      }
-    }
-    if (!token) throw new UsageError('enarx user login needs --token or --token-file', "for a local Drawbridge: enarx drawbridge token --store DIR SUBJECT > token; enarx user login HOST --token-file token");
+    const token = o.token ?? (o.tokenFile ? await readTokenFile(o.tokenFile) : await oidcToken(origin, o, await reg.caBundle(o)));
     if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) throw new UsageError('that token is not a JWT (three base64url parts)');
     const creds = await reg.loadCredentials();
     creds[origin] = token;

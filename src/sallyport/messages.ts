@@ -22,6 +22,8 @@ export const MAX_TEXT_BYTES = 64 * 1024;
 export const MAX_LIST_ITEMS = 4096;
 export const REPORT_DATA_BYTES = 64;
 export const MAX_EVIDENCE_BYTES = 256 * 1024;
+/** Longest host path or symlink target in a `symlink` request (Linux's PATH_MAX). */
+export const MAX_PATH_BYTES = 4096;
 
 export type Protocol = 'tcp' | 'tls';
 export type FileSpec =
@@ -64,7 +66,8 @@ export type HostMessage =
   | { t: 'accept'; listener: number; stream: number; peer: string; port: number }
   | { t: 'dialed'; stream: number; error: string | null }
   | { t: 'reset'; stream: number; reason: string }
-  | { t: 'evidence'; id: number; kind: string | null; bytes: Uint8Array | null; error: string | null };
+  | { t: 'evidence'; id: number; kind: string | null; bytes: Uint8Array | null; error: string | null }
+  | { t: 'symlinked'; id: number; error: string | null };
 
 /** Messages the Keep sends to the host. */
 export type KeepMessage =
@@ -74,6 +77,7 @@ export type KeepMessage =
   | { t: 'close'; stream: number }
   | { t: 'dial'; stream: number; host: string; port: number }
   | { t: 'attest'; id: number; reportData: Uint8Array }
+  | { t: 'symlink'; id: number; target: string; path: string }
   | { t: 'log'; level: LogLevel; text: string }
   | { t: 'exit'; code: number }
   | { t: 'fail'; kind: FailKind; message: string };
@@ -132,6 +136,10 @@ function toWire(m: Message): unknown[] {
       return ['dial', m.stream, m.host, m.port];
     case 'attest':
       return ['attest', m.id, m.reportData];
+    case 'symlink':
+      return ['symlink', m.id, m.target, m.path];
+    case 'symlinked':
+      return ['symlinked', m.id, m.error];
     case 'log':
       return ['log', m.level, m.text];
     case 'exit':
@@ -220,6 +228,12 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
     case 'attest':
       v.arity(3);
       return { t: 'attest', id: v.uint(1, MAX_STREAM_ID), reportData: v.bytes(2, REPORT_DATA_BYTES, REPORT_DATA_BYTES) };
+    case 'symlink':
+      v.arity(4);
+      return { t: 'symlink', id: v.uint(1, MAX_STREAM_ID), target: v.text(2, MAX_PATH_BYTES, 1), path: v.text(3, MAX_PATH_BYTES, 1) };
+    case 'symlinked':
+      v.arity(3);
+      return { t: 'symlinked', id: v.uint(1, MAX_STREAM_ID), error: v.optText(2, 32) };
     case 'log':
       v.arity(3);
       return { t: 'log', level: v.oneOf(1, LOG_LEVELS), text: v.text(2, MAX_TEXT_BYTES) };
@@ -233,8 +247,8 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
   throw new ProtocolError(`unknown message type '${type}'`);
 }
 
-const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence']);
-const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail']);
+const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'exit', 'fail']);
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
 const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;

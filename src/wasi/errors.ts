@@ -44,7 +44,7 @@ const HOST_CODES: Record<string, ErrnoValue> = {
   EOPNOTSUPP: Errno.NOTSUP, ENOTTY: Errno.NOTTY, ENXIO: Errno.NXIO, EOVERFLOW: Errno.OVERFLOW, EPERM: Errno.PERM,
   EPIPE: Errno.PIPE, EPROTO: Errno.PROTO, ERANGE: Errno.RANGE, EROFS: Errno.ROFS, ESPIPE: Errno.SPIPE,
   ESRCH: Errno.SRCH, ETIMEDOUT: Errno.TIMEDOUT, ETXTBSY: Errno.TXTBSY, EXDEV: Errno.XDEV,
-  // Node's permission model (the process Keep) refusing an operation, e.g. symlink creation, which it allows only with full fs access.
+  // Node's permission model (the process Keep) refusing an operation the host has no relay or fallback for.
   ERR_ACCESS_DENIED: Errno.ACCES,
 };
 

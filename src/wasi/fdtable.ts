@@ -2,7 +2,7 @@ import {
   ALL_RIGHTS, DIR_RIGHTS, Errno, Fdflags, INHERITABLE_RIGHTS, LISTENER_RIGHTS, Rights, SOCKET_RIGHTS, STREAM_RIGHTS,
 } from './constants.ts';
 import { WasiError } from './errors.ts';
-import type { Connection, DescriptorCapability, InputStream, Listener, OutputStream } from './io.ts';
+import type { Connection, DescriptorCapability, DirectoryCapability, InputStream, Listener, OutputStream } from './io.ts';
 
 const { closeSync } = process.getBuiltinModule('node:fs');
 
@@ -17,6 +17,8 @@ interface Common {
 export interface FileEntry extends Common {
   readonly type: 'file';
   readonly osfd: number;
+  /** The host path it was opened at: for calls a sandbox refuses on descriptors (futimes under Node's permission model). */
+  readonly hostPath: string;
   position: bigint;
 }
 
@@ -27,6 +29,7 @@ export interface DirEntry extends Common {
   /** Components below root. */
   readonly rel: readonly string[];
   readonly readonly: boolean;
+  readonly createSymlink?: DirectoryCapability['createSymlink'];
   /** Listing taken at cookie 0, so that cookies stay stable across fd_readdir calls. */
   listing?: { name: Uint8Array; ino: bigint; type: number }[];
 }
@@ -179,6 +182,7 @@ export function entryFromCapability(cap: DescriptorCapability, realRoot: (path: 
       const r = dirRights(cap.dir.readonly);
       return {
         type: 'dir', root: realRoot(cap.dir.hostPath), rel: [], readonly: cap.dir.readonly,
+        ...(cap.dir.createSymlink && !cap.dir.readonly ? { createSymlink: cap.dir.createSymlink } : {}),
         rightsBase: r.base, rightsInheriting: r.inheriting, fdflags: 0, preopenName: cap.dir.guestPath,
       };
     }

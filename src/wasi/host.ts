@@ -8,7 +8,7 @@ import {
   FdTable, KNOWN_FDFLAGS, entryFromCapability, type ConnectionEntry, type DirEntry, type Entry, type FileEntry,
 } from './fdtable.ts';
 import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
-import { decodePath, hostPathOf, resolvePath, type ResolvedPath } from './paths.ts';
+import { decodePath, hostPathOf, isDescendingTarget, resolvePath, type ResolvedPath } from './paths.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const fs = process.getBuiltinModule('node:fs');
@@ -34,6 +34,8 @@ export interface WasiOptions {
 /** The imports that may wait: the engine wraps these with WebAssembly.Suspending (JSPI). */
 export const SUSPENDING_IMPORTS: ReadonlySet<string> = new Set([
   'fd_read', 'fd_write', 'poll_oneoff', 'sock_accept', 'sock_recv', 'sock_send',
+  // Only when the Keep relays symlink creation to its host (DirectoryCapability.createSymlink).
+  'path_symlink',
 ]);
 
 type HostFn = (...args: never[]) => number | Promise<number>;
@@ -372,7 +374,7 @@ export class WasiHost {
         const e = this.#entry(fd, Rights.FD_FILESTAT_SET_TIMES);
         if (e.type === 'file') {
           const [a, m] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
-          fs.futimesSync(e.osfd, a, m);
+          setFileTimes(e, a, m);
         } else if (e.type === 'dir') {
           const path = hostPathOf(e.root, e.rel);
           const [a, m] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
@@ -578,9 +580,12 @@ export class WasiHost {
       path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) => {
         const d = this.#writableDir(fd, Rights.PATH_SYMLINK);
         const target = this.#path(oldPath, oldLen);
+        if (target === '') throw new WasiError(Errno.NOENT, 'empty symlink target');
         if (target.startsWith('/')) throw new WasiError(Errno.NOTCAPABLE, 'symlinks to absolute paths are refused');
+        if (!isDescendingTarget(target)) throw new WasiError(Errno.PERM, "a symlink target may not contain '.' or '..'");
         const r = this.#resolve(d, newPath, newLen, false);
         if (r.mustBeDir) throw new WasiError(Errno.NOENT);
+        if (d.createSymlink) return d.createSymlink(target, r.host).then(() => 0);
         fs.symlinkSync(target, r.host);
         return 0;
       },
@@ -725,6 +730,7 @@ export class WasiHost {
         }
         return this.fds.add({
           type: 'dir', root: d.root, rel: r.rel, readonly: d.readonly, fdflags: fdflags & Fdflags.NONBLOCK,
+          ...(d.createSymlink ? { createSymlink: d.createSymlink } : {}),
           rightsBase: base & d.rightsInheriting & DIR_RIGHTS, rightsInheriting: inheriting & d.rightsInheriting,
         });
       }
@@ -748,7 +754,7 @@ export class WasiHost {
     const osfd = fs.openSync(r.host, flags, 0o666);
     try {
       return this.fds.add({
-        type: 'file', osfd, position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
+        type: 'file', osfd, hostPath: r.host, position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
       });
     } catch (err) {
       fs.closeSync(osfd);
@@ -1020,6 +1026,30 @@ function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => FsTy
   const pick = (set: number, setNow: number, value: bigint, existing: bigint | undefined) =>
     flags & setNow ? now : flags & set ? Number(value) / 1e9 : Number(existing ?? 0n) / 1e9;
   return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, st?.atimeNs), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, st?.mtimeNs)];
+}
+
+/**
+ * futimes, or where Node's permission model disables it (the process Keep), lutimes on the path
+ * the file was opened at, provided that path still names this very file.
+ */
+function setFileTimes(f: FileEntry, atime: number, mtime: number): void {
+  try {
+    fs.futimesSync(f.osfd, atime, mtime);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_ACCESS_DENIED') throw err;
+  }
+  const open = fs.fstatSync(f.osfd, { bigint: true });
+  let named: FsTypes.BigIntStats | undefined;
+  try {
+    named = fs.lstatSync(f.hostPath, { bigint: true });
+  } catch {
+    // Removed or renamed since it was opened.
+  }
+  if (!named || named.ino !== open.ino || named.dev !== open.dev) {
+    throw new WasiError(Errno.NOTSUP, 'the file was moved since it was opened, and this Keep cannot set times on a descriptor');
+  }
+  fs.lutimesSync(f.hostPath, atime, mtime);
 }
 
 function clockResolution(id: number): bigint {

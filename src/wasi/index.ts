@@ -5,4 +5,5 @@
 export { WasiHost, SUSPENDING_IMPORTS, type WasiOptions } from './host.ts';
 export { ProcExit, Aborted, WasiError } from './errors.ts';
 export { Errno } from './constants.ts';
+export { isDescendingTarget } from './paths.ts';
 export * from './io.ts';

@@ -119,6 +119,13 @@ export interface DirectoryCapability {
   readonly guestPath: string;
   /** When true, every operation that would create, change or remove anything fails with EROFS/EPERM. */
   readonly readonly: boolean;
+  /**
+   * Creates the symlink `linkPath` (an absolute host path the host resolved inside this
+   * directory) holding `target`, for a Keep whose own sandbox may not create symlinks (Node's
+   * permission model allows it only with full file-system access). Absent: the host calls
+   * fs.symlink itself. Rejects with an Error whose `code` is a POSIX error name.
+   */
+  readonly createSymlink?: (target: string, linkPath: string) => Promise<void>;
 }
 
 /**

@@ -27,6 +27,18 @@ export function decodePath(bytes: Uint8Array): string {
   return text;
 }
 
+/**
+ * Whether a symlink target only leads down from the link: relative, non-empty, plain names
+ * only (no `.` or `..`). Such a link points inside its own directory wherever it is moved, so
+ * no path-string check (Node's permission model, a later rename) can be fooled by it. Guests
+ * may create only these, in every Keep, so that a workload behaves the same in each.
+ */
+export function isDescendingTarget(target: string): boolean {
+  if (target.includes('\0') || target.startsWith('/')) return false;
+  const parts = target.split('/').filter((p) => p !== '');
+  return parts.length > 0 && parts.every((p) => p !== '.' && p !== '..');
+}
+
 export function hostPathOf(root: string, rel: readonly string[]): string {
   return rel.length === 0 ? root : `${root}/${rel.join('/')}`;
 }

@@ -39,6 +39,10 @@ const hostileKeeps: [string, Uint8Array[], RegExp, number?][] = [
   ['odd dial id', [frame(['dial', 17, '127.0.0.1', 1])], /Keep ids are even/],
   ['log flood', [frame(['log', 'debug', 'x'])], /control message rate exceeded/, 100_000],
   ['bad exit code', [frame(['exit', 300])], /integer in 0\.\.255/],
+  // The hello Keep has no writable directory: any symlink it asks for is outside its grants.
+  ['symlink outside the grants', [frame(['symlink', 1, 'x', '/tmp/enarx-hostile-link'])], /outside every writable directory/],
+  ['symlink at a relative path', [frame(['symlink', 1, 'x', 'link'])], /not a normalised absolute path/],
+  ['symlink through ..', [frame(['symlink', 1, 'x', '/tmp/a/../b'])], /not a normalised absolute path/],
 ];
 
 for (const [name, frames, reason, repeat] of hostileKeeps) {
@@ -97,6 +101,7 @@ const hostileHosts: [string, Uint8Array[], RegExp][] = [
   ['data before the start', [frame(['hello', 1, init]), frame(['data', 0, Uint8Array.of(1)])], /'data' before the workload started/],
   ['a bogus evidence answer', [frame(['evidence', 4, 'snp', Uint8Array.of(1), null])], /'evidence' for request 4, which was not made/],
   ['a second hello', [frame(['hello', 1, init]), frame(['hello', 1, init])], /'hello' after the start/],
+  ['a symlink answer nobody asked for', [frame(['symlinked', 3, null])], /'symlinked' for request 3, which was not made/],
 ];
 
 for (const [name, frames, reason] of hostileHosts) {

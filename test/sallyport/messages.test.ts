@@ -33,6 +33,8 @@ const hostSamples: HostMessage[] = [
   { t: 'reset', stream: 19, reason: 'ECONNRESET' },
   { t: 'evidence', id: 1, kind: 'snp', bytes: Uint8Array.of(9), error: null },
   { t: 'evidence', id: 2, kind: null, bytes: null, error: 'no attestation on this backend' },
+  { t: 'symlinked', id: 1, error: null },
+  { t: 'symlinked', id: 2, error: 'EEXIST' },
 ];
 const keepSamples: KeepMessage[] = [
   { t: 'data', stream: 1, bytes: Uint8Array.of(104, 105) },
@@ -41,6 +43,7 @@ const keepSamples: KeepMessage[] = [
   { t: 'close', stream: 19 },
   { t: 'dial', stream: 16, host: 'example.com', port: 443 },
   { t: 'attest', id: 1, reportData: new Uint8Array(64) },
+  { t: 'symlink', id: 1, target: 'sub/file', path: '/data/link' },
   { t: 'log', level: 'info', text: 'hello' },
   { t: 'exit', code: 3 },
   { t: 'fail', kind: 'limit', message: 'memory' },
@@ -71,12 +74,17 @@ test('malformed messages are refused with a reason', () => {
     [['attest', 1, new Uint8Array(63)], /64\.\.64 bytes/],
     [['dial', 16, '', 443], /text string of 1\.\./],
     [['dial', 16, 'h', 0], /integer in 1\.\.65535/],
+    [['symlink', 1, '', '/d/l'], /text string of 1\.\.4096/],
+    [['symlink', 1, 'x'.repeat(4097), '/d/l'], /text string of 1\.\.4096/],
+    [['symlink', 1, 't', Uint8Array.of(47)], /field 3 must be a text string/],
+    [['symlink', 1, 't'], /must have 3 field/],
     [['nope'], /may not send 'nope'/],
   ];
   for (const [value, reason] of bad) {
     assert.throws(() => decodeMessage(encode(value), 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(value));
   }
   assert.throws(() => decodeMessage(encode(['evidence', 1, 'snp', Uint8Array.of(1), 'and an error']), 'host-to-keep'), /either kind and bytes, or an error/);
+  assert.throws(() => decodeMessage(encode(['symlinked', 1, 'x'.repeat(33)]), 'host-to-keep'), /text string of 0\.\.32/);
 });
 
 test('non-canonical or extended CBOR is refused', () => {
@@ -114,7 +122,7 @@ test('random CBOR values never crash the decoder: they decode or fail with Proto
   const value = fc.letrec((tie) => ({
     node: fc.oneof(
       { depthSize: 'small' },
-      fc.constantFrom('data', 'eof', 'credit', 'exit', 'fail', 'dial', 'attest', 'log', 'hello', 'accept', 'evidence'),
+      fc.constantFrom('data', 'eof', 'credit', 'exit', 'fail', 'dial', 'attest', 'log', 'hello', 'accept', 'evidence', 'symlink', 'symlinked'),
       fc.integer(),
       fc.string(),
       fc.uint8Array({ maxLength: 70 }),
@@ -124,7 +132,7 @@ test('random CBOR values never crash the decoder: they decode or fail with Proto
       fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 }),
     ),
   })).node;
-  const message = fc.tuple(fc.constantFrom('data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail', 'hello', 'accept', 'dialed', 'reset', 'evidence', 'module'), fc.array(value, { maxLength: 5 })).map(([t, rest]) => [t, ...rest]);
+  const message = fc.tuple(fc.constantFrom('data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail', 'hello', 'accept', 'dialed', 'reset', 'evidence', 'module', 'symlink', 'symlinked'), fc.array(value, { maxLength: 5 })).map(([t, rest]) => [t, ...rest]);
   fc.assert(
     fc.property(message, fc.constantFrom('host-to-keep', 'keep-to-host') as fc.Arbitrary<'host-to-keep' | 'keep-to-host'>, (m, dir) => {
       try {

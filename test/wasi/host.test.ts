@@ -489,6 +489,14 @@ describe('path_* functions', () => {
     assert.equal(g.call('path_symlink', abs, absl, DIR_FD, n2, n2l), Errno.NOTCAPABLE);
     assert.equal(existsSync(join(dir, 'abslink')), false);
   });
+  test("path_symlink refuses targets with '.' or '..' (EPERM): only links that lead down, as in the process Keep", () => {
+    for (const target of ['..', '../x', 'a/../b', '.', './a', 'a/.', '']) {
+      const [t, tl] = g.str(target);
+      const [n, nl] = g.str('climber');
+      assert.equal(g.call('path_symlink', t, tl, DIR_FD, n, nl), target === '' ? Errno.NOENT : Errno.PERM, JSON.stringify(target));
+      assert.equal(existsSync(join(dir, 'climber')), false);
+    }
+  });
   test('path_unlink_file removes files and links, not directories', () => {
     writeFileSync(join(dir, 'gone'), '');
     symlinkSync('nowhere', join(dir, 'dangling'));

@@ -13,6 +13,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
 import type { FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
 import { keepCommand } from './launch.ts';
+import { createSymlinkForKeep, writableRoots } from './symlink.ts';
 
 export type ProcessKeepFile =
   | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
@@ -114,6 +115,7 @@ class HostSide {
   #started = false;
   readonly #early: [number, Socket][] = [];
   readonly #log: (level: LogLevel, text: string) => void;
+  #writableRoots: string[] | undefined;
 
   constructor(request: ProcessKeepRequest) {
     this.#req = request;
@@ -357,6 +359,13 @@ class HostSide {
       case 'attest':
         this.#onAttest(m.id, m.reportData);
         return;
+      case 'symlink': {
+        this.#writableRoots ??= writableRoots(this.#req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])));
+        // A link outside the writable grants throws: a violation that ends the Keep.
+        const error = createSymlinkForKeep(this.#writableRoots, m.target, m.path);
+        if (!this.#outcome) this.#endpoint.send({ t: 'symlinked', id: m.id, error });
+        return;
+      }
       case 'log':
         this.#log(m.level, `keep: ${m.text}`);
         return;

@@ -53,6 +53,8 @@ export class KeepSide {
   readonly #dials = new Map<number, PendingDial>();
   readonly #attests = new Map<number, { resolve: (e: { kind: string; bytes: Uint8Array }) => void; reject: (err: Error) => void }>();
   #nextAttest = 1;
+  readonly #symlinks = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  #nextSymlink = 1;
   #finishing = false;
   readonly #abort = new AbortController();
   readonly services: KeepServices;
@@ -153,6 +155,14 @@ export class KeepSide {
         this.#attests.delete(m.id);
         if (m.bytes && m.kind) pending.resolve({ kind: m.kind, bytes: m.bytes });
         else pending.reject(new Error(m.error ?? 'no evidence'));
+        return;
+      }
+      case 'symlinked': {
+        const pending = this.#symlinks.get(m.id);
+        if (!pending) throw new ProtocolError(`'symlinked' for request ${m.id}, which was not made`);
+        this.#symlinks.delete(m.id);
+        if (m.error === null) pending.resolve();
+        else pending.reject(Object.assign(new Error(`the host did not create the symlink: ${m.error}`), { code: m.error }));
         return;
       }
       case 'credit':
@@ -266,6 +276,15 @@ export class KeepSide {
     });
   }
 
+  /** Node's permission model lets no sandboxed process create symlinks: the host does it, after its own checks. */
+  #symlink(target: string, path: string): Promise<void> {
+    const id = this.#nextSymlink++;
+    return new Promise((resolve, reject) => {
+      this.#symlinks.set(id, { resolve, reject });
+      this.#endpoint.send({ t: 'symlink', id, target, path });
+    });
+  }
+
   async #descriptor(f: FileSpec): Promise<DescriptorCapability> {
     switch (f.kind) {
       case 'null':
@@ -292,8 +311,10 @@ export class KeepSide {
         });
         return { kind: 'connection', name: f.name, connection: new DuplexConnection(tls, socket) };
       }
-      case 'dir':
-        return { kind: 'dir', name: f.name, dir: { hostPath: f.path, guestPath: f.name, readonly: f.readonly } };
+      case 'dir': {
+        const createSymlink = f.readonly ? {} : { createSymlink: (target: string, path: string) => this.#symlink(target, path) };
+        return { kind: 'dir', name: f.name, dir: { hostPath: f.path, guestPath: f.name, readonly: f.readonly, ...createSymlink } };
+      }
     }
   }
 

@@ -127,7 +127,11 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
   const busy = await client.create();
   const att = await attestKeep(client, busy.id, { allowUnattested: true });
   await provisionKeep(client, att, { wasm: WASM('spin'), config: null });
-  await waitFor(async () => (await client.get(busy.id)).outputRecords > 0, 10_000, 'the spinning workload to start');
+  await waitFor(async () => (await client.get(busy.id)).outputRecords > 0, 60_000, 'the spinning workload to start');
+  // The daemon says it is ready before its warm pool has filled, so the idle Keep may be a cold
+  // one whose process is still starting: its record has no pid until then. Reading the pid at
+  // once (as this test did) raced that start and failed under load, so wait for the Keep itself.
+  await waitFor(async () => (await client.get(idle.id)).pid !== null, 60_000, 'the idle Keep to start');
   const pids = [(await client.get(idle.id)).pid!, (await client.get(busy.id)).pid!];
   const states = await Promise.all([idle.id, busy.id].map(async (id) => { const k = await client.get(id); return `${k.state} ${k.reason ?? ''}`; }));
   assert.ok(pids.every(pidAlive), `Keeps not alive before the kill: ${states.join(' | ')}`);
@@ -135,7 +139,7 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
   s.child.kill('SIGKILL');
   await killed;
   // Both the idle Keep (its pipe closes) and the one whose workload holds its thread (the kernel's parent-death signal) go.
-  await waitFor(() => pids.every((p) => !pidAlive(p)), 5_000, 'the orphaned Keeps to exit');
+  await waitFor(() => pids.every((p) => !pidAlive(p)), 30_000, 'the orphaned Keeps to exit');
   const again = await serve(dir);
   try {
     assert.deepEqual(again.doc.lost.map((l) => l.id).sort(), [idle.id, busy.id].sort());

@@ -76,10 +76,15 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs 
   }
 }
 
+/**
+ * True while the process exists and has not exited. An orphaned Keep that has exited stays a
+ * zombie until init reaps it, which a loaded host (or a container whose init reaps lazily) may
+ * put off for seconds; kill(pid, 0) still succeeds on a zombie, so its state is read instead.
+ */
 export function pidAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
   } catch {
     return false;
   }

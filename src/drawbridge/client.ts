@@ -9,7 +9,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { type Duplex, type Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type Digests, digestBytes, firstMismatch, formatContentDigest, MultiHasher, parseContentDigest } from './digest.ts';
 import { parseEntryName } from './names.ts';
@@ -40,6 +40,11 @@ export interface ClientOptions {
   cert?: string | Buffer;
   key?: string | Buffer;
   apiVersion?: string;
+  /**
+   * Opens the connection for each request itself, TLS included when the URL is https (a Keep
+   * dials through its host and ends TLS inside the Keep); `ca`, `cert` and `key` are then unused.
+   */
+  connect?: (host: string, port: number) => Promise<Duplex>;
 }
 
 /** The server answered with an error status; `message` is its one-line reason. */
@@ -186,18 +191,32 @@ export class DrawbridgeClient {
   #sendOnce(method: string, path: string, options: { headers?: Record<string, string | number>; body?: Body; auth?: boolean }, fresh = false): Promise<IncomingMessage> {
     const headers: Record<string, string | number> = { ...options.headers };
     if (this.#options.token && options.auth !== false) headers.authorization = `Bearer ${this.#options.token}`;
-    const request = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const connect = this.#options.connect;
+    const hostname = this.url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(this.url.port || (this.url.protocol === 'https:' ? 443 : 80));
+    // With `connect`, the stream it returns already speaks TLS when needed: plain HTTP on top.
+    const request = !connect && this.url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const transport = connect
+      ? {
+          createConnection: (_: unknown, done: (err: Error | null, stream?: Duplex) => void) => {
+            connect(hostname, port).then((s) => done(null, s), (err: Error) => done(err));
+            return undefined;
+          },
+        }
+      : // A resend goes on a socket of its own: any other pooled socket may be just as stale.
+        fresh
+        ? { agent: false, ca: this.#options.ca, cert: this.#options.cert, key: this.#options.key }
+        : { agent: this.#agent };
     return new Promise((resolve, reject) => {
       const req = request(
         {
-          protocol: this.url.protocol,
-          hostname: this.url.hostname.replace(/^\[|\]$/g, ''),
-          port: this.url.port,
+          ...(connect ? {} : { protocol: this.url.protocol }),
+          hostname,
+          port,
           method,
           path,
-          headers,
-          // A resend goes on a socket of its own: any other pooled socket may be just as stale.
-          ...(fresh ? { agent: false, ca: this.#options.ca, cert: this.#options.cert, key: this.#options.key } : { agent: this.#agent }),
+          headers: connect ? { host: this.url.host, ...headers } : headers,
+          ...(transport as object),
         },
         (res) => {
           // Readers forward errors where they consume; this one only keeps a dropped socket from crashing.
@@ -428,46 +447,92 @@ export class DrawbridgeClient {
    * only when every byte is verified. `verifyTag` decides whether the tag entry is acceptable
    * (signature checks live there) and returns the root entry to trust.
    */
-  async fetchTree(
-    at: Coordinates,
-    dest: string,
-    options: { verifyTag?: (entry: TagEntry, bytes: Buffer) => Promise<TreeEntry> | TreeEntry; onProgress?: (p: Progress) => void; maxNodes?: number } = {},
-  ): Promise<{ root: TreeEntry; files: number; bytes: number }> {
-    const tag = await this.getTag(at);
-    if (!tag) throw new DrawbridgeError(404, `tag ${at.user}/${at.repo}:${at.tag} not found`);
-    if (tag.pending) throw new DrawbridgeError(409, `tag ${at.user}/${at.repo}:${at.tag} is still being published`);
-    const root = options.verifyTag ? await options.verifyTag(tag.entry, tag.bytes) : tag.entry.root;
+  async fetchTree(at: Coordinates, dest: string, options: FetchOptions = {}): Promise<{ root: TreeEntry; files: number; bytes: number }> {
     const staging = `${dest}.${randomBytes(6).toString('hex')}.partial`;
     let files = 0;
     let bytes = 0;
-    const budget = { nodes: options.maxNodes ?? 10_000 };
-    const walk = async (path: string[], entry: TreeEntry, target: string): Promise<void> => {
-      if (--budget.nodes < 0) throw new IntegrityError('the tree has more nodes than allowed');
-      if (essence(entry.type) === MEDIA_TYPES.directory) {
-        const { body } = await this.getNode(at, path, { expected: entry, maxLength: MAX_DOCUMENT_BYTES });
-        const dir = parseDirectory(await readLimited(body, MAX_DOCUMENT_BYTES), 4096);
-        await mkdir(target, { mode: 0o755 });
-        for (const [name, child] of Object.entries(dir)) await walk([...path, name], child, join(target, name));
-        return;
-      }
-      const name = `/${path.join('/')}`;
-      await this.downloadNode(at, path, target, { expected: entry, onBytes: (n) => options.onProgress?.({ path: name, bytes: n, total: entry.length }) });
-      files++;
-      bytes += entry.length;
-    };
     try {
-      if (essence(root.type) === MEDIA_TYPES.directory) await walk([], root, staging);
-      else {
-        await mkdir(staging, { mode: 0o755 });
-        await walk([], root, join(staging, 'main.wasm'));
-      }
+      const root = await this.#walkTree(at, options, {
+        directory: (path) => mkdir(join(staging, ...path), { mode: 0o755 }),
+        file: async (path, entry, verified, as) => {
+          await this.downloadNode(at, path, join(staging, ...(as ?? path)), { expected: entry, onBytes: verified });
+          files++;
+          bytes += entry.length;
+        },
+      });
       await rename(staging, dest);
+      return { root, files, bytes };
     } catch (err) {
       await rm(staging, { recursive: true, force: true });
       throw err;
     }
-    return { root, files, bytes };
   }
+
+  /**
+   * Fetches a tag's whole tree into memory, verified as fetchTree verifies it: for code that may
+   * not write files (a Keep), bounded by `maxBytes` in total. Keys are paths below the root
+   * ('main.wasm', 'data/a.txt'); a tag whose root is a single file yields it as 'main.wasm'.
+   */
+  async fetchTreeToMemory(at: Coordinates, options: FetchOptions & { maxBytes?: number } = {}): Promise<{ root: TreeEntry; files: Map<string, Uint8Array>; directories: string[]; bytes: number }> {
+    const files = new Map<string, Uint8Array>();
+    const directories: string[] = [];
+    let bytes = 0;
+    const max = options.maxBytes ?? 256 * 1024 * 1024;
+    const root = await this.#walkTree(at, options, {
+      directory: (path) => {
+        if (path.length > 0) directories.push(path.join('/'));
+      },
+      file: async (path, entry, verified, as) => {
+        if (bytes + entry.length > max) throw new IntegrityError(`the package is larger than the ${max} bytes allowed`);
+        const { body } = await this.getNode(at, path, { expected: entry, onBytes: verified });
+        files.set((as ?? path).join('/'), await readLimited(body, entry.length));
+        bytes += entry.length;
+      },
+    });
+    return { root, files, directories, bytes };
+  }
+
+  /** Walks a tag's tree from its (verified) entry: directories are fetched and parsed here, files go to `sink`. */
+  async #walkTree(at: Coordinates, options: FetchOptions, sink: TreeSink): Promise<TreeEntry> {
+    const tag = await this.getTag(at);
+    if (!tag) throw new DrawbridgeError(404, `tag ${at.user}/${at.repo}:${at.tag} not found`);
+    if (tag.pending) throw new DrawbridgeError(409, `tag ${at.user}/${at.repo}:${at.tag} is still being published`);
+    const root = options.verifyTag ? await options.verifyTag(tag.entry, tag.bytes) : tag.entry.root;
+    const budget = { nodes: options.maxNodes ?? 10_000 };
+    const walk = async (path: string[], entry: TreeEntry): Promise<void> => {
+      if (--budget.nodes < 0) throw new IntegrityError('the tree has more nodes than allowed');
+      if (essence(entry.type) === MEDIA_TYPES.directory) {
+        const { body } = await this.getNode(at, path, { expected: entry, maxLength: MAX_DOCUMENT_BYTES });
+        const dir = parseDirectory(await readLimited(body, MAX_DOCUMENT_BYTES), 4096);
+        await sink.directory(path);
+        for (const [name, child] of Object.entries(dir)) await walk([...path, name], child);
+        return;
+      }
+      const name = `/${path.join('/')}`;
+      await sink.file(path, entry, (n) => options.onProgress?.({ path: name, bytes: n, total: entry.length }));
+    };
+    if (essence(root.type) === MEDIA_TYPES.directory) await walk([], root);
+    else {
+      // A single-file tag is served at the tree root; it is stored as main.wasm.
+      await sink.directory([]);
+      const name = '/main.wasm';
+      const progress = (n: number) => options.onProgress?.({ path: name, bytes: n, total: root.length });
+      await sink.file([], root, progress, ['main.wasm']);
+    }
+    return root;
+  }
+}
+
+export interface FetchOptions {
+  verifyTag?: (entry: TagEntry, bytes: Buffer) => Promise<TreeEntry> | TreeEntry;
+  onProgress?: (p: Progress) => void;
+  maxNodes?: number;
+}
+
+interface TreeSink {
+  directory(path: string[]): Promise<unknown> | void;
+  /** `path` is the node's path on the server; `as`, when given, where it goes locally. */
+  file(path: string[], entry: TreeEntry, onBytes: (n: number) => void, as?: string[]): Promise<void>;
 }
 
 export interface PublishResult {

@@ -43,6 +43,7 @@ export {
   buildTree,
   type ClientOptions,
   type Coordinates,
+  type FetchOptions,
   DrawbridgeClient,
   DrawbridgeError,
   IntegrityError,

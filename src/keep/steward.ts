@@ -52,18 +52,27 @@ export const keyAlgorithmFor = (kind: BindingKind): KeyAlgorithm => (kind === 's
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
-/** Parses a Steward URL: https anywhere, plain http only on loopback (the CSR itself is public, the chain is not checked on the wire). */
-export function stewardUrl(value: string): URL {
+/** Parses a service URL the Keep will reach: https anywhere, plain http only on loopback. `what` names it in errors. */
+export function httpsOrLoopback(value: string, what: string): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new StewardIdentityError(`the Steward URL ${JSON.stringify(value)} is not a URL`);
+    throw new Error(`the ${what} URL ${JSON.stringify(value)} is not a URL`);
   }
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:' && LOOPBACK.test(url.hostname)) return url;
-  if (url.protocol === 'http:') throw new StewardIdentityError(`refusing plain-http Steward ${url.origin}: use https (plain http is allowed only on loopback)`);
-  throw new StewardIdentityError(`the Steward URL must be https, got ${url.protocol}`);
+  if (url.protocol === 'http:') throw new Error(`refusing plain-http ${what} ${url.origin}: use https (plain http is allowed only on loopback)`);
+  throw new Error(`the ${what} URL must be https, got ${url.protocol}`);
+}
+
+/** Parses a Steward URL (the CSR itself is public, but the chain that comes back must not be rewritten). */
+export function stewardUrl(value: string): URL {
+  try {
+    return httpsOrLoopback(value, 'Steward');
+  } catch (err) {
+    throw new StewardIdentityError((err as Error).message);
+  }
 }
 
 export interface StewardRequestOptions {

@@ -1,5 +1,6 @@
 import type { FileSpec } from '../config/index.ts';
 import type { EvidenceSource } from './steward.ts';
+import type { DeploySpec } from '../sallyport/index.ts';
 import type { WorkloadLimits, WorkloadOutcome } from '../runtime/types.ts';
 
 /** Everything a Keep backend needs to run one workload, already merged from Enarx.toml and the command line. */
@@ -19,6 +20,13 @@ export interface RunPlan {
   readonly signal: AbortSignal;
   /** Called while the guest waits (see WorkloadRequest.onWait). */
   readonly onWait?: () => () => void;
+  /** A registry deploy (process Keep only): `module` and `files` are empty, the Keep fetches the package. */
+  readonly deploy?: DeploySpec;
+  /** Told what a deploy's Keep verified and runs. */
+  readonly onDeployed?: (d: { slug: string; digest: string; signer: string | null }) => void;
+  /** Where the guest's stdout and stderr go (process Keep; default: ours). */
+  readonly stdout?: NodeJS.WritableStream;
+  readonly stderr?: NodeJS.WritableStream;
 }
 
 export interface BackendAvailability {

@@ -17,6 +17,7 @@ export {
   encodeMessage,
 } from './messages.ts';
 export type {
+  DeploySpec,
   Direction,
   FailKind,
   FileSpec,

@@ -51,6 +51,27 @@ export interface KeepInit {
   steward: string | null;
   /** The kind of evidence the host's `attest` returns ('snp', 'sgx', 'tdx'), so the Keep picks its key curve first; absent: none. */
   evidence?: 'snp' | 'sgx' | 'tdx' | null;
+  /**
+   * Deploy from a registry: the Keep fetches and verifies the package itself (no `module`
+   * messages follow, `moduleSize` is 0, `files` is empty: they come from the package's Enarx.toml).
+   */
+  deploy?: DeploySpec | null;
+}
+
+/** What the Keep is to fetch and whom it trusts, fixed at start: the host cannot change it later. */
+export interface DeploySpec {
+  /** The registry's origin, e.g. https://registry.example:8443 (http only on loopback). */
+  origin: string;
+  user: string;
+  repo: string;
+  tag: string;
+  /** Extra trust anchors (PEM) for the registry's server certificate, besides the system roots. */
+  ca: string[];
+  /** Public JWKs (JSON text) whose signatures the Keep accepts on the tag. */
+  trustedKeys: string[];
+  allowUnsigned: boolean;
+  /** A host directory the Keep may write: the verified package is written there, then preopened read-only. */
+  stage: string;
 }
 
 export type FailKind = 'trap' | 'limit' | 'error';
@@ -79,6 +100,8 @@ export type KeepMessage =
   | { t: 'attest'; id: number; reportData: Uint8Array }
   | { t: 'symlink'; id: number; target: string; path: string }
   | { t: 'log'; level: LogLevel; text: string }
+  /** A deploy's package is verified and certified: what the Keep runs (informational for the host). */
+  | { t: 'deployed'; slug: string; digest: string; signer: string | null }
   | { t: 'exit'; code: number }
   | { t: 'fail'; kind: FailKind; message: string };
 
@@ -142,6 +165,8 @@ function toWire(m: Message): unknown[] {
       return ['symlinked', m.id, m.error];
     case 'log':
       return ['log', m.level, m.text];
+    case 'deployed':
+      return ['deployed', m.slug, m.digest, m.signer];
     case 'exit':
       return ['exit', m.code];
     case 'fail':
@@ -159,6 +184,7 @@ function initToWire(init: KeepInit): Record<string, unknown> {
     logLevel: init.logLevel,
     steward: init.steward,
     ...(init.evidence ? { evidence: init.evidence } : {}),
+    ...(init.deploy ? { deploy: { ...init.deploy, ca: [...init.deploy.ca], trustedKeys: [...init.deploy.trustedKeys] } } : {}),
   };
 }
 
@@ -237,6 +263,9 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
     case 'log':
       v.arity(3);
       return { t: 'log', level: v.oneOf(1, LOG_LEVELS), text: v.text(2, MAX_TEXT_BYTES) };
+    case 'deployed':
+      v.arity(4);
+      return { t: 'deployed', slug: v.text(1, 512, 1), digest: v.text(2, 256, 1), signer: v.optText(3, 128) };
     case 'exit':
       v.arity(2);
       return { t: 'exit', code: v.uint(1, 255) };
@@ -248,7 +277,7 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
 }
 
 const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked']);
-const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'exit', 'fail']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'deployed', 'exit', 'fail']);
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
 const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;
@@ -367,7 +396,8 @@ class MapReader {
 }
 
 function readInit(value: unknown): KeepInit {
-  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward'], ['evidence']);
+  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward'], ['evidence', 'deploy']);
+  const deploy = m.get('deploy') === undefined || m.get('deploy') === null ? null : readDeploy(m.get('deploy'));
   const argv = m.list('argv').map((a, i) => {
     if (typeof a !== 'string' || Buffer.byteLength(a) > MAX_TEXT_BYTES) throw new ProtocolError(`hello.init.argv[${i}] must be a text string`);
     return a;
@@ -381,8 +411,9 @@ function readInit(value: unknown): KeepInit {
   });
   const files = m.list('files').map((f, i) => readFile(f, `hello.init.files[${i}]`));
   const limits = new MapReader('hello.init.limits', m.get('limits'), ['memory', 'descriptors']);
+  if (deploy && files.length > 0) m.fail('files', 'empty for a deploy (the package names its files)');
   return {
-    moduleSize: m.uint('moduleSize', 100 * 1024 * 1024, 8),
+    moduleSize: deploy ? m.uint('moduleSize', 0) : m.uint('moduleSize', 100 * 1024 * 1024, 8),
     argv,
     env,
     files,
@@ -393,6 +424,25 @@ function readInit(value: unknown): KeepInit {
     logLevel: m.oneOf('logLevel', LOG_LEVELS),
     steward: m.optText('steward', 2048),
     ...(m.get('evidence') === undefined || m.get('evidence') === null ? {} : { evidence: m.oneOf('evidence', EVIDENCE_KINDS) }),
+    ...(deploy ? { deploy } : {}),
+  };
+}
+
+function readDeploy(value: unknown): DeploySpec {
+  const m = new MapReader('hello.init.deploy', value, ['origin', 'user', 'repo', 'tag', 'ca', 'trustedKeys', 'allowUnsigned', 'stage']);
+  const trustedKeys = m.list('trustedKeys').map((k, i) => {
+    if (typeof k !== 'string' || i >= 64 || Buffer.byteLength(k) > 4096) throw new ProtocolError(`hello.init.deploy.trustedKeys[${i}] must be a JWK as JSON text (at most 64)`);
+    return k;
+  });
+  return {
+    origin: m.text('origin', 2048, 1),
+    user: m.text('user', 255, 1),
+    repo: m.text('repo', 255, 1),
+    tag: m.text('tag', 255, 1),
+    ca: pemList(m, 'ca', 'hello.init.deploy'),
+    trustedKeys,
+    allowUnsigned: m.bool('allowUnsigned'),
+    stage: m.text('stage', 4096, 1),
   };
 }
 

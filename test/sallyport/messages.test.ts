@@ -21,8 +21,18 @@ const init: KeepInit = {
   steward: null,
 };
 
+const deployInit: KeepInit = {
+  ...init,
+  moduleSize: 0,
+  files: [],
+  steward: 'http://127.0.0.1:9000/',
+  evidence: 'snp',
+  deploy: { origin: 'https://registry.example:8443', user: 'alice', repo: 'hello', tag: '1.0.0', ca: ['-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n'], trustedKeys: ['{"kty":"OKP","crv":"Ed25519","x":"AA"}'], allowUnsigned: false, stage: '/tmp/stage' },
+};
+
 const hostSamples: HostMessage[] = [
   { t: 'hello', version: 1, init },
+  { t: 'hello', version: 1, init: deployInit },
   { t: 'module', bytes: Uint8Array.of(0, 97, 115, 109) },
   { t: 'data', stream: 0, bytes: Uint8Array.of(1, 2, 3) },
   { t: 'eof', stream: 0 },
@@ -45,6 +55,8 @@ const keepSamples: KeepMessage[] = [
   { t: 'attest', id: 1, reportData: new Uint8Array(64) },
   { t: 'symlink', id: 1, target: 'sub/file', path: '/data/link' },
   { t: 'log', level: 'info', text: 'hello' },
+  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: 'kid' },
+  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: null },
   { t: 'exit', code: 3 },
   { t: 'fail', kind: 'limit', message: 'memory' },
 ];
@@ -105,6 +117,17 @@ test('non-canonical or extended CBOR is refused', () => {
 test('the hello configuration is validated key by key', () => {
   const withInit = (patch: Record<string, unknown>) => encode(['hello', 1, { ...init, limits: { ...init.limits }, ...patch }]);
   assert.throws(() => decodeMessage(withInit({ extra: 1 }), 'host-to-keep'), /unknown key 'extra'/);
+  // A deploy: no module follows and the package names the files; everything it trusts is checked.
+  const deploy = deployInit.deploy!;
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0 }), 'host-to-keep'), /moduleSize/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [{ kind: 'stdin', name: 'stdin' }], deploy }), 'host-to-keep'), /files must be empty for a deploy/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 10, files: [], deploy }), 'host-to-keep'), /moduleSize/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: { ...deploy, allowUnsigned: 'yes' } }), 'host-to-keep'), /allowUnsigned must be a boolean/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: { ...deploy, trustedKeys: [7] } }), 'host-to-keep'), /trustedKeys\[0\]/);
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: { ...deploy, ca: ['not a pem'] } }), 'host-to-keep'), /ca\[0\]/);
+  const { stage: _, ...noStage } = deploy;
+  assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: noStage }), 'host-to-keep'), /lacks key 'stage'/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', '', null]), 'keep-to-host'), /field 2/);
   assert.throws(() => decodeMessage(withInit({ argv: ['a', 1] }), 'host-to-keep'), /argv\[1\]/);
   assert.throws(() => decodeMessage(withInit({ env: [['A=B', 'c']] }), 'host-to-keep'), /env\[0\]/);
   assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'socket', name: 'x' }] }), 'host-to-keep'), /kind must be one of/);

@@ -1,11 +1,16 @@
 import type { EnarxConfig, FileSpec } from '../../config/model.ts';
 import { BackendSelectionError, KeepSetupError, selectBackend } from '../../keep/index.ts';
 import { PlanError, buildPlanParts } from '../../keep/plan.ts';
+
+/** Where a deployed package's files appear for the guest, read-only (as src/keep/deploy.ts PACKAGE_GUEST_PATH). */
+const PACKAGE_GUEST_PATH = '/package';
 import { WorkloadError } from '../../runtime/index.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log } from '../output.ts';
 import { parseLimit, type KeepLimitSettings, type LimitKey } from '../../keep/limits.ts';
 import type { WorkloadLimits } from '../../runtime/types.ts';
+import type { DeploySpec } from '../../sallyport/index.ts';
+import type { RunPlan } from '../../keep/types.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const { readFileSync, statSync } = process.getBuiltinModule('node:fs');
@@ -27,6 +32,14 @@ export interface RunFlags {
   descriptorLimit?: string;
   steward?: string;
   softwareEvidence?: string;
+  /** `enarx deploy DIR`: preopen the package directory read-only at /package. */
+  packageDir?: string;
+  /** `enarx deploy REF`: the Keep fetches this package itself (process Keep). */
+  deploy?: Omit<DeploySpec, 'stage'>;
+  onDeployed?: RunPlan['onDeployed'];
+  /** Where the guest's output goes instead of ours (deploy --json). */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
 }
 
 /** Limits from Enarx.toml's [limits], overridden by the --*-limit flags. */
@@ -89,7 +102,7 @@ function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
 }
 
 /** The evidence source for an attested Keep: checked here, so a bad flag fails before any Keep starts. */
-async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
+export async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
   if (softwareDir && !steward) throw new UsageError('--software-evidence needs a Steward to send it to', 'add --steward URL, or steward = "URL" in Enarx.toml');
   if (!steward) return undefined;
   const { stewardUrl, StewardIdentityError } = await import('../../keep/steward.ts');
@@ -123,7 +136,11 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
   const configModule = cfgPath ? await import('../../config/index.ts') : undefined;
   try {
     config = cfgPath && configModule ? configModule.loadConfig(cfgPath) : undefined;
-    parts = buildPlanParts({ module, args, dirs: flags.dir, env: flags.env }, config);
+    const dirs = flags.packageDir ? [...flags.dir, `${flags.packageDir}::${PACKAGE_GUEST_PATH}`] : flags.dir;
+    parts = buildPlanParts({ module, args, dirs, env: flags.env }, config);
+    // The package preopen is read-only; the Keep in a registry deploy names its own files.
+    if (flags.packageDir) parts.files = parts.files.map((f) => (f.kind === 'dir' && f.name === PACKAGE_GUEST_PATH ? { ...f, readonly: true } : f));
+    if (flags.deploy) parts = { args: [...args], env: parts.env, files: [] };
   } catch (err) {
     if (configModule && err instanceof configModule.ConfigError) {
       const hint = err.unreadable ? 'check the --wasmcfgfile path' : "fix the file ('enarx config check FILE' validates it)";
@@ -141,7 +158,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     }
   }
   const limits = workloadLimits(flags, config);
-  const bytes = readModule(module);
+  const bytes = flags.deploy ? new Uint8Array(0) : readModule(module);
   const backendName = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   let backend;
   try {
@@ -149,6 +166,9 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
   } catch (err) {
     if (err instanceof BackendSelectionError) throw new EnarxError(err.message, { hint: err.hint ?? "see 'enarx platform info'" });
     throw err;
+  }
+  if ((flags.deploy || flags.stdout) && backend.name !== 'process') {
+    throw new EnarxError(`${flags.deploy ? 'a registry deploy' : '--json'} needs the process Keep, not ${backend.name}`, { hint: 'use --backend process' });
   }
   log('info', `running ${module} in the ${backend.name} Keep`);
   const files = withTlsCas(parts.files, backend.name);
@@ -179,9 +199,18 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     limits.maxWallTimeMs !== undefined && backend.name === 'nil'
       ? setTimeout(() => controller.abort(`the Keep went over its wall-time limit (${limits.maxWallTimeMs}ms)`), limits.maxWallTimeMs)
       : undefined;
+  let stage: string | undefined;
+  if (flags.deploy) {
+    const [{ mkdtempSync }, { tmpdir }, { join }] = [process.getBuiltinModule('node:fs'), process.getBuiltinModule('node:os'), process.getBuiltinModule('node:path')];
+    stage = mkdtempSync(join(tmpdir(), 'enarx-deploy-'));
+  }
   let outcome;
   try {
     outcome = await backend.run({
+      ...(flags.deploy && stage ? { deploy: { ...flags.deploy, stage } } : {}),
+      ...(flags.onDeployed ? { onDeployed: flags.onDeployed } : {}),
+      ...(flags.stdout ? { stdout: flags.stdout } : {}),
+      ...(flags.stderr ? { stderr: flags.stderr } : {}),
       module: bytes,
       args: parts.args,
       env: parts.env,
@@ -199,6 +228,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     throw err;
   } finally {
     clearTimeout(wallTimer);
+    if (stage) process.getBuiltinModule('node:fs').rmSync(stage, { recursive: true, force: true });
   }
   switch (outcome.kind) {
     case 'exit':

@@ -11,7 +11,7 @@ import { connect as netConnect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
-import type { FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
+import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
 import { keepCommand } from './launch.ts';
 import { createSymlinkForKeep, writableRoots } from './symlink.ts';
 
@@ -62,6 +62,13 @@ export interface ProcessKeepRequest {
   launch?: () => Promise<{ command: string; args: string[] }>;
   /** Sees every socket byte the host relays ('in': from the network to the Keep), for audits and tests. */
   tap?: (direction: 'in' | 'out', stream: number, bytes: Uint8Array) => void;
+  /**
+   * Deploy from a registry: the Keep fetches, verifies and runs the package itself (`module` and
+   * `files` stay empty). `deploy.stage` is granted to the Keep for writing the verified package.
+   */
+  deploy?: DeploySpec;
+  /** Told what a deploy's Keep verified and runs. */
+  onDeployed?: (d: { slug: string; digest: string; signer: string | null }) => void;
 }
 
 export type ProcessKeepOutcome =
@@ -135,9 +142,10 @@ class HostSide {
       this.#cleanup();
       return { kind: 'error', message: (err as Error).message };
     }
+    const stage = req.deploy ? [req.deploy.stage] : [];
     const grants = {
-      readDirs: req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])),
-      writeDirs: req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])),
+      readDirs: [...req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])), ...stage],
+      writeDirs: [...req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])), ...stage],
     };
     const { command, args } = await (req.launch ? req.launch() : keepCommand(grants));
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true });
@@ -186,12 +194,14 @@ class HostSide {
         logLevel: req.logLevel ?? 'warn',
         steward: req.steward ?? null,
         ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
+        ...(req.deploy ? { deploy: req.deploy } : {}),
       },
     });
     for (let at = 0; at < req.module.length; at += MAX_CHUNK_BYTES) {
       this.#endpoint.send({ t: 'module', bytes: req.module.subarray(at, at + MAX_CHUNK_BYTES) });
     }
-    if (files.some((f) => f.kind === 'stdin')) this.#relayStdin();
+    // A deploy's files come from its package, which only the Keep reads: stdin is always offered.
+    if (req.deploy || files.some((f) => f.kind === 'stdin')) this.#relayStdin();
     this.#started = true;
     for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
 
@@ -368,6 +378,10 @@ class HostSide {
       }
       case 'log':
         this.#log(m.level, `keep: ${m.text}`);
+        return;
+      case 'deployed':
+        if (!this.#req.deploy) throw new Error("'deployed' from a Keep that was not deploying");
+        this.#req.onDeployed?.({ slug: m.slug, digest: m.digest, signer: m.signer });
         return;
       case 'exit':
         this.#settle({ kind: 'exit', code: m.code });

@@ -2,6 +2,7 @@
  * The `process` Keep backend: the workload runs in its own Node process under the permission
  * model, behind the sallyport. Ranks above nil: a second wall behind the WASI sandbox.
  */
+import type { Writable } from 'node:stream';
 import type { WorkloadOutcome } from '../../runtime/types.ts';
 import { KeepSetupError } from '../capabilities.ts';
 import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
@@ -41,6 +42,11 @@ function stewardAccess(steward: string, source: EvidenceSource | undefined) {
   };
 }
 
+function registryDestination(origin: string): { host: string; port: number } {
+  const url = new URL(origin);
+  return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
+}
+
 export const processBackend: KeepBackend = {
   name: 'process',
   availability: async (): Promise<BackendAvailability> => processAvailability(),
@@ -59,14 +65,17 @@ export const processBackend: KeepBackend = {
           ...(plan.limits.maxRssBytes !== undefined ? { rss: plan.limits.maxRssBytes } : {}),
           ...(plan.limits.maxWallTimeMs !== undefined ? { wallTimeMs: plan.limits.maxWallTimeMs } : {}),
         },
-        logLevel: currentLogLevel(),
+        logLevel: plan.deploy ? 'info' : currentLogLevel(),
         steward: plan.steward ?? null,
         ...(plan.steward ? stewardAccess(plan.steward, plan.evidence) : {}),
+        ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
+        ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
         stdin: process.stdin,
-        stdout: process.stdout,
-        stderr: process.stderr,
+        stdout: (plan.stdout ?? process.stdout) as Writable,
+        stderr: (plan.stderr ?? process.stderr) as Writable,
         signal: plan.signal,
-        log,
+        // A deploy's progress (the Keep's 'deploy: ...' lines) shows on stderr whatever the log level.
+        log: plan.deploy ? (level, text) => (text.startsWith('keep: deploy: ') ? process.stderr.write(`${text.slice(6)}\n`) : log(level, text)) : log,
         onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),
       });
       switch (outcome.kind) {

@@ -9,6 +9,7 @@ import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FI
 import type { FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel } from '../../sallyport/index.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
+import type { WorkloadIdentity } from '../../pki/index.ts';
 import { IoError } from '../../wasi/io.ts';
 import type { Connection, DescriptorCapability } from '../../wasi/io.ts';
 import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
@@ -190,7 +191,9 @@ export class KeepSide {
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
     // Stdin may follow the module in the same read, before the descriptors are opened: its
     // sink must exist from now on, or those bytes would be lost.
-    if (init.files.some((f) => f.kind === 'stdin')) this.#sinks.set(STDIN_STREAM, new SallyportInput(this.#endpoint, STDIN_STREAM));
+    if (init.deploy || init.files.some((f) => f.kind === 'stdin')) this.#sinks.set(STDIN_STREAM, new SallyportInput(this.#endpoint, STDIN_STREAM));
+    // A deploy sends no module: the Keep fetches its package itself.
+    if (init.deploy) void this.#start();
   }
 
   #onAccept(listenerId: number, stream: number): void {
@@ -226,6 +229,14 @@ export class KeepSide {
 
   /** Key, evidence binding it and the workload's digest, CSR, Steward: the chain every TLS file then uses. */
   async #attestedIdentity(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, module: Uint8Array): Promise<KeepIdentity> {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', module as Uint8Array<ArrayBuffer>));
+    const identity = await this.#certify(steward, kind, { digest: { algorithm: 'sha-384', value: digest } });
+    this.#log('info', `the Steward at ${new URL(steward).origin} certified this Keep`);
+    return identity;
+  }
+
+  /** One Steward exchange: a fresh key, evidence binding it (and `workload`, if any), the CSR. */
+  async #certify(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, workload?: WorkloadIdentity): Promise<KeepIdentity> {
     if (!kind) {
       throw new Error(
         `this host cannot attest, so the Steward at ${steward} cannot certify this Keep ` +
@@ -233,10 +244,9 @@ export class KeepSide {
       );
     }
     const [{ requestStewardIdentity, postOverDial }, { attestationStatementType }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
-    const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', module as Uint8Array<ArrayBuffer>));
-    const identity = await requestStewardIdentity({
+    return requestStewardIdentity({
       steward,
-      workload: { digest: { algorithm: 'sha-384', value: digest } },
+      ...(workload ? { workload } : {}),
       evidence: {
         kind,
         description: `${kind} evidence from the host`,
@@ -250,8 +260,27 @@ export class KeepSide {
       post: postOverDial((host, port) => this.#dial(host, port)),
       onPhase: (phase) => this.#log('debug', `identity: ${phase}`),
     });
-    this.#log('info', `the Steward at ${new URL(steward).origin} certified this Keep`);
-    return identity;
+  }
+
+  /** A registry deploy: fetch certificate, verified fetch, workload certificate; then the run's files and module. */
+  async #deploy(init: KeepInit): Promise<{ module: Uint8Array; files: FileSpec[]; argv: string[]; env: [string, string][] }> {
+    const spec = init.deploy!;
+    const [{ deployPackage, PACKAGE_GUEST_PATH }, { buildPlanParts }] = await Promise.all([import('../deploy.ts'), import('../plan.ts')]);
+    const steward = init.steward;
+    const deployed = await deployPackage(spec, {
+      dial: (host, port) => this.#dial(host, port),
+      log: (level, text) => this.#log(level, text),
+      ...(steward ? { certify: (workload?: WorkloadIdentity) => this.#certify(steward, init.evidence ?? null, workload) } : {}),
+    });
+    if (deployed.identity) this.#identity = Promise.resolve(deployed.identity);
+    this.#endpoint.send({ t: 'deployed', slug: deployed.slug, digest: deployed.digest, signer: deployed.signer });
+    const parts = buildPlanParts({ module: 'main.wasm', args: init.argv, dirs: [`${spec.stage}::${PACKAGE_GUEST_PATH}`], env: init.env.map(([k, v]) => `${k}=${v}`) }, deployed.config, {});
+    const files = parts.files.map((f): FileSpec => {
+      if (f.kind === 'dir') return { kind: 'dir', name: f.name, path: f.path, readonly: true };
+      if (f.kind === 'null' || f.kind === 'stdin' || f.kind === 'stdout' || f.kind === 'stderr') return { kind: f.kind, name: f.name };
+      throw new Error(`file '${f.name}' of kind ${f.kind} is not supported in a deploy`);
+    });
+    return { module: deployed.module, files, argv: parts.args, env: parts.env };
   }
 
   #dial(host: string, port: number): Promise<SallyportSocket> {
@@ -320,19 +349,21 @@ export class KeepSide {
 
   async #start(): Promise<void> {
     const init = this.#init!;
-    const module = this.#module!;
+    let module = this.#module!;
     this.#module = undefined;
     this.#state = 'running';
     let outcome: WorkloadOutcome;
     try {
-      // A Steward's refusal ends the Keep here, before any descriptor opens or the workload runs.
-      if (init.steward) this.#identity = Promise.resolve(await this.#attestedIdentity(init.steward, init.evidence ?? null, module));
+      let { files, argv, env } = init;
+      // A refusal (Steward, registry, signature, digest) ends the Keep here, before any descriptor opens or the workload runs.
+      if (init.deploy) ({ module, files, argv, env } = await this.#deploy(init));
+      else if (init.steward) this.#identity = Promise.resolve(await this.#attestedIdentity(init.steward, init.evidence ?? null, module));
       const descriptors: DescriptorCapability[] = [];
-      for (const f of init.files) descriptors.push(await this.#descriptor(f));
+      for (const f of files) descriptors.push(await this.#descriptor(f));
       outcome = await this.#runWorkload({
         module,
-        args: init.argv,
-        env: init.env,
+        args: argv,
+        env,
         descriptors,
         limits: {
           ...(init.limits.memory !== null ? { maxMemoryBytes: init.limits.memory } : {}),

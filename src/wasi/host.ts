@@ -42,6 +42,9 @@ type HostFn = (...args: never[]) => number | Promise<number>;
 
 const encoder = new TextEncoder();
 const MAX_IOVS = 1024;
+const PATH_MAX = 4096;
+const SYNC_FLAGS = Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC;
+const oslen = (s: string) => Buffer.byteLength(s);
 const I64_MAX = (1n << 63n) - 1n;
 const { constants: C } = fs;
 const WRITE_INTENT = Rights.FD_WRITE | Rights.FD_ALLOCATE | Rights.FD_FILESTAT_SET_SIZE;
@@ -344,7 +347,8 @@ export class WasiHost {
       fd_fdstat_set_flags: (fd: number, flags: number) => {
         const e = this.#entry(fd, Rights.FD_FDSTAT_SET_FLAGS);
         if (flags & ~KNOWN_FDFLAGS) throw new WasiError(Errno.INVAL);
-        if (flags & (Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC)) throw new WasiError(Errno.NOTSUP, 'sync flags are set at open');
+        // The sync flags live in the host descriptor (O_DSYNC, O_SYNC), which Node cannot change after open.
+        if ((flags ^ e.fdflags) & SYNC_FLAGS) throw new WasiError(Errno.NOTSUP, 'sync flags are set at open');
         e.fdflags = flags;
         return 0;
       },
@@ -376,6 +380,8 @@ export class WasiHost {
           const [a, m] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
           setFileTimes(e, a, m);
         } else if (e.type === 'dir') {
+          // The read-only preopen keeps its directory rights (so changes say EROFS): check here too.
+          if (e.readonly) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
           const path = hostPathOf(e.root, e.rel);
           const [a, m] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
           fs.utimesSync(path, a, m);
@@ -531,7 +537,8 @@ export class WasiHost {
         return 0;
       },
       path_link: (oldFd: number, oldFlags: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
-        const src = this.#dir(oldFd, Rights.PATH_LINK_SOURCE);
+        // A hard link out of a read-only tree would make its file writable under the new name.
+        const src = this.#writableDir(oldFd, Rights.PATH_LINK_SOURCE);
         const dst = this.#writableDir(newFd, Rights.PATH_LINK_TARGET);
         const from = this.#resolve(src, oldPath, oldLen, (oldFlags & Lookupflags.SYMLINK_FOLLOW) !== 0);
         const to = this.#resolve(dst, newPath, newLen, false);
@@ -585,6 +592,8 @@ export class WasiHost {
         if (!isDescendingTarget(target)) throw new WasiError(Errno.PERM, "a symlink target may not contain '.' or '..'");
         const r = this.#resolve(d, newPath, newLen, false);
         if (r.mustBeDir) throw new WasiError(Errno.NOENT);
+        // Linux's PATH_MAX, checked here so that both Keeps answer alike (the sallyport caps both at 4096 bytes).
+        if (oslen(target) >= PATH_MAX || oslen(r.host) >= PATH_MAX) throw new WasiError(Errno.NAMETOOLONG);
         if (d.createSymlink) return d.createSymlink(target, r.host).then(() => 0);
         fs.symlinkSync(target, r.host);
         return 0;
@@ -714,7 +723,9 @@ export class WasiHost {
     if (d.readonly && (wantsWrite || oflags & Oflags.CREAT)) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
     if (oflags & Oflags.CREAT && (d.rightsBase & Rights.PATH_CREATE_FILE) === 0n) throw new WasiError(Errno.NOTCAPABLE);
     if (oflags & Oflags.TRUNC && (d.rightsBase & Rights.PATH_FILESTAT_SET_SIZE) === 0n) throw new WasiError(Errno.NOTCAPABLE);
-    const r = resolvePath(d.root, d.rel, path, (dirflags & Lookupflags.SYMLINK_FOLLOW) !== 0);
+    // O_CREAT|O_EXCL never follows a final symlink (POSIX): a dangling link is EEXIST, not a way to create its target.
+    const exclusive = (oflags & Oflags.CREAT) !== 0 && (oflags & Oflags.EXCL) !== 0;
+    const r = resolvePath(d.root, d.rel, path, (dirflags & Lookupflags.SYMLINK_FOLLOW) !== 0 && !exclusive);
     let st: FsTypes.Stats | undefined;
     try {
       st = fs.lstatSync(r.host);

@@ -1,7 +1,7 @@
 // The same file-system workload in both Keeps must print the same, line for line: symlinks
 // (which the process Keep's host creates for it, Node's permission model forbidding it inside),
 // times set through a descriptor (futimes, which the permission model disables), hard links,
-// renames and loops. The program is test/wasi/programs/fsops.c.
+// renames and loops, and escape attempts. The program is test/wasi/programs/fsops.c.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,11 +27,19 @@ async function fsops(backend: string, ops: string[]): Promise<{ lines: string[];
   mkdirSync(dir);
   mkdirSync(outside);
   writeFileSync(join(outside, 'secret'), 'SECRET');
-  const r = await runEnarx(['run', '--backend', backend, '--dir', `${dir}::/sandbox`, FSOPS, ...ops], { timeoutMs: 60_000 });
+  const ro = join(base, 'ro');
+  mkdirSync(ro);
+  writeFileSync(join(ro, 'precious'), 'PRECIOUS');
+  const config = join(base, 'Enarx.toml');
+  writeFileSync(config, ['stdin', 'stdout', 'stderr'].map((k) => `[[files]]\nkind = "${k}"\n`).join('') +
+    `[[files]]\nkind = "dir"\nname = "/sandbox"\npath = "sandbox"\n[[files]]\nkind = "dir"\nname = "/ro"\npath = "ro"\nreadonly = true\n`);
+  const r = await runEnarx(['run', '--backend', backend, '--wasmcfgfile', config, FSOPS, ...ops], { timeoutMs: 60_000 });
   assert.equal(r.stderr, '');
   assert.equal(r.code, 0);
   assert.deepEqual(readdirSync(outside), ['secret']);
   assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), 'SECRET');
+  assert.deepEqual(readdirSync(ro), ['precious']);
+  assert.equal(readFileSync(join(ro, 'precious'), 'utf8'), 'PRECIOUS');
   return { lines: r.stdout.trimEnd().split('\n'), dir, outside };
 }
 
@@ -75,7 +83,25 @@ const TIMES_AND_LINKS: [string, string][] = [
   ['readlink:hl', 'ok f'],
 ];
 
-for (const [name, script] of [['symlinks', SYMLINKS], ['times and hard links', TIMES_AND_LINKS]] as const) {
+// Escape attempts, with a read-only preopen at fd 4 holding `precious`.
+const ATTACKS: [string, string][] = [
+  ['rolink:precious:stolen', `errno ${Errno.ROFS}`],
+  ['write:stolen:overwritten', 'ok 11'],
+  ['rotimes', `errno ${Errno.ROFS}`],
+  ['symlink:missing:dangling', 'ok'],
+  ['excl:dangling', `errno ${Errno.EXIST}`],
+  ['read:missing', `errno ${Errno.NOENT}`],
+  ['longsym:4096:long', `errno ${Errno.NAMETOOLONG}`],
+  ['longsym:100:short', 'ok'],
+  ['symlink:sub:l', 'ok'],
+  ['mkdir:sub', 'ok'],
+  ['rename:l:sub/l', 'ok'],
+  ['readlink:sub/l', 'ok sub'],
+  ['write:f:x', 'ok 1'],
+  ['setflags:f:1', `set=0 write=${Errno.BADF}`],
+];
+
+for (const [name, script] of [['symlinks', SYMLINKS], ['times and hard links', TIMES_AND_LINKS], ['escape attempts', ATTACKS]] as const) {
   describe(`both Keeps agree: ${name}`, () => {
     test('nil and process print the same, as expected', async () => {
       const ops = script.map(([op]) => op);

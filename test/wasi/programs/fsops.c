@@ -4,6 +4,9 @@
 //   mkdir:D  rmdir:D  unlink:F  rename:A:B  link:A:B  symlink:TARGET:LINK  readlink:L
 //   write:F:TEXT  read:F  stat:P  lstat:P  futimes:F:SECONDS  utimes:P:SECONDS  lutimes:P:SECONDS
 //   setflags:F:FLAGS (fd_fdstat_set_flags on a read-only open, then tries to write)
+//   excl:F (O_CREAT|O_EXCL, following symlinks)  longsym:N:LINK (a symlink with an N-byte target)
+// With a second preopen at fd 4 (a read-only one, in the tests):
+//   rolink:A:B (hard link fd4:A to fd3:B)  rotimes (fd_filestat_set_times on fd 4 itself)
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +89,22 @@ static void op(char *spec) {
     __wasi_errno_t we = __wasi_fd_write(fd, &iov, 1, &w);
     printf("set=%u write=%u\n", (unsigned)e, (unsigned)we);
     (void)__wasi_fd_close(fd);
+  } else if (!strcmp(o, "excl")) {
+    if (!report(open_at(a, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, __WASI_RIGHTS_FD_WRITE, 0, &fd))) {
+      puts("ok");
+      (void)__wasi_fd_close(fd);
+    }
+  } else if (!strcmp(o, "longsym")) {
+    size_t len = strtoul(a, 0, 10);
+    char *target = malloc(len + 1);
+    memset(target, 'x', len);
+    target[len] = 0;
+    if (!report(__wasi_path_symlink(target, DIR, b))) puts("ok");
+    free(target);
+  } else if (!strcmp(o, "rolink")) {
+    if (!report(__wasi_path_link(4, 0, a, DIR, b))) puts("ok");
+  } else if (!strcmp(o, "rotimes")) {
+    if (!report(__wasi_fd_filestat_set_times(4, 0, 0, __WASI_FSTFLAGS_ATIM_NOW | __WASI_FSTFLAGS_MTIM_NOW))) puts("ok");
   } else {
     puts("unknown");
   }

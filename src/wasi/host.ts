@@ -179,6 +179,44 @@ export class WasiHost {
     return d;
   }
 
+  /**
+   * What fd_read and fd_write share: the entry, its iovecs (EFAULT first), and the reply that
+   * stores the byte count. Without the right it is EBADF as in POSIX (EISDIR for a directory).
+   */
+  #transfer(fd: number, iovs: number, iovsLen: number, out: number, right: bigint) {
+    const e = this.fds.get(fd);
+    const list = this.#iovs(iovs, iovsLen);
+    if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
+    if ((e.rightsBase & right) === 0n) throw new WasiError(e.type === 'dir' ? Errno.ISDIR : Errno.BADF);
+    return { e, list, done: this.#replyCount(out) };
+  }
+
+  /** A continuation that stores a byte count at `out` and returns success. */
+  #replyCount(out: number): (n: number) => number {
+    return (n) => {
+      this.#setU32(out, n);
+      return 0;
+    };
+  }
+
+  /** fd_pread / fd_pwrite: at an offset, leaving the position alone. */
+  #positioned(
+    fd: number, right: bigint, iovs: number, iovsLen: number, offset: bigint, out: number,
+    io: (osfd: number, iovs: Uint8Array[], position: bigint) => number,
+  ): number {
+    const f = this.#file(fd, right | Rights.FD_SEEK);
+    if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
+    return this.#replyCount(out)(io(f.osfd, this.#iovs(iovs, iovsLen), offset));
+  }
+
+  /** fd_sync / fd_datasync: a file is flushed; a directory descriptor here is a path, with nothing to flush. */
+  #sync(fd: number, right: bigint, flush: (osfd: number) => void): number {
+    const e = this.#entry(fd, right);
+    if (e.type === 'file') flush(e.osfd);
+    else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
+    return 0;
+  }
+
   #nonblocking(e: Entry): boolean {
     return (e.fdflags & Fdflags.NONBLOCK) !== 0;
   }
@@ -321,18 +359,8 @@ export class WasiHost {
         this.fds.close(fd);
         return 0;
       },
-      fd_datasync: (fd: number) => {
-        const e = this.#entry(fd, Rights.FD_DATASYNC);
-        if (e.type === 'file') fs.fdatasyncSync(e.osfd);
-        else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
-        return 0;
-      },
-      fd_sync: (fd: number) => {
-        const e = this.#entry(fd, Rights.FD_SYNC);
-        if (e.type === 'file') fs.fsyncSync(e.osfd);
-        else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
-        return 0;
-      },
+      fd_datasync: (fd: number) => this.#sync(fd, Rights.FD_DATASYNC, fs.fdatasyncSync),
+      fd_sync: (fd: number) => this.#sync(fd, Rights.FD_SYNC, fs.fsyncSync),
       fd_fdstat_get: (fd: number, out: number) => {
         const e = this.fds.get(fd);
         const view = this.#check(out, 24);
@@ -390,20 +418,10 @@ export class WasiHost {
         }
         return 0;
       },
-      fd_pread: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) => {
-        const f = this.#file(fd, Rights.FD_READ | Rights.FD_SEEK);
-        if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
-        const n = readvAt(f.osfd, this.#iovs(iovs, iovsLen), offset);
-        this.#setU32(out, n);
-        return 0;
-      },
-      fd_pwrite: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) => {
-        const f = this.#file(fd, Rights.FD_WRITE | Rights.FD_SEEK);
-        if (offset > I64_MAX) throw new WasiError(Errno.INVAL);
-        const n = writevAt(f.osfd, this.#iovs(iovs, iovsLen), offset);
-        this.#setU32(out, n);
-        return 0;
-      },
+      fd_pread: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) =>
+        this.#positioned(fd, Rights.FD_READ, iovs, iovsLen, offset, out, readvAt),
+      fd_pwrite: (fd: number, iovs: number, iovsLen: number, offset: bigint, out: number) =>
+        this.#positioned(fd, Rights.FD_WRITE, iovs, iovsLen, offset, out, writevAt),
       fd_prestat_get: (fd: number, out: number) => {
         const e = this.fds.get(fd);
         if (e.preopenName === undefined) throw new WasiError(Errno.BADF, 'not a preopen');
@@ -421,14 +439,7 @@ export class WasiHost {
         return 0;
       },
       fd_read: (fd: number, iovs: number, iovsLen: number, out: number) => {
-        const e = this.fds.get(fd);
-        const list = this.#iovs(iovs, iovsLen);
-        const done = (n: number) => {
-          this.#setU32(out, n);
-          return 0;
-        };
-        if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
-        if ((e.rightsBase & Rights.FD_READ) === 0n) throw new WasiError(e.type === 'dir' ? Errno.ISDIR : Errno.BADF);
+        const { e, list, done } = this.#transfer(fd, iovs, iovsLen, out, Rights.FD_READ);
         switch (e.type) {
           case 'file': {
             const n = readvAt(e.osfd, list, e.position);
@@ -489,14 +500,7 @@ export class WasiHost {
         return 0;
       },
       fd_write: (fd: number, iovs: number, iovsLen: number, out: number) => {
-        const e = this.fds.get(fd);
-        const list = this.#iovs(iovs, iovsLen);
-        const done = (n: number) => {
-          this.#setU32(out, n);
-          return 0;
-        };
-        if (e.type === 'listener') throw new WasiError(Errno.NOTCONN);
-        if ((e.rightsBase & Rights.FD_WRITE) === 0n) throw new WasiError(e.type === 'dir' ? Errno.ISDIR : Errno.BADF);
+        const { e, list, done } = this.#transfer(fd, iovs, iovsLen, out, Rights.FD_WRITE);
         switch (e.type) {
           case 'file': {
             if (e.fdflags & Fdflags.APPEND) {
@@ -644,10 +648,7 @@ export class WasiHost {
       sock_send: (fd: number, iovs: number, iovsLen: number, siflags: number, out: number) => {
         const c = this.#socket(fd, Rights.FD_WRITE);
         if (siflags !== 0) throw new WasiError(Errno.INVAL);
-        return then(this.#writeStream(c, c.connection.output, this.#iovs(iovs, iovsLen)), (n) => {
-          this.#setU32(out, n);
-          return 0;
-        });
+        return then(this.#writeStream(c, c.connection.output, this.#iovs(iovs, iovsLen)), this.#replyCount(out));
       },
       sock_shutdown: (fd: number, how: number) => {
         const c = this.#socket(fd, Rights.SOCK_SHUTDOWN);
@@ -986,23 +987,14 @@ function readvAt(osfd: number, iovs: Uint8Array[], position: bigint): number {
   return fs.readvSync(osfd, iovs, Number(position));
 }
 
-function filetypeOf(st: FsTypes.Stats | FsTypes.BigIntStats): number {
+/** The filetype of a stat result or a directory entry (both answer the same is* questions). */
+function filetypeOf(st: FsTypes.Stats | FsTypes.BigIntStats | FsTypes.Dirent<Buffer>): number {
   if (st.isFile()) return Filetype.REGULAR_FILE;
   if (st.isDirectory()) return Filetype.DIRECTORY;
   if (st.isSymbolicLink()) return Filetype.SYMBOLIC_LINK;
   if (st.isCharacterDevice()) return Filetype.CHARACTER_DEVICE;
   if (st.isBlockDevice()) return Filetype.BLOCK_DEVICE;
   if (st.isSocket()) return Filetype.SOCKET_STREAM;
-  return Filetype.UNKNOWN;
-}
-
-function direntType(d: FsTypes.Dirent): number {
-  if (d.isFile()) return Filetype.REGULAR_FILE;
-  if (d.isDirectory()) return Filetype.DIRECTORY;
-  if (d.isSymbolicLink()) return Filetype.SYMBOLIC_LINK;
-  if (d.isCharacterDevice()) return Filetype.CHARACTER_DEVICE;
-  if (d.isBlockDevice()) return Filetype.BLOCK_DEVICE;
-  if (d.isSocket()) return Filetype.SOCKET_STREAM;
   return Filetype.UNKNOWN;
 }
 
@@ -1020,7 +1012,7 @@ function listDirectory(path: string): { name: Uint8Array; ino: bigint; type: num
     } catch {
       // Removed meanwhile: keep the name, as readdir would have.
     }
-    out.push({ name: new Uint8Array(d.name), ino, type: direntType(d as unknown as FsTypes.Dirent) });
+    out.push({ name: new Uint8Array(d.name), ino, type: filetypeOf(d) });
   }
   return out;
 }

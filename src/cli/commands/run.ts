@@ -1,18 +1,5 @@
 import type { Command } from 'commander';
-
-
-interface RunOptions {
-  backend?: string;
-  wasmcfgfile?: string;
-  dir: string[];
-  env: string[];
-  memoryLimit?: string;
-  rssLimit?: string;
-  wallTimeLimit?: string;
-  descriptorLimit?: string;
-  steward?: string;
-  softwareEvidence?: string;
-}
+import type { RunFlags } from '../run/run.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -37,7 +24,7 @@ export function register(program: Command): void {
     .argument('<module>', 'the .wasm file')
     .argument('[args...]', 'arguments for the guest, passed verbatim')
     .passThroughOptions()
-    .action(async (module: string, args: string[], options: RunOptions) => {
+    .action(async (module: string, args: string[], options: RunFlags) => {
       const { runCommand } = await import('../run/run.ts');
       const code = await runCommand(module, args, options);
       // The guest is done: nothing of enarx's is left to finish (its writes are synchronous), and

@@ -6,12 +6,12 @@
  */
 import { EnarxError, UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
-import { runCommand, type RunFlags } from './run.ts';
+import { runCommand, type LimitFlags, type RunFlags } from './run.ts';
 
 const { existsSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
 const { join } = process.getBuiltinModule('node:path');
 
-export interface DeployFlags {
+export interface DeployFlags extends LimitFlags {
   backend?: string;
   steward?: string;
   softwareEvidence?: string;
@@ -19,10 +19,6 @@ export interface DeployFlags {
   trustKey: string[];
   allowUnsigned?: boolean;
   env: string[];
-  memoryLimit?: string;
-  rssLimit?: string;
-  wallTimeLimit?: string;
-  descriptorLimit?: string;
   json?: boolean;
 }
 

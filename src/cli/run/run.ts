@@ -21,15 +21,19 @@ const MAX_MODULE_BYTES = 100 * 1024 * 1024;
 /** Exit statuses for a Keep stopped by a signal, as a shell reports them. */
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
-export interface RunFlags {
-  backend?: string;
-  wasmcfgfile?: string;
-  dir: string[];
-  env: string[];
+/** The --*-limit flags as given; `enarx run` and `enarx deploy` both take them. */
+export interface LimitFlags {
   memoryLimit?: string;
   rssLimit?: string;
   wallTimeLimit?: string;
   descriptorLimit?: string;
+}
+
+export interface RunFlags extends LimitFlags {
+  backend?: string;
+  wasmcfgfile?: string;
+  dir: string[];
+  env: string[];
   steward?: string;
   softwareEvidence?: string;
   /** `enarx deploy DIR`: preopen the package directory read-only at /package. */

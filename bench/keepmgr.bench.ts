@@ -97,7 +97,7 @@ try {
   const bare = Array.from({ length: POOL }, () => spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)'], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 800));
   const poolPids = (await import('node:child_process')).execFileSync('pgrep', ['-P', String(process.pid)], { encoding: 'utf8' })
-    .split('\n').map(Number).filter((p) => p && !bare.some((b) => b.pid === p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('keep-agent'));
+    .split('\n').map(Number).filter((p) => p && !bare.some((b) => b.pid === p) && readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('keep.mjs'));
   for (const p of poolPids) idle.push(p);
   const keepPss = idle.reduce((n, p) => n + pss(p), 0) / idle.length;
   const keepRss = idle.reduce((n, p) => n + rss(p), 0) / idle.length;

@@ -9,7 +9,7 @@ import { KeepManager, ManagerError } from './manager.ts';
 import type { KeepRecord, Verdict } from './store.ts';
 import { CBOR_TYPE, JOSE_TYPE, JSON_TYPE, PROBLEM_TYPE, bytesField, decodeBody, encodeBody, mediaType, negotiate, type Format } from './wire.ts';
 import { DASHBOARD_HTML, DASHBOARD_JS } from './dashboard.ts';
-import { MAX_FRAME_BYTES } from './keep/frame.ts';
+import { MAX_PROVISION_BYTES } from '../sallyport/index.ts';
 
 export const API_VERSION = 'v1';
 const CONTROL_BODY_LIMIT = 64 * 1024;
@@ -261,7 +261,7 @@ async function handle(opts: ApiOptions, req: IncomingMessage, res: ServerRespons
       const type = mediaType(req.headers['content-type']);
       let jwe: string;
       if (type === JOSE_TYPE) {
-        jwe = (await readBody(req, MAX_FRAME_BYTES)).toString('latin1').trim();
+        jwe = (await readBody(req, MAX_PROVISION_BYTES)).toString('latin1').trim();
       } else {
         const { body } = await readDoc(req);
         onlyKeys(body, ['jwe'], 'the provisioning request');

@@ -98,11 +98,13 @@ export interface Provision {
   stdin: Uint8Array;
   /** The client's ephemeral ECDH public key for the output channel. */
   outputKey: JWK;
+  /** The Steward the Keep gets its certificate from (overrides Enarx.toml's and the host's). */
+  steward?: string | null;
 }
 
 export async function encryptProvision(keepSpki: Uint8Array, p: Provision): Promise<string> {
   const key = await importKeepPublicKey(keepSpki);
-  const body = encode({ v: 1, keepId: p.keepId, nonce: p.nonce, wasm: p.wasm, config: p.config, stdin: p.stdin, outputKey: p.outputKey });
+  const body = encode({ v: 1, keepId: p.keepId, nonce: p.nonce, wasm: p.wasm, config: p.config, stdin: p.stdin, outputKey: p.outputKey, ...(p.steward ? { steward: p.steward } : {}) });
   return new CompactEncrypt(body)
     .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', cty: 'application/vnd.enarx.provision.v1+cbor', kid: p.keepId, 'enarx-nonce': Buffer.from(p.nonce).toString('base64url') })
     .encrypt(key);
@@ -147,7 +149,9 @@ export async function decryptProvision(jwe: string, key: CryptoKey, keepId: stri
   if (typeof ok !== 'object' || ok === null || ok.kty !== 'EC' || ok.crv !== KEY_CURVE || typeof ok.x !== 'string' || typeof ok.y !== 'string' || 'd' in ok) {
     throw new ChannelError('provisioning payload has no valid output key');
   }
-  return { keepId, nonce, wasm: body.wasm, config: body.config as string | null, stdin: body.stdin, outputKey: { kty: 'EC', crv: KEY_CURVE, x: ok.x, y: ok.y } };
+  const steward = body.steward ?? null;
+  if (steward !== null && (typeof steward !== 'string' || steward.length > 2048 || !URL.canParse(steward))) throw new ChannelError('provisioning payload has an invalid Steward URL');
+  return { keepId, nonce, wasm: body.wasm, config: body.config as string | null, stdin: body.stdin, outputKey: { kty: 'EC', crv: KEY_CURVE, x: ok.x, y: ok.y }, steward };
 }
 
 /** The client's half of the output channel: an ephemeral ECDH key pair. */

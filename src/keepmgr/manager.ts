@@ -5,13 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { KeepProcess, KeepRefusal, describeEnd, type KeepEnd, type KeepEvidence, type KeepLimits } from './keep/host.ts';
-import type { EvidenceConfig } from './keep/evidence.ts';
+import { KeepProcess, KeepRefusal, describeEnd, type KeepEnd, type KeepEnvironment, type KeepEvidence, type KeepLimits } from './keep/host.ts';
 import { LIVE_STATES, type KeepRecord, type KeepState, type KeepStore, type Verdict } from './store.ts';
 
 export interface ManagerOptions {
   store: KeepStore;
-  evidence: EvidenceConfig;
+  /** What every Keep shares: evidence source, Steward, listen address, bundle. */
+  environment: KeepEnvironment;
+  /** How the contracts name the evidence Keeps give. */
+  evidenceLabel: string;
   /** Keeps kept started and idle, ready to be handed out. */
   poolSize: number;
   /** Live Keeps at most (the pool not counted). */
@@ -94,7 +96,7 @@ export class KeepManager {
     return [
       {
         backend: BACKEND,
-        evidence: this.options.evidence.kind === 'snp-test' ? 'snp (software, test root)' : this.options.evidence.kind,
+        evidence: this.options.evidenceLabel,
         available: true,
         limits: { defaults: this.options.defaults, max: this.options.maxLimits },
         capacity: {
@@ -144,7 +146,7 @@ export class KeepManager {
       live.assigned = this.#assign(id, fromPool);
       this.#refill();
     } else {
-      live.assigned = KeepProcess.start(this.options.evidence, limits).then(
+      live.assigned = KeepProcess.start(this.options.environment, limits).then(
         (proc) => {
           if (!this.#live.has(id)) {
             proc.kill({ kind: 'stop' });
@@ -163,7 +165,7 @@ export class KeepManager {
   }
 
   async #assign(id: string, proc: KeepProcess): Promise<void> {
-    const publicKey = await proc.assign(id);
+    const publicKey = proc.assign(id);
     this.store.update(id, { publicKey });
   }
 
@@ -295,7 +297,7 @@ export class KeepManager {
     if (this.#closed) return;
     while (this.#pool.length + this.#warming < this.options.poolSize) {
       this.#warming++;
-      KeepProcess.start(this.options.evidence, this.options.defaults).then(
+      KeepProcess.start(this.options.environment, this.options.defaults).then(
         (proc) => {
           this.#warming--;
           if (this.#closed) {

@@ -11,8 +11,9 @@ import { KeepManager } from './manager.ts';
 import { KeepStore, type KeepRecord } from './store.ts';
 import { apiHandler, Auth } from './api.ts';
 import { ensureTls } from './tls.ts';
-import { prepareAgentBundle, type KeepLimits } from './keep/host.ts';
-import type { EvidenceConfig } from './keep/evidence.ts';
+import type { KeepLimits } from './keep/host.ts';
+import { evidenceSource, type EvidenceConfig } from './keep/evidence.ts';
+import { keepBundle } from '../keep/process/launch.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -31,6 +32,10 @@ export interface DaemonOptions {
   evidence?: EvidenceConfig;
   /** Directory of a software SEV-SNP test chain (made there when missing): Keeps then sign SNP-format evidence with it. */
   softwareSnp?: string;
+  /** The Steward every Keep gets a certificate from, unless its client names one. */
+  steward?: string | null;
+  /** Where Keeps' listen files are bound (ports are ephemeral); default 127.0.0.1. */
+  keepListenAddress?: string;
   poolSize?: number;
   maxKeeps?: number;
   memoryBudgetMiB?: number;
@@ -71,12 +76,14 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     evidence = sw.config;
     testRootPath = sw.arkPath;
   }
-  await prepareAgentBundle(o.dataDir);
+  const bundle = await keepBundle();
+  const environment = { evidence: await evidenceSource(evidence), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1' };
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({
     store,
-    evidence,
+    environment,
+    evidenceLabel: evidence.kind === 'snp-test' ? 'snp (software, test root)' : evidence.kind,
     poolSize: o.poolSize ?? 2,
     maxKeeps: o.maxKeeps ?? 64,
     memoryBudgetMiB: o.memoryBudgetMiB ?? 16_384,

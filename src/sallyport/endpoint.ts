@@ -160,11 +160,13 @@ export class Endpoint<In extends Message, Out extends Message> {
     return n;
   }
 
-  /** Resolves once the stream has window to send, or is closed. */
-  whenWritable(stream: number): Promise<void> {
-    const s = this.#streams.get(stream);
-    if (!s || s.sendWindow > 0 || this.#closed) return Promise.resolve();
-    return new Promise<void>((resolve) => s.waiters.push(resolve));
+  /** Resolves once the stream has at least `min` bytes of window to send, or is closed. */
+  async whenWritable(stream: number, min = 1): Promise<void> {
+    for (;;) {
+      const s = this.#streams.get(stream);
+      if (!s || s.sendWindow >= min || this.#closed) return;
+      await new Promise<void>((resolve) => s.waiters.push(resolve));
+    }
   }
 
   /** Resolves once everything written so far has left for the pipe (or the pipe is gone). */
@@ -232,7 +234,7 @@ export class Endpoint<In extends Message, Out extends Message> {
       try {
         if (!this.#frames.take()) throw new ProtocolError('message rate exceeded');
         message = decodeMessage(payload, this.#options.incoming) as In;
-        if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && !this.#control.take()) {
+        if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
           throw new ProtocolError('control message rate exceeded');
         }
         if (message.t === 'data') this.#checkData(message.stream, message.bytes.length);

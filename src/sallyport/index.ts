@@ -6,6 +6,9 @@
 export { FrameDecoder, ProtocolError, encodeFrame, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
 export {
   PROTOCOL_VERSION,
+  PROVISIONING_VERSION,
+  MAX_PROVISION_BYTES,
+  NONCE_BYTES,
   STDIN_STREAM,
   STDOUT_STREAM,
   STDERR_STREAM,
@@ -28,6 +31,7 @@ export type {
   LogLevel,
   Message,
   Protocol,
+  StandbyInit,
 } from './messages.ts';
 export { Endpoint, INITIAL_WINDOW, DATA_CHUNK_BYTES, DEFAULT_RATES } from './endpoint.ts';
 export type { EndpointOptions, HostEndpoint, KeepEndpoint, RateLimit } from './endpoint.ts';

@@ -1,5 +1,6 @@
 /**
- * Sallyport messages, version 1. Every message is a CBOR array whose first element names it;
+ * Sallyport messages, versions 1 and 2 (2 adds provisioned Keeps: `standby` … `provisioned`,
+ * `listen`/`listening`, `certified`). Every message is a CBOR array whose first element names it;
  * docs/sallyport.md describes each one. Decoding is strict: definite lengths only, no tags, no
  * floats, no undefined, no duplicate map keys, exact array lengths, bounded strings and
  * integers, and each side accepts only the messages the other side may send.
@@ -8,6 +9,13 @@ import { Tokenizer, Type, decode, encode } from 'cborg';
 import { ProtocolError } from './frame.ts';
 
 export const PROTOCOL_VERSION = 1;
+/** Version 2: a Keep started without its workload, which a remote client provisions (keepmgr). */
+export const PROVISIONING_VERSION = 2;
+/** A provisioning JWE arrives in `provision` pieces of at most MAX_CHUNK_BYTES, this much in all. */
+export const MAX_PROVISION_BYTES = 160 * 1024 * 1024;
+export const NONCE_BYTES = 32;
+/** A certificate chain the Keep reports (PEM, leaf first). */
+export const MAX_CHAIN_BYTES = 64 * 1024;
 
 /** Streams 0..2 are stdio; 3..15 are reserved. The host numbers its streams odd, the Keep even. */
 export const STDIN_STREAM = 0;
@@ -74,6 +82,15 @@ export interface DeploySpec {
   stage: string;
 }
 
+/** What the host tells a Keep it starts without a workload (version 2). */
+export interface StandbyInit {
+  limits: KeepLimits;
+  logLevel: LogLevel;
+  /** The host's default Steward; the client's provisioning may name another. */
+  steward: string | null;
+  evidence?: 'snp' | 'sgx' | 'tdx' | null;
+}
+
 export type FailKind = 'trap' | 'limit' | 'error';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -88,7 +105,12 @@ export type HostMessage =
   | { t: 'dialed'; stream: number; error: string | null }
   | { t: 'reset'; stream: number; reason: string }
   | { t: 'evidence'; id: number; kind: string | null; bytes: Uint8Array | null; error: string | null }
-  | { t: 'symlinked'; id: number; error: string | null };
+  | { t: 'symlinked'; id: number; error: string | null }
+  | { t: 'standby'; version: number; init: StandbyInit }
+  | { t: 'assign'; keep: string }
+  | { t: 'challenge'; nonce: Uint8Array }
+  | { t: 'provision'; bytes: Uint8Array; more: boolean }
+  | { t: 'listening'; listener: number; port: number; error: string | null };
 
 /** Messages the Keep sends to the host. */
 export type KeepMessage =
@@ -103,7 +125,12 @@ export type KeepMessage =
   /** A deploy's package is verified and certified: what the Keep runs (informational for the host). */
   | { t: 'deployed'; slug: string; digest: string; signer: string | null }
   | { t: 'exit'; code: number }
-  | { t: 'fail'; kind: FailKind; message: string };
+  | { t: 'fail'; kind: FailKind; message: string }
+  | { t: 'ready'; publicKey: Uint8Array }
+  | { t: 'provisioned' }
+  | { t: 'refused'; reason: string }
+  | { t: 'listen'; listener: number; name: string; prot: Protocol }
+  | { t: 'certified'; chain: string };
 
 export type Message = HostMessage | KeepMessage;
 export type Direction = 'host-to-keep' | 'keep-to-host';
@@ -171,7 +198,36 @@ function toWire(m: Message): unknown[] {
       return ['exit', m.code];
     case 'fail':
       return ['fail', m.kind, m.message];
+    case 'standby':
+      return ['standby', m.version, standbyToWire(m.init)];
+    case 'assign':
+      return ['assign', m.keep];
+    case 'challenge':
+      return ['challenge', m.nonce];
+    case 'provision':
+      return ['provision', m.bytes, m.more];
+    case 'listening':
+      return ['listening', m.listener, m.port, m.error];
+    case 'ready':
+      return ['ready', m.publicKey];
+    case 'provisioned':
+      return ['provisioned'];
+    case 'refused':
+      return ['refused', m.reason];
+    case 'listen':
+      return ['listen', m.listener, m.name, m.prot];
+    case 'certified':
+      return ['certified', m.chain];
   }
+}
+
+function standbyToWire(init: StandbyInit): Record<string, unknown> {
+  return {
+    limits: { memory: init.limits.memory, descriptors: init.limits.descriptors },
+    logLevel: init.logLevel,
+    steward: init.steward,
+    ...(init.evidence ? { evidence: init.evidence } : {}),
+  };
 }
 
 function initToWire(init: KeepInit): Record<string, unknown> {
@@ -272,12 +328,51 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
     case 'fail':
       v.arity(3);
       return { t: 'fail', kind: v.oneOf(1, FAIL_KINDS), message: v.text(2, 4096) };
+    case 'standby':
+      v.arity(3);
+      return { t: 'standby', version: v.uint(1, 0xffff), init: readStandby(v.at(2)) };
+    case 'assign': {
+      v.arity(2);
+      const keep = v.text(1, 36, 36);
+      if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(keep)) v.fail(1, 'a Keep id (a lower-case UUID)');
+      return { t: 'assign', keep };
+    }
+    case 'challenge':
+      v.arity(2);
+      return { t: 'challenge', nonce: v.bytes(1, NONCE_BYTES, NONCE_BYTES) };
+    case 'provision':
+      v.arity(3);
+      return { t: 'provision', bytes: v.bytes(1, 1, MAX_CHUNK_BYTES), more: v.bool(2) };
+    case 'listening': {
+      v.arity(4);
+      const m = { t: 'listening' as const, listener: v.stream(1), port: v.uint(2, 65535), error: v.optText(3, 512) };
+      if ((m.port === 0) !== (m.error !== null)) throw new ProtocolError("'listening' carries either a port or an error");
+      return m;
+    }
+    case 'ready':
+      v.arity(2);
+      return { t: 'ready', publicKey: v.bytes(1, 1, 1024) };
+    case 'provisioned':
+      v.arity(1);
+      return { t: 'provisioned' };
+    case 'refused':
+      v.arity(2);
+      return { t: 'refused', reason: v.text(1, 512, 1) };
+    case 'listen':
+      v.arity(4);
+      return { t: 'listen', listener: v.stream(1), name: v.text(2, 4096, 1), prot: v.oneOf(3, PROTOCOLS) };
+    case 'certified': {
+      v.arity(2);
+      const chain = v.text(1, MAX_CHAIN_BYTES, 1);
+      if (!chain.startsWith('-----BEGIN CERTIFICATE-----')) v.fail(1, 'a PEM certificate chain');
+      return { t: 'certified', chain };
+    }
   }
   throw new ProtocolError(`unknown message type '${type}'`);
 }
 
-const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked']);
-const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'deployed', 'exit', 'fail']);
+const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked', 'standby', 'assign', 'challenge', 'provision', 'listening']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'deployed', 'exit', 'fail', 'ready', 'provisioned', 'refused', 'listen', 'certified']);
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
 const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;
@@ -324,6 +419,11 @@ class Reader {
     if (!(x instanceof Uint8Array) || x.length < minLength || x.length > maxLength) {
       this.fail(i, `a byte string of ${minLength}..${maxLength} bytes`);
     }
+    return x;
+  }
+  bool(i: number): boolean {
+    const x = this.#items[i];
+    if (typeof x !== 'boolean') this.fail(i, 'a boolean');
     return x;
   }
   optBytes(i: number, maxLength: number): Uint8Array | null {
@@ -447,6 +547,17 @@ function readDeploy(value: unknown): DeploySpec {
 }
 
 const EVIDENCE_KINDS = ['snp', 'sgx', 'tdx'] as const;
+
+function readStandby(value: unknown): StandbyInit {
+  const m = new MapReader('standby.init', value, ['limits', 'logLevel', 'steward'], ['evidence']);
+  const limits = new MapReader('standby.init.limits', m.get('limits'), ['memory', 'descriptors']);
+  return {
+    limits: { memory: limits.optUint('memory', 2 ** 48, 65536), descriptors: limits.optUint('descriptors', 1 << 20, 3) },
+    logLevel: m.oneOf('logLevel', LOG_LEVELS),
+    steward: m.optText('steward', 2048),
+    ...(m.get('evidence') === undefined || m.get('evidence') === null ? {} : { evidence: m.oneOf('evidence', EVIDENCE_KINDS) }),
+  };
+}
 
 function pemList(m: MapReader, key: string, what: string): string[] {
   return m.list(key).map((pem, i) => {

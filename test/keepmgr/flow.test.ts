@@ -149,10 +149,10 @@ test('a Keep process that dies is recorded as crashed, and its client learns it 
   assert.match(String(end.host?.reason), /SIGSEGV/);
 });
 
-test('an Enarx.toml the Keep cannot honour ends with a sealed reason: bad TOML, or networking files', { timeout: 120_000 }, async () => {
+test('an Enarx.toml the Keep cannot honour ends with a sealed reason: bad TOML, or a host directory', { timeout: 120_000 }, async () => {
   for (const [config, why] of [
     ['args = [', /Enarx\.toml/],
-    ['[[files]]\nkind = "listen"\nname = "web"\nprot = "tcp"\nport = 8080\n', /no networking/],
+    ['[[files]]\nkind = "dir"\nname = "data"\npath = "/tmp"\n', /no host directories/],
   ] as const) {
     const keep = await t.client.create();
     const att = await attestKeep(t.client, keep.id, { allowUnattested: true });

@@ -2,50 +2,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encode } from 'cborg';
-import { FrameDecoder, FrameError, encodeFrame } from '../../src/keepmgr/keep/frame.ts';
 import {
   ChannelError, OutputReader, decryptProvision, deriveOutputKey, encryptProvision, generateKeepKey, generateOutputKeyPair, importKeepPublicKey, importOutputPrivate,
 } from '../../src/keepmgr/crypto.ts';
 import { raw, startTestDaemon } from './helpers.ts';
 
-// Everything here parses bytes an adversary chooses: the pipe (either side may be hostile), the
-// provisioning JWE (the host relays it), output records (the host relays them) and API bodies.
-
-test('the pipe framing: any bytes, split anywhere, give messages or a FrameError, nothing else', { timeout: 120_000 }, () => {
-  fc.assert(
-    fc.property(fc.array(fc.uint8Array({ maxLength: 64 }), { maxLength: 8 }), (chunks) => {
-      const d = new FrameDecoder(4096);
-      try {
-        for (const c of chunks) for (const m of d.push(c)) assert.equal(typeof m.t, 'string');
-      } catch (err) {
-        assert.ok(err instanceof FrameError, String(err));
-      }
-    }),
-    { numRuns: 2000 },
-  );
-});
-
-test('the pipe framing: messages survive any split into chunks', { timeout: 120_000 }, () => {
-  const msg = fc.record({ t: fc.string({ maxLength: 10 }), n: fc.integer(), b: fc.uint8Array({ maxLength: 100 }), s: fc.string() });
-  fc.assert(
-    fc.property(fc.array(msg, { minLength: 1, maxLength: 5 }), fc.array(fc.nat({ max: 50 }), { maxLength: 10 }), (msgs, cuts) => {
-      const bytes = Buffer.concat(msgs.map((m) => encodeFrame(m)));
-      const d = new FrameDecoder();
-      const got = [];
-      let at = 0;
-      for (const c of cuts) {
-        got.push(...d.push(bytes.subarray(at, at + c)));
-        at = Math.min(bytes.length, at + c);
-      }
-      got.push(...d.push(bytes.subarray(at)));
-      assert.deepEqual(got.map((m) => ({ ...m, b: new Uint8Array(m.b as Uint8Array) })), msgs.map((m) => ({ ...m })));
-    }),
-    { numRuns: 300 },
-  );
-  assert.throws(() => new FrameDecoder(10).push(Uint8Array.of(0, 0, 1, 0)), /exceeds the 10-byte limit/);
-  assert.throws(() => new FrameDecoder().push(Uint8Array.of(0, 0, 0, 0)), /empty frame/);
-  assert.throws(() => new FrameDecoder().push(Buffer.concat([Uint8Array.of(0, 0, 0, 2), encode([1])])), /CBOR map/);
-});
+// Everything here parses bytes an adversary chooses (the sallyport between host and Keep has its
+// own property tests in test/sallyport): the provisioning JWE (the host relays it), output records (the host relays them) and API bodies.
 
 test('output records: arbitrary or mutated records are rejected with a ChannelError, never opened', { timeout: 120_000 }, async () => {
   const keep = await generateKeepKey();

@@ -45,6 +45,15 @@ const hostSamples: HostMessage[] = [
   { t: 'evidence', id: 2, kind: null, bytes: null, error: 'no attestation on this backend' },
   { t: 'symlinked', id: 1, error: null },
   { t: 'symlinked', id: 2, error: 'EEXIST' },
+  // Version 2: provisioned Keeps.
+  { t: 'standby', version: 2, init: { limits: { memory: 1 << 26, descriptors: 32 }, logLevel: 'warn', steward: 'https://steward.example', evidence: 'snp' } },
+  { t: 'standby', version: 2, init: { limits: { memory: null, descriptors: null }, logLevel: 'error', steward: null } },
+  { t: 'assign', keep: '0b5e3a36-4c1f-4d59-9e1e-4f7b2f8c9a10' },
+  { t: 'challenge', nonce: new Uint8Array(32).fill(7) },
+  { t: 'provision', bytes: Uint8Array.of(101, 121, 74), more: true },
+  { t: 'provision', bytes: Uint8Array.of(46), more: false },
+  { t: 'listening', listener: 16, port: 41000, error: null },
+  { t: 'listening', listener: 18, port: 0, error: 'EADDRINUSE' },
 ];
 const keepSamples: KeepMessage[] = [
   { t: 'data', stream: 1, bytes: Uint8Array.of(104, 105) },
@@ -59,6 +68,11 @@ const keepSamples: KeepMessage[] = [
   { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: null },
   { t: 'exit', code: 3 },
   { t: 'fail', kind: 'limit', message: 'memory' },
+  { t: 'ready', publicKey: Uint8Array.of(48, 118) },
+  { t: 'provisioned' },
+  { t: 'refused', reason: 'provisioning JWE is addressed to another Keep' },
+  { t: 'listen', listener: 16, name: 'ingest', prot: 'tls' },
+  { t: 'certified', chain: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' },
 ];
 
 test('every message round-trips in its own direction', () => {
@@ -97,6 +111,23 @@ test('malformed messages are refused with a reason', () => {
   }
   assert.throws(() => decodeMessage(encode(['evidence', 1, 'snp', Uint8Array.of(1), 'and an error']), 'host-to-keep'), /either kind and bytes, or an error/);
   assert.throws(() => decodeMessage(encode(['symlinked', 1, 'x'.repeat(33)]), 'host-to-keep'), /text string of 0\.\.32/);
+  // Version 2.
+  const badHost: [unknown, RegExp][] = [
+    [['assign', 'not-a-uuid'], /text string of 36\.\.36 bytes/],
+    [['assign', '0B5E3A36-4C1F-4D59-9E1E-4F7B2F8C9A10'], /a Keep id/],
+    [['challenge', new Uint8Array(31)], /32\.\.32 bytes/],
+    [['provision', Uint8Array.of(1), 1], /field 2 must be a boolean/],
+    [['listening', 16, 0, null], /either a port or an error/],
+    [['listening', 16, 443, 'and an error'], /either a port or an error/],
+    [['standby', 2, { limits: { memory: null, descriptors: null }, logLevel: 'warn' }], /lacks key 'steward'/],
+    [['standby', 2, { limits: { memory: null, descriptors: null }, logLevel: 'warn', steward: null, files: [] }], /unknown key 'files'/],
+  ];
+  for (const [value, reason] of badHost) {
+    assert.throws(() => decodeMessage(encode(value), 'host-to-keep'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(value));
+  }
+  assert.throws(() => decodeMessage(encode(['certified', 'not PEM']), 'keep-to-host'), /a PEM certificate chain/);
+  assert.throws(() => decodeMessage(encode(['refused', '']), 'keep-to-host'), /text string of 1\.\./);
+  assert.throws(() => decodeMessage(encode(['ready']), 'keep-to-host'), /must have 1 field/);
 });
 
 test('non-canonical or extended CBOR is refused', () => {

@@ -10,9 +10,9 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
+import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
 import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
-import { keepCommand } from './launch.ts';
+import { keepCommand, type KeepLaunchOptions } from './launch.ts';
 import { createSymlinkForKeep, writableRoots } from './symlink.ts';
 
 export type ProcessKeepFile =
@@ -21,7 +21,7 @@ export type ProcessKeepFile =
   | { kind: 'connect'; name: string; prot: Protocol; host: string; port: number; ca?: readonly string[] }
   | { kind: 'dir'; name: string; path: string; readonly: boolean };
 
-export type LimitName = 'memory' | 'rss' | 'wall-time' | 'descriptors';
+export type LimitName = 'memory' | 'rss' | 'wall-time' | 'descriptors' | 'cpu';
 
 export interface ProcessKeepLimits {
   /** Linear memory, bytes: memory.grow fails past it (enforced inside the Keep by the engine). */
@@ -32,10 +32,13 @@ export interface ProcessKeepLimits {
   wallTimeMs?: number;
   /** Open descriptors: the guest's fd table size, and the sockets the host relays for it. */
   descriptors?: number;
+  /** How often the rss limit is checked, milliseconds (20 by default). */
+  rssPollMs?: number;
 }
 
 export interface ProcessKeepRequest {
-  module: Uint8Array;
+  /** The workload. Absent: a provisioned Keep (sallyport version 2), driven through the handle startProcessKeep returns. */
+  module?: Uint8Array;
   args: readonly string[];
   env: readonly (readonly [string, string])[];
   files: readonly ProcessKeepFile[];
@@ -69,6 +72,44 @@ export interface ProcessKeepRequest {
   deploy?: DeploySpec;
   /** Told what a deploy's Keep verified and runs. */
   onDeployed?: (d: { slug: string; digest: string; signer: string | null }) => void;
+  /** How the Keep process is started: kernel limits, user, extra Node flags. */
+  launchOptions?: KeepLaunchOptions;
+  /** Where a provisioned Keep's listen files are bound (127.0.0.1 by default); ports are ephemeral. */
+  listenAddress?: string;
+  /** Told the certificate chain (PEM) a Steward issued to a provisioned Keep. */
+  onCertified?: (chain: string) => void;
+}
+
+/** What a provisioned Keep answered to a challenge: the report data it attested, and the host's evidence. */
+export interface ChallengeAnswer {
+  reportData: Uint8Array;
+  evidence: { kind: string; bytes: Uint8Array } | { error: string };
+}
+
+/**
+ * A provisioned Keep (sallyport version 2): started without a workload, it makes its key,
+ * then is assigned an id, challenged and provisioned by a remote client through the host.
+ */
+export interface ProvisionedKeep {
+  readonly pid: number | undefined;
+  /** How the Keep ended, as for runProcessKeep. */
+  readonly outcome: Promise<ProcessKeepOutcome>;
+  /** The Keep's public key (SPKI), once it has made it. */
+  readonly ready: Promise<Uint8Array>;
+  assign(keepId: string): void;
+  challenge(nonce: Uint8Array): Promise<ChallengeAnswer>;
+  /** Resolves when the Keep accepted the JWE; rejects with a ProvisionRefusedError naming why it did not. */
+  provision(jwe: string): Promise<void>;
+  /** Ends the Keep (SIGKILL) with this outcome, unless it has already ended. */
+  kill(outcome: ProcessKeepOutcome): void;
+}
+
+/** The Keep refused a challenge or a provisioning; it stays up for a genuine one. */
+export class ProvisionRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProvisionRefusedError';
+  }
 }
 
 export type ProcessKeepOutcome =
@@ -107,6 +148,29 @@ export function runProcessKeep(request: ProcessKeepRequest): Promise<ProcessKeep
   return new HostSide(request).run();
 }
 
+/** Starts a provisioned Keep (no `module` in the request). */
+export function startProcessKeep(request: ProcessKeepRequest): ProvisionedKeep {
+  if (request.module) throw new TypeError('a provisioned Keep is started without a module');
+  const host = new HostSide(request);
+  const outcome = host.run();
+  return {
+    get pid() {
+      return host.pid;
+    },
+    outcome,
+    ready: host.ready,
+    assign: (keepId) => host.assign(keepId),
+    challenge: (nonce) => host.challenge(nonce),
+    provision: (jwe) => host.provision(jwe),
+    kill: (o) => host.kill(o),
+  };
+}
+
+/** A provisioned Keep's pending request and who waits for its answer. */
+type Pending =
+  | { t: 'challenge'; resolve: (a: ChallengeAnswer) => void; reject: (e: Error) => void }
+  | { t: 'provision'; resolve: () => void; reject: (e: Error) => void };
+
 class HostSide {
   readonly #req: ProcessKeepRequest;
   #child!: ChildProcess;
@@ -123,15 +187,39 @@ class HostSide {
   readonly #early: [number, Socket][] = [];
   readonly #log: (level: LogLevel, text: string) => void;
   #writableRoots: string[] | undefined;
+  // Provisioned Keeps only.
+  #publicKey: { resolve: (k: Uint8Array) => void; reject: (e: Error) => void } | undefined;
+  readonly ready: Promise<Uint8Array>;
+  #pending: Pending | undefined;
+  #spawned: { resolve: () => void; promise: Promise<void> };
 
   constructor(request: ProcessKeepRequest) {
+    this.ready = new Promise((resolve, reject) => (this.#publicKey = { resolve, reject }));
+    this.ready.catch(() => {});
+    let resolveSpawned!: () => void;
+    this.#spawned = { resolve: () => resolveSpawned(), promise: new Promise<void>((r) => (resolveSpawned = r)) };
     this.#req = request;
     this.#log = request.log ?? ((level, text) => process.stderr.write(`[${level}] ${text}\n`));
     for (const f of request.files) if (f.kind === 'connect') this.#allowed.add(destination(f.host, f.port));
     for (const d of request.allowDial ?? []) this.#allowed.add(destination(d.host, d.port));
   }
 
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   async run(): Promise<ProcessKeepOutcome> {
+    const outcome = await this.#run();
+    // Whoever waits on a provisioned Keep learns that it has ended.
+    const ended = new Error(describeOutcome(outcome));
+    this.#publicKey?.reject(ended);
+    this.#pending?.reject(ended);
+    this.#pending = undefined;
+    this.#spawned.resolve();
+    return outcome;
+  }
+
+  async #run(): Promise<ProcessKeepOutcome> {
     const req = this.#req;
     if (req.signal?.aborted) return { kind: 'aborted', reason: String(req.signal.reason ?? 'aborted') };
     // Bind first: a port in use is reported before any Keep starts.
@@ -147,7 +235,7 @@ class HostSide {
       readDirs: [...req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])), ...stage],
       writeDirs: [...req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])), ...stage],
     };
-    const { command, args } = await (req.launch ? req.launch() : keepCommand(grants));
+    const { command, args } = await (req.launch ? req.launch() : keepCommand(grants, req.launchOptions));
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true });
     this.#child = child;
     if (child.pid !== undefined) req.onSpawn?.(child.pid);
@@ -181,27 +269,43 @@ class HostSide {
     const onAbort = () => this.#kill({ kind: 'aborted', reason: String(req.signal?.reason ?? 'aborted') });
     req.signal?.addEventListener('abort', onAbort, { once: true });
 
-    // Hand over everything at once: no round trip before the Keep can start compiling.
-    this.#endpoint.send({
-      t: 'hello',
-      version: PROTOCOL_VERSION,
-      init: {
-        moduleSize: req.module.length,
-        argv: [...req.args],
-        env: req.env.map(([k, v]) => [k, v] as [string, string]),
-        files,
-        limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
-        logLevel: req.logLevel ?? 'warn',
-        steward: req.steward ?? null,
-        ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
-        ...(req.deploy ? { deploy: req.deploy } : {}),
-      },
-    });
-    for (let at = 0; at < req.module.length; at += MAX_CHUNK_BYTES) {
-      this.#endpoint.send({ t: 'module', bytes: req.module.subarray(at, at + MAX_CHUNK_BYTES) });
+    this.#spawned.resolve();
+    if (!req.module) {
+      // A provisioned Keep: its workload comes later, encrypted, from a remote client.
+      this.#endpoint.send({
+        t: 'standby',
+        version: PROVISIONING_VERSION,
+        init: {
+          limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
+          logLevel: req.logLevel ?? 'warn',
+          steward: req.steward ?? null,
+          ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
+        },
+      });
+    } else {
+      const module = req.module;
+      // Hand over everything at once: no round trip before the Keep can start compiling.
+      this.#endpoint.send({
+        t: 'hello',
+        version: PROTOCOL_VERSION,
+        init: {
+          moduleSize: module.length,
+          argv: [...req.args],
+          env: req.env.map(([k, v]) => [k, v] as [string, string]),
+          files,
+          limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
+          logLevel: req.logLevel ?? 'warn',
+          steward: req.steward ?? null,
+          ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
+          ...(req.deploy ? { deploy: req.deploy } : {}),
+        },
+      });
+      for (let at = 0; at < module.length; at += MAX_CHUNK_BYTES) {
+        this.#endpoint.send({ t: 'module', bytes: module.subarray(at, at + MAX_CHUNK_BYTES) });
+      }
+      // A deploy's files come from its package, which only the Keep reads: stdin is always offered.
+      if (req.deploy || files.some((f) => f.kind === 'stdin')) this.#relayStdin();
     }
-    // A deploy's files come from its package, which only the Keep reads: stdin is always offered.
-    if (req.deploy || files.some((f) => f.kind === 'stdin')) this.#relayStdin();
     this.#started = true;
     for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
 
@@ -211,14 +315,75 @@ class HostSide {
     this.#cleanup();
     if (this.#outcome) return this.#outcome;
     const tail = this.#stderrTail.trim().split('\n').slice(-3).join(' / ');
+    // RLIMIT_CPU (launchOptions.cpuSeconds): the kernel's SIGXCPU at the soft limit, SIGKILL at the hard one.
+    if (signal === 'SIGXCPU') {
+      return { kind: 'limit', limit: 'cpu', message: `the Keep went over its cpu limit (${req.launchOptions?.cpuSeconds ?? '?'} s of CPU time)` };
+    }
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     return { kind: 'crash', message: `the Keep ${how} before reporting an outcome${tail ? `: ${tail}` : ''}` };
   }
 
-  async #prepare(f: ProcessKeepFile): Promise<FileSpec> {
+  assign(keepId: string): void {
+    void this.#spawned.promise.then(() => {
+      if (!this.#outcome) this.#endpoint.send({ t: 'assign', keep: keepId });
+    });
+  }
+
+  challenge(nonce: Uint8Array): Promise<ChallengeAnswer> {
+    return this.#request('challenge', () => this.#endpoint.send({ t: 'challenge', nonce }));
+  }
+
+  async provision(jwe: string): Promise<void> {
+    const bytes = new TextEncoder().encode(jwe);
+    await this.#request('provision', () => {
+      for (let at = 0; at < bytes.length; at += MAX_CHUNK_BYTES) {
+        this.#endpoint.send({ t: 'provision', bytes: bytes.subarray(at, at + MAX_CHUNK_BYTES), more: at + MAX_CHUNK_BYTES < bytes.length });
+      }
+    });
+  }
+
+  kill(outcome: ProcessKeepOutcome): void {
+    if (this.#child) this.#kill(outcome);
+    else void this.#spawned.promise.then(() => this.#kill(outcome));
+  }
+
+  /** One provisioning request at a time: the Keep answers them in order. */
+  #request<T extends ChallengeAnswer | void>(t: Pending['t'], send: () => void): Promise<T> {
+    return this.#spawned.promise.then(
+      () =>
+        new Promise<T>((resolve, reject) => {
+          if (this.#outcome) return reject(new Error(describeOutcome(this.#outcome)));
+          if (this.#pending) return reject(new Error(`a ${this.#pending.t} is already in progress on this Keep`));
+          this.#pending = { t, resolve, reject } as Pending;
+          send();
+        }),
+    );
+  }
+
+  #answer<K extends Pending['t']>(t: K): Extract<Pending, { t: K }> {
+    const p = this.#pending;
+    if (!p || p.t !== t) throw new Error(`the Keep answered a ${t} it was not sent`);
+    this.#pending = undefined;
+    return p as Extract<Pending, { t: K }>;
+  }
+
+  /** A provisioned Keep's listen file: bound here, on an ephemeral port (many Keeps share this host). */
+  async #listen(listener: number, name: string, prot: Protocol): Promise<void> {
+    if (listener % 2 !== 0 || listener <= this.#lastKeepStream) throw new Error(`listen with id ${listener}: Keep ids are even and increasing`);
+    this.#lastKeepStream = listener;
+    const addr = this.#req.listenAddress ?? '127.0.0.1';
+    try {
+      const spec = await this.#prepare({ kind: 'listen', name, prot, addr, port: 0 }, listener);
+      if (spec.kind === 'listen' && !this.#outcome) this.#endpoint.send({ t: 'listening', listener, port: spec.port, error: null });
+    } catch (err) {
+      if (!this.#outcome) this.#endpoint.send({ t: 'listening', listener, port: 0, error: (err as Error).message.slice(0, 500) });
+    }
+  }
+
+  async #prepare(f: ProcessKeepFile, keepListener?: number): Promise<FileSpec> {
     switch (f.kind) {
       case 'listen': {
-        const id = this.#allocate();
+        const id = keepListener ?? this.#allocate();
         const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.#onConnection(id, socket));
         await new Promise<void>((resolve, reject) => {
           server.once('error', (err) => reject(new Error(`cannot listen on ${f.addr} port ${f.port} for '${f.name}': ${err.message}`)));
@@ -393,13 +558,36 @@ class HostSide {
         return;
       case 'credit':
         return;
+      case 'ready':
+        if (this.#req.module || !this.#publicKey) throw new Error("'ready' from a Keep that was not started in standby");
+        this.#publicKey.resolve(m.publicKey);
+        this.#publicKey = undefined;
+        return;
+      case 'provisioned':
+        this.#answer('provision').resolve();
+        return;
+      case 'refused': {
+        const p = this.#pending;
+        if (!p) throw new Error("'refused' with nothing asked");
+        this.#pending = undefined;
+        p.reject(new ProvisionRefusedError(m.reason));
+        return;
+      }
+      case 'listen':
+        if (this.#req.module) throw new Error("'listen' from a Keep whose files the host binds");
+        void this.#listen(m.listener, m.name, m.prot);
+        return;
+      case 'certified':
+        this.#req.onCertified?.(m.chain);
+        return;
     }
   }
 
   #onDial(stream: number, host: string, port: number): void {
     if (stream % 2 !== 0 || stream <= this.#lastKeepStream) throw new Error(`dial with stream id ${stream}: Keep ids are even and increasing`);
     this.#lastKeepStream = stream;
-    if (!this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
+    // A provisioned Keep's connect files are sealed from the host, which dials what it asks.
+    if (this.#req.module && !this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
     const max = this.#req.limits?.descriptors;
     if (max !== undefined && this.#descriptorsInUse() >= max) {
       this.#kill({ kind: 'limit', limit: 'descriptors', message: `the Keep went over its descriptors limit (${max})` });
@@ -423,7 +611,10 @@ class HostSide {
 
   #onAttest(id: number, reportData: Uint8Array): void {
     const source = this.#req.evidence;
+    // A provisioned Keep answers a challenge by attesting; the evidence goes to the challenger too.
+    const challenge = this.#pending?.t === 'challenge' ? this.#answer('challenge') : undefined;
     const answer = (m: HostMessage) => {
+      if (m.t === 'evidence') challenge?.resolve({ reportData, evidence: m.bytes && m.kind ? { kind: m.kind, bytes: m.bytes } : { error: m.error ?? 'no evidence' } });
       if (!this.#outcome) this.#endpoint.send(m);
     };
     if (!source) {
@@ -450,7 +641,7 @@ class HostSide {
         if (rss !== null && rss > max) {
           this.#kill({ kind: 'limit', limit: 'rss', message: `the Keep went over its rss limit (${formatBytes(rss)} > ${formatBytes(max)})` });
         }
-      }, RSS_POLL_MS);
+      }, limits.rssPollMs ?? RSS_POLL_MS);
       this.#timers.push(poll);
     }
   }
@@ -479,6 +670,19 @@ class HostSide {
     for (const [, s] of this.#early.splice(0)) s.destroy();
     this.#sockets.clear();
     this.#stopStdin();
+  }
+}
+
+function describeOutcome(o: ProcessKeepOutcome): string {
+  switch (o.kind) {
+    case 'exit':
+      return `the Keep exited with code ${o.code}`;
+    case 'trap':
+      return `the Keep's workload trapped: ${o.message}`;
+    case 'aborted':
+      return `the Keep was stopped: ${o.reason}`;
+    default:
+      return o.message;
   }
 }
 

@@ -5,8 +5,9 @@
  * here), runs the module and reports how it ended.
  */
 import { Socket } from 'node:net';
-import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION } from '../../sallyport/index.ts';
-import type { FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel } from '../../sallyport/index.ts';
+import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
+import type { FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
+import type { ProvisionedKeep, ProvisionedPlan } from './provisioned.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
 import type { WorkloadIdentity } from '../../pki/index.ts';
@@ -46,7 +47,14 @@ export class KeepSide {
   #init: KeepInit | undefined;
   #module: Uint8Array | undefined;
   #received = 0;
-  #state: 'hello' | 'module' | 'running' | 'done' = 'hello';
+  #state: 'hello' | 'standby' | 'module' | 'running' | 'done' = 'hello';
+  // A provisioned Keep (version 2): its session, the host's standby settings, what it provisioned.
+  #provisioned: ProvisionedKeep | undefined;
+  #standby: StandbyInit | undefined;
+  #plan: ProvisionedPlan | undefined;
+  /** Standby requests run one after another, in the order the host sent them. */
+  #steps: Promise<void> = Promise.resolve();
+  readonly #listens = new Map<number, { resolve: (port: number) => void; reject: (err: Error) => void }>();
   readonly #sinks = new Map<number, StreamSink>();
   readonly #listeners = new Map<number, { spec: Extract<FileSpec, { kind: 'listen' }>; queue: QueueListener }>();
   #lastHostStream = FIRST_DYNAMIC_STREAM;
@@ -168,7 +176,111 @@ export class KeepSide {
       }
       case 'credit':
         return; // applied by the endpoint
+      case 'standby':
+        if (this.#state !== 'hello') throw new ProtocolError("'standby' after the start");
+        if (m.version !== PROVISIONING_VERSION) throw new ProtocolError(`provisioning version ${m.version} is not supported (this Keep speaks ${PROVISIONING_VERSION})`);
+        this.#state = 'standby';
+        this.#standby = m.init;
+        for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+        this.#step(async () => {
+          const { ProvisionedKeep } = await import('./provisioned.ts');
+          this.#provisioned = new ProvisionedKeep(this.#endpoint);
+          this.#endpoint.send({ t: 'ready', publicKey: await this.#provisioned.makeKey() });
+        });
+        return;
+      case 'assign':
+        this.#requireStandby(m.t);
+        this.#step(async () => this.#provisioned!.assign(m.keep));
+        return;
+      case 'challenge':
+        this.#requireStandby(m.t);
+        // The answer is the `attest` itself: the host hands its evidence to the challenger.
+        this.#step(async () => {
+          const reportData = await this.#provisioned!.challenge(m.nonce);
+          await this.#attest(reportData).catch(() => {});
+        });
+        return;
+      case 'provision': {
+        this.#requireStandby(m.t);
+        const { bytes, more } = m;
+        this.#step(async () => {
+          const jwe = this.#provisioned!.piece(bytes, more);
+          if (jwe === undefined) return;
+          let provision;
+          try {
+            provision = await this.#provisioned!.open(jwe);
+          } catch (err) {
+            if (err instanceof ProtocolError) throw err;
+            this.#endpoint.send({ t: 'refused', reason: (err as Error).message.slice(0, 500) || 'refused' });
+            return;
+          }
+          this.#endpoint.send({ t: 'provisioned' });
+          const { planFor } = await import('./provisioned.ts');
+          try {
+            this.#plan = await planFor(provision, this.#standby!.steward);
+          } catch (err) {
+            void this.#finish({ t: 'fail', kind: 'error', message: (err as Error).message });
+            return;
+          }
+          void this.#startProvisioned(this.#plan);
+        });
+        return;
+      }
+      case 'listening': {
+        const pending = this.#listens.get(m.listener);
+        if (!pending) throw new ProtocolError(`'listening' for ${m.listener}, which the Keep did not ask to listen`);
+        this.#listens.delete(m.listener);
+        if (m.error === null) pending.resolve(m.port);
+        else pending.reject(new Error(m.error));
+        return;
+      }
     }
+  }
+
+  #requireStandby(what: string): void {
+    if (this.#state !== 'standby') throw new ProtocolError(`'${what}' outside standby`);
+  }
+
+  #step(work: () => Promise<void>): void {
+    this.#steps = this.#steps.then(work).catch((err: unknown) => this.#die(`sallyport: the host broke the protocol: ${(err as Error).message}`));
+  }
+
+  /** Binds the provisioned listen files through the host, then runs the workload as `hello` would. */
+  async #startProvisioned(plan: ProvisionedPlan): Promise<void> {
+    const standby = this.#standby!;
+    const files: FileSpec[] = [];
+    try {
+      for (const f of plan.files) {
+        if (f.kind !== 'listen-request') {
+          files.push(f);
+          continue;
+        }
+        const listener = this.#nextKeepStream;
+        this.#nextKeepStream += 2;
+        const port = await new Promise<number>((resolve, reject) => {
+          this.#listens.set(listener, { resolve, reject });
+          this.#endpoint.send({ t: 'listen', listener, name: f.name, prot: f.prot });
+        });
+        const spec = { kind: 'listen' as const, name: f.name, prot: f.prot, listener, addr: '', port };
+        this.#listeners.set(listener, { spec, queue: new QueueListener() });
+        files.push(spec);
+      }
+    } catch (err) {
+      void this.#finish({ t: 'fail', kind: 'error', message: `cannot listen: ${(err as Error).message}` });
+      return;
+    }
+    this.#init = {
+      moduleSize: plan.provision.wasm.length,
+      argv: plan.argv,
+      env: plan.env,
+      files,
+      limits: standby.limits,
+      logLevel: standby.logLevel,
+      steward: plan.steward,
+      ...(standby.evidence ? { evidence: standby.evidence } : {}),
+    };
+    this.#module = plan.provision.wasm;
+    await this.#start();
   }
 
   #requireRunning(what: string): void {
@@ -319,11 +431,14 @@ export class KeepSide {
       case 'null':
         return { kind: 'null', name: f.name };
       case 'stdin':
+        if (this.#plan) return { kind: 'input', name: f.name, stream: new (await import('./provisioned.ts')).BytesInput(this.#plan.provision.stdin) };
         return { kind: 'input', name: f.name, stream: this.#sinks.get(STDIN_STREAM) as SallyportInput };
       case 'stdout':
-        return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, STDOUT_STREAM) };
-      case 'stderr':
-        return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, STDERR_STREAM) };
+      case 'stderr': {
+        const channel = this.#provisioned?.channel;
+        if (channel) return { kind: 'output', name: f.name, stream: new (await import('./provisioned.ts')).SealedOutput(channel, f.kind) };
+        return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, f.kind === 'stdout' ? STDOUT_STREAM : STDERR_STREAM) };
+      }
       case 'listen':
         return { kind: 'listener', name: f.name, listener: this.#listeners.get(f.listener)!.queue };
       case 'connect': {
@@ -357,7 +472,11 @@ export class KeepSide {
       let { files, argv, env } = init;
       // A refusal (Steward, registry, signature, digest) ends the Keep here, before any descriptor opens or the workload runs.
       if (init.deploy) ({ module, files, argv, env } = await this.#deploy(init));
-      else if (init.steward) this.#identity = Promise.resolve(await this.#attestedIdentity(init.steward, init.evidence ?? null, module));
+      else if (init.steward) {
+        const identity = await this.#attestedIdentity(init.steward, init.evidence ?? null, module);
+        this.#identity = Promise.resolve(identity);
+        if (this.#plan) this.#endpoint.send({ t: 'certified', chain: identity.certificateChain.join('') });
+      }
       const descriptors: DescriptorCapability[] = [];
       for (const f of files) descriptors.push(await this.#descriptor(f));
       outcome = await this.#runWorkload({
@@ -400,11 +519,28 @@ export class KeepSide {
       await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, SOCKET_LINGER_MS))]);
     }
     if ((this.#state as string) === 'done') return; // #die ran meanwhile
+    // A provisioned Keep's client learns how it ended from the Keep itself, sealed.
+    const channel = this.#provisioned?.channel;
+    if (channel) {
+      await sealEnd(channel, last).catch(() => {});
+      // The reason is sealed for the client; the host learns only what kind of end it was.
+      if (last.t === 'fail' && last.kind !== 'limit') last = { ...last, message: `the workload ${last.kind === 'trap' ? 'trapped' : 'could not run'} (the reason is sealed to its client)` };
+    }
+    if ((this.#state as string) === 'done') return;
     this.#state = 'done';
     this.#endpoint.send(last);
     await this.#endpoint.close();
     this.#exit(0);
   }
+}
+
+/** The last records of a provisioned Keep's output channel: why it ended (if not a plain exit), then the exit record. */
+async function sealEnd(channel: NonNullable<ProvisionedKeep['channel']>, last: KeepMessage): Promise<void> {
+  const [code, reason] =
+    last.t === 'exit' ? [last.code, null] : last.t === 'fail' ? [last.kind === 'trap' ? 134 : last.kind === 'limit' ? 137 : 1, last.message] : [1, 'the Keep ended'];
+  if (reason) await channel.write({ stream: 'log', data: new TextEncoder().encode(`${reason}\n`) });
+  await channel.write({ stream: 'exit', code, reason });
+  await channel.flush();
 }
 
 /** Entry point: fd 3 is the sallyport. */

@@ -15,6 +15,7 @@ const REPO_ROOT = resolve(HERE, '..', '..', '..');
 const ENTRY = join(HERE, 'main.ts');
 const CACHE = process.env.ENARX_KEEP_CACHE ?? join(REPO_ROOT, 'node_modules', '.cache', 'enarx-keep');
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
 
 export interface KeepGrants {
   readDirs: readonly string[];
@@ -28,9 +29,37 @@ export async function keepBundle(): Promise<string> {
   return build();
 }
 
-/** argv that starts a Keep: setpriv (the Keep dies with its host, even on SIGKILL), then node. */
-export async function keepCommand(grants: KeepGrants): Promise<{ command: string; args: string[] }> {
-  const bundle = await keepBundle();
+/** How a Keep process is started, beyond what it may read and write. */
+export interface KeepLaunchOptions {
+  /** RLIMIT_CPU: SIGXCPU (which ends the Keep) after this many seconds of CPU time, SIGKILL a second later. */
+  cpuSeconds?: number;
+  /** RLIMIT_NOFILE: the most descriptors the Keep process may hold. */
+  descriptors?: number;
+  /**
+   * Run the Keep as this user and group, without supplementary groups, so that it cannot signal
+   * or ptrace other Keeps (the keep manager gives each Keep its own). Needs root and setpriv.
+   */
+  user?: { uid: number; gid: number };
+  /** More Node flags (heap sizes, …), placed before the bundle. */
+  nodeFlags?: readonly string[];
+  /** The Keep bundle to run instead of the cached one (e.g. a copy other users may read). */
+  bundle?: string;
+}
+
+export class KeepLaunchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeepLaunchError';
+  }
+}
+
+/**
+ * argv that starts a Keep: prlimit (kernel limits), then setpriv (its own user if asked, and
+ * it dies with its host, even on SIGKILL; setpriv sets the death signal after changing user,
+ * which would clear it), then node.
+ */
+export async function keepCommand(grants: KeepGrants, options: KeepLaunchOptions = {}): Promise<{ command: string; args: string[] }> {
+  const bundle = options.bundle ?? (await keepBundle());
   const node = [
     '--permission',
     `--allow-fs-read=${dirname(bundle)}`,
@@ -41,10 +70,25 @@ export async function keepCommand(grants: KeepGrants): Promise<{ command: string
     '--no-liftoff',
     '--disable-warning=ExperimentalWarning',
     '--disable-warning=SecurityWarning',
+    ...(options.nodeFlags ?? []),
     bundle,
   ];
-  if (SETPRIV) return { command: SETPRIV, args: ['--pdeathsig', 'KILL', process.execPath, ...node] };
-  return { command: process.execPath, args: node };
+  const argv: string[] = [];
+  if (options.cpuSeconds !== undefined || options.descriptors !== undefined) {
+    if (!PRLIMIT) throw new KeepLaunchError('Keep CPU and descriptor limits need prlimit: install util-linux');
+    argv.push(PRLIMIT);
+    if (options.cpuSeconds !== undefined) argv.push(`--cpu=${options.cpuSeconds}:${options.cpuSeconds + 1}`);
+    if (options.descriptors !== undefined) argv.push(`--nofile=${options.descriptors}:${options.descriptors}`);
+    argv.push('--');
+  }
+  if (options.user && !SETPRIV) throw new KeepLaunchError('running a Keep as its own user needs setpriv: install util-linux');
+  if (SETPRIV) {
+    argv.push(SETPRIV);
+    if (options.user) argv.push(`--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, '--clear-groups');
+    argv.push('--pdeathsig', 'KILL', '--');
+  }
+  argv.push(process.execPath, ...node);
+  return { command: argv[0]!, args: argv.slice(1) };
 }
 
 /** True when the Keep is bound to die with its host by the kernel (not only by its pipe closing). */

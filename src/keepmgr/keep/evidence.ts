@@ -1,11 +1,10 @@
 /**
- * Where a Keep's evidence comes from. The host chooses the source when it starts the Keep (it
- * knows the platform); the evidence itself is made inside the Keep over report data the Keep
- * computes, so the host cannot bind someone else's key.
+ * Where a keepmgr Keep's evidence comes from. As for every process Keep, the Keep computes the
+ * report data (binding its key, its id and the client's nonce) and asks its host over the
+ * sallyport (`attest`); the host collects evidence over exactly those bytes. The challenger
+ * gets the raw report with its certificates; the Keep gets the sallyport's `evidence` bytes
+ * (Enarx's DER evidence), which it puts in a Steward CSR.
  */
-import { readFileSync, readdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { SnpTcbValues } from '../../attestation/testing/snp.ts';
 import type { SnpProduct } from '../../attestation/roots.ts';
 
@@ -18,64 +17,66 @@ export type EvidenceConfig =
    * only when they trust that test root explicitly.
    */
   | { kind: 'snp-test'; product: SnpProduct; chipId: Uint8Array; tcb: SnpTcbValues; leafKey: Uint8Array; certs: Uint8Array[] }
-  /** The confidential VM or enclave this Keep runs in: configfs-tsm (SNP, TDX) or Gramine (SGX). */
+  /** The confidential VM or enclave this daemon and its Keeps run in: configfs-tsm (SNP, TDX) or Gramine (SGX). */
   | { kind: 'hardware' };
 
 export interface Collected {
-  kind: 'none' | 'snp' | 'sgx' | 'tdx';
+  kind: 'snp' | 'sgx' | 'tdx';
+  /** The SNP report or the quote, as the hardware (or the test root) made it. */
   evidence: Uint8Array;
-  /** DER certificates that come with the evidence (SNP: VCEK/VLEK, ASK, ARK), leaf first. */
+  /** DER certificates that come with it (SNP: VCEK/VLEK, ASK, ARK), leaf first. */
   certs: Uint8Array[];
+  /** What the Keep is answered with (`evidence` bytes of the sallyport). */
+  forKeep: Uint8Array;
 }
 
 export interface EvidenceSource {
-  readonly kind: EvidenceConfig['kind'];
+  readonly kind: 'none' | 'snp' | 'hardware';
+  /** The kind the Keep is told in `standby`, so that a Steward key is made on the right curve; null: none. */
+  readonly keepKind: 'snp' | 'sgx' | 'tdx' | null;
   collect(reportData: Uint8Array): Promise<Collected>;
-}
-
-const KEEP_CODE = dirname(fileURLToPath(import.meta.url));
-
-/**
- * What a software SNP Keep reports as its MEASUREMENT: SHA-384 over the Keep's own code, read by
- * the Keep itself, so a policy can pin a release: the bundled agent when the Keep runs one, else
- * its source files.
- */
-export async function softwareMeasurement(): Promise<Uint8Array> {
-  const entry = process.argv[1] ?? '';
-  const files = entry.endsWith('.mjs')
-    ? [entry]
-    : [...readdirSync(KEEP_CODE).filter((f) => f.endsWith('.ts')).map((f) => join(KEEP_CODE, f)), join(KEEP_CODE, '..', 'crypto.ts')].sort();
-  const parts = files.flatMap((f) => [new TextEncoder().encode(`${basename(f)}\0`), readFileSync(f)]);
-  const total = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    total.set(p, o);
-    o += p.length;
-  }
-  return new Uint8Array(await crypto.subtle.digest('SHA-384', total));
 }
 
 export async function evidenceSource(config: EvidenceConfig): Promise<EvidenceSource> {
   switch (config.kind) {
     case 'none':
-      return { kind: 'none', collect: async () => ({ kind: 'none', evidence: new Uint8Array(0), certs: [] }) };
+      return {
+        kind: 'none',
+        keepKind: null,
+        collect: async () => {
+          throw new Error('this keep manager offers no attestation (start it with --software-snp DIR or --hardware)');
+        },
+      };
     case 'snp-test': {
-      const { buildSnpReport, signSnpReport } = await import('../../attestation/testing/snp.ts');
+      const [{ buildSnpReport, signSnpReport }, { encodeSnpEvidence }, { keepMeasurement }] = await Promise.all([
+        import('../../attestation/testing/snp.ts'),
+        import('../../pki/index.ts'),
+        import('../../keep/process/measurement.ts'),
+      ]);
       const key = await crypto.subtle.importKey('pkcs8', new Uint8Array(config.leafKey), { name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign']);
-      const measurement = await softwareMeasurement();
+      // The process Keep's code, as `enarx run --software-evidence` measures it.
+      const measurement = await keepMeasurement();
       const chain = { product: config.product, signingKey: 'vcek' as const, chipId: config.chipId, tcb: config.tcb };
       return {
-        kind: 'snp-test',
-        collect: async (reportData) => ({ kind: 'snp', evidence: await signSnpReport(buildSnpReport(chain, { reportData, measurement }), key), certs: config.certs }),
+        kind: 'snp',
+        keepKind: 'snp',
+        collect: async (reportData) => {
+          const report = await signSnpReport(buildSnpReport(chain, { reportData, measurement }), key);
+          return { kind: 'snp', evidence: report, certs: config.certs, forKeep: encodeSnpEvidence({ vcek: config.certs[0]!, crls: [], report }) };
+        },
       };
     }
     case 'hardware': {
-      const { collectEvidence } = await import('../../keep/hardware/index.ts');
+      const [{ collectEvidence }, { encodeSnpEvidence }] = await Promise.all([import('../../keep/hardware/index.ts'), import('../../pki/index.ts')]);
       return {
         kind: 'hardware',
+        keepKind: null,
         collect: async (reportData) => {
           const got = await collectEvidence(reportData);
-          return { kind: got.kind, evidence: got.evidence, certs: got.auxCerts };
+          const vcek = got.auxCerts[0];
+          // The Keep needs Enarx's DER for a Steward: SNP with its VCEK; quotes go as they are.
+          const forKeep = got.kind === 'snp' && vcek ? encodeSnpEvidence({ vcek, crls: [], report: got.evidence }) : got.evidence;
+          return { kind: got.kind, evidence: got.evidence, certs: got.auxCerts, forKeep };
         },
       };
     }

@@ -1,17 +1,16 @@
 /**
- * The host's handle on one keepmgr Keep: a separate Node process under the permission model
- * (it reads only its own code; no writes, network, child processes, workers or addons), started
- * with kernel-enforced CPU-time and descriptor limits, its memory watched by the host, and linked
- * to the host by one pipe (fd 3) that it exits on losing.
+ * The keep manager's handle on one Keep: a process Keep (src/keep/process) started without its
+ * workload, speaking the sallyport's provisioning messages (version 2). The process Keep's host
+ * side starts it (permission model, kernel CPU and descriptor limits, its own user, death with
+ * its host), enforces its memory limits and relays its sockets; this class adds what a keep
+ * manager needs: evidence for challenges, the sealed output records carried on its stdout
+ * stream, resource-use samples for the API, and a KeepEnd in keepmgr's terms.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Duplex } from 'node:stream';
-import { FrameDecoder, encodeFrame, type Message } from './frame.ts';
-import type { EvidenceConfig } from './evidence.ts';
+import { readFileSync, readdirSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { startProcessKeep, ProvisionRefusedError, type ProcessKeepOutcome, type ProvisionedKeep } from '../../keep/process/host.ts';
+import type { EvidenceSource, Collected } from './evidence.ts';
 
 export interface KeepLimits {
   /** Resident memory of the Keep process, in MiB. */
@@ -41,139 +40,113 @@ export interface KeepEvidence {
 export interface KeepEnd {
   /** Workload exit code when the Keep reported one, else the process's. */
   code: number | null;
-  signal: string | null;
   /** Set when the host ended it: a limit, a stop, or a protocol violation. */
   cause: { kind: 'limit'; limit: LimitName } | { kind: 'stop' } | { kind: 'fatal'; reason: string } | { kind: 'exited' } | { kind: 'crashed'; reason: string };
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-const AGENT = join(here, 'agent.ts');
-const KEEPMGR_SRC = resolve(here, '..');
-
-/** Files the Keep may read: its own code and the libraries it imports, nothing else. */
-function readablePaths(): string[] {
-  // src/attestation: byte helpers, and the SNP report format for software evidence.
-  const src = join(KEEPMGR_SRC, '..');
-  const paths = [KEEPMGR_SRC, ...['attestation', 'runtime', 'wasi', 'config', 'sallyport/frame.ts', 'keep/capabilities.ts'].map((p) => join(src, p))];
-  for (const pkg of ['cborg', 'jose', 'smol-toml']) {
-    let dir = dirname(fileURLToPath(import.meta.resolve(pkg)));
-    while (!readdirSafe(dir).includes('package.json')) dir = dirname(dir);
-    paths.push(dir);
-    // Also the name Node looks up first, when node_modules holds symlinks (pnpm, linked installs).
-    paths.push(join(KEEPMGR_SRC, '..', '..', 'node_modules', pkg));
-  }
-  // Node reads the nearest package.json to learn that .ts files are ES modules.
-  paths.push(join(KEEPMGR_SRC, '..', '..', 'package.json'));
-  return paths;
+/** A listen file of the Keep, bound by the host. */
+export interface KeepListener {
+  name: string;
+  address: string;
+  port: number;
 }
 
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
+/** What every Keep of one daemon shares. */
+export interface KeepEnvironment {
+  evidence: EvidenceSource;
+  /** The Steward Keeps get certificates from, unless their client names another. */
+  steward: string | null;
+  /** Where listen files are bound. */
+  listenAddress: string;
+  /** The Keep bundle to run (a copy other users may read, when Keeps have their own users). */
+  bundle?: string;
 }
 
-let cachedPaths: string[] | undefined;
-/** The agent as one bundled file, when prepareAgentBundle made one: then it is all a Keep may read. */
-let bundle: string | undefined;
-
-/**
- * Bundles the agent and its libraries into one ES module in `dir` (the daemon's private data
- * directory). A Keep that loads one plain file needs no TypeScript loader: it starts about four
- * times faster and an idle one takes half the memory. Without esbuild (a development
- * dependency), Keeps run the sources directly.
- */
-export async function prepareAgentBundle(dir: string): Promise<string | undefined> {
-  let esbuild: typeof import('esbuild');
-  try {
-    esbuild = await import('esbuild');
-  } catch {
-    return undefined;
-  }
-  const out = join(dir, 'keep-agent.mjs');
-  await esbuild.build({ entryPoints: [AGENT], bundle: true, platform: 'node', format: 'esm', target: 'node22', outfile: out, logLevel: 'silent', legalComments: 'none' });
-  bundle = out;
-  return out;
+/** Linear memory gets what the limit leaves after Node's own ~96 MiB, never below 32 MiB. */
+export function wasmPagesFor(memoryMiB: number): number {
+  return Math.max(512, (memoryMiB - 96) * 16);
 }
-const HAVE_SETPRIV = existsSync('/usr/bin/setpriv');
+
 const CLK_TCK = 100;
+/** A record on the output stream is at most this large (64 KiB of output, sealed). */
+const MAX_RECORD_BYTES = 128 * 1024;
+const SAMPLE_MS = 200;
 
 export class KeepProcess extends EventEmitter {
-  readonly child: ChildProcess;
   readonly limits: KeepLimits;
-  readonly #pipe: Duplex;
-  readonly #decoder = new FrameDecoder();
-  #waiters: Array<{ types: string[]; resolve: (m: Message) => void; reject: (e: Error) => void }> = [];
+  readonly #keep: ProvisionedKeep;
+  readonly #env: KeepEnvironment;
+  #publicKey: Uint8Array | undefined;
   #ended: KeepEnd | undefined;
   #killCause: KeepEnd['cause'] | undefined;
-  #reportedExit: number | undefined;
+  #provisioned = false;
   #usage: KeepUsage = { rssBytes: 0, cpuMs: 0, descriptors: 0 };
-  #diagnostics = '';
+  /** The evidence of the latest `attest`, as the challenger gets it. */
+  #lastEvidence: Collected | undefined;
+  readonly ports: KeepListener[] = [];
 
-  private constructor(child: ChildProcess, limits: KeepLimits) {
+  private constructor(env: KeepEnvironment, limits: KeepLimits, user: { uid: number; gid: number } | undefined) {
     super();
-    this.child = child;
     this.limits = limits;
-    this.#pipe = child.stdio[3] as Duplex;
-    this.#pipe.on('data', (chunk: Buffer) => this.#onData(chunk));
-    this.#pipe.on('error', () => {});
-    // Node's own diagnostics (the workload's stderr is sealed, never here): the tail is kept to
-    // explain a Keep that dies before its agent runs.
-    child.stderr?.on('data', (c: Buffer) => {
-      this.#diagnostics = (this.#diagnostics + c.toString('utf8')).slice(-2000);
+    this.#env = env;
+    const pages = wasmPagesFor(limits.memoryMiB);
+    this.#keep = startProcessKeep({
+      args: [],
+      env: [],
+      files: [],
+      limits: {
+        memory: pages * 65536,
+        // The guest's descriptor table gets what Node's own ~32 leave.
+        descriptors: Math.max(8, limits.descriptors - 32),
+        rss: limits.memoryMiB * 1024 * 1024,
+        rssPollMs: SAMPLE_MS,
+      },
+      logLevel: 'warn',
+      steward: env.steward,
+      evidence: async (reportData) => {
+        const got = await env.evidence.collect(reportData);
+        this.#lastEvidence = got;
+        return { kind: got.kind, bytes: got.forKeep };
+      },
+      ...(env.evidence.keepKind ? { evidenceKind: env.evidence.keepKind } : {}),
+      stdout: new RecordSplitter((seq, ct) => this.emit('record', { seq, ct }), (why) => this.kill({ kind: 'fatal', reason: why })),
+      log: (level, text) => {
+        if (level === 'error' || level === 'warn') this.emit('log', text);
+      },
+      launchOptions: {
+        cpuSeconds: limits.cpuSeconds,
+        descriptors: limits.descriptors,
+        ...(user ? { user } : {}),
+        ...(env.bundle ? { bundle: env.bundle } : {}),
+        nodeFlags: [`--max-old-space-size=${Math.max(16, Math.floor(limits.memoryMiB / 2))}`, '--max-semi-space-size=1', '--v8-pool-size=0', `--wasm-max-mem-pages=${pages}`],
+      },
+      listenAddress: env.listenAddress,
+      onListening: (name, address, port) => {
+        const l = { name, address, port };
+        this.ports.push(l);
+        this.emit('listening', l);
+      },
+      onCertified: (chain) => this.emit('certified', chain),
     });
-    child.on('exit', (code, signal) => this.#onExit(code, signal));
+    void this.#keep.outcome.then((o) => this.#onEnd(o));
   }
 
-  /** Starts a Keep process and waits for its agent to say it is ready. */
-  static async start(evidence: EvidenceConfig, limits: KeepLimits): Promise<KeepProcess> {
-    cachedPaths ??= readablePaths();
-    const code = bundle ? [bundle] : cachedPaths;
-    // The trailing wildcard also covers paths that do not exist when the Keep starts.
-    const hardware =
-      evidence.kind === 'hardware'
-        ? [...(bundle ? [] : [`--allow-fs-read=${join(KEEPMGR_SRC, '..', 'keep', 'hardware')}`]), '--allow-fs-read=/sys/kernel/config/tsm/*', '--allow-fs-write=/sys/kernel/config/tsm/*', '--allow-fs-read=/dev/attestation/*', '--allow-fs-write=/dev/attestation/*']
-        : [];
-    const heapMiB = Math.max(16, Math.floor(limits.memoryMiB / 2));
-    // Linear memory gets what the limit leaves after Node's own ~96 MiB, so a workload that
-    // asks for more sees memory.grow fail (malloc returns NULL) before the host has to kill it.
-    // Never below 32 MiB: Node's TypeScript loader is itself a wasm instance.
-    const wasmPages = Math.max(512, (limits.memoryMiB - 96) * 16);
-    // --no-liftoff: optimised wasm from the start, as enarx run does (docs/wasi.md, "Performance").
-    const node = [
-      process.execPath,
-      '--permission',
-      ...code.map((p) => `--allow-fs-read=${p}`),
-      ...hardware,
-      `--max-old-space-size=${heapMiB}`,
-      '--max-semi-space-size=1',
-      '--v8-pool-size=0',
-      `--wasm-max-mem-pages=${wasmPages}`,
-      '--no-liftoff',
-      '--disable-warning=ExperimentalWarning',
-      '--stack-size=2048',
-      bundle ?? AGENT,
-    ];
-    // The shell sets kernel limits, then execs Node: the pid we hold is the Keep's own. setpriv
-    // asks the kernel to kill the Keep when the host dies, even while its workload holds the
-    // thread and cannot notice its pipe closing.
-    const deathSignal = HAVE_SETPRIV ? 'exec setpriv --pdeathsig KILL -- "$@"' : 'exec "$@"';
-    // At the soft CPU limit the kernel sends SIGXCPU (which ends Node); SIGKILL follows a second later.
-    const script = `ulimit -t ${limits.cpuSeconds + 1} && ulimit -S -t ${limits.cpuSeconds} && ulimit -n ${limits.descriptors} && ${deathSignal}`;
-    const child = spawn('/bin/sh', ['-c', script, 'keep', ...node], {
-      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
-      env: { PATH: '/usr/bin:/bin', NODE_OPTIONS: '' },
-    });
-    const keep = new KeepProcess(child, limits);
-    keep.send({ t: 'init', evidence, limits: { wasmMemoryBytes: wasmPages * 65536, wasmDescriptors: Math.max(8, limits.descriptors - 32) } });
-    await keep.expect(['ready'], 30_000);
+  /** Starts a Keep and waits until it has made its key. */
+  static async start(env: KeepEnvironment, limits: KeepLimits, user?: { uid: number; gid: number }): Promise<KeepProcess> {
+    const keep = new KeepProcess(env, limits, user);
+    const ready = keep.#keep.ready.then((k) => (keep.#publicKey = k));
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the Keep did not start within 60 s')), 60_000).unref());
+    try {
+      await Promise.race([ready, timeout]);
+    } catch (err) {
+      keep.kill({ kind: 'crashed', reason: (err as Error).message });
+      throw err;
+    }
     return keep;
   }
 
   get pid(): number | undefined {
-    return this.child.pid;
+    return this.#keep.pid;
   }
 
   get ended(): KeepEnd | undefined {
@@ -184,53 +157,41 @@ export class KeepProcess extends EventEmitter {
     return this.#usage;
   }
 
-  send(msg: Message): void {
-    if (this.#ended) return;
-    this.#pipe.write(encodeFrame(msg));
-  }
-
-  /** Waits for the next message of one of these types; rejects on a refusal, a fatal error or exit. */
-  expect(types: string[], timeoutMs = 30_000): Promise<Message> {
-    if (this.#ended) return Promise.reject(new Error('the Keep has ended'));
-    return new Promise((res, rej) => {
-      const timer = setTimeout(() => {
-        this.#waiters = this.#waiters.filter((w) => w.resolve !== done);
-        rej(new Error(`the Keep did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (m: Message) => {
-        clearTimeout(timer);
-        res(m);
-      };
-      this.#waiters.push({ types, resolve: done, reject: (e) => { clearTimeout(timer); rej(e); } });
-    });
-  }
-
-  async assign(keepId: string): Promise<Uint8Array> {
-    this.send({ t: 'assign', keepId });
-    const m = await this.expect(['assigned']);
-    return m.publicKey as Uint8Array;
+  /** Gives the Keep its id; returns its public key. */
+  assign(keepId: string): Uint8Array {
+    this.#keep.assign(keepId);
+    return this.#publicKey!;
   }
 
   async challenge(nonce: Uint8Array): Promise<KeepEvidence> {
-    this.send({ t: 'challenge', nonce });
-    const m = await this.expect(['evidence']);
-    const certs = m.certs;
-    const certsOk = Array.isArray(certs) && certs.length <= 8 && certs.every((c) => c instanceof Uint8Array && c.length < 16384);
-    if (typeof m.kind !== 'string' || !(m.publicKey instanceof Uint8Array) || !(m.reportData instanceof Uint8Array) || !(m.evidence instanceof Uint8Array) || !certsOk) {
-      this.kill({ kind: 'fatal', reason: 'malformed evidence message' });
-      throw new Error('the Keep sent a malformed evidence message');
+    this.#lastEvidence = undefined;
+    let answer;
+    try {
+      answer = await this.#keep.challenge(nonce);
+    } catch (err) {
+      throw err instanceof ProvisionRefusedError ? new KeepRefusal(err.message) : err;
     }
-    return { kind: m.kind, publicKey: m.publicKey, reportData: m.reportData, evidence: m.evidence, certs: certs as Uint8Array[] };
+    const publicKey = this.#publicKey!;
+    if ('error' in answer.evidence) {
+      if (this.#env.evidence.kind === 'none') return { kind: 'none', publicKey, reportData: answer.reportData, evidence: new Uint8Array(0), certs: [] };
+      throw new KeepRefusal(`no evidence: ${answer.evidence.error}`);
+    }
+    const got = this.#lastEvidence!;
+    return { kind: got.kind, publicKey, reportData: answer.reportData, evidence: got.evidence, certs: got.certs };
   }
 
   async provision(jwe: string): Promise<void> {
-    this.send({ t: 'provision', jwe });
-    await this.expect(['provisioned']);
+    try {
+      await this.#keep.provision(jwe);
+    } catch (err) {
+      throw err instanceof ProvisionRefusedError ? new KeepRefusal(err.message) : err;
+    }
+    this.#provisioned = true;
   }
 
-  /** Samples /proc and kills the Keep when it is over a limit. Returns false once it has ended. */
+  /** Samples /proc for the API's resource figures. Returns false once the Keep has ended. */
   sample(): boolean {
-    const pid = this.child.pid;
+    const pid = this.pid;
     if (this.#ended || pid === undefined) return false;
     try {
       const statm = readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ');
@@ -246,72 +207,78 @@ export class KeepProcess extends EventEmitter {
     } catch {
       return !this.#ended;
     }
-    if (this.#usage.rssBytes > this.limits.memoryMiB * 1024 * 1024) this.kill({ kind: 'limit', limit: 'memory' });
-    else if (this.#usage.descriptors >= this.limits.descriptors) this.kill({ kind: 'limit', limit: 'descriptors' });
     return true;
   }
 
   kill(cause: KeepEnd['cause']): void {
     if (this.#ended) return;
     this.#killCause ??= cause;
-    this.child.kill('SIGKILL');
+    this.#keep.kill({ kind: 'aborted', reason: cause.kind });
   }
 
-  #onData(chunk: Buffer): void {
-    let messages: Message[];
-    try {
-      messages = this.#decoder.push(chunk);
-    } catch (err) {
-      this.kill({ kind: 'fatal', reason: `bad frame from the Keep: ${(err as Error).message}` });
-      return;
-    }
-    for (const m of messages) {
-      if (m.t === 'record') {
-        if (typeof m.seq !== 'number' || !(m.ct instanceof Uint8Array)) {
-          this.kill({ kind: 'fatal', reason: 'malformed output record from the Keep' });
-          return;
-        }
-        this.emit('record', { seq: m.seq, ct: m.ct });
-        continue;
-      }
-      if (m.t === 'exited') {
-        this.#reportedExit = typeof m.code === 'number' ? m.code : undefined;
-        continue;
-      }
-      const waiter = this.#waiters[0];
-      if (m.t === 'fatal' || m.t === 'refused') {
-        const reason = typeof m.reason === 'string' ? m.reason.slice(0, 500) : 'no reason given';
-        if (m.t === 'fatal') this.kill({ kind: 'fatal', reason });
-        if (waiter) {
-          this.#waiters.shift();
-          waiter.reject(new KeepRefusal(reason));
-        }
-        continue;
-      }
-      if (waiter && waiter.types.includes(m.t)) {
-        this.#waiters.shift();
-        waiter.resolve(m);
-      } else {
-        this.kill({ kind: 'fatal', reason: `unexpected '${m.t}' message from the Keep` });
+  #onEnd(o: ProcessKeepOutcome): void {
+    let end: KeepEnd;
+    if (this.#killCause) end = { code: this.#killCause.kind === 'limit' ? 137 : null, cause: this.#killCause };
+    else {
+      switch (o.kind) {
+        case 'exit':
+          end = { code: o.code, cause: { kind: 'exited' } };
+          break;
+        case 'trap':
+          end = { code: 134, cause: { kind: 'exited' } };
+          break;
+        case 'limit':
+          end = { code: 137, cause: { kind: 'limit', limit: o.limit === 'cpu' ? 'cpu' : o.limit === 'descriptors' ? 'descriptors' : 'memory' } };
+          break;
+        case 'error':
+          // The workload could not start: the Keep said so in its sealed records too.
+          end = this.#provisioned ? { code: 1, cause: { kind: 'exited' } } : { code: null, cause: { kind: 'crashed', reason: o.message } };
+          break;
+        case 'crash':
+          end = /broke the sallyport protocol/.test(o.message) ? { code: null, cause: { kind: 'fatal', reason: o.message } } : { code: null, cause: { kind: 'crashed', reason: o.message } };
+          break;
+        case 'aborted':
+          end = { code: null, cause: { kind: 'stop' } };
+          break;
       }
     }
-  }
-
-  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
-    let cause = this.#killCause;
-    if (!cause) {
-      if (signal === 'SIGXCPU' || (signal === 'SIGKILL' && this.#usage.cpuMs >= this.limits.cpuSeconds * 1000 - 500)) cause = { kind: 'limit', limit: 'cpu' };
-      else if (this.#reportedExit !== undefined) cause = { kind: 'exited' };
-      else {
-        const last = this.#diagnostics.trim().split('\n').filter((l) => /Error|error:/.test(l)).pop();
-        const why = signal ? `Keep process killed by ${signal}` : `Keep process exited with ${code} before its workload finished`;
-        cause = { kind: 'crashed', reason: last ? `${why}: ${last.trim().slice(0, 300)}` : why };
-      }
-    }
-    const end: KeepEnd = { code: this.#reportedExit ?? (cause.kind === 'limit' ? 137 : code), signal, cause };
     this.#ended = end;
-    for (const w of this.#waiters.splice(0)) w.reject(new Error(describeEnd(end)));
     this.emit('end', end);
+  }
+}
+
+/**
+ * Splits the Keep's stdout stream into sealed output records (`u32be length ‖ ciphertext`,
+ * numbered from 0). A length of 0 or over the bound is a broken Keep.
+ */
+class RecordSplitter extends Writable {
+  readonly #onRecord: (seq: number, ct: Uint8Array) => void;
+  readonly #onBroken: (why: string) => void;
+  #buffer: Buffer = Buffer.alloc(0);
+  #seq = 0;
+  #broken = false;
+
+  constructor(onRecord: (seq: number, ct: Uint8Array) => void, onBroken: (why: string) => void) {
+    super();
+    this.#onRecord = onRecord;
+    this.#onBroken = onBroken;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    if (this.#broken) return done();
+    this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
+    while (this.#buffer.length >= 4) {
+      const length = this.#buffer.readUInt32BE(0);
+      if (length === 0 || length > MAX_RECORD_BYTES) {
+        this.#broken = true;
+        this.#onBroken(`the Keep sent an output record of ${length} bytes (1..${MAX_RECORD_BYTES})`);
+        return done();
+      }
+      if (this.#buffer.length < 4 + length) break;
+      this.#onRecord(this.#seq++, new Uint8Array(this.#buffer.subarray(4, 4 + length)));
+      this.#buffer = this.#buffer.subarray(4 + length);
+    }
+    done();
   }
 }
 

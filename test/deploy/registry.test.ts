@@ -167,7 +167,7 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     assert.match(ok.stdout, /^catpkg: started\nversion one\n/);
     const anonymous = await deploy(['--drawbridge-ca', registryCaFile, '--trust-key', trustedFile, `${host}/alice/priv:1.0.0`]);
     assert.equal(anonymous.code, 1, anonymous.stderr);
-    assert.match(anonymous.stderr, /HTTP 401/);
+    assert.match(anonymous.stderr, /HTTP 401.*add --steward URL/);
     assert.doesNotMatch(anonymous.stdout, STARTED);
   });
 

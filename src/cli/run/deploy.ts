@@ -91,7 +91,9 @@ function hintFor(message: string): string | undefined {
   if (/the signature is for/.test(message)) return 'the registry served a tag signed for another name or version (a downgrade or mix-up): do not use this registry answer';
   if (/digest|bytes, expected|more than the announced|its entry says/.test(message)) return 'the registry (or the path to it) served bytes other than what was signed: do not use this registry answer';
   if (/Steward refused/.test(message)) return "see the Steward's reason; check its policy and --trust-test-root";
-  if (/TLS to the registry|HTTP 401|HTTP 403/.test(message)) return "check --drawbridge-ca, and that the repository lets this Keep read (public, or private with the Steward's CA as the Drawbridge --ca)";
+  if (/TLS to the registry/.test(message)) return "trust the registry's CA with --drawbridge-ca (or ENARX_CA_BUNDLE)";
+  if (/HTTP 401/.test(message)) return 'a private repository lets only attested Keeps read it: add --steward URL (a Steward whose CA the Drawbridge trusts with --ca)';
+  if (/HTTP 403/.test(message)) return 'the repository refuses this Keep (see why); a development Keep needs a repository registered with --allow-debug-keeps or --allow-software-keeps';
   if (/cannot fetch|ECONNREFUSED|refused/.test(message)) return 'is the registry running at that address?';
   return undefined;
 }
@@ -137,13 +139,15 @@ export async function deployCommand(target: string, args: string[], flags: Deplo
     onDeployed: (d) => (deployed = d),
   };
   let module: string;
+  // As for the other registry commands, ENARX_CA_BUNDLE names the registry's CA when the flag does not.
+  const caFile = flags.drawbridgeCa ?? (process.env.ENARX_CA_BUNDLE || undefined);
   if (parsed.kind === 'registry') {
     run.deploy = {
       origin: parsed.origin,
       user: parsed.user,
       repo: parsed.repo,
       tag: parsed.tag,
-      ca: flags.drawbridgeCa ? readPemCertificates(flags.drawbridgeCa, '--drawbridge-ca') : [],
+      ca: caFile ? readPemCertificates(caFile, flags.drawbridgeCa ? '--drawbridge-ca' : 'ENARX_CA_BUNDLE') : [],
       trustedKeys: await trustedKeys(flags),
       allowUnsigned: flags.allowUnsigned === true,
     };

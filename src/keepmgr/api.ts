@@ -167,7 +167,7 @@ export function keepView(r: KeepRecord): Record<string, unknown> {
     id: r.id, owner: r.owner, backend: r.backend, state: r.state, origin: r.origin, createdAt: r.createdAt, updatedAt: r.updatedAt, endedAt: r.endedAt,
     pid: r.pid, exitCode: r.exitCode, reason: r.reason, limits: r.limits, usage: r.usage,
     attestation: { kind: r.evidenceKind, publicKey: r.publicKey, nonce: r.nonce, reportData: r.reportData, evidence: r.evidence, certs: r.certs, verdict: r.verdict },
-    certificate: r.certificate, outputRecords: r.outputRecords,
+    certificate: r.certificate, ports: r.ports, outputRecords: r.outputRecords,
   };
 }
 

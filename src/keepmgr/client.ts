@@ -64,6 +64,10 @@ export type KeepView = {
   limits: { memoryMiB: number; cpuSeconds: number; descriptors: number };
   usage: { rssBytes: number; cpuMs: number; descriptors: number } | null;
   attestation: { kind: string | null; verdict: { accepted: boolean; reasons: string[] } | null } & Record<string, unknown>;
+  /** The Steward's certificate chain for the Keep (PEM, leaf first), once it has one. */
+  certificate: string | null;
+  /** Listen files of the workload, bound by the host: connect here (TLS ends inside the Keep). */
+  ports: Array<{ name: string; address: string; port: number }>;
   outputRecords: number;
 } & Record<string, unknown>;
 
@@ -294,6 +298,8 @@ export interface Workload {
   wasm: Uint8Array;
   config: string | null;
   stdin?: Uint8Array;
+  /** The Steward the Keep gets its certificate from before the workload runs (sealed with the workload; overrides Enarx.toml's and the daemon's). */
+  steward?: string;
 }
 
 /** What a client keeps to read a Keep's output later (`enarx keep logs --session FILE`). */
@@ -308,6 +314,7 @@ export async function provisionKeep(client: KeepmgrClient, keep: AttestedKeep, w
   const { privateJwk, publicJwk } = await generateOutputKeyPair();
   const jwe = await encryptProvision(keep.publicKey, {
     keepId: keep.keepId, nonce: keep.nonce, wasm: workload.wasm, config: workload.config, stdin: workload.stdin ?? new Uint8Array(0), outputKey: publicJwk,
+    ...(workload.steward ? { steward: workload.steward } : {}),
   });
   await client.provision(keep.keepId, jwe);
   return {

@@ -135,7 +135,7 @@ export class KeepManager {
     const record: KeepRecord = {
       id, owner, backend, state: fromPool ? 'ready' : 'starting', createdAt: now, updatedAt: now, endedAt: null, pid: fromPool?.pid ?? null,
       exitCode: null, reason: null, limits, usage: null, origin: fromPool ? 'pool' : 'cold', evidenceKind: null,
-      publicKey: null, reportData: null, evidence: null, certs: [], nonce: null, certificate: null, verdict: null, outputRecords: 0,
+      publicKey: null, reportData: null, evidence: null, certs: [], nonce: null, certificate: null, ports: [], verdict: null, outputRecords: 0,
     };
     this.store.insert(record);
     const live: LiveKeep = { proc: fromPool, limits, events: new EventEmitter(), assigned: Promise.resolve() };
@@ -190,6 +190,8 @@ export class KeepManager {
       this.store.addRecord(id, r.seq, r.ct);
       live.events.emit('record', r);
     });
+    proc.on('listening', () => this.store.update(id, { ports: [...proc.ports] }));
+    proc.on('certified', (chain: string) => this.store.update(id, { certificate: chain }));
     proc.on('end', (end: KeepEnd) => {
       const state: KeepState =
         end.cause.kind === 'exited' ? 'exited' : end.cause.kind === 'limit' ? 'killed' : end.cause.kind === 'stop' ? 'stopped' : 'crashed';

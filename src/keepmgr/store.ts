@@ -4,7 +4,7 @@
  */
 import { DatabaseSync } from 'node:sqlite';
 import { encode, decode } from 'cborg';
-import type { KeepLimits, KeepUsage } from './keep/host.ts';
+import type { KeepLimits, KeepListener, KeepUsage } from './keep/host.ts';
 
 export const KEEP_STATES = ['starting', 'ready', 'challenged', 'running', 'exited', 'crashed', 'killed', 'stopped', 'refused', 'lost'] as const;
 export type KeepState = (typeof KEEP_STATES)[number];
@@ -40,7 +40,10 @@ export interface KeepRecord {
   /** DER certificates that came with the evidence (SNP: VCEK, ASK, ARK). */
   certs: Uint8Array[];
   nonce: Uint8Array | null;
-  certificate: Uint8Array | null;
+  /** The certificate chain (PEM, leaf first) a Steward issued to the Keep. */
+  certificate: string | null;
+  /** The Keep's listen files, bound by the host: where clients connect (TLS ends inside the Keep). */
+  ports: KeepListener[];
   verdict: Verdict | null;
   outputRecords: number;
 }
@@ -78,6 +81,9 @@ export class KeepStore {
         limits TEXT NOT NULL, usage TEXT, origin TEXT NOT NULL, evidence_kind TEXT, public_key BLOB, report_data BLOB,
         evidence BLOB, certs BLOB, nonce BLOB, certificate BLOB, verdict TEXT, run_id INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS records (keep_id TEXT NOT NULL, seq INTEGER NOT NULL, ct BLOB NOT NULL, PRIMARY KEY (keep_id, seq));`);
+    // Columns added after the first release: a store made by an older daemon gains them.
+    const columns = new Set((db.prepare('PRAGMA table_info(keeps)').all() as Row[]).map((c) => String(c.name)));
+    if (!columns.has('ports')) db.exec('ALTER TABLE keeps ADD COLUMN ports TEXT');
     const prev = db.prepare('SELECT id, pid, started_at FROM runs WHERE stopped_at IS NULL ORDER BY id DESC LIMIT 1').get() as Row | undefined;
     const now = new Date().toISOString();
     const runId = Number(db.prepare('INSERT INTO runs (pid, started_at) VALUES (?, ?)').run(process.pid, now).lastInsertRowid);
@@ -111,7 +117,7 @@ export class KeepStore {
       if (k === 'certs') {
         cols.push('certs = ?');
         vals.push(encode(v as Uint8Array[]));
-      } else if (k === 'usage' || k === 'verdict' || k === 'limits') {
+      } else if (k === 'usage' || k === 'verdict' || k === 'limits' || k === 'ports') {
         cols.push(`${k} = ?`);
         vals.push(v === null ? null : JSON.stringify(v));
       } else if (map[k]) {
@@ -172,7 +178,8 @@ function fromRow(row: Row): KeepRecord {
     evidence: toBytes(row.evidence),
     certs: row.certs instanceof Uint8Array ? (decode(row.certs) as Uint8Array[]) : [],
     nonce: toBytes(row.nonce),
-    certificate: toBytes(row.certificate),
+    certificate: typeof row.certificate === 'string' ? row.certificate : null,
+    ports: row.ports == null ? [] : (JSON.parse(String(row.ports)) as KeepListener[]),
     verdict: row.verdict == null ? null : (JSON.parse(String(row.verdict)) as Verdict),
     outputRecords: Number(row.n ?? 0),
   };

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, KeepmgrClient, type Daemon, type DaemonOptions } from '../../src/keepmgr/index.ts';
@@ -88,4 +89,19 @@ export function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Sends one line over TLS and reads the echo; resolves with the echo and the server's certificate. */
+export async function tlsEcho(port: number, line: string, options: { ca?: string } = {}): Promise<{ echo: string; cert: ReturnType<TLSSocket['getPeerX509Certificate']> }> {
+  const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ...(options.ca ? { ca: options.ca } : { rejectUnauthorized: false }) });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  const cert = socket.getPeerX509Certificate();
+  socket.write(line);
+  let echo = '';
+  for await (const chunk of socket) {
+    echo += chunk;
+    if (echo.length >= line.length) break;
+  }
+  socket.end();
+  return { echo, cert };
 }

@@ -68,6 +68,8 @@ export function register(program: Command): void {
         `use       ${k.usage ? `memory ${mib(k.usage.rssBytes)}, CPU ${(k.usage.cpuMs / 1000).toFixed(2)} s, ${k.usage.descriptors} descriptors` : '-'}`,
         `evidence  ${k.attestation.kind ?? '-'}`,
         `verdict   ${k.attestation.verdict ? `${k.attestation.verdict.accepted ? 'accepted' : 'refused'}: ${k.attestation.verdict.reasons.join('; ')}` : 'none reported'}`,
+        `ports     ${k.ports.length ? k.ports.map((p) => `${p.name} ${p.address}:${p.port}`).join(', ') : '-'}`,
+        `certificate ${k.certificate ? describeChain(k.certificate) : 'none (no Steward)'}`,
         `output    ${k.outputRecords} sealed record(s)`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
@@ -105,4 +107,19 @@ export function register(program: Command): void {
     if (o.json) printJson(k);
     else process.stderr.write(`Keep ${k.id} is ${k.state}\n`);
   });
+}
+
+/** One line about a Keep's certificate chain: the leaf's subject, issuer and expiry. */
+function describeChain(pem: string): string {
+  const { X509Certificate } = process.getBuiltinModule('node:crypto');
+  const count = pem.match(/-----BEGIN CERTIFICATE-----/g)?.length ?? 0;
+  try {
+    const leaf = new X509Certificate(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)![0]);
+    // A Steward names a Keep in its subject alternative names; its subject may be empty.
+    const oneLine = (dn: string | undefined) => (dn ?? '').split('\n').join(', ');
+    const name = oneLine(leaf.subject) || leaf.subjectAltName || '(no name)';
+    return `${name}, issued by ${oneLine(leaf.issuer) || '(no name)'}, valid to ${leaf.validTo} (${count} certificate(s))`;
+  } catch {
+    return `${count} certificate(s) that do not parse`;
+  }
 }

@@ -15,6 +15,11 @@ function int(name: string, min: number, max: number) {
   };
 }
 
+function stewardUrlFlag(v: string): string {
+  if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol)) throw new UsageError(`--steward must be an http(s) URL, not '${v}'`);
+  return v;
+}
+
 export function register(program: Command): void {
   const keepmgr = program.command('keepmgr').description('the keep manager daemon: runs many Keeps for remote clients');
   keepmgr
@@ -37,12 +42,16 @@ export function register(program: Command): void {
     .option('--fds <n>', 'default per-Keep descriptor limit', int('--fds', 32, 65536), 64)
     .option('--software-snp <dir>', 'Keeps sign SEV-SNP-format evidence with the test chain in DIR (made there when missing); clients must trust DIR/ark.pem explicitly')
     .option('--hardware', 'Keeps collect evidence from the confidential VM or enclave the daemon runs in (configfs-tsm, Gramine)')
+    .option('--steward <url>', "Keeps get a certificate from this Steward before their workload runs (a client's deploy --steward overrides it)")
+    .option('--keep-listen-address <ip>', "where Keeps' listen files are bound, on ephemeral ports shown in each Keep's info", '127.0.0.1')
     .option('--json', 'print one JSON document (addresses, CA, tokens file, lost Keeps) once ready')
     .action(async (o: Record<string, unknown>) => {
       const { startDaemon } = await import('../../keepmgr/index.ts');
       const { VERSION } = await import('../main.ts');
       if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
       if (o.softwareSnp && o.hardware) throw new UsageError('--software-snp and --hardware exclude each other');
+      const { isIP } = await import('node:net');
+      if (!isIP(String(o.keepListenAddress))) throw new UsageError(`--keep-listen-address must be an IP address, not '${String(o.keepListenAddress)}'`);
       let daemon;
       try {
         daemon = await startDaemon({
@@ -56,6 +65,8 @@ export function register(program: Command): void {
           tokensFile: o.tokens as string | undefined,
           softwareSnp: o.softwareSnp as string | undefined,
           evidence: o.hardware ? { kind: 'hardware' } : undefined,
+          steward: o.steward === undefined ? null : stewardUrlFlag(String(o.steward)),
+          keepListenAddress: String(o.keepListenAddress),
           poolSize: o.pool as number,
           maxKeeps: o.maxKeeps as number,
           memoryBudgetMiB: o.memoryBudget as number,

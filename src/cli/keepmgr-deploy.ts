@@ -73,7 +73,7 @@ export async function deployViaKeepmgr(pkg: string, o: Record<string, unknown>):
     if (!json) process.stderr.write(`Keep ${keep.id}: attesting…\n`);
     const attested = await attestKeep(client, keep.id, attestOpts);
     if (!json) process.stderr.write(`Keep ${keep.id}: ${attested.reasons.join('; ')}; provisioning ${workload.wasm.length} bytes encrypted to its key…\n`);
-    const session = await provisionKeep(client, attested, { ...workload, stdin });
+    const session = await provisionKeep(client, attested, { ...workload, stdin, ...(typeof o.steward === 'string' ? { steward: o.steward } : {}) });
     if (typeof o.session === 'string') saveSession(o.session, session);
     const end = await followOutput(client, session, (p) => {
       if (json) { if ('data' in p) (p.stream === 'stdout' ? stdout : stderr).push(p.data); }

@@ -44,6 +44,9 @@ export async function loadOrCreateSoftwareSnp(dir: string): Promise<SoftwareSnp>
     writeFileSync(files.meta, `${JSON.stringify({ product: chain.product, chipId: Buffer.from(chain.chipId).toString('hex'), tcb: chain.tcb }, null, 2)}\n`);
     created = true;
   }
+  // A Steward's --trust-test-root wants the root followed by its intermediates, in one file.
+  const stewardTrust = join(dir, 'steward-trust.pem');
+  if (!existsSync(stewardTrust)) writeFileSync(stewardTrust, readFileSync(files.ark, 'utf8') + readFileSync(files.ask, 'utf8'));
   const meta = JSON.parse(readFileSync(files.meta, 'utf8')) as { product: 'milan' | 'genoa' | 'turin'; chipId: string; tcb: { bootloader: number; tee: number; snp: number; microcode: number } };
   const certs = [files.vcek, files.ask, files.ark].map((f) => {
     const c = parseCertificates(readFileSync(f, 'utf8'))[0];

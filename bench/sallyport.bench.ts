@@ -128,6 +128,9 @@ async function tls(): Promise<void> {
 await keepBundle();
 process.stdout.write(`${'benchmark'.padEnd(30)} ${'process Keep'.padStart(14)} ${'peer'.padStart(14)} ${'ratio'.padStart(8)}\n`);
 process.stdout.write('(peers: node:wasi for hello and stdout; plain node:tls on the host for TLS echo)\n');
-await hello();
-await stdout();
-await tls();
+// `node bench/sallyport.bench.ts stdout` runs only the named parts (while working on one).
+const only = process.argv.slice(2);
+const wanted = (name: string) => only.length === 0 || only.includes(name);
+if (wanted('hello')) await hello();
+if (wanted('stdout')) await stdout();
+if (wanted('tls')) await tls();

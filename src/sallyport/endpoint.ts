@@ -7,12 +7,15 @@
 import type { Duplex } from 'node:stream';
 import { FrameDecoder, ProtocolError, encodeFrame } from './frame.ts';
 import { decodeMessage, encodeMessage } from './messages.ts';
+import { creditFrame, dataFrame, dataFrameHead, decodeHot } from './hot.ts';
 import type { Direction, HostMessage, KeepMessage, Message } from './messages.ts';
 
 /** Bytes a sender may have in flight on one stream before the receiver grants more. */
 export const INITIAL_WINDOW = 1024 * 1024;
 /** Largest `data` payload a sender produces (receivers accept up to MAX_CHUNK_BYTES). */
 export const DATA_CHUNK_BYTES = 256 * 1024;
+/** From this size on, `sendData` writes the caller's bytes after the frame head instead of copying them. */
+const ZERO_COPY_BYTES = 16 * 1024;
 
 export interface RateLimit {
   /** Sustained messages per second. */
@@ -97,9 +100,13 @@ export class Endpoint<In extends Message, Out extends Message> {
   }
 
   send(message: Out): void {
+    this.#write(encodeFrame(encodeMessage(message)));
+  }
+
+  #write(frame: Uint8Array): void {
     if (this.#closed) return;
     this.#unwritten++;
-    this.#pipe.write(encodeFrame(encodeMessage(message)), this.#written);
+    this.#pipe.write(frame, this.#written);
   }
 
   /** Registers a stream so that both sides may send data on it with a fresh window. */
@@ -127,7 +134,9 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   /**
    * Sends bytes on a stream, in chunks that fit the peer's window; resolves when the last
-   * chunk is handed to the pipe, or false if the stream closed first.
+   * chunk is handed to the pipe, or false if the stream closed first. Large chunks go out
+   * from `bytes` itself, not a copy: callers hand over buffers they no longer change (socket
+   * reads, TLS records, copies of guest memory).
    */
   async sendData(stream: number, bytes: Uint8Array): Promise<boolean> {
     let offset = 0;
@@ -140,7 +149,15 @@ export class Endpoint<In extends Message, Out extends Message> {
       }
       const n = Math.min(bytes.length - offset, s.sendWindow, DATA_CHUNK_BYTES);
       s.sendWindow -= n;
-      this.send({ t: 'data', stream, bytes: bytes.subarray(offset, offset + n) } as Out);
+      const chunk = bytes.subarray(offset, offset + n);
+      if (n < ZERO_COPY_BYTES) this.#write(dataFrame(stream, chunk));
+      else {
+        // One writev of the frame's head and the caller's bytes.
+        this.#pipe.cork();
+        this.#write(dataFrameHead(stream, n));
+        this.#write(chunk);
+        this.#pipe.uncork();
+      }
       offset += n;
     }
     return true;
@@ -156,7 +173,7 @@ export class Endpoint<In extends Message, Out extends Message> {
     const n = Math.min(bytes.length, s.sendWindow, DATA_CHUNK_BYTES);
     if (n === 0) return 0;
     s.sendWindow -= n;
-    this.send({ t: 'data', stream, bytes: bytes.subarray(0, n) } as Out);
+    this.#write(dataFrame(stream, bytes.subarray(0, n)));
     return n;
   }
 
@@ -195,7 +212,7 @@ export class Endpoint<In extends Message, Out extends Message> {
     // Grant in batches of a quarter window: fewer frames, and the sender never stalls.
     if (s.ungranted >= INITIAL_WINDOW / 4 || s.recvWindow + s.ungranted <= INITIAL_WINDOW / 2) {
       s.recvWindow += s.ungranted;
-      this.send({ t: 'credit', stream, bytes: s.ungranted } as Out);
+      this.#write(creditFrame(stream, s.ungranted));
       s.ungranted = 0;
     }
   }
@@ -233,7 +250,7 @@ export class Endpoint<In extends Message, Out extends Message> {
       let message: In;
       try {
         if (!this.#frames.take()) throw new ProtocolError('message rate exceeded');
-        message = decodeMessage(payload, this.#options.incoming) as In;
+        message = (decodeHot(payload) ?? decodeMessage(payload, this.#options.incoming)) as In;
         if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
           throw new ProtocolError('control message rate exceeded');
         }

@@ -1,0 +1,144 @@
+/**
+ * The hot path: `data` and `credit` messages, which carry every stdio and socket byte, encoded
+ * and decoded without the general CBOR codec. They are written and read in exactly the
+ * canonical form that the strict general codec writes and accepts (shortest-form heads, definite
+ * lengths, nothing trailing), so the wire format is unchanged. Anything in another shape is left
+ * to the general decoder, which accepts or refuses it as before: this path only ever accepts a
+ * subset of what the general decoder accepts, with the same result.
+ */
+import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
+import { MAX_CHUNK_BYTES, MAX_STREAM_ID } from './messages.ts';
+
+// array(3), then the type name as a text string.
+const DATA_PREFIX = Uint8Array.of(0x83, 0x64, ...new TextEncoder().encode('data'));
+const CREDIT_PREFIX = Uint8Array.of(0x83, 0x66, ...new TextEncoder().encode('credit'));
+const MAJOR_UINT = 0;
+const MAJOR_BYTES = 2;
+const MAX_CREDIT = 0x7fff_ffff;
+
+export type HotMessage = { t: 'data'; stream: number; bytes: Uint8Array } | { t: 'credit'; stream: number; bytes: number };
+
+/** Bytes of the shortest CBOR head for a value below 2^32. */
+function headBytes(value: number): number {
+  return value < 24 ? 1 : value < 0x100 ? 2 : value < 0x1_0000 ? 3 : 5;
+}
+
+function writeHead(out: Uint8Array, at: number, major: number, value: number): number {
+  const m = major << 5;
+  if (value < 24) {
+    out[at] = m | value;
+    return at + 1;
+  }
+  if (value < 0x100) {
+    out[at] = m | 24;
+    out[at + 1] = value;
+    return at + 2;
+  }
+  if (value < 0x1_0000) {
+    out[at] = m | 25;
+    out[at + 1] = value >>> 8;
+    out[at + 2] = value & 0xff;
+    return at + 3;
+  }
+  out[at] = m | 26;
+  out[at + 1] = value >>> 24;
+  out[at + 2] = (value >>> 16) & 0xff;
+  out[at + 3] = (value >>> 8) & 0xff;
+  out[at + 4] = value & 0xff;
+  return at + 5;
+}
+
+function writeLength(out: Uint8Array, payloadLength: number): void {
+  if (payloadLength > MAX_FRAME_BYTES) throw new RangeError(`frame of ${payloadLength} bytes is over ${MAX_FRAME_BYTES}`);
+  out[0] = payloadLength >>> 24;
+  out[1] = (payloadLength >>> 16) & 0xff;
+  out[2] = (payloadLength >>> 8) & 0xff;
+  out[3] = payloadLength & 0xff;
+}
+
+/** Length prefix and CBOR head of a `data` frame whose `length` payload bytes follow it on the pipe. */
+export function dataFrameHead(stream: number, length: number): Uint8Array {
+  const head = DATA_PREFIX.length + headBytes(stream) + headBytes(length);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + head);
+  writeLength(out, head + length);
+  out.set(DATA_PREFIX, FRAME_HEADER_BYTES);
+  writeHead(out, writeHead(out, FRAME_HEADER_BYTES + DATA_PREFIX.length, MAJOR_UINT, stream), MAJOR_BYTES, length);
+  return out;
+}
+
+/** A whole `data` frame with `bytes` copied in: one allocation, one copy. */
+export function dataFrame(stream: number, bytes: Uint8Array): Uint8Array {
+  const head = DATA_PREFIX.length + headBytes(stream) + headBytes(bytes.length);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head + bytes.length);
+  writeLength(out, head + bytes.length);
+  out.set(DATA_PREFIX, FRAME_HEADER_BYTES);
+  const at = writeHead(out, writeHead(out, FRAME_HEADER_BYTES + DATA_PREFIX.length, MAJOR_UINT, stream), MAJOR_BYTES, bytes.length);
+  out.set(bytes, at);
+  return out;
+}
+
+/** A whole `credit` frame. */
+export function creditFrame(stream: number, n: number): Uint8Array {
+  const head = CREDIT_PREFIX.length + headBytes(stream) + headBytes(n);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + head);
+  writeLength(out, head);
+  out.set(CREDIT_PREFIX, FRAME_HEADER_BYTES);
+  writeHead(out, writeHead(out, FRAME_HEADER_BYTES + CREDIT_PREFIX.length, MAJOR_UINT, stream), MAJOR_UINT, n);
+  return out;
+}
+
+function startsWith(payload: Uint8Array, prefix: Uint8Array): boolean {
+  if (payload.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (payload[i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Reads a shortest-form head of `major` at `at`: [value, next offset], or undefined for any
+ * other major type, a longer-than-needed form, or a value of 2^32 or more.
+ */
+function readHead(p: Uint8Array, at: number, major: number): [number, number] | undefined {
+  if (at >= p.length) return undefined;
+  const ib = p[at]!;
+  if (ib >> 5 !== major) return undefined;
+  const info = ib & 31;
+  if (info < 24) return [info, at + 1];
+  if (info === 24) {
+    if (at + 2 > p.length || p[at + 1]! < 24) return undefined;
+    return [p[at + 1]!, at + 2];
+  }
+  if (info === 25) {
+    if (at + 3 > p.length) return undefined;
+    const v = (p[at + 1]! << 8) | p[at + 2]!;
+    return v < 0x100 ? undefined : [v, at + 3];
+  }
+  if (info === 26) {
+    if (at + 5 > p.length) return undefined;
+    const v = p[at + 1]! * 0x100_0000 + ((p[at + 2]! << 16) | (p[at + 3]! << 8) | p[at + 4]!);
+    return v < 0x1_0000 ? undefined : [v, at + 5];
+  }
+  return undefined;
+}
+
+/**
+ * Decodes a canonical `data` or `credit` message whose fields are all in range; undefined for
+ * anything else (the general decoder then decides). `bytes` of a `data` message is a view
+ * into `payload`, not a copy.
+ */
+export function decodeHot(payload: Uint8Array): HotMessage | undefined {
+  if (startsWith(payload, DATA_PREFIX)) {
+    const stream = readHead(payload, DATA_PREFIX.length, MAJOR_UINT);
+    if (!stream || stream[0] > MAX_STREAM_ID) return undefined;
+    const length = readHead(payload, stream[1], MAJOR_BYTES);
+    if (!length || length[0] < 1 || length[0] > MAX_CHUNK_BYTES || length[1] + length[0] !== payload.length) return undefined;
+    return { t: 'data', stream: stream[0], bytes: payload.subarray(length[1]) };
+  }
+  if (startsWith(payload, CREDIT_PREFIX)) {
+    const stream = readHead(payload, CREDIT_PREFIX.length, MAJOR_UINT);
+    if (!stream || stream[0] > MAX_STREAM_ID) return undefined;
+    const n = readHead(payload, stream[1], MAJOR_UINT);
+    if (!n || n[0] < 1 || n[0] > MAX_CREDIT || n[1] !== payload.length) return undefined;
+    return { t: 'credit', stream: stream[0], bytes: n[0] };
+  }
+  return undefined;
+}

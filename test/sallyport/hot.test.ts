@@ -1,0 +1,93 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { encode } from 'cborg';
+import { ProtocolError, decodeMessage, encodeFrame, encodeMessage } from '../../src/sallyport/index.ts';
+import { creditFrame, dataFrame, dataFrameHead, decodeHot } from '../../src/sallyport/hot.ts';
+
+const bytesOf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const stream = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 0xffff_ffff }));
+const payload = fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 70_000 }).map((n) => new Uint8Array(n).fill(n & 0xff)));
+
+test('hot frames are byte for byte the frames of the general encoder', () => {
+  fc.assert(
+    fc.property(stream, payload, (id, bytes) => {
+      const general = encodeFrame(encodeMessage({ t: 'data', stream: id, bytes }));
+      assert.ok(bytesOf(dataFrame(id, bytes)).equals(bytesOf(general)));
+      const head = dataFrameHead(id, bytes.length);
+      assert.ok(Buffer.concat([head, bytes]).equals(bytesOf(general)));
+    }),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(stream, fc.integer({ min: 1, max: 0x7fff_ffff }), (id, n) => {
+      assert.ok(bytesOf(creditFrame(id, n)).equals(bytesOf(encodeFrame(encodeMessage({ t: 'credit', stream: id, bytes: n })))));
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('the hot decoder gives what the general decoder gives, and a view rather than a copy', () => {
+  fc.assert(
+    fc.property(stream, payload, (id, bytes) => {
+      const wire = encodeMessage({ t: 'data', stream: id, bytes });
+      const hot = decodeHot(wire);
+      assert.ok(hot && hot.t === 'data');
+      assert.equal(hot.stream, id);
+      assert.ok(bytesOf(hot.bytes).equals(bytesOf(bytes)));
+      assert.equal(hot.bytes.buffer, wire.buffer);
+      const general = decodeMessage(wire, 'keep-to-host');
+      assert.ok(general.t === 'data' && bytesOf(general.bytes).equals(bytesOf(hot.bytes)) && general.stream === hot.stream);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('the hot decoder accepts only what the general decoder accepts, with the same meaning', () => {
+  // Mutations of canonical data and credit messages: whatever the hot path accepts, the general
+  // decoder must accept identically; what it passes on, the general decoder decides.
+  const canonical = fc.oneof(
+    fc.tuple(stream, fc.uint8Array({ minLength: 0, maxLength: 30 })).map(([id, b]) => encode(['data', id, b])),
+    fc.tuple(stream, fc.integer({ min: 0, max: 2 ** 33 })).map(([id, n]) => encode(['credit', id, n])),
+  );
+  const mutated = fc.tuple(canonical, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.integer({ min: -3, max: 3 })).map(([wire, edits, cut]) => {
+    const out = new Uint8Array(Math.max(0, wire.length + cut));
+    out.set(wire.subarray(0, out.length));
+    for (const [at, v] of edits) if (out.length > 0) out[at % out.length] = v;
+    return out;
+  });
+  fc.assert(
+    fc.property(mutated, (wire) => {
+      const hot = decodeHot(wire);
+      if (!hot) return;
+      for (const dir of ['keep-to-host', 'host-to-keep'] as const) {
+        const general = decodeMessage(wire, dir);
+        assert.equal(general.t, hot.t);
+        if (general.t === 'data' && hot.t === 'data') {
+          assert.equal(general.stream, hot.stream);
+          assert.ok(bytesOf(general.bytes).equals(bytesOf(hot.bytes)));
+        } else assert.deepEqual(general, hot);
+      }
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('non-canonical, out-of-range and trailing forms are left to the general decoder, which refuses them', () => {
+  const d = [0x83, 0x64, 0x64, 0x61, 0x74, 0x61];
+  const c = [0x83, 0x66, ...Buffer.from('credit')];
+  const refused: [number[], RegExp][] = [
+    [[...d, 0x18, 0x01, 0x41, 0x00], /undecodable/], // stream 1 in two bytes
+    [[...d, 0x01, 0x58, 0x01, 0x00], /undecodable/], // 1-byte string with a 1-byte length
+    [[...d, 0x01, 0x41, 0x00, 0x00], /undecodable/], // a trailing byte
+    [[...d, 0x01, 0x40], /byte string of 1\.\./], // empty data
+    [[...d, 0x20, 0x41, 0x00], /field 1 must be an integer/], // stream -1
+    [[...c, 0x01, 0x00], /integer in 1\.\./], // credit 0
+    [[...c, 0x01, 0x1a, 0x80, 0, 0, 0], /integer in 1\.\./], // credit 2^31
+  ];
+  for (const [bytes, reason] of refused) {
+    const wire = Uint8Array.from(bytes);
+    assert.equal(decodeHot(wire), undefined, Buffer.from(wire).toString('hex'));
+    assert.throws(() => decodeMessage(wire, 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), Buffer.from(wire).toString('hex'));
+  }
+});

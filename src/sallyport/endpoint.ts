@@ -82,6 +82,7 @@ export class Endpoint<In extends Message, Out extends Message> {
   #unwritten = 0;
   #flushWaiters: (() => void)[] = [];
   #ended = false;
+  #endWaiters: (() => void)[] = [];
 
   constructor(pipe: Duplex, options: EndpointOptions<In>) {
     this.#pipe = pipe;
@@ -298,9 +299,16 @@ export class Endpoint<In extends Message, Out extends Message> {
     this.#options.onViolation(error);
   }
 
+  /** Resolves once the pipe has ended (the peer closed its half) or failed. */
+  ended(): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#endWaiters.push(resolve));
+  }
+
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
+    for (const resolve of this.#endWaiters.splice(0)) resolve();
     this.#closed = true;
     for (const s of this.#streams.values()) for (const wake of s.waiters.splice(0)) wake();
     for (const resolve of this.#flushWaiters.splice(0)) resolve();

@@ -650,6 +650,10 @@ class HostSide {
     if (this.#outcome) return;
     this.#outcome = outcome;
     this.#stopStdin();
+    // Nothing more to send: closing our half tells the Keep it may exit. A Keep that exits with
+    // bytes unread on its end (a late credit or stdin eof) makes the kernel reset the pipe, and the
+    // host would lose the Keep's last messages, its outcome among them.
+    void this.#endpoint.close();
     // The Keep exits by itself after its last message; a Keep that lingers is stopped.
     const t = setTimeout(() => this.#child.kill('SIGKILL'), EXIT_GRACE_MS);
     t.unref();

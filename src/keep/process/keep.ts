@@ -37,6 +37,8 @@ export interface KeepServices {
 
 /** How long a finished guest's closed connections may take to send their last bytes. */
 const SOCKET_LINGER_MS = 2000;
+/** How long a finished Keep waits for the host to close its half of the pipe. */
+const HOST_CLOSE_WAIT_MS = 5000;
 
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
 
@@ -530,6 +532,10 @@ export class KeepSide {
     this.#state = 'done';
     this.#endpoint.send(last);
     await this.#endpoint.close();
+    // Exit once the host has closed its half too: bytes it sent meanwhile (a credit, stdin's eof)
+    // are then read, not left unread, which would make the kernel reset the pipe and the host
+    // lose this Keep's last messages. A host that never closes is not waited for long.
+    await Promise.race([this.#endpoint.ended(), new Promise<void>((resolve) => setTimeout(resolve, HOST_CLOSE_WAIT_MS))]);
     this.#exit(0);
   }
 }

@@ -48,6 +48,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
   const parsed = parseRunArgs(argv);
   if (!parsed) return false;
   let code: number;
+  let early: typeof import('../../keep/process/prestart.ts') | undefined;
   try {
     if (parsed.logLevel) {
       try {
@@ -56,6 +57,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
+    early = await prestart(parsed.flags);
     const { runCommand } = await import('./run.ts');
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {
@@ -63,9 +65,26 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
     if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) process.stderr.write(`${err.stack}\n`);
     code = exitCodeOf(err);
   }
+  early?.discardPrestarted();
   await flushed(process.stdout);
   await flushed(process.stderr);
   process.exit(code);
+}
+
+/**
+ * Starts the process Keep before the run path loads, when the run will use it and its grants
+ * follow from the flags alone (no Enarx.toml to parse); runProcessKeep takes it, or discards it
+ * if its grants differ.
+ */
+async function prestart(flags: RunFlags): Promise<typeof import('../../keep/process/prestart.ts') | undefined> {
+  const backend = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
+  if ((backend !== undefined && backend !== 'process') || flags.wasmcfgfile !== undefined || process.env.ENARX_WASMCFGFILE) return undefined;
+  // --dir HOST or HOST::GUEST: HOST is granted read and write (an invalid value fails later, as usual).
+  const dirs = flags.dir.map((d) => (d.includes('::') ? d.slice(0, d.indexOf('::')) : d));
+  if (dirs.some((d) => d === '')) return undefined;
+  const early = await import('../../keep/process/prestart.ts');
+  early.prestartKeep({ readDirs: dirs, writeDirs: dirs });
+  return early;
 }
 
 /**

@@ -4,15 +4,13 @@
  * enforces the limits, and reports how the Keep ended. Nothing the Keep sends can crash the
  * host: a protocol violation, a crash or a limit ends the Keep, never this process.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { connect as netConnect, createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
 import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
-import { keepCommand, type KeepLaunchOptions } from './launch.ts';
+import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
+import { takePrestarted } from './prestart.ts';
 import { createSymlinkForKeep, writableRoots } from './symlink.ts';
 
 export type ProcessKeepFile =
@@ -136,6 +134,10 @@ export function exitStatus(outcome: ProcessKeepOutcome): number {
   }
 }
 
+// process.getBuiltinModule: their ESM facades cost start-up time on every `enarx run`.
+const { readFileSync } = process.getBuiltinModule('node:fs');
+const { connect: netConnect, createServer } = process.getBuiltinModule('node:net');
+
 const RSS_POLL_MS = 20;
 const EXIT_GRACE_MS = 2000;
 // 'exit' can come before the pipe's last bytes are read: on a loaded host a short timer won that
@@ -222,7 +224,7 @@ class HostSide {
   async #run(): Promise<ProcessKeepOutcome> {
     const req = this.#req;
     if (req.signal?.aborted) return { kind: 'aborted', reason: String(req.signal.reason ?? 'aborted') };
-    // Bind first: a port in use is reported before any Keep starts.
+    // Bind first: a port in use is reported before a Keep is started (or handed anything, if one was started early).
     const files: FileSpec[] = [];
     try {
       for (const f of req.files) files.push(await this.#prepare(f));
@@ -235,8 +237,9 @@ class HostSide {
       readDirs: [...req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])), ...stage],
       writeDirs: [...req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])), ...stage],
     };
-    const { command, args } = await (req.launch ? req.launch() : keepCommand(grants, req.launchOptions));
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true });
+    // Only a plain run takes an early Keep: launch options (keepmgr's limits and users) start their own.
+    const early = !req.launch && !req.launchOptions ? takePrestarted(grants) : undefined;
+    const child = early ?? spawnKeep(await (req.launch ? req.launch() : keepCommand(grants, req.launchOptions)));
     this.#child = child;
     if (child.pid !== undefined) req.onSpawn?.(child.pid);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -309,7 +312,16 @@ class HostSide {
     this.#started = true;
     for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
 
-    const { code, signal } = await exited;
+    // A Keep that has reported its outcome and closed its end of the pipe is done; its process
+    // only has to tear down, which the host does not wait for (the grace timer of #settle, left
+    // running, stops a Keep that lingers).
+    const ended = await Promise.race([exited, pipeClosed.then(() => (this.#outcome ? null : exited))]);
+    if (ended === null) {
+      req.signal?.removeEventListener('abort', onAbort);
+      this.#cleanup();
+      return this.#outcome!;
+    }
+    const { code, signal } = ended;
     await Promise.race([pipeClosed, delay(PIPE_DRAIN_MS)]);
     req.signal?.removeEventListener('abort', onAbort);
     this.#cleanup();
@@ -655,9 +667,7 @@ class HostSide {
     // host would lose the Keep's last messages, its outcome among them.
     void this.#endpoint.close();
     // The Keep exits by itself after its last message; a Keep that lingers is stopped.
-    const t = setTimeout(() => this.#child.kill('SIGKILL'), EXIT_GRACE_MS);
-    t.unref();
-    this.#timers.push(t);
+    setTimeout(() => this.#child.kill('SIGKILL'), EXIT_GRACE_MS).unref();
   }
 
   #kill(outcome: ProcessKeepOutcome): void {

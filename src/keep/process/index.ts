@@ -15,7 +15,8 @@ import { processAvailability } from './platform.ts';
 
 export { runProcessKeep, exitStatus } from './host.ts';
 export type { ProcessKeepFile, ProcessKeepLimits, ProcessKeepOutcome, ProcessKeepRequest, LimitName } from './host.ts';
-export { KeepSide, startKeep } from './keep.ts';
+// The Keep's own side (keep.ts) is not re-exported: this module is loaded by the host, and the
+// Keep's code has no business in the host's start-up.
 export type { KeepServices } from './keep.ts';
 export { keepCommand, keepBundle, diesWithHost } from './launch.ts';
 

@@ -43,6 +43,7 @@ type HostFn = (...args: never[]) => number | Promise<number>;
 const encoder = new TextEncoder();
 const MAX_IOVS = 1024;
 const PATH_MAX = 4096;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const SYNC_FLAGS = Fdflags.DSYNC | Fdflags.RSYNC | Fdflags.SYNC;
 const oslen = (s: string) => Buffer.byteLength(s);
 const I64_MAX = (1n << 63n) - 1n;
@@ -870,11 +871,16 @@ export class WasiHost {
       view.setUint32(neventsPtr, events.length, true);
       return 0;
     }
+    let timer: NodeJS.Timeout | undefined;
     if (nearest !== null) {
       const ms = Number(nearest - now) / 1e6;
-      waits.push(new Promise((resolve) => setTimeout(resolve, Math.max(0, ms))));
+      // Past 2^31-1 ms Node fires at once (with a warning): wake at the cap, and the next round waits again.
+      waits.push(new Promise((resolve) => (timer = setTimeout(resolve, Math.min(Math.max(0, ms), MAX_TIMER_MS)))));
     }
-    return this.#wait(Promise.race(waits), () => this.#pollRound(subs, outPtr, neventsPtr));
+    const ready = Promise.race(waits);
+    // A descriptor that wins the race must not leave the clock's timer behind (it would hold the event loop).
+    if (timer) void ready.then(() => clearTimeout(timer));
+    return this.#wait(ready, () => this.#pollRound(subs, outPtr, neventsPtr));
   }
 
   /** Whether fd is ready for reading/writing; `wait` when it is not yet. */

@@ -597,6 +597,24 @@ describe('poll_oneoff', () => {
     assert.equal(g.call('poll_oneoff', subs, events, 1, n), 0);
     assert.equal(g.view.getUint16(events + 24, true), 1, 'hangup flag');
   });
+  test('a clock centuries away waits quietly (no timer overflow, no busy loop) until another event comes', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const subs = subscribe([{ clock: 1n << 62n }, { read: 0 }]);
+      const events = g.alloc(64), n = g.alloc(4, 4);
+      const r = g.callAsync('poll_oneoff', subs, events, 2, n);
+      setTimeout(() => stdin.push('x'), 30);
+      assert.equal(await r, 0);
+      assert.equal(g.u32(n), 1);
+      assert.equal(g.u64(events), 101n);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
   test('no subscriptions is EINVAL; bad pointers EFAULT; unknown tag EINVAL', () => {
     const events = g.alloc(32), n = g.alloc(4, 4);
     assert.equal(g.call('poll_oneoff', 0, events, 0, n), Errno.INVAL);

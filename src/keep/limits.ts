@@ -40,6 +40,11 @@ export function parseDuration(value: unknown, what: string): number {
   return Math.round(Number(m[1]) * unit);
 }
 
+/** A duration in milliseconds as people write it back: "3s", "1500ms". */
+export function formatDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
 export function parseCount(value: unknown, what: string, min: number): number {
   const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) throw new Error(`${what} must be a whole number of at least ${min}, not ${JSON.stringify(value)}`);

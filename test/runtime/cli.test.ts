@@ -68,6 +68,12 @@ describe('enarx run: workloads', { concurrency: true }, () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /^slept (6\d|[7-9]\d|\d{3}) ms\n$/);
   });
+  test('the wall-time limit stops a waiting guest with 137 and the same words in every Keep', async () => {
+    const r = await runEnarx(['run', '--wall-time-limit', '1s', ex('sleep'), '60000']);
+    assert.equal(r.code, 137);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'enarx: the Keep went over its wall-time limit (1s)\n');
+  });
   test('file I/O in a --dir preopen', async () => {
     const data = join(work, 'data');
     mkdirSync(data);

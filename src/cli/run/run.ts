@@ -7,7 +7,7 @@ const PACKAGE_GUEST_PATH = '/package';
 import { WorkloadError } from '../../runtime/index.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log } from '../output.ts';
-import { parseLimit, type KeepLimitSettings, type LimitKey } from '../../keep/limits.ts';
+import { formatDuration, parseLimit, type KeepLimitSettings, type LimitKey } from '../../keep/limits.ts';
 import type { WorkloadLimits } from '../../runtime/types.ts';
 import type { DeploySpec } from '../../sallyport/index.ts';
 import type { RunPlan } from '../../keep/types.ts';
@@ -201,7 +201,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
   // next host call (a guest computing without calls runs on until it makes one).
   const wallTimer =
     limits.maxWallTimeMs !== undefined && backend.name === 'nil'
-      ? setTimeout(() => controller.abort(`the Keep went over its wall-time limit (${limits.maxWallTimeMs}ms)`), limits.maxWallTimeMs)
+      ? setTimeout(() => controller.abort(`the Keep went over its wall-time limit (${formatDuration(limits.maxWallTimeMs!)})`), limits.maxWallTimeMs)
       : undefined;
   let stage: string | undefined;
   if (flags.deploy) {

@@ -12,6 +12,7 @@ import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogL
 import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { createSymlinkForKeep, writableRoots } from './symlink.ts';
+import { formatDuration } from '../limits.ts';
 
 export type ProcessKeepFile =
   | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
@@ -643,7 +644,7 @@ class HostSide {
     const limits = this.#req.limits ?? {};
     if (limits.wallTimeMs !== undefined) {
       const ms = limits.wallTimeMs;
-      this.#timers.push(setTimeout(() => this.#kill({ kind: 'limit', limit: 'wall-time', message: `the Keep went over its wall-time limit (${formatMs(ms)})` }), ms));
+      this.#timers.push(setTimeout(() => this.#kill({ kind: 'limit', limit: 'wall-time', message: `the Keep went over its wall-time limit (${formatDuration(ms)})` }), ms));
     }
     if (limits.rss !== undefined) {
       const max = limits.rss;
@@ -729,6 +730,3 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-function formatMs(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}

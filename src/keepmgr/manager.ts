@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { KeepProcess, KeepRefusal, describeEnd, type KeepEnd, type KeepEnvironment, type KeepEvidence, type KeepLimits } from './keep/host.ts';
 import { LIVE_STATES, type KeepRecord, type KeepState, type KeepStore, type Verdict } from './store.ts';
+import { KeepUsers, type Isolation } from './users.ts';
 
 export interface ManagerOptions {
   store: KeepStore;
@@ -24,6 +25,8 @@ export interface ManagerOptions {
   maxLimits: KeepLimits;
   /** How often the host samples each Keep's memory, CPU and descriptors. */
   sampleMs?: number;
+  /** Whether each Keep runs as its own user (see users.ts). */
+  isolation?: Isolation;
 }
 
 export interface Contract {
@@ -32,6 +35,8 @@ export interface Contract {
   available: boolean;
   limits: { defaults: KeepLimits; max: KeepLimits };
   capacity: { maxKeeps: number; live: number; free: number; memoryBudgetMiB: number; memoryCommittedMiB: number; pool: { size: number; warm: number } };
+  /** `per-keep`: each Keep has its own uid and gid, so Keeps cannot signal or trace each other; `shared`: they share one, and `reason` says why. */
+  isolation: { users: 'per-keep' | 'shared'; reason?: string };
 }
 
 /** A refusal the API maps to a status code: 400 bad input, 404 unknown, 409 wrong state, 503 full. */
@@ -68,10 +73,27 @@ export class KeepManager {
   #warming = 0;
   #sampler: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #users: KeepUsers | undefined;
 
   constructor(options: ManagerOptions) {
     this.options = options;
     this.store = options.store;
+    if (options.isolation?.users === 'per-keep') this.#users = new KeepUsers(options.isolation.range);
+  }
+
+  /** Starts a Keep process under a user of its own (when the daemon can), freed once the process is gone. */
+  async #startKeep(limits: KeepLimits): Promise<KeepProcess> {
+    const user = this.#users?.take();
+    if (this.#users && !user) throw new Error('every Keep user id of the configured range is in use');
+    let proc: KeepProcess;
+    try {
+      proc = await KeepProcess.start(this.options.environment, limits, user);
+    } catch (err) {
+      if (user) this.#users!.release(user.uid);
+      throw err;
+    }
+    if (user) proc.once('end', () => this.#users!.release(user.uid));
+    return proc;
   }
 
   start(): void {
@@ -107,6 +129,7 @@ export class KeepManager {
           memoryCommittedMiB: committed,
           pool: { size: this.options.poolSize, warm: this.#pool.length },
         },
+        isolation: this.options.isolation?.users === 'shared' ? { users: 'shared', reason: this.options.isolation.reason } : { users: this.options.isolation ? 'per-keep' : 'shared' },
       },
     ];
   }
@@ -146,7 +169,7 @@ export class KeepManager {
       live.assigned = this.#assign(id, fromPool);
       this.#refill();
     } else {
-      live.assigned = KeepProcess.start(this.options.environment, limits).then(
+      live.assigned = this.#startKeep(limits).then(
         (proc) => {
           if (!this.#live.has(id)) {
             proc.kill({ kind: 'stop' });
@@ -299,7 +322,7 @@ export class KeepManager {
     if (this.#closed) return;
     while (this.#pool.length + this.#warming < this.options.poolSize) {
       this.#warming++;
-      KeepProcess.start(this.options.environment, this.options.defaults).then(
+      this.#startKeep(this.options.defaults).then(
         (proc) => {
           this.#warming--;
           if (this.#closed) {

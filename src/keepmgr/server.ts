@@ -14,6 +14,7 @@ import { ensureTls } from './tls.ts';
 import type { KeepLimits } from './keep/host.ts';
 import { evidenceSource, type EvidenceConfig } from './keep/evidence.ts';
 import { keepBundle } from '../keep/process/launch.ts';
+import { keepIsolation, shareBundle, type Isolation, type KeepUserRange } from './users.ts';
 
 export interface DaemonOptions {
   dataDir: string;
@@ -36,6 +37,8 @@ export interface DaemonOptions {
   steward?: string | null;
   /** Where Keeps' listen files are bound (ports are ephemeral); default 127.0.0.1. */
   keepListenAddress?: string;
+  /** Uids (and gids) for Keeps, one each; default DEFAULT_KEEP_USERS when the daemon is root; null: Keeps share the daemon's user. */
+  keepUsers?: KeepUserRange | null;
   poolSize?: number;
   maxKeeps?: number;
   memoryBudgetMiB?: number;
@@ -51,6 +54,8 @@ export interface Daemon {
   tokensFile: string;
   /** With softwareSnp: the test root (ARK) clients must trust explicitly. */
   testRootPath: string | null;
+  /** Whether Keeps run as users of their own; when not, why (the CLI warns). */
+  isolation: Isolation;
   manager: KeepManager;
   /** Keeps that a previous daemon instance lost by ending uncleanly. */
   lost: KeepRecord[];
@@ -76,13 +81,16 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     evidence = sw.config;
     testRootPath = sw.arkPath;
   }
-  const bundle = await keepBundle();
-  const environment = { evidence: await evidenceSource(evidence), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1' };
+  const isolation = keepIsolation(o.keepUsers);
+  // Keeps under their own users must be able to read the bundle wherever the cache sits.
+  const bundle = isolation.users === 'per-keep' ? shareBundle(await keepBundle()) : await keepBundle();
+  const environment = { evidence: await evidenceSource(evidence), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({
     store,
     environment,
+    isolation,
     evidenceLabel: evidence.kind === 'snp-test' ? 'snp (software, test root)' : evidence.kind,
     poolSize: o.poolSize ?? 2,
     maxKeeps: o.maxKeeps ?? 64,
@@ -128,6 +136,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
     caPath: 'caPath' in tls ? tls.caPath : o.tlsCert!,
     tokensFile,
     testRootPath,
+    isolation,
     manager,
     lost,
     uncleanRun,

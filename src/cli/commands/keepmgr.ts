@@ -15,6 +15,14 @@ function int(name: string, min: number, max: number) {
   };
 }
 
+function keepUsersFlag(v: string): { first: number; count: number } {
+  const m = /^(\d+)-(\d+)$/.exec(v);
+  const first = Number(m?.[1]);
+  const last = Number(m?.[2]);
+  if (!m || first < 1000 || last < first || last > 0xfffffffe) throw new UsageError(`--keep-users must be FIRST-LAST (1000 <= FIRST <= LAST < 4294967295) or off, not '${v}'`);
+  return { first, count: last - first + 1 };
+}
+
 function stewardUrlFlag(v: string): string {
   if (!URL.canParse(v) || !/^https?:$/.test(new URL(v).protocol)) throw new UsageError(`--steward must be an http(s) URL, not '${v}'`);
   return v;
@@ -43,6 +51,7 @@ export function register(program: Command): void {
     .option('--software-snp <dir>', 'Keeps sign SEV-SNP-format evidence with the test chain in DIR (made there when missing); clients must trust DIR/ark.pem explicitly')
     .option('--hardware', 'Keeps collect evidence from the confidential VM or enclave the daemon runs in (configfs-tsm, Gramine)')
     .option('--steward <url>', "Keeps get a certificate from this Steward before their workload runs (a client's deploy --steward overrides it)")
+    .option('--keep-users <first-last|off>', 'uids (and gids) for Keeps, one each, so they cannot signal or trace each other (needs root; default 3000000-3065535 when root)')
     .option('--keep-listen-address <ip>', "where Keeps' listen files are bound, on ephemeral ports shown in each Keep's info", '127.0.0.1')
     .option('--json', 'print one JSON document (addresses, CA, tokens file, lost Keeps) once ready')
     .action(async (o: Record<string, unknown>) => {
@@ -67,6 +76,7 @@ export function register(program: Command): void {
           evidence: o.hardware ? { kind: 'hardware' } : undefined,
           steward: o.steward === undefined ? null : stewardUrlFlag(String(o.steward)),
           keepListenAddress: String(o.keepListenAddress),
+          ...(o.keepUsers === undefined ? {} : { keepUsers: o.keepUsers === 'off' ? null : keepUsersFlag(String(o.keepUsers)) }),
           poolSize: o.pool as number,
           maxKeeps: o.maxKeeps as number,
           memoryBudgetMiB: o.memoryBudget as number,
@@ -79,6 +89,7 @@ export function register(program: Command): void {
         if (e.code === 'EACCES' || e.code === 'ENOENT') throw new EnarxError(`cannot use ${e.path ?? String(o.dataDir)}: ${e.code}`, { hint: 'check --data-dir, --tokens and the TLS file paths' });
         throw new EnarxError(`the keep manager did not start: ${e.message}`);
       }
+      if (daemon.isolation.users === 'shared') log('warn', `Keeps share one user: ${daemon.isolation.reason}`);
       if (daemon.uncleanRun) {
         log('warn', `the previous keep manager (pid ${daemon.uncleanRun.pid}, started ${daemon.uncleanRun.startedAt}) ended without shutting down; ${daemon.lost.length} Keep(s) lost`);
       }

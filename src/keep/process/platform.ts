@@ -62,6 +62,13 @@ export function processChecks(): KeepCheck[] {
       mesg: 'install util-linux (setpriv) so that a Keep is killed even if enarx is SIGKILLed while the guest computes',
     },
     {
+      // The keep manager (docs/keepmgr.md) starts each Keep under its own user when it can.
+      name: 'Keeps under users of their own (keep manager)',
+      pass: process.getuid?.() === 0 && diesWithHost,
+      info: process.getuid?.() === 0 ? 'root: setpriv --reuid/--regid --clear-groups' : 'Keeps share the daemon\'s user',
+      mesg: 'run enarx keepmgr serve as root (with util-linux\'s setpriv) so that Keeps cannot signal or ptrace each other',
+    },
+    {
       name: 'RSS limit',
       pass: proc,
       info: proc ? '/proc/PID/statm' : undefined,

@@ -21,10 +21,11 @@ let t: TestDaemon;
 let stewardProcess: ChildProcess;
 let steward: { url: string; ca: string };
 let arkPem: string;
+let snpDir: string;
 
 before(async () => {
   const dir = tempDir();
-  const snpDir = join(dir, 'snp');
+  snpDir = join(dir, 'snp');
   // The daemon makes its software SNP test chain; the Steward trusts it explicitly (ARK, then ASK).
   t = await startTestDaemon({ poolSize: 0, softwareSnp: snpDir });
   arkPem = readFileSync(t.daemon.testRootPath!, 'utf8');
@@ -74,4 +75,18 @@ test('a Steward that refuses the Keep stops it before its workload runs; the rea
   assert.equal(end.exit?.code, 1);
   assert.match(end.exit?.reason ?? '', /Steward/);
   assert.equal((await t.client.get(keep.id)).certificate, null);
+});
+
+test("a daemon's --steward certifies Keeps whose client names none", { timeout: 120_000 }, async () => {
+  const d = await startTestDaemon({ poolSize: 0, softwareSnp: snpDir, steward: steward.url });
+  try {
+    const keep = await d.client.create();
+    const att = await attestKeep(d.client, keep.id, { verifier: await libraryVerifier({ trustedTestRoots: [{ name: 'keepmgr', pem: arkPem }] }) });
+    const session = await provisionKeep(d.client, att, { wasm: ECHO, config: `args = ["ingest", "0"]\n${STDIO}[[files]]\nname = "ingest"\nkind = "listen"\nprot = "tls"\naddr = "127.0.0.1"\nport = 0\n` });
+    const end = await followOutput(d.client, session, () => {});
+    assert.equal(end.exit?.code, 0);
+    assert.match((await d.client.get(keep.id)).certificate ?? '', /^-----BEGIN CERTIFICATE-----/);
+  } finally {
+    await d.close();
+  }
 });

@@ -40,6 +40,8 @@ export interface DeployContext {
 export interface DeployedPackage {
   module: Uint8Array;
   config: EnarxConfig | undefined;
+  /** PEM CAs of the Enarx.toml files that name `client_ca` or `ca`, by file name, from the package. */
+  cas: Map<string, string[]>;
   /** The workload certificate (with a Steward), for every TLS file. */
   identity: KeepIdentity | undefined;
   slug: string;
@@ -139,6 +141,7 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
   const module = fetched.files.get('main.wasm');
   if (!module) throw new DeployError('package', `${slug} has no main.wasm`);
   let config: EnarxConfig | undefined;
+  const cas = new Map<string, string[]>();
   const toml = fetched.files.get('Enarx.toml');
   if (toml) {
     const { parseConfig } = await import('../config/index.ts');
@@ -147,9 +150,16 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
     } catch (err) {
       throw new DeployError('package', (err as Error).message);
     }
-    const unsupported = config.files.find((f) => f.kind !== 'null' && f.kind !== 'stdin' && f.kind !== 'stdout' && f.kind !== 'stderr');
-    if (unsupported) {
-      throw new DeployError('package', `${slug}: Enarx.toml file '${unsupported.name}' is kind "${unsupported.kind}", which a registry deploy does not support yet (stdio only; data files are at ${PACKAGE_GUEST_PATH})`);
+    for (const f of config.files) {
+      if (f.kind === 'dir') throw new DeployError('package', `${slug}: Enarx.toml file '${f.name}' preopens a host directory, which a registry package cannot name (its own files are at ${PACKAGE_GUEST_PATH})`);
+      // client_ca / ca name files of the package itself, read from what was verified.
+      const caFile = f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
+      if (!caFile) continue;
+      const rel = caFile.startsWith(`${spec.stage}/`) ? caFile.slice(spec.stage.length + 1) : undefined;
+      const pem = rel === undefined ? undefined : fetched.files.get(rel);
+      const certs = pem ? (new TextDecoder().decode(pem).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) : [];
+      if (certs.length === 0) throw new DeployError('package', `${slug}: Enarx.toml file '${f.name}' names the CA file ${rel ?? caFile}, which is not a PEM certificate file of the package`);
+      cas.set(f.name, certs.map((c) => `${c}\n`));
     }
   }
 
@@ -172,5 +182,5 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
   const { join } = await import('node:path');
   for (const dir of fetched.directories) await mkdir(join(spec.stage, ...dir.split('/')), { recursive: true, mode: 0o755 });
   for (const [path, bytes] of fetched.files) await writeFile(join(spec.stage, ...path.split('/')), bytes, { mode: 0o444, flag: 'wx' });
-  return { module, config, identity, slug, digest: hex(digest), signer: kid ?? null };
+  return { module, config, cas, identity, slug, digest: hex(digest), signer: kid ?? null };
 }

@@ -129,7 +129,8 @@ export type KeepMessage =
   | { t: 'ready'; publicKey: Uint8Array }
   | { t: 'provisioned' }
   | { t: 'refused'; reason: string }
-  | { t: 'listen'; listener: number; name: string; prot: Protocol }
+  /** `at`: the address and port a deploy's Enarx.toml names (a provisioned Keep lets the host choose). */
+  | { t: 'listen'; listener: number; name: string; prot: Protocol; at?: { addr: string; port: number } }
   | { t: 'certified'; chain: string };
 
 export type Message = HostMessage | KeepMessage;
@@ -215,7 +216,7 @@ function toWire(m: Message): unknown[] {
     case 'refused':
       return ['refused', m.reason];
     case 'listen':
-      return ['listen', m.listener, m.name, m.prot];
+      return m.at ? ['listen', m.listener, m.name, m.prot, m.at.addr, m.at.port] : ['listen', m.listener, m.name, m.prot];
     case 'certified':
       return ['certified', m.chain];
   }
@@ -358,9 +359,11 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
     case 'refused':
       v.arity(2);
       return { t: 'refused', reason: v.text(1, 512, 1) };
-    case 'listen':
-      v.arity(4);
-      return { t: 'listen', listener: v.stream(1), name: v.text(2, 4096, 1), prot: v.oneOf(3, PROTOCOLS) };
+    case 'listen': {
+      if (value.length !== 4) v.arity(6);
+      const m = { t: 'listen' as const, listener: v.stream(1), name: v.text(2, 4096, 1), prot: v.oneOf(3, PROTOCOLS) };
+      return value.length === 6 ? { ...m, at: { addr: v.text(4, 64, 1), port: v.uint(5, 65535) } } : m;
+    }
     case 'certified': {
       v.arity(2);
       const chain = v.text(1, MAX_CHAIN_BYTES, 1);

@@ -132,6 +132,16 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     await publish('pub', '3.0.0', 'pkg-one', null);
     await publish('pub', '4.0.0', 'pkg-one', stranger);
     await publish('priv', '1.0.0', 'pkg-one', signer);
+    // A TLS echo server whose listen file requires client certificates from a CA shipped in the package.
+    const echo = join(dir, 'pkg-echo');
+    await mkdir(echo, { recursive: true });
+    await copyFile(join(REPO_ROOT, 'examples', 'echo-server.wasm'), join(echo, 'main.wasm'));
+    await copyFile(stewardCaFile, join(echo, 'clients.pem'));
+    await writeFile(
+      join(echo, 'Enarx.toml'),
+      '[[files]]\nkind = "stdin"\n[[files]]\nkind = "stdout"\n[[files]]\nkind = "stderr"\n[[files]]\nname = "ingest"\nkind = "listen"\nprot = "tls"\naddr = "127.0.0.1"\nport = 0\nclient_ca = "clients.pem"\n',
+    );
+    await publish('pub', '5.0.0', 'pkg-echo', signer);
     client.close();
   });
 
@@ -202,6 +212,53 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     assert.equal(deployed.signer, kid);
     assert.deepEqual((await readdir(stage)).sort(), ['Enarx.toml', 'data', 'main.wasm']);
     assert.equal(await readFile(join(stage, 'data', 'greeting.txt'), 'utf8'), 'version one\n');
+  });
+
+  test("a deployed TLS server: its listen file is bound through the host, it serves the workload certificate, mutual TLS with the package's CA", async () => {
+    const keep = spawn(process.execPath, [ENARX_BIN, 'deploy', ...attested(), '--drawbridge-ca', registryCaFile, '--trust-key', trustedFile, `${host}/alice/pub:5.0.0`], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env(), ENARX_LOG: 'info' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    children.push(keep);
+    let err = '';
+    keep.stderr.on('data', (c: Buffer) => (err += c));
+    const exited = new Promise((r) => keep.on('close', r));
+    let port: number | undefined;
+    let done = false;
+    void exited.then(() => (done = true));
+    while (!done && port === undefined) {
+      await new Promise((r) => setTimeout(r, 50));
+      const m = /listen file 'ingest' is bound to \S+ port (\d+)/.exec(err);
+      if (m && /the Steward certified workload/.test(err)) port = Number(m[1]);
+    }
+    assert.ok(port, `no listening port:\n${err}`);
+    const ca = await readFile(join(dir, 'ca', 'ca.crt'), 'utf8');
+    const client = await requestStewardIdentity({ steward: stewardUrl, evidence: await softwareSnpEvidence(join(dir, 'root')) });
+    const { connect } = await import('node:tls');
+    const talk = (identity?: { cert: string; key: string }) => new Promise<{ echoed: string; peer: X509Certificate }>((resolve, reject) => {
+      const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, ...identity }, () => socket.write('over mutual TLS\n'));
+      socket.on('end', () => reject(new Error('closed without an answer')));
+      let got = '';
+      socket.on('data', (d: Buffer) => {
+        got += d;
+        if (got.includes('\n')) {
+          const peerCert = new X509Certificate(socket.getPeerX509Certificate()!.raw);
+          socket.end();
+          resolve({ echoed: got, peer: peerCert });
+        }
+      });
+      socket.on('error', reject);
+    });
+    const { echoed, peer } = await talk({ cert: client.certificateChain.join(''), key: client.privateKey });
+    assert.equal(echoed, 'over mutual TLS\n');
+    // The package's client_ca is in force: a client without a certificate from it is turned away.
+    await assert.rejects(talk(), /certificate required|ECONNRESET|closed/i);
+    const digest = createHash('sha384').update(await readFile(join(REPO_ROOT, 'examples', 'echo-server.wasm'))).digest('hex');
+    assert.match(peer.subjectAltName ?? '', new RegExp(`urn:enarx:workload:sha-384:${digest}`));
+    assert.match(peer.subjectAltName ?? '', /urn:enarx:package:[^,]+\/alice\/pub:5\.0\.0/);
+    keep.kill('SIGTERM');
+    await exited;
   });
 
   test('an unsigned tag is refused, and runs only with --allow-unsigned', async () => {

@@ -72,6 +72,7 @@ const keepSamples: KeepMessage[] = [
   { t: 'provisioned' },
   { t: 'refused', reason: 'provisioning JWE is addressed to another Keep' },
   { t: 'listen', listener: 16, name: 'ingest', prot: 'tls' },
+  { t: 'listen', listener: 18, name: 'ingest', prot: 'tcp', at: { addr: '0.0.0.0', port: 8443 } },
   { t: 'certified', chain: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' },
 ];
 
@@ -159,6 +160,9 @@ test('the hello configuration is validated key by key', () => {
   const { stage: _, ...noStage } = deploy;
   assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: noStage }), 'host-to-keep'), /lacks key 'stage'/);
   assert.throws(() => decodeMessage(encode(['deployed', 'x', '', null]), 'keep-to-host'), /field 2/);
+  assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '0.0.0.0']), 'keep-to-host'), /must have 5 field/);
+  assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '', 80]), 'keep-to-host'), /field 4/);
+  assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '0.0.0.0', 70000]), 'keep-to-host'), /field 5/);
   assert.throws(() => decodeMessage(withInit({ argv: ['a', 1] }), 'host-to-keep'), /argv\[1\]/);
   assert.throws(() => decodeMessage(withInit({ env: [['A=B', 'c']] }), 'host-to-keep'), /env\[0\]/);
   assert.throws(() => decodeMessage(withInit({ files: [{ kind: 'socket', name: 'x' }] }), 'host-to-keep'), /kind must be one of/);

@@ -381,12 +381,12 @@ class HostSide {
   }
 
   /** A provisioned Keep's listen file: bound here, on an ephemeral port (many Keeps share this host). */
-  async #listen(listener: number, name: string, prot: Protocol): Promise<void> {
+  async #listen(listener: number, name: string, prot: Protocol, at?: { addr: string; port: number }): Promise<void> {
     if (listener % 2 !== 0 || listener <= this.#lastKeepStream) throw new Error(`listen with id ${listener}: Keep ids are even and increasing`);
     this.#lastKeepStream = listener;
-    const addr = this.#req.listenAddress ?? '127.0.0.1';
+    const addr = at?.addr ?? this.#req.listenAddress ?? '127.0.0.1';
     try {
-      const spec = await this.#prepare({ kind: 'listen', name, prot, addr, port: 0 }, listener);
+      const spec = await this.#prepare({ kind: 'listen', name, prot, addr, port: at?.port ?? 0 }, listener);
       if (spec.kind === 'listen' && !this.#outcome) this.#endpoint.send({ t: 'listening', listener, port: spec.port, error: null });
     } catch (err) {
       if (!this.#outcome) this.#endpoint.send({ t: 'listening', listener, port: 0, error: (err as Error).message.slice(0, 500) });
@@ -587,8 +587,10 @@ class HostSide {
         return;
       }
       case 'listen':
-        if (this.#req.module) throw new Error("'listen' from a Keep whose files the host binds");
-        void this.#listen(m.listener, m.name, m.prot);
+        // A deploy's files come from its package, which only the Keep has read.
+        if (this.#req.module && !this.#req.deploy) throw new Error("'listen' from a Keep whose files the host binds");
+        if (m.at && !this.#req.deploy) throw new Error("'listen' with an address from a provisioned Keep, whose address the host chooses");
+        void this.#listen(m.listener, m.name, m.prot, m.at);
         return;
       case 'certified':
         this.#req.onCertified?.(m.chain);
@@ -599,8 +601,9 @@ class HostSide {
   #onDial(stream: number, host: string, port: number): void {
     if (stream % 2 !== 0 || stream <= this.#lastKeepStream) throw new Error(`dial with stream id ${stream}: Keep ids are even and increasing`);
     this.#lastKeepStream = stream;
-    // A provisioned Keep's connect files are sealed from the host, which dials what it asks.
-    if (this.#req.module && !this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
+    // A provisioned Keep's connect files are sealed from the host, and a deploy's are in its
+    // package, which only the Keep has read: the host dials what they ask.
+    if (this.#req.module && !this.#req.deploy && !this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
     const max = this.#req.limits?.descriptors;
     if (max !== undefined && this.#descriptorsInUse() >= max) {
       this.#kill({ kind: 'limit', limit: 'descriptors', message: `the Keep went over its descriptors limit (${max})` });

@@ -247,6 +247,19 @@ export class KeepSide {
     this.#steps = this.#steps.then(work).catch((err: unknown) => this.#die(`sallyport: the host broke the protocol: ${(err as Error).message}`));
   }
 
+  /** Asks the host to bind a listen file (at `at`, or where the host chooses); connections arrive as `accept`. */
+  async #listenThroughHost(name: string, prot: 'tcp' | 'tls', at?: { addr: string; port: number }, clientCa?: string[]): Promise<Extract<FileSpec, { kind: 'listen' }>> {
+    const listener = this.#nextKeepStream;
+    this.#nextKeepStream += 2;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.#listens.set(listener, { resolve, reject });
+      this.#endpoint.send({ t: 'listen', listener, name, prot, ...(at ? { at } : {}) });
+    });
+    const spec = { kind: 'listen' as const, name, prot, listener, addr: at?.addr ?? '', port, ...(clientCa?.length ? { clientCa } : {}) };
+    this.#listeners.set(listener, { spec, queue: new QueueListener() });
+    return spec;
+  }
+
   /** Binds the provisioned listen files through the host, then runs the workload as `hello` would. */
   async #startProvisioned(plan: ProvisionedPlan): Promise<void> {
     const standby = this.#standby!;
@@ -257,15 +270,7 @@ export class KeepSide {
           files.push(f);
           continue;
         }
-        const listener = this.#nextKeepStream;
-        this.#nextKeepStream += 2;
-        const port = await new Promise<number>((resolve, reject) => {
-          this.#listens.set(listener, { resolve, reject });
-          this.#endpoint.send({ t: 'listen', listener, name: f.name, prot: f.prot });
-        });
-        const spec = { kind: 'listen' as const, name: f.name, prot: f.prot, listener, addr: '', port };
-        this.#listeners.set(listener, { spec, queue: new QueueListener() });
-        files.push(spec);
+        files.push(await this.#listenThroughHost(f.name, f.prot));
       }
     } catch (err) {
       void this.#finish({ t: 'fail', kind: 'error', message: `cannot listen: ${(err as Error).message}` });
@@ -377,7 +382,7 @@ export class KeepSide {
   }
 
   /** A registry deploy: fetch certificate, verified fetch, workload certificate; then the run's files and module. */
-  async #deploy(init: KeepInit): Promise<{ module: Uint8Array; files: FileSpec[]; argv: string[]; env: [string, string][] }> {
+  async #deploy(init: KeepInit): Promise<{ module: Uint8Array; files: FileSpec[]; argv: string[]; env: [string, string][]; limits: KeepInit['limits'] }> {
     const spec = init.deploy!;
     const [{ deployPackage, PACKAGE_GUEST_PATH }, { buildPlanParts }] = await Promise.all([import('../deploy.ts'), import('../plan.ts')]);
     const steward = init.steward;
@@ -389,12 +394,19 @@ export class KeepSide {
     if (deployed.identity) this.#identity = Promise.resolve(deployed.identity);
     this.#endpoint.send({ t: 'deployed', slug: deployed.slug, digest: deployed.digest, signer: deployed.signer });
     const parts = buildPlanParts({ module: 'main.wasm', args: init.argv, dirs: [`${spec.stage}::${PACKAGE_GUEST_PATH}`], env: init.env.map(([k, v]) => `${k}=${v}`) }, deployed.config, {});
-    const files = parts.files.map((f): FileSpec => {
-      if (f.kind === 'dir') return { kind: 'dir', name: f.name, path: f.path, readonly: true };
-      if (f.kind === 'null' || f.kind === 'stdin' || f.kind === 'stdout' || f.kind === 'stderr') return { kind: f.kind, name: f.name };
-      throw new Error(`file '${f.name}' of kind ${f.kind} is not supported in a deploy`);
-    });
-    return { module: deployed.module, files, argv: parts.args, env: parts.env };
+    const files: FileSpec[] = [];
+    for (const f of parts.files) {
+      if (f.kind === 'dir') files.push({ kind: 'dir', name: f.name, path: f.path, readonly: true });
+      else if (f.kind === 'listen') {
+        files.push(await this.#listenThroughHost(f.name, f.prot, { addr: f.addr, port: f.port }, deployed.cas.get(f.name)));
+      } else if (f.kind === 'connect') files.push({ kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: deployed.cas.get(f.name) ?? [] });
+      else files.push({ kind: f.kind, name: f.name });
+    }
+    // The package's [limits] memory and descriptors apply inside the Keep unless the deployer set them
+    // (rss and wall-time are the host's to enforce: pass --rss-limit / --wall-time-limit).
+    const own = (deployed.config?.extensions.limits ?? {}) as { memory?: number; descriptors?: number };
+    const limits = { memory: init.limits.memory ?? own.memory ?? null, descriptors: init.limits.descriptors ?? own.descriptors ?? null };
+    return { module: deployed.module, files, argv: parts.args, env: parts.env, limits };
   }
 
   #dial(host: string, port: number): Promise<SallyportSocket> {
@@ -471,9 +483,9 @@ export class KeepSide {
     this.#state = 'running';
     let outcome: WorkloadOutcome;
     try {
-      let { files, argv, env } = init;
+      let { files, argv, env, limits } = init;
       // A refusal (Steward, registry, signature, digest) ends the Keep here, before any descriptor opens or the workload runs.
-      if (init.deploy) ({ module, files, argv, env } = await this.#deploy(init));
+      if (init.deploy) ({ module, files, argv, env, limits } = await this.#deploy(init));
       else if (init.steward) {
         const identity = await this.#attestedIdentity(init.steward, init.evidence ?? null, module);
         this.#identity = Promise.resolve(identity);
@@ -487,8 +499,8 @@ export class KeepSide {
         env,
         descriptors,
         limits: {
-          ...(init.limits.memory !== null ? { maxMemoryBytes: init.limits.memory } : {}),
-          ...(init.limits.descriptors !== null ? { maxDescriptors: init.limits.descriptors } : {}),
+          ...(limits.memory !== null ? { maxMemoryBytes: limits.memory } : {}),
+          ...(limits.descriptors !== null ? { maxDescriptors: limits.descriptors } : {}),
         },
         signal: this.#abort.signal,
       });

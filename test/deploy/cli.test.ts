@@ -88,7 +88,8 @@ describe('enarx user/repo/package/key against a local Drawbridge', { timeout: 12
     assert.equal(JSON.parse(r.stdout).signedBy, key.kid);
     assert.equal(await readFile(join(home, 'out1/data/greeting.txt'), 'utf8'), 'hello from a data file\n');
 
-    r = await enarx(['key', 'untrust', key.kid]);
+    // '--': a kid is base64url and may start with '-' (which would otherwise read as an option).
+    r = await enarx(['key', 'untrust', '--', key.kid]);
     assert.equal(r.code, 0, r.stderr);
     r = await enarx(['package', 'fetch', `${host}/alice/app:1.0.0`, '-o', join(home, 'out2')]);
     assert.equal(r.code, 1);

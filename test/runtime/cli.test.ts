@@ -221,6 +221,17 @@ describe('enarx run: bad input', { concurrency: true }, () => {
     const envBackend = await runEnarx(['run', ex('hello')], { env: { ENARX_BACKEND: 'nil' } });
     assert.equal(envBackend.code, 0);
   });
+  test('argv and environment beyond what a Keep takes: one line, exit 1, in every Keep', async () => {
+    const many = await runEnarx(['run', ex('args'), ...Array.from({ length: 4100 }, (_, i) => String(i))]);
+    assert.equal(many.code, 1);
+    assertOneLine(many.stderr, /4101 guest arguments, more than the 4096 a Keep takes/);
+    const big = await runEnarx(['run', ex('args'), ...Array.from({ length: 10 }, () => 'x'.repeat(60_000))]);
+    assert.equal(big.code, 1);
+    assertOneLine(big.stderr, /arguments and environment are \d+ bytes, more than the 524288 a Keep takes/);
+    const fits = await runEnarx(['run', ex('args'), ...Array.from({ length: 4095 }, (_, i) => String(i))]);
+    assert.equal(fits.code, 0);
+    assert.match(fits.stdout, /4094/);
+  });
   test('a --dir that does not exist', async () => {
     const r = await runEnarx(['run', '--dir', join(work, 'absent'), ex('hello')]);
     assert.equal(r.code, 1);

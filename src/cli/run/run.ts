@@ -71,6 +71,33 @@ function workloadLimits(flags: RunFlags, config: EnarxConfig | undefined): Workl
   };
 }
 
+/**
+ * What a guest's argv and environment may hold, in every Keep alike: the process Keep carries
+ * them in its sallyport `hello` (lists of at most 4096 strings of at most 64 KiB, in a frame of
+ * 1 MiB, which the files share), and a workload must not start in one Keep and not another.
+ * test/runtime/guest-inputs.test.ts checks these stay within the sallyport's limits.
+ */
+export const GUEST_INPUT_LIMITS = { items: 4096, itemBytes: 64 * 1024, totalBytes: 512 * 1024 } as const;
+
+function checkGuestInputs(args: readonly string[], env: readonly (readonly [string, string])[]): void {
+  const hint = 'pass large inputs through stdin or a file in a --dir preopen';
+  const { items, itemBytes, totalBytes } = GUEST_INPUT_LIMITS;
+  if (args.length > items) throw new EnarxError(`${args.length} guest arguments, more than the ${items} a Keep takes`, { hint });
+  if (env.length > items) throw new EnarxError(`${env.length} environment variables, more than the ${items} a Keep takes`, { hint });
+  let total = 0;
+  for (const [i, a] of args.entries()) {
+    const n = Buffer.byteLength(a);
+    if (n > itemBytes) throw new EnarxError(`guest argument ${i} is ${n} bytes, more than the ${itemBytes} a Keep takes`, { hint });
+    total += n;
+  }
+  for (const [k, v] of env) {
+    const n = Buffer.byteLength(k) + Buffer.byteLength(v);
+    if (n > itemBytes) throw new EnarxError(`environment variable ${k.slice(0, 64)} is ${n} bytes, more than the ${itemBytes} a Keep takes`, { hint });
+    total += n;
+  }
+  if (total > totalBytes) throw new EnarxError(`the guest's arguments and environment are ${total} bytes, more than the ${totalBytes} a Keep takes`, { hint });
+}
+
 function readModule(path: string): Uint8Array {
   try {
     const st = statSync(path);
@@ -153,6 +180,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     if (err instanceof PlanError) throw new UsageError(err.message);
     throw err;
   }
+  checkGuestInputs(parts.args, parts.env);
   for (const f of parts.files) {
     if (f.kind !== 'dir') continue;
     try {

@@ -148,6 +148,20 @@ export class Endpoint<In extends Message, Out extends Message> {
         await new Promise<void>((resolve) => s.waiters.push(resolve));
         continue;
       }
+      offset += this.sendOwned(stream, bytes.subarray(offset));
+    }
+    return true;
+  }
+
+  /**
+   * Sends as much of `bytes` as the window allows, now, as sendData does (large chunks from
+   * `bytes` itself); returns how much. Relays call it first and wait only when the window is short.
+   */
+  sendOwned(stream: number, bytes: Uint8Array): number {
+    const s = this.#streams.get(stream);
+    if (!s || this.#closed) return 0;
+    let offset = 0;
+    while (offset < bytes.length && s.sendWindow > 0) {
       const n = Math.min(bytes.length - offset, s.sendWindow, DATA_CHUNK_BYTES);
       s.sendWindow -= n;
       const chunk = bytes.subarray(offset, offset + n);
@@ -161,7 +175,7 @@ export class Endpoint<In extends Message, Out extends Message> {
       }
       offset += n;
     }
-    return true;
+    return offset;
   }
 
   /**
@@ -176,6 +190,16 @@ export class Endpoint<In extends Message, Out extends Message> {
     s.sendWindow -= n;
     this.#write(dataFrame(stream, bytes.subarray(0, n)));
     return n;
+  }
+
+  /** Runs `fn`, holding the frames it sends until it returns, so that they leave in one write. */
+  batch(fn: () => void): void {
+    this.#pipe.cork();
+    try {
+      fn();
+    } finally {
+      this.#pipe.uncork();
+    }
   }
 
   /** Resolves once the stream has at least `min` bytes of window to send, or is closed. */

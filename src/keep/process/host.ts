@@ -448,17 +448,14 @@ class HostSide {
   #wire(id: number, socket: Socket): void {
     this.#sockets.set(id, socket);
     let ended = false;
-    // In order, and the eof only after the last chunk (which may be waiting for credit).
-    let sending: Promise<boolean> = Promise.resolve(true);
+    const forward = this.#forwarder(id, socket, () => socket.destroy());
     socket.on('data', (chunk: Buffer) => {
       this.#req.tap?.('in', id, chunk);
-      socket.pause();
-      sending = sending.then((ok) => ok && this.#endpoint.sendData(id, chunk));
-      void sending.then((ok) => (ok ? socket.resume() : socket.destroy()));
+      forward.data(chunk);
     });
     socket.on('end', () => {
       ended = true;
-      void sending.then((ok) => {
+      void forward.sent().then((ok) => {
         if (ok && this.#endpoint.isOpen(id)) this.#endpoint.send({ t: 'eof', stream: id });
       });
     });
@@ -478,17 +475,10 @@ class HostSide {
       this.#endpoint.send({ t: 'eof', stream: STDIN_STREAM });
       return;
     }
-    // Chunks go out in order, and eof only after the last of them.
-    let sending: Promise<boolean> = Promise.resolve(true);
-    const onData = (chunk: Buffer) => {
-      stdin.pause();
-      sending = sending.then((ok) => ok && this.#endpoint.sendData(STDIN_STREAM, chunk));
-      void sending.then((ok) => {
-        if (ok && !this.#outcome) stdin.resume();
-      });
-    };
+    const forward = this.#forwarder(STDIN_STREAM, stdin, () => {});
+    const onData = (chunk: Buffer) => forward.data(chunk);
     const onEnd = () => {
-      void sending.then((ok) => {
+      void forward.sent().then((ok) => {
         if (ok) this.#endpoint.send({ t: 'eof', stream: STDIN_STREAM });
       });
     };
@@ -505,6 +495,46 @@ class HostSide {
 
   #stopStdin: () => void = () => {};
 
+  /**
+   * Relays chunks read from `source` to `stream` in order: at once while the Keep's window has
+   * room, and otherwise with `source` paused until the credit comes (or `onClosed` if the stream
+   * closes first). `sent()` resolves once every chunk so far has gone: true, or false if closed.
+   */
+  #forwarder(stream: number, source: Readable, onClosed: () => void): { data(chunk: Uint8Array): void; sent(): Promise<boolean> } {
+    let sending: Promise<boolean> = Promise.resolve(true);
+    let queued = 0;
+    return {
+      data: (chunk) => {
+        if (queued === 0) {
+          const n = this.#endpoint.sendOwned(stream, chunk);
+          if (n === chunk.length) return;
+          chunk = chunk.subarray(n);
+        }
+        queued++;
+        source.pause();
+        sending = sending.then((ok) => ok && this.#endpoint.sendData(stream, chunk));
+        void sending.then((ok) => {
+          if (!ok) return onClosed();
+          if (--queued === 0 && !this.#outcome) source.resume();
+        });
+      },
+      sent: () => sending,
+    };
+  }
+
+  readonly #corked = new Set<Writable>();
+
+  /** Holds `out`'s writes until this tick ends: the frames of one pipe read leave in one writev. */
+  #batch(out: Writable): void {
+    if (this.#corked.has(out)) return;
+    this.#corked.add(out);
+    out.cork();
+    process.nextTick(() => {
+      this.#corked.delete(out);
+      out.uncork();
+    });
+  }
+
   #onMessage(m: KeepMessage): void {
     switch (m.t) {
       case 'data': {
@@ -513,12 +543,14 @@ class HostSide {
         if (m.stream === STDOUT_STREAM || m.stream === STDERR_STREAM) {
           const out = m.stream === STDOUT_STREAM ? this.#req.stdout : this.#req.stderr;
           if (!out) return this.#endpoint.consumed(m.stream, n);
+          this.#batch(out);
           out.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
           return;
         }
         const socket = this.#sockets.get(m.stream);
         if (!socket) return; // closed on this side; the Keep learns from 'reset'
         this.#req.tap?.('out', m.stream, m.bytes);
+        this.#batch(socket);
         socket.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
         return;
       }

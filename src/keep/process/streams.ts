@@ -164,10 +164,34 @@ export class SallyportSocket extends Duplex implements StreamSink {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.#endpoint.sendData(this.stream, chunk).then(
+    // Within the window (the usual case), the chunk leaves at once and the write completes now.
+    const sent = this.#endpoint.sendOwned(this.stream, chunk);
+    if (sent === chunk.length) return callback();
+    this.#endpoint.sendData(this.stream, chunk.subarray(sent)).then(
       (ok) => callback(ok ? null : Object.assign(new Error('connection closed'), { code: 'EPIPE' })),
       (err: Error) => callback(err),
     );
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    // node:tls hands over a write's records together (corked): their frames leave in one writev.
+    let i = 0;
+    this.#endpoint.batch(() => {
+      for (; i < chunks.length; i++) {
+        const { chunk } = chunks[i]!;
+        const sent = this.#endpoint.sendOwned(this.stream, chunk);
+        if (sent < chunk.length) {
+          chunks[i] = { chunk: chunk.subarray(sent) };
+          break;
+        }
+      }
+    });
+    if (i === chunks.length) return callback();
+    const rest = chunks.slice(i);
+    void (async () => {
+      for (const { chunk } of rest) if (!(await this.#endpoint.sendData(this.stream, chunk))) return callback(Object.assign(new Error('connection closed'), { code: 'EPIPE' }));
+      callback();
+    })().catch((err: Error) => callback(err));
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -102,6 +102,7 @@ const hostileHosts: [string, Uint8Array[], RegExp][] = [
   ['data before the start', [frame(['hello', 1, init]), frame(['data', 0, Uint8Array.of(1)])], /'data' before the workload started/],
   ['a bogus evidence answer', [frame(['evidence', 4, 'snp', Uint8Array.of(1), null])], /'evidence' for request 4, which was not made/],
   ['a second hello', [frame(['hello', 1, init]), frame(['hello', 1, init])], /'hello' after the start/],
+  ['a reset of stdout before the start', [frame(['reset', 1, 'gone'])], /'reset' for stream 1, which is not open/],
   ['a symlink answer nobody asked for', [frame(['symlinked', 3, null])], /'symlinked' for request 3, which was not made/],
 ];
 

@@ -262,12 +262,16 @@ class HostSide {
       onClose: () => {},
     });
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
-    // The reader of our output went away (`enarx run ... | head`): end the Keep as a shell ends a
-    // writer on SIGPIPE, silently with status 141, instead of crashing the host.
-    for (const out of [req.stdout, req.stderr]) {
-      out?.on('error', (err: NodeJS.ErrnoException) =>
-        this.#kill(err.code === 'EPIPE' ? { kind: 'exit', code: 141 } : { kind: 'crash', message: `cannot write the Keep's output: ${err.message}` }),
-      );
+    // The reader of an output went away (`enarx run ... | head`): the Keep is told, and the guest's
+    // next write to it fails with EPIPE, as in the nil Keep; what the guest then does is its own
+    // business (most programs stop). Any other failure to write ends the Keep.
+    for (const [stream, out] of [[STDOUT_STREAM, req.stdout], [STDERR_STREAM, req.stderr]] as const) {
+      out?.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') return this.#kill({ kind: 'crash', message: `cannot write the Keep's output: ${err.message}` });
+        if (!this.#endpoint.isOpen(stream)) return;
+        this.#endpoint.closeStream(stream);
+        this.#endpoint.send({ t: 'reset', stream, reason: 'the reader went away (EPIPE)' });
+      });
     }
     this.#startLimits();
     const onAbort = () => this.#kill({ kind: 'aborted', reason: String(req.signal?.reason ?? 'aborted') });
@@ -543,6 +547,7 @@ class HostSide {
         if (m.stream === STDOUT_STREAM || m.stream === STDERR_STREAM) {
           const out = m.stream === STDOUT_STREAM ? this.#req.stdout : this.#req.stderr;
           if (!out) return this.#endpoint.consumed(m.stream, n);
+          if (!this.#endpoint.isOpen(m.stream)) return; // its reader went away: dropped
           this.#batch(out);
           out.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
           return;

@@ -129,6 +129,12 @@ export class KeepSide {
       case 'data':
       case 'eof':
       case 'reset': {
+        if (m.t === 'reset' && (m.stream === STDOUT_STREAM || m.stream === STDERR_STREAM)) {
+          // The host's reader of this output went away: the guest's writes fail with EPIPE from now on.
+          if (!this.#endpoint.isOpen(m.stream) && !this.#endpoint.wasOpen(m.stream)) throw new ProtocolError(`'reset' for stream ${m.stream}, which is not open`);
+          this.#endpoint.closeStream(m.stream);
+          return;
+        }
         this.#requireRunning(m.t);
         const sink = this.#sinks.get(m.stream);
         if (!sink) {

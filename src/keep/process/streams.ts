@@ -99,12 +99,17 @@ export class SallyportOutput implements OutputStream {
     this.#stream = stream;
   }
 
+  /** True once the host said the reader of this output went away (a `reset` of its stream). */
+  get #broken(): boolean {
+    return this.#endpoint.wasOpen(this.#stream);
+  }
   tryWrite(bytes: Uint8Array): number {
-    if (this.#closed) throw new IoError('EPIPE');
+    if (this.#closed || this.#broken) throw new IoError('EPIPE');
     return this.#endpoint.trySendData(this.#stream, bytes);
   }
   writableBytes(): number {
-    return this.#endpoint.sendWindow(this.#stream);
+    // A broken output is "writable" as a broken pipe is: the write fails at once with EPIPE.
+    return this.#broken ? 65536 : this.#endpoint.sendWindow(this.#stream);
   }
   ready(): Promise<void> {
     return this.#endpoint.whenWritable(this.#stream);
@@ -115,7 +120,7 @@ export class SallyportOutput implements OutputStream {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#endpoint.send({ t: 'eof', stream: this.#stream });
+    if (!this.#broken) this.#endpoint.send({ t: 'eof', stream: this.#stream });
   }
 }
 

@@ -151,3 +151,44 @@ test('a finished Keep reads what its host still sends until the host closes its 
   pipe.end();
   assert.equal(await exited, 0);
 });
+
+test('a provisioned Keep (version 2) may bind no more listen files than its descriptors allow', async () => {
+  const { startProcessKeep } = await import('../../src/keep/process/host.ts');
+  const received = join(dir, 'listen-flood.bin');
+  writeFileSync(received, '');
+  const file = join(dir, 'listen-flood.mjs');
+  const out = Buffer.concat([frame(['ready', Uint8Array.of(48, 0)]), ...[16, 18, 20, 22].map((id) => frame(['listen', id, `l${id}`, 'tcp']))]);
+  // Writes what the host answers to a file, for the test to read.
+  writeFileSync(file, `import { Socket } from 'node:net';
+import { appendFileSync } from 'node:fs';
+const s = new Socket({ fd: 3, readable: true, writable: true });
+s.on('data', (d) => appendFileSync(${JSON.stringify(received)}, d));
+s.write(Buffer.from('${out.toString('hex')}', 'hex'));
+setInterval(() => {}, 1000);`);
+  const keep = startProcessKeep({ args: [], env: [], files: [], limits: { descriptors: 3 }, launch: async () => ({ command: process.execPath, args: [file] }) });
+  try {
+    await keep.ready;
+    const answers = async () => {
+      const d = new FrameDecoder();
+      return d.push(readFileSync(received)).map((p) => decodeMessage(p, 'host-to-keep')).filter((m) => m.t === 'listening');
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await answers()).length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    // Answers come as binds finish, so not necessarily in order.
+    const got = (await answers()).flatMap((m) => (m.t === 'listening' ? [m] : [])).sort((a, b) => a.listener - b.listener);
+    assert.deepEqual(got.map((m) => [m.listener, m.error === null]), [[16, true], [18, true], [20, true], [22, false]]);
+    assert.match(got[3]!.error ?? '', /no more than 3 listen files/);
+  } finally {
+    keep.kill({ kind: 'aborted', reason: 'test over' });
+  }
+  assert.equal((await keep.outcome).kind, 'aborted');
+});
+
+test('a provisioned Keep that answers what it was not asked is stopped', async () => {
+  const { startProcessKeep } = await import('../../src/keep/process/host.ts');
+  const keep = startProcessKeep({ args: [], env: [], files: [], launch: fakeKeep('unasked', [frame(['ready', Uint8Array.of(48, 0)]), frame(['provisioned'])]) });
+  await keep.ready;
+  const outcome = await keep.outcome;
+  assert.equal(outcome.kind, 'crash');
+  assert.match((outcome as { message: string }).message, /the Keep broke the sallyport protocol: the Keep answered a provision it was not sent/);
+});

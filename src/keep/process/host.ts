@@ -140,6 +140,8 @@ const { readFileSync } = process.getBuiltinModule('node:fs');
 const { connect: netConnect, createServer } = process.getBuiltinModule('node:net');
 
 const RSS_POLL_MS = 20;
+/** Listen files a provisioned Keep without a descriptors limit may have bound. */
+const DEFAULT_MAX_LISTENERS = 64;
 const EXIT_GRACE_MS = 2000;
 // 'exit' can come before the pipe's last bytes are read: on a loaded host a short timer won that
 // race and the Keep's final message (its outcome) was lost. The pipe closes as soon as the Keep's
@@ -194,6 +196,7 @@ class HostSide {
   #publicKey: { resolve: (k: Uint8Array) => void; reject: (e: Error) => void } | undefined;
   readonly ready: Promise<Uint8Array>;
   #pending: Pending | undefined;
+  #listenRequests = 0;
   #spawned: { resolve: () => void; promise: Promise<void> };
 
   constructor(request: ProcessKeepRequest) {
@@ -389,6 +392,14 @@ class HostSide {
     if (listener % 2 !== 0 || listener <= this.#lastKeepStream) throw new Error(`listen with id ${listener}: Keep ids are even and increasing`);
     this.#lastKeepStream = listener;
     const addr = at?.addr ?? this.#req.listenAddress ?? '127.0.0.1';
+    // Each listener is a host socket: a Keep may not hold more than its descriptors allow.
+    const max = this.#req.limits?.descriptors ?? DEFAULT_MAX_LISTENERS;
+    // Counted before binding: requests that arrive together must not all pass the check.
+    if (this.#listenRequests >= max) {
+      this.#endpoint.send({ t: 'listening', listener, port: 0, error: `no more than ${max} listen files` });
+      return;
+    }
+    this.#listenRequests++;
     try {
       const spec = await this.#prepare({ kind: 'listen', name, prot, addr, port: at?.port ?? 0 }, listener);
       if (spec.kind === 'listen' && !this.#outcome) this.#endpoint.send({ t: 'listening', listener, port: spec.port, error: null });

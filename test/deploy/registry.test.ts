@@ -123,6 +123,7 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     await client.putRepository('alice', 'pub', { public: true });
     // Software test-root evidence makes the Steward mark certificates debug: the repository must allow them.
     await client.putRepository('alice', 'priv', { public: false, allow_debug_keeps: true });
+    await client.putRepository('alice', 'strict', { public: false });
     const publish = async (repo: string, tag: string, pkg: string, jwk: JWK | null) => {
       const at = { user: 'alice', repo, tag };
       await client.publish(at, await buildTree(join(dir, pkg)), jwk ? { sign: (root) => signTagEntry(root, at, jwk) } : {});
@@ -132,6 +133,7 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     await publish('pub', '3.0.0', 'pkg-one', null);
     await publish('pub', '4.0.0', 'pkg-one', stranger);
     await publish('priv', '1.0.0', 'pkg-one', signer);
+    await publish('strict', '1.0.0', 'pkg-one', signer);
     // A TLS echo server whose listen file requires client certificates from a CA shipped in the package.
     const echo = join(dir, 'pkg-echo');
     await mkdir(echo, { recursive: true });
@@ -179,6 +181,20 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     assert.equal(anonymous.code, 1, anonymous.stderr);
     assert.match(anonymous.stderr, /HTTP 401.*add --steward URL/);
     assert.doesNotMatch(anonymous.stdout, STARTED);
+  });
+
+  test('a private repository that does not allow debug Keeps refuses a test-root Keep (403), saying why', async () => {
+    const r = await deploy([...attested(), '--drawbridge-ca', registryCaFile, '--trust-key', trustedFile, `${host}/alice/strict:1.0.0`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /marked debug.*allow_debug_keeps.*HTTP 403.*--allow-debug-keeps/);
+    assert.doesNotMatch(r.stdout, STARTED);
+  });
+
+  test('a local package directory with --steward attests before it runs', async () => {
+    const r = await runEnarx(['deploy', ...attested(), join(dir, 'pkg-one')], { env: { ...env(), ENARX_LOG: 'info' }, timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /the Steward at \S+ certified this Keep/);
+    assert.equal(r.stdout, 'catpkg: started\nversion one\ncatpkg: /package is read-only (Read-only file system)\n');
   });
 
   test('the workload certificate names the digest, the slug and the signer key; the fetch certificate names no workload', async () => {

@@ -136,6 +136,8 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
     if (e.name === 'DrawbridgeError') throw new DeployError('fetch', `${url.origin}: ${e.message}${e.status ? ` (HTTP ${e.status})` : ''}`);
     if (err instanceof DeployError) throw err;
     throw new DeployError('fetch', `cannot fetch ${slug} from ${url.origin}: ${e.message}`);
+  } finally {
+    client.close();
   }
 
   const module = fetched.files.get('main.wasm');

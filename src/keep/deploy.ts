@@ -60,6 +60,9 @@ export async function registryUrl(origin: string): Promise<URL> {
   }
 }
 
+/** How often a large file's transfer is reported while it streams. */
+const PROGRESS_EVERY_MS = 2000;
+
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /** The DER SubjectPublicKeyInfo of a public JWK (P-256 or Ed25519), as the workload identity names the signer. */
@@ -114,6 +117,7 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
     },
   });
   let kid: string | undefined;
+  let lastProgress = Date.now();
   let fetched: Awaited<ReturnType<typeof client.fetchTreeToMemory>>;
   ctx.log('info', `deploy: fetching ${slug}`);
   try {
@@ -127,6 +131,10 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
       },
       onProgress: (p) => {
         if (p.bytes >= p.total) ctx.log('info', `deploy: verified ${p.path} (${p.total} bytes)`);
+        else if (Date.now() - lastProgress >= PROGRESS_EVERY_MS) {
+          lastProgress = Date.now();
+          ctx.log('info', `deploy: ${p.path}: ${p.bytes}/${p.total} bytes (${Math.floor((p.bytes / p.total) * 100)}%)`);
+        }
       },
     });
   } catch (err) {

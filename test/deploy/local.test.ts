@@ -86,3 +86,27 @@ describe('enarx deploy of a local package', { timeout: 120_000 }, () => {
     assert.doesNotMatch(r.stdout, /catpkg: started/);
   });
 });
+
+describe('the deploy target parser', () => {
+  test('any string is a target or a one-line UsageError, never a crash', async () => {
+    const fc = (await import('fast-check')).default;
+    const { parseDeployTarget } = await import('../../src/cli/run/deploy.ts');
+    const { UsageError } = await import('../../src/cli/errors.ts');
+    const piece = fc.constantFrom('https://', 'http://', 'ftp://', 'localhost', '127.0.0.1:8443', '[::1]:1', 'host.example', '/', ':', '@', '?', '#', '..', '.', 'alice', 'repo', '1.0.0', '_tag', 'api', 'v0.1.0', '%2F', ' ', '\0', 'é');
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(fc.string({ maxLength: 80 }), fc.array(piece, { maxLength: 12 }).map((a) => a.join(''))), async (input) => {
+        try {
+          const t = await parseDeployTarget(input);
+          if (t.kind === 'registry') {
+            const url = new URL(t.origin);
+            assert.ok(url.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname), `plain http to ${t.origin}`);
+          }
+        } catch (err) {
+          assert.ok(err instanceof UsageError, `${JSON.stringify(input)}: ${(err as Error).stack}`);
+          assert.doesNotMatch((err as Error).message, /\n/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

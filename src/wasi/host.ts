@@ -572,8 +572,11 @@ export class WasiHost {
       },
       path_remove_directory: (fd: number, path: number, len: number) => {
         const d = this.#writableDir(fd, Rights.PATH_REMOVE_DIRECTORY);
-        const r = this.#resolve(d, path, len, false);
+        const guestPath = this.#path(path, len);
+        const r = resolvePath(d.root, d.rel, guestPath, false);
         if (r.rel.length === 0) throw new WasiError(Errno.BUSY, 'cannot remove the preopen itself');
+        // rmdir("x/.") is EINVAL in POSIX: it would remove a directory through a name that is not its own.
+        if (guestPath.split('/').filter((c) => c !== '').pop() === '.') throw new WasiError(Errno.INVAL, "cannot remove '.'");
         if (!fs.lstatSync(r.host).isDirectory()) throw new WasiError(Errno.NOTDIR);
         fs.rmdirSync(r.host);
         return 0;

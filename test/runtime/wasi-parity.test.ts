@@ -99,6 +99,8 @@ const ATTACKS: [string, string][] = [
   ['readlink:sub/l', 'ok sub'],
   ['write:f:x', 'ok 1'],
   ['setflags:f:1', `set=0 write=${Errno.BADF}`],
+  ['rmdir:sub/.', `errno ${Errno.INVAL}`],
+  ['rmdir:.', `errno ${Errno.BUSY}`],
 ];
 
 for (const [name, script] of [['symlinks', SYMLINKS], ['times and hard links', TIMES_AND_LINKS], ['escape attempts', ATTACKS]] as const) {

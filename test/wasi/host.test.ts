@@ -409,6 +409,13 @@ describe('path_* functions', () => {
     assert.equal(g.pathCall('path_remove_directory', DIR_FD, 'newdir'), 0);
     assert.equal(existsSync(join(dir, 'newdir')), false);
     assert.equal(g.pathCall('path_remove_directory', DIR_FD, 'newdir'), Errno.NOENT);
+    mkdirSync(join(dir, 'kept'));
+    const [opened, kept] = g.open(DIR_FD, 'kept', { oflags: Oflags.DIRECTORY, rights: Rights.PATH_REMOVE_DIRECTORY | Rights.PATH_OPEN });
+    assert.equal(opened, 0);
+    assert.equal(g.pathCall('path_remove_directory', kept, '.'), Errno.INVAL, "rmdir('.') through a descriptor below the preopen");
+    assert.equal(g.pathCall('path_remove_directory', DIR_FD, 'kept/.'), Errno.INVAL);
+    assert.equal(g.pathCall('path_remove_directory', DIR_FD, 'kept/./'), Errno.INVAL);
+    assert.equal(statSync(join(dir, 'kept')).isDirectory(), true);
     assert.equal(g.pathCall('path_remove_directory', DIR_FD, '.'), Errno.BUSY);
   });
   test('path_filestat_get follows symlinks only when asked', () => {

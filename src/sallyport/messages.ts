@@ -106,6 +106,7 @@ export type HostMessage =
   | { t: 'reset'; stream: number; reason: string }
   | { t: 'evidence'; id: number; kind: string | null; bytes: Uint8Array | null; error: string | null }
   | { t: 'symlinked'; id: number; error: string | null }
+  | { t: 'fsynced'; id: number; error: string | null }
   | { t: 'standby'; version: number; init: StandbyInit }
   | { t: 'assign'; keep: string }
   | { t: 'challenge'; nonce: Uint8Array }
@@ -121,6 +122,8 @@ export type KeepMessage =
   | { t: 'dial'; stream: number; host: string; port: number }
   | { t: 'attest'; id: number; reportData: Uint8Array }
   | { t: 'symlink'; id: number; target: string; path: string }
+  /** dev and ino: decimal text (they may exceed 2^53); dataOnly: 1 for fdatasync. */
+  | { t: 'fsync'; id: number; path: string; dev: string; ino: string; dataOnly: 0 | 1 }
   | { t: 'log'; level: LogLevel; text: string }
   /** A deploy's package is verified and certified: what the Keep runs (informational for the host). */
   | { t: 'deployed'; slug: string; digest: string; signer: string | null }
@@ -191,6 +194,10 @@ function toWire(m: Message): unknown[] {
       return ['symlink', m.id, m.target, m.path];
     case 'symlinked':
       return ['symlinked', m.id, m.error];
+    case 'fsync':
+      return ['fsync', m.id, m.path, m.dev, m.ino, m.dataOnly];
+    case 'fsynced':
+      return ['fsynced', m.id, m.error];
     case 'log':
       return ['log', m.level, m.text];
     case 'deployed':
@@ -315,8 +322,18 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
       v.arity(4);
       return { t: 'symlink', id: v.uint(1, MAX_STREAM_ID), target: v.text(2, MAX_PATH_BYTES, 1), path: v.text(3, MAX_PATH_BYTES, 1) };
     case 'symlinked':
+    case 'fsynced':
       v.arity(3);
-      return { t: 'symlinked', id: v.uint(1, MAX_STREAM_ID), error: v.optText(2, 32) };
+      return { t: type, id: v.uint(1, MAX_STREAM_ID), error: v.optText(2, 32) };
+    case 'fsync': {
+      v.arity(6);
+      const m = {
+        t: 'fsync' as const, id: v.uint(1, MAX_STREAM_ID), path: v.text(2, MAX_PATH_BYTES, 1),
+        dev: v.text(3, 20, 1), ino: v.text(4, 20, 1), dataOnly: v.uint(5, 1) as 0 | 1,
+      };
+      if (!/^\d+$/.test(m.dev) || !/^\d+$/.test(m.ino)) throw new ProtocolError("'fsync' dev and ino must be decimal digits");
+      return m;
+    }
     case 'log':
       v.arity(3);
       return { t: 'log', level: v.oneOf(1, LOG_LEVELS), text: v.text(2, MAX_TEXT_BYTES) };
@@ -374,8 +391,8 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
   throw new ProtocolError(`unknown message type '${type}'`);
 }
 
-const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked', 'standby', 'assign', 'challenge', 'provision', 'listening']);
-const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'log', 'deployed', 'exit', 'fail', 'ready', 'provisioned', 'refused', 'listen', 'certified']);
+const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked', 'fsynced', 'standby', 'assign', 'challenge', 'provision', 'listening']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'fsync', 'log', 'deployed', 'exit', 'fail', 'ready', 'provisioned', 'refused', 'listen', 'certified']);
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
 const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;

@@ -43,7 +43,7 @@ const HOST_CODES: Record<string, ErrnoValue> = {
   ENOTDIR: Errno.NOTDIR, ENOTEMPTY: Errno.NOTEMPTY, ENOTSOCK: Errno.NOTSOCK, ENOTSUP: Errno.NOTSUP,
   EOPNOTSUPP: Errno.NOTSUP, ENOTTY: Errno.NOTTY, ENXIO: Errno.NXIO, EOVERFLOW: Errno.OVERFLOW, EPERM: Errno.PERM,
   EPIPE: Errno.PIPE, EPROTO: Errno.PROTO, ERANGE: Errno.RANGE, EROFS: Errno.ROFS, ESPIPE: Errno.SPIPE,
-  ESRCH: Errno.SRCH, ETIMEDOUT: Errno.TIMEDOUT, ETXTBSY: Errno.TXTBSY, EXDEV: Errno.XDEV,
+  ESRCH: Errno.SRCH, ESTALE: Errno.STALE, ETIMEDOUT: Errno.TIMEDOUT, ETXTBSY: Errno.TXTBSY, EXDEV: Errno.XDEV,
   // Node's permission model (the process Keep) refusing an operation the host has no relay or fallback for.
   ERR_ACCESS_DENIED: Errno.ACCES,
 };

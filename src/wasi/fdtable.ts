@@ -19,6 +19,7 @@ export interface FileEntry extends Common {
   readonly osfd: number;
   /** The host path it was opened at: for calls a sandbox refuses on descriptors (futimes under Node's permission model). */
   readonly hostPath: string;
+  readonly syncFile?: DirectoryCapability['syncFile'];
   position: bigint;
 }
 
@@ -30,6 +31,7 @@ export interface DirEntry extends Common {
   readonly rel: readonly string[];
   readonly readonly: boolean;
   readonly createSymlink?: DirectoryCapability['createSymlink'];
+  readonly syncFile?: DirectoryCapability['syncFile'];
   /** Listing taken at cookie 0, so that cookies stay stable across fd_readdir calls. */
   listing?: { name: Uint8Array; ino: bigint; type: number }[];
 }
@@ -183,6 +185,7 @@ export function entryFromCapability(cap: DescriptorCapability, realRoot: (path: 
       return {
         type: 'dir', root: realRoot(cap.dir.hostPath), rel: [], readonly: cap.dir.readonly,
         ...(cap.dir.createSymlink && !cap.dir.readonly ? { createSymlink: cap.dir.createSymlink } : {}),
+        ...(cap.dir.syncFile ? { syncFile: cap.dir.syncFile } : {}),
         rightsBase: r.base, rightsInheriting: r.inheriting, fdflags: 0, preopenName: cap.dir.guestPath,
       };
     }

@@ -34,8 +34,8 @@ export interface WasiOptions {
 /** The imports that may wait: the engine wraps these with WebAssembly.Suspending (JSPI). */
 export const SUSPENDING_IMPORTS: ReadonlySet<string> = new Set([
   'fd_read', 'fd_write', 'poll_oneoff', 'sock_accept', 'sock_recv', 'sock_send',
-  // Only when the Keep relays symlink creation to its host (DirectoryCapability.createSymlink).
-  'path_symlink',
+  // Only when the Keep relays these to its host (DirectoryCapability.createSymlink, .syncFile).
+  'path_symlink', 'fd_sync', 'fd_datasync',
 ]);
 
 type HostFn = (...args: never[]) => number | Promise<number>;
@@ -210,12 +210,22 @@ export class WasiHost {
     return this.#replyCount(out)(io(f.osfd, this.#iovs(iovs, iovsLen), offset));
   }
 
-  /** fd_sync / fd_datasync: a file is flushed; a directory descriptor here is a path, with nothing to flush. */
-  #sync(fd: number, right: bigint, flush: (osfd: number) => void): number {
+  /**
+   * fd_sync / fd_datasync: a file is flushed, by the Keep's host where the sandbox disables it
+   * (Node's permission model); a directory descriptor here is a path, with nothing to flush.
+   */
+  #sync(fd: number, right: bigint, dataOnly: boolean): number | Promise<number> {
     const e = this.#entry(fd, right);
-    if (e.type === 'file') flush(e.osfd);
-    else if (e.type !== 'dir') throw new WasiError(Errno.INVAL, 'not a file');
-    return 0;
+    if (e.type === 'dir') return 0;
+    if (e.type !== 'file') throw new WasiError(Errno.INVAL, 'not a file');
+    try {
+      (dataOnly ? fs.fdatasyncSync : fs.fsyncSync)(e.osfd);
+      return 0;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_ACCESS_DENIED' || !e.syncFile) throw err;
+    }
+    const { dev, ino } = fs.fstatSync(e.osfd, { bigint: true });
+    return e.syncFile({ hostPath: e.hostPath, dev, ino }, dataOnly).then(() => 0);
   }
 
   #nonblocking(e: Entry): boolean {
@@ -360,8 +370,8 @@ export class WasiHost {
         this.fds.close(fd);
         return 0;
       },
-      fd_datasync: (fd: number) => this.#sync(fd, Rights.FD_DATASYNC, fs.fdatasyncSync),
-      fd_sync: (fd: number) => this.#sync(fd, Rights.FD_SYNC, fs.fsyncSync),
+      fd_datasync: (fd: number) => this.#sync(fd, Rights.FD_DATASYNC, true),
+      fd_sync: (fd: number) => this.#sync(fd, Rights.FD_SYNC, false),
       fd_fdstat_get: (fd: number, out: number) => {
         const e = this.fds.get(fd);
         const view = this.#check(out, 24);
@@ -747,6 +757,7 @@ export class WasiHost {
         return this.fds.add({
           type: 'dir', root: d.root, rel: r.rel, readonly: d.readonly, fdflags: fdflags & Fdflags.NONBLOCK,
           ...(d.createSymlink ? { createSymlink: d.createSymlink } : {}),
+          ...(d.syncFile ? { syncFile: d.syncFile } : {}),
           rightsBase: base & d.rightsInheriting & DIR_RIGHTS, rightsInheriting: inheriting & d.rightsInheriting,
         });
       }
@@ -770,7 +781,7 @@ export class WasiHost {
     const osfd = fs.openSync(r.host, flags, 0o666);
     try {
       return this.fds.add({
-        type: 'file', osfd, hostPath: r.host, position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
+        type: 'file', osfd, hostPath: r.host, ...(d.syncFile ? { syncFile: d.syncFile } : {}), position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
       });
     } catch (err) {
       fs.closeSync(osfd);

@@ -126,6 +126,12 @@ export interface DirectoryCapability {
    * fs.symlink itself. Rejects with an Error whose `code` is a POSIX error name.
    */
   readonly createSymlink?: (target: string, linkPath: string) => Promise<void>;
+  /**
+   * fsync (fdatasync if `dataOnly`) of a file opened below this directory, for a Keep whose
+   * sandbox disables it on descriptors (Node's permission model does). `dev` and `ino` name the
+   * file that was opened at `hostPath`. Absent: the host calls fs.fsync itself.
+   */
+  readonly syncFile?: (file: { hostPath: string; dev: bigint; ino: bigint }, dataOnly: boolean) => Promise<void>;
 }
 
 /**

@@ -1,6 +1,6 @@
 // The same file-system workload in both Keeps must print the same, line for line: symlinks
 // (which the process Keep's host creates for it, Node's permission model forbidding it inside),
-// times set through a descriptor (futimes, which the permission model disables), hard links,
+// times set through a descriptor and fsync (which the permission model disables), hard links,
 // renames and loops, and escape attempts. The program is test/wasi/programs/fsops.c.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -81,6 +81,8 @@ const TIMES_AND_LINKS: [string, string][] = [
   ['read:h', 'ok hello'],
   ['link:l:hl', 'ok'],
   ['readlink:hl', 'ok f'],
+  ['sync:f', 'ok'],
+  ['read:f', 'ok synced'],
 ];
 
 // Escape attempts, with a read-only preopen at fd 4 holding `precious`.

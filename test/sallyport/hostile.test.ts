@@ -44,6 +44,7 @@ const hostileKeeps: [string, Uint8Array[], RegExp, number?][] = [
   ['symlink outside the grants', [frame(['symlink', 1, 'x', '/tmp/enarx-hostile-link'])], /outside every writable directory/],
   ['symlink at a relative path', [frame(['symlink', 1, 'x', 'link'])], /not a normalised absolute path/],
   ['symlink through ..', [frame(['symlink', 1, 'x', '/tmp/a/../b'])], /not a normalised absolute path/],
+  ['fsync outside the grants', [frame(['fsync', 1, '/etc/passwd', '1', '1', 0])], /outside every granted directory/],
 ];
 
 for (const [name, frames, reason, repeat] of hostileKeeps) {
@@ -104,6 +105,7 @@ const hostileHosts: [string, Uint8Array[], RegExp][] = [
   ['a second hello', [frame(['hello', 1, init]), frame(['hello', 1, init])], /'hello' after the start/],
   ['a reset of stdout before the start', [frame(['reset', 1, 'gone'])], /'reset' for stream 1, which is not open/],
   ['a symlink answer nobody asked for', [frame(['symlinked', 3, null])], /'symlinked' for request 3, which was not made/],
+  ['an fsync answer nobody asked for', [frame(['fsynced', 4, 'EIO'])], /'fsynced' for request 4, which was not made/],
 ];
 
 for (const [name, frames, reason] of hostileHosts) {

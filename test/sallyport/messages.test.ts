@@ -45,6 +45,7 @@ const hostSamples: HostMessage[] = [
   { t: 'evidence', id: 2, kind: null, bytes: null, error: 'no attestation on this backend' },
   { t: 'symlinked', id: 1, error: null },
   { t: 'symlinked', id: 2, error: 'EEXIST' },
+  { t: 'fsynced', id: 3, error: null },
   // Version 2: provisioned Keeps.
   { t: 'standby', version: 2, init: { limits: { memory: 1 << 26, descriptors: 32 }, logLevel: 'warn', steward: 'https://steward.example', evidence: 'snp' } },
   { t: 'standby', version: 2, init: { limits: { memory: null, descriptors: null }, logLevel: 'error', steward: null } },
@@ -63,6 +64,7 @@ const keepSamples: KeepMessage[] = [
   { t: 'dial', stream: 16, host: 'example.com', port: 443 },
   { t: 'attest', id: 1, reportData: new Uint8Array(64) },
   { t: 'symlink', id: 1, target: 'sub/file', path: '/data/link' },
+  { t: 'fsync', id: 2, path: '/data/file', dev: '2049', ino: '18446744073709551615', dataOnly: 1 },
   { t: 'log', level: 'info', text: 'hello' },
   { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: 'kid' },
   { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: null },
@@ -105,6 +107,9 @@ test('malformed messages are refused with a reason', () => {
     [['symlink', 1, 'x'.repeat(4097), '/d/l'], /text string of 1\.\.4096/],
     [['symlink', 1, 't', Uint8Array.of(47)], /field 3 must be a text string/],
     [['symlink', 1, 't'], /must have 3 field/],
+    [['fsync', 1, '/d/f', '1', '2', 2], /field 5 must be an integer in 0\.\.1/],
+    [['fsync', 1, '/d/f', '1', 'x'.repeat(21), 0], /field 4 must be a text string of 1\.\.20/],
+    [['fsync', 1, '/d/f', '-1', '2', 0], /dev and ino must be decimal digits/],
     [['nope'], /may not send 'nope'/],
   ];
   for (const [value, reason] of bad) {
@@ -180,7 +185,7 @@ test('random CBOR values never crash the decoder: they decode or fail with Proto
   const value = fc.letrec((tie) => ({
     node: fc.oneof(
       { depthSize: 'small' },
-      fc.constantFrom('data', 'eof', 'credit', 'exit', 'fail', 'dial', 'attest', 'log', 'hello', 'accept', 'evidence', 'symlink', 'symlinked'),
+      fc.constantFrom('data', 'eof', 'credit', 'exit', 'fail', 'dial', 'attest', 'log', 'hello', 'accept', 'evidence', 'symlink', 'symlinked', 'fsync', 'fsynced'),
       fc.integer(),
       fc.string(),
       fc.uint8Array({ maxLength: 70 }),
@@ -190,7 +195,7 @@ test('random CBOR values never crash the decoder: they decode or fail with Proto
       fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 }),
     ),
   })).node;
-  const message = fc.tuple(fc.constantFrom('data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail', 'hello', 'accept', 'dialed', 'reset', 'evidence', 'module', 'symlink', 'symlinked'), fc.array(value, { maxLength: 5 })).map(([t, rest]) => [t, ...rest]);
+  const message = fc.tuple(fc.constantFrom('data', 'eof', 'credit', 'close', 'dial', 'attest', 'log', 'exit', 'fail', 'hello', 'accept', 'dialed', 'reset', 'evidence', 'module', 'symlink', 'symlinked', 'fsync', 'fsynced'), fc.array(value, { maxLength: 5 })).map(([t, rest]) => [t, ...rest]);
   fc.assert(
     fc.property(message, fc.constantFrom('host-to-keep', 'keep-to-host') as fc.Arbitrary<'host-to-keep' | 'keep-to-host'>, (m, dir) => {
       try {

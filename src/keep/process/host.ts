@@ -11,7 +11,7 @@ import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROV
 import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
 import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
-import { createSymlinkForKeep, writableRoots } from './symlink.ts';
+import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
 import { formatDuration } from '../limits.ts';
 
 export type ProcessKeepFile =
@@ -191,7 +191,7 @@ class HostSide {
   #started = false;
   readonly #early: [number, Socket][] = [];
   readonly #log: (level: LogLevel, text: string) => void;
-  #writableRoots: string[] | undefined;
+  #grantRoots: { writable: string[]; all: string[] } | undefined;
   // Provisioned Keeps only.
   #publicKey: { resolve: (k: Uint8Array) => void; reject: (e: Error) => void } | undefined;
   readonly ready: Promise<Uint8Array>;
@@ -595,11 +595,18 @@ class HostSide {
       case 'attest':
         this.#onAttest(m.id, m.reportData);
         return;
-      case 'symlink': {
-        this.#writableRoots ??= writableRoots(this.#req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])));
-        // A link outside the writable grants throws: a violation that ends the Keep.
-        const error = createSymlinkForKeep(this.#writableRoots, m.target, m.path);
-        if (!this.#outcome) this.#endpoint.send({ t: 'symlinked', id: m.id, error });
+      case 'symlink':
+      case 'fsync': {
+        const dirs = this.#req.files.flatMap((f) => (f.kind === 'dir' ? [f] : []));
+        const roots = (this.#grantRoots ??= { writable: realRoots(dirs.filter((d) => !d.readonly).map((d) => d.path)), all: realRoots(dirs.map((d) => d.path)) });
+        // A path outside the grants throws: a violation that ends the Keep.
+        if (m.t === 'symlink') {
+          const error = createSymlinkForKeep(roots.writable, m.target, m.path);
+          if (!this.#outcome) this.#endpoint.send({ t: 'symlinked', id: m.id, error });
+        } else {
+          const error = syncFileForKeep(roots.all, m.path, m.dev, m.ino, m.dataOnly === 1);
+          if (!this.#outcome) this.#endpoint.send({ t: 'fsynced', id: m.id, error });
+        }
         return;
       }
       case 'log':

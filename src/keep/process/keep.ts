@@ -12,7 +12,7 @@ import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
 import type { WorkloadIdentity } from '../../pki/index.ts';
 import { IoError } from '../../wasi/io.ts';
-import type { Connection, DescriptorCapability } from '../../wasi/io.ts';
+import type { Connection, DescriptorCapability, DirectoryCapability } from '../../wasi/io.ts';
 import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
 import type { StreamSink } from './streams.ts';
 import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
@@ -64,8 +64,9 @@ export class KeepSide {
   readonly #dials = new Map<number, PendingDial>();
   readonly #attests = new Map<number, { resolve: (e: { kind: string; bytes: Uint8Array }) => void; reject: (err: Error) => void }>();
   #nextAttest = 1;
-  readonly #symlinks = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
-  #nextSymlink = 1;
+  /** File-system calls the host makes for the Keep (symlink, fsync), by request id. */
+  readonly #hostFs = new Map<number, { kind: 'symlink' | 'fsync'; resolve: () => void; reject: (err: Error) => void }>();
+  #nextHostFs = 1;
   #finishing = false;
   readonly #abort = new AbortController();
   readonly services: KeepServices;
@@ -174,12 +175,14 @@ export class KeepSide {
         else pending.reject(new Error(m.error ?? 'no evidence'));
         return;
       }
-      case 'symlinked': {
-        const pending = this.#symlinks.get(m.id);
-        if (!pending) throw new ProtocolError(`'symlinked' for request ${m.id}, which was not made`);
-        this.#symlinks.delete(m.id);
+      case 'symlinked':
+      case 'fsynced': {
+        const kind = m.t === 'symlinked' ? 'symlink' : 'fsync';
+        const pending = this.#hostFs.get(m.id);
+        if (pending?.kind !== kind) throw new ProtocolError(`'${m.t}' for request ${m.id}, which was not made`);
+        this.#hostFs.delete(m.id);
         if (m.error === null) pending.resolve();
-        else pending.reject(Object.assign(new Error(`the host did not create the symlink: ${m.error}`), { code: m.error }));
+        else pending.reject(Object.assign(new Error(`the host's ${kind} failed: ${m.error}`), { code: m.error }));
         return;
       }
       case 'credit':
@@ -437,12 +440,18 @@ export class KeepSide {
     });
   }
 
-  /** Node's permission model lets no sandboxed process create symlinks: the host does it, after its own checks. */
-  #symlink(target: string, path: string): Promise<void> {
-    const id = this.#nextSymlink++;
+  /**
+   * Node's permission model lets no sandboxed process create symlinks, and disables fsync: the
+   * host does these, after its own checks (src/keep/process/host-fs.ts).
+   */
+  #hostFsCall(
+    kind: 'symlink' | 'fsync',
+    message: (id: number) => Extract<KeepMessage, { t: 'symlink' | 'fsync' }>,
+  ): Promise<void> {
+    const id = this.#nextHostFs++;
     return new Promise((resolve, reject) => {
-      this.#symlinks.set(id, { resolve, reject });
-      this.#endpoint.send({ t: 'symlink', id, target, path });
+      this.#hostFs.set(id, { kind, resolve, reject });
+      this.#endpoint.send(message(id));
     });
   }
 
@@ -476,8 +485,12 @@ export class KeepSide {
         return { kind: 'connection', name: f.name, connection: new DuplexConnection(tls, socket) };
       }
       case 'dir': {
-        const createSymlink = f.readonly ? {} : { createSymlink: (target: string, path: string) => this.#symlink(target, path) };
-        return { kind: 'dir', name: f.name, dir: { hostPath: f.path, guestPath: f.name, readonly: f.readonly, ...createSymlink } };
+        const createSymlink = f.readonly
+          ? {}
+          : { createSymlink: (target: string, path: string) => this.#hostFsCall('symlink', (id) => ({ t: 'symlink', id, target, path })) };
+        const syncFile: DirectoryCapability['syncFile'] = (file, dataOnly) =>
+          this.#hostFsCall('fsync', (id) => ({ t: 'fsync', id, path: file.hostPath, dev: String(file.dev), ino: String(file.ino), dataOnly: dataOnly ? 1 : 0 }));
+        return { kind: 'dir', name: f.name, dir: { hostPath: f.path, guestPath: f.name, readonly: f.readonly, ...createSymlink, syncFile } };
       }
     }
   }

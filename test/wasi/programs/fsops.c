@@ -4,6 +4,7 @@
 //   mkdir:D  rmdir:D  unlink:F  rename:A:B  link:A:B  symlink:TARGET:LINK  readlink:L
 //   write:F:TEXT  read:F  stat:P  lstat:P  futimes:F:SECONDS  utimes:P:SECONDS  lutimes:P:SECONDS
 //   setflags:F:FLAGS (fd_fdstat_set_flags on a read-only open, then tries to write)
+//   sync:F (fd_datasync then fd_sync on a file opened for writing)
 //   excl:F (O_CREAT|O_EXCL, following symlinks)  longsym:N:LINK (a symlink with an N-byte target)
 // With a second preopen at fd 4 (a read-only one, in the tests):
 //   rolink:A:B (hard link fd4:A to fd3:B)  rotimes (fd_filestat_set_times on fd 4 itself)
@@ -88,6 +89,12 @@ static void op(char *spec) {
     __wasi_size_t w;
     __wasi_errno_t we = __wasi_fd_write(fd, &iov, 1, &w);
     printf("set=%u write=%u\n", (unsigned)e, (unsigned)we);
+    (void)__wasi_fd_close(fd);
+  } else if (!strcmp(o, "sync")) {
+    if (report(open_at(a, 0, 0, __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_SYNC | __WASI_RIGHTS_FD_DATASYNC, 0, &fd))) return;
+    __wasi_ciovec_t iov = {(const uint8_t *)"synced", 6};
+    __wasi_size_t w;
+    if (!report(__wasi_fd_write(fd, &iov, 1, &w)) && !report(__wasi_fd_datasync(fd)) && !report(__wasi_fd_sync(fd))) puts("ok");
     (void)__wasi_fd_close(fd);
   } else if (!strcmp(o, "excl")) {
     if (!report(open_at(a, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, __WASI_RIGHTS_FD_WRITE, 0, &fd))) {

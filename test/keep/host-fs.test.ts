@@ -1,12 +1,13 @@
-// The host's side of symlink creation for a process Keep (Node's permission model lets no
-// sandboxed process create symlinks): a hostile Keep must not get a link that leads out of its
-// grants, now or after it renames things.
+// What a process Keep's host does on its behalf (Node's permission model refuses symlink
+// creation and fsync to the Keep): a hostile Keep must not get a link that leads out of its
+// grants, now or after it renames things, nor make the host touch anything outside them.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SymlinkViolation, createSymlinkForKeep, writableRoots } from '../../src/keep/process/symlink.ts';
+import { HostFsViolation, createSymlinkForKeep, realRoots, syncFileForKeep } from '../../src/keep/process/host-fs.ts';
 
 let root: string, grant: string, roots: string[];
 
@@ -16,7 +17,7 @@ before(() => {
   mkdirSync(join(grant, 'sub'), { recursive: true });
   mkdirSync(join(root, 'outside'));
   symlinkSync('sub', join(grant, 'via')); // a symlinked directory inside the grant
-  roots = writableRoots([grant, join(root, 'missing')]);
+  roots = realRoots([grant, join(root, 'missing')]);
 });
 after(() => rmSync(root, { recursive: true, force: true }));
 
@@ -58,11 +59,11 @@ test('a link outside every writable grant, or at a path that is not normalised, 
     `${grant}/a\0b`,
   ];
   for (const path of cases) {
-    assert.throws(() => createSymlinkForKeep(roots, 'x', path), SymlinkViolation, path);
+    assert.throws(() => createSymlinkForKeep(roots, 'x', path), HostFsViolation, path);
   }
   assert.equal(isLink(join(root, 'outside', 'l')), false);
   // The grant itself is not an entry that can be replaced by a link.
-  assert.throws(() => createSymlinkForKeep([], 'x', join(grant, 'l5')), SymlinkViolation);
+  assert.throws(() => createSymlinkForKeep([], 'x', join(grant, 'l5')), HostFsViolation);
 });
 
 function isLink(path: string): boolean {
@@ -72,3 +73,26 @@ function isLink(path: string): boolean {
     return false;
   }
 }
+
+test('fsync of a file in a grant, while it is still the file the Keep opened', () => {
+  const file = join(grant, 'data');
+  writeFileSync(file, 'x');
+  const st = statSync(file, { bigint: true });
+  const dev = String(st.dev), ino = String(st.ino);
+  assert.equal(syncFileForKeep(roots, file, dev, ino, false), null);
+  assert.equal(syncFileForKeep(roots, file, dev, ino, true), null);
+  assert.equal(syncFileForKeep(roots, file, dev, String(st.ino + 1n), false), 'ESTALE');
+  assert.equal(syncFileForKeep(roots, join(grant, 'missing'), dev, ino, false), 'ENOENT');
+  assert.equal(syncFileForKeep(roots, join(grant, 'sub'), dev, ino, false), 'EINVAL');
+  symlinkSync('data', join(grant, 'data-link'));
+  assert.equal(syncFileForKeep(roots, join(grant, 'data-link'), dev, ino, false), 'ELOOP');
+  execFileSync('mkfifo', [join(grant, 'fifo')]);
+  assert.equal(syncFileForKeep(roots, join(grant, 'fifo'), dev, ino, false), 'EINVAL', 'a FIFO is opened without blocking and refused');
+});
+
+test('fsync outside every grant, or of a path that is not normalised, is a violation', () => {
+  writeFileSync(join(root, 'outside', 'f'), '');
+  for (const path of [join(root, 'outside', 'f'), `${grant}/../outside/f`, 'relative', '/']) {
+    assert.throws(() => syncFileForKeep(roots, path, '1', '1', false), HostFsViolation, path);
+  }
+});

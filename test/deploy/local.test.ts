@@ -51,6 +51,13 @@ describe('enarx deploy of a local package', { timeout: 120_000 }, () => {
     assert.equal(r.stdout, 'Hello, world!\n');
   });
 
+  test('flags after TARGET are the guest\'s; one that looks like ours is warned about', async () => {
+    const r = await runEnarx(['deploy', pkg, '--json', 'Enarx.toml']);
+    assert.equal(r.code, 1, r.stderr); // catpkg cannot open /package/--json
+    assert.match(r.stderr, /warning: --json after .* goes to the guest, not to enarx deploy \(put enarx's flags before TARGET\)/);
+    assert.match(r.stdout, /^catpkg: started\n/);
+  });
+
   test('bad targets and flags: one line, exit 2, nothing runs', async () => {
     await mkdir(join(dir, 'empty'), { recursive: true });
     const cases: [string[], RegExp][] = [

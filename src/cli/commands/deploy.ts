@@ -44,6 +44,12 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON document (what ran, its digest and signer, exit status, output) instead of progress')
     .passThroughOptions();
   cmd.action(async (target: string, args: string[], o: Record<string, unknown>) => {
+    // Flags after TARGET are the guest's (as with enarx run): say so when one looks like ours.
+    const ours = new Set(cmd.options.map((opt) => opt.long));
+    const misplaced = args.filter((a) => ours.has(a.split('=')[0]));
+    if (misplaced.length > 0) {
+      process.stderr.write(`enarx: warning: ${misplaced.join(' ')} after ${target} ${misplaced.length > 1 ? 'go' : 'goes'} to the guest, not to enarx deploy (put enarx's flags before TARGET)\n`);
+    }
     if (o.keepmgr || process.env.ENARX_KEEPMGR) {
       const { deployViaKeepmgr } = await import('../keepmgr-deploy.ts');
       process.exitCode = await deployViaKeepmgr(target, o);

@@ -566,7 +566,9 @@ export class KeepSide {
     // Exit once the host has closed its half too: bytes it sent meanwhile (a credit, stdin's eof)
     // are then read, not left unread, which would make the kernel reset the pipe and the host
     // lose this Keep's last messages. A host that never closes is not waited for long.
-    await Promise.race([this.#endpoint.ended(), new Promise<void>((resolve) => setTimeout(resolve, HOST_CLOSE_WAIT_MS))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#endpoint.ended(), new Promise<void>((resolve) => (timer = setTimeout(resolve, HOST_CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
     this.#exit(0);
   }
 }

@@ -74,6 +74,16 @@ describe('enarx run: workloads', { concurrency: true }, () => {
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, 'enarx: the Keep went over its wall-time limit (1s)\n');
   });
+  test('the wall-time limit stops a guest that computes without ever waiting, in both Keeps', async () => {
+    const spin = await wat('spin', `(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))`);
+    for (const backend of ['nil', 'process']) {
+      const r = await runEnarx(['run', '--backend', backend, '--wall-time-limit', '1s', spin], { timeoutMs: 60_000 });
+      // The nil Keep's watchdog ends enarx with SIGKILL (a shell reports 137); the process Keep's host exits 137.
+      if (backend === 'nil') assert.equal(r.signal, 'SIGKILL');
+      else assert.equal(r.code, 137);
+      assert.equal(r.stderr, 'enarx: the Keep went over its wall-time limit (1s)\n', backend);
+    }
+  });
   test('file I/O in a --dir preopen', async () => {
     const data = join(work, 'data');
     mkdirSync(data);

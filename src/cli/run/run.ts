@@ -18,6 +18,9 @@ const { readFileSync, statSync } = process.getBuiltinModule('node:fs');
 /** Enarx refuses modules above 100 MB; so do we. */
 const MAX_MODULE_BYTES = 100 * 1024 * 1024;
 
+/** How long after the nil Keep's wall-time limit its watchdog ends a guest that never waits. */
+const WATCHDOG_GRACE_MS = 500;
+
 /** Exit statuses for a Keep stopped by a signal, as a shell reports them. */
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -225,12 +228,19 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     };
   };
 
-  // The process Keep's host kills it at the wall-time limit; the nil Keep stops its guest at the
-  // next host call (a guest computing without calls runs on until it makes one).
-  const wallTimer =
-    limits.maxWallTimeMs !== undefined && backend.name === 'nil'
-      ? setTimeout(() => controller.abort(`the Keep went over its wall-time limit (${formatDuration(limits.maxWallTimeMs!)})`), limits.maxWallTimeMs)
-      : undefined;
+  // The process Keep's host kills it at the wall-time limit. The nil Keep stops a waiting guest
+  // when its timer runs; a guest that computes without waiting keeps the timer from running, and
+  // a watchdog thread ends the whole process shortly after the limit (src/keep/watchdog.ts).
+  let wallTimer: NodeJS.Timeout | undefined;
+  let disarm = () => {};
+  if (limits.maxWallTimeMs !== undefined && backend.name === 'nil') {
+    const reason = `the Keep went over its wall-time limit (${formatDuration(limits.maxWallTimeMs)})`;
+    disarm = (await import('../../keep/watchdog.ts')).armWatchdog(limits.maxWallTimeMs + WATCHDOG_GRACE_MS, reason);
+    wallTimer = setTimeout(() => {
+      disarm();
+      controller.abort(reason);
+    }, limits.maxWallTimeMs);
+  }
   let stage: string | undefined;
   if (flags.deploy) {
     const [{ mkdtempSync }, { tmpdir }, { join }] = [process.getBuiltinModule('node:fs'), process.getBuiltinModule('node:os'), process.getBuiltinModule('node:path')];
@@ -260,6 +270,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     throw err;
   } finally {
     clearTimeout(wallTimer);
+    disarm();
     if (stage) process.getBuiltinModule('node:fs').rmSync(stage, { recursive: true, force: true });
   }
   switch (outcome.kind) {

@@ -356,7 +356,7 @@ export class WasiHost {
       },
       fd_advise: (fd: number, offset: bigint, len: bigint, advice: number) => {
         this.#file(fd, Rights.FD_ADVISE);
-        if (advice > MAX_ADVICE || offset < 0n || len < 0n) throw new WasiError(Errno.INVAL);
+        if (advice > MAX_ADVICE || offset > I64_MAX || len > I64_MAX) throw new WasiError(Errno.INVAL);
         return 0; // advice is a hint; the host's page cache already does well without it
       },
       fd_allocate: (fd: number, offset: bigint, len: bigint) => {
@@ -488,7 +488,8 @@ export class WasiHost {
         this.fds.renumber(from, to);
         return 0;
       },
-      fd_seek: (fd: number, offset: bigint, whence: number, out: number) => {
+      fd_seek: (fd: number, unsignedOffset: bigint, whence: number, out: number) => {
+        const offset = BigInt.asIntN(64, unsignedOffset); // filedelta is signed
         const e = this.fds.get(fd);
         if (e.type === 'dir') throw new WasiError(Errno.ISDIR);
         if (e.type !== 'file') throw new WasiError(Errno.SPIPE);
@@ -952,13 +953,23 @@ function outputReadiness(stream: OutputStream) {
   return n > 0 ? { error: 0 as const, nbytes: BigInt(n) } : { error: 0 as const, nbytes: 0n, wait: stream.ready() };
 }
 
-/** Wraps a host function so that failures become errnos, and exit/abort unwind the guest. */
+/**
+ * Wraps a host function so that failures become errnos, and exit/abort unwind the guest.
+ * Every integer of preview1's signatures is unsigned, but JS receives wasm's i32 and i64 as
+ * signed: a pointer above 2 GiB, fd 0xffffffff or an offset of 2^64-1 would arrive negative.
+ * They are read back as unsigned here (fd_seek alone takes a signed delta and converts it).
+ */
 function guard(fn: HostFn): HostFn {
   const fail = (err: unknown): number => {
     if (err instanceof ProcExit || err instanceof Aborted) throw err;
     return errnoOf(err);
   };
   return (...args: never[]) => {
+    const raw = args as unknown as (number | bigint)[];
+    for (let i = 0; i < raw.length; i++) {
+      const a = raw[i]!;
+      raw[i] = typeof a === 'number' ? a >>> 0 : BigInt.asUintN(64, a);
+    }
     try {
       const r = fn(...args);
       return typeof r === 'number' ? r : r.then(undefined, fail);

@@ -102,6 +102,28 @@ test('every pointer is bounds-checked: EFAULT, never a host exception or a write
   assert.equal(g.memory.buffer.byteLength, end, 'memory did not grow');
 });
 
+test('wasm passes i32 and i64 to JS as signed: negative views of unsigned arguments mean what the guest meant', () => {
+  // What a guest's 0xfffffff8, fd 0xffffffff or offset 2^64-1 look like when they reach JS.
+  const out = g.alloc(8);
+  const [p, l] = g.str('f');
+  assert.equal(g.call('fd_fdstat_get', -1, out), Errno.BADF);
+  assert.equal(g.call('fd_fdstat_get', FD, -8), Errno.FAULT, 'a pointer near 4 GiB is out of bounds, not a host exception');
+  assert.equal(g.call('clock_time_get', 0, 1n, -4), Errno.FAULT);
+  assert.equal(g.call('path_open', FD, 0, p, -1, 0, READ, 0n, 0, out), Errno.FAULT);
+  const [e, fd] = g.open(FD, 'f', { rights: READ | Rights.FD_WRITE | Rights.FD_FILESTAT_SET_SIZE | Rights.FD_ADVISE | Rights.FD_TELL });
+  assert.equal(e, 0);
+  const [iov, n] = g.iovs([4]);
+  assert.equal(g.call('fd_pread', fd, iov, n, -1n, out), Errno.INVAL, 'offset 2^64-1');
+  assert.equal(g.call('fd_read', fd, iov, -1, out), Errno.INVAL, 'iovec count 2^32-1');
+  assert.equal(g.call('fd_filestat_set_size', fd, -1n), Errno.FBIG);
+  assert.equal(g.call('fd_advise', fd, -1n, 1n, 0), Errno.INVAL);
+  // fd_seek's delta alone is signed.
+  assert.equal(g.call('fd_seek', fd, -1n, 2, out), 0);
+  assert.equal(g.u64(out), 3n, 'one byte before the end of "data"');
+  assert.equal(g.call('fd_seek', fd, -5n, 1, out), Errno.INVAL);
+  assert.equal(g.call('fd_close', fd), 0);
+});
+
 test('iovecs: out-of-range buffers, wrapping lengths and huge counts are refused before any I/O', () => {
   const [e, fd] = g.open(FD, 'f', { rights: READ | Rights.FD_WRITE });
   assert.equal(e, 0);

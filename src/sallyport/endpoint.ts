@@ -29,17 +29,22 @@ export const DEFAULT_RATES: { frames: RateLimit; control: RateLimit } = {
   control: { perSecond: 20_000, burst: 20_000 },
 };
 
+/** Milliseconds on a monotonic clock (the global `performance` loads node:perf_hooks, milliseconds of start-up). */
+function nowMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
 class TokenBucket {
   readonly #limit: RateLimit;
   #tokens: number;
-  #stamp = performance.now();
+  #stamp = nowMs();
   constructor(limit: RateLimit) {
     this.#limit = limit;
     this.#tokens = limit.burst;
   }
   take(): boolean {
     if (this.#tokens < 1) {
-      const now = performance.now();
+      const now = nowMs();
       this.#tokens = Math.min(this.#limit.burst, this.#tokens + ((now - this.#stamp) / 1000) * this.#limit.perSecond);
       this.#stamp = now;
       if (this.#tokens < 1) return false;

@@ -8,7 +8,6 @@
 import type { ChildProcess } from 'node:child_process';
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run` (it starts the Keep as early as it can).
-const { createHash } = process.getBuiltinModule('node:crypto');
 const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 const { spawn } = process.getBuiltinModule('node:child_process');
@@ -111,25 +110,32 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
 /** True when the Keep is bound to die with its host by the kernel (not only by its pipe closing). */
 export const diesWithHost = SETPRIV !== undefined;
 
-function fingerprint(inputs: readonly string[]): string | null {
-  const h = createHash('sha256');
+/**
+ * What the bundle was built from, as one string: each input's path, size and modification time.
+ * Compared as is on every start (hashing it would load node:crypto, tens of milliseconds of a
+ * short run's start-up); hashed only to name a new bundle's directory.
+ */
+function stamp(inputs: readonly string[]): string | null {
+  let out = '';
   for (const file of inputs) {
     try {
       const st = statSync(file);
-      h.update(`${file}\0${st.size}\0${st.mtimeMs}\n`);
+      out += `${file}\0${st.size}\0${st.mtimeMs}\n`;
     } catch {
       return null;
     }
   }
-  return h.digest('hex').slice(0, 16);
+  return out;
 }
+
+/** The index of the current bundle: its inputs, their stamp when it was built, its directory. */
+const INDEX = 'current.json';
 
 function cachedBundle(): string | null {
   try {
-    const inputs = JSON.parse(readFileSync(join(CACHE, 'inputs.json'), 'utf8')) as string[];
-    const fp = fingerprint(inputs);
-    if (!fp) return null;
-    const file = join(CACHE, fp, 'keep.mjs');
+    const index = JSON.parse(readFileSync(join(CACHE, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
+    if (stamp(index.inputs) !== index.stamp || !/^[0-9a-f]{16}$/.test(index.dir)) return null;
+    const file = join(CACHE, index.dir, 'keep.mjs');
     return existsSync(file) ? file : null;
   } catch {
     return null;
@@ -156,14 +162,16 @@ async function build(): Promise<string> {
     absWorkingDir: REPO_ROOT,
   });
   const inputs = Object.keys(result.metafile.inputs).map((f) => resolve(REPO_ROOT, f)).sort();
-  const fp = fingerprint(inputs)!;
+  const built = stamp(inputs)!;
+  const { createHash } = process.getBuiltinModule('node:crypto');
+  const fp = createHash('sha256').update(built).digest('hex').slice(0, 16);
   const dir = join(CACHE, fp);
   try {
     renameSync(tmp, dir);
   } catch {
     rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
   }
-  writeFileSync(join(CACHE, `inputs.json.${process.pid}`), JSON.stringify(inputs));
-  renameSync(join(CACHE, `inputs.json.${process.pid}`), join(CACHE, 'inputs.json'));
+  writeFileSync(join(CACHE, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
+  renameSync(join(CACHE, `${INDEX}.${process.pid}`), join(CACHE, INDEX));
   return join(dir, 'keep.mjs');
 }

@@ -333,9 +333,13 @@ export class KeepSide {
     const socket = new SallyportSocket(this.#endpoint, stream);
     this.#sinks.set(stream, socket);
     socket.once('close', () => this.#sinks.delete(stream));
-    void this.#wrapAccepted(listener.spec, socket).then((connection) => {
-      if (!listener.queue.offer(connection)) connection.close();
-    });
+    // Without an identity (the Steward refused, and the Keep is ending) the client is dropped.
+    this.#wrapAccepted(listener.spec, socket).then(
+      (connection) => {
+        if (!listener.queue.offer(connection)) connection.close();
+      },
+      () => socket.destroy(),
+    );
   }
 
   async #wrapAccepted(spec: Extract<FileSpec, { kind: 'listen' }>, socket: SallyportSocket): Promise<Connection> {
@@ -500,14 +504,17 @@ export class KeepSide {
     let module = this.#module!;
     this.#module = undefined;
     this.#state = 'running';
+    this.#log('debug', `started: ${module.length} module bytes received`);
     let outcome: WorkloadOutcome;
     try {
       let { files, argv, env, limits } = init;
       // A refusal (Steward, registry, signature, digest) ends the Keep here, before any descriptor opens or the workload runs.
       if (init.deploy) ({ module, files, argv, env, limits } = await this.#deploy(init));
       else if (init.steward) {
-        const identity = await this.#attestedIdentity(init.steward, init.evidence ?? null, module);
-        this.#identity = Promise.resolve(identity);
+        // The identity is set before the first await: a client accepted meanwhile waits for the
+        // Steward's certificate, and is never served a self-signed one.
+        this.#identity = this.#attestedIdentity(init.steward, init.evidence ?? null, module);
+        const identity = await this.#identity;
         if (this.#plan) this.#endpoint.send({ t: 'certified', chain: identity.certificateChain.join('') });
       }
       const descriptors: DescriptorCapability[] = [];

@@ -20,6 +20,18 @@ const BACKENDS: BackendEntry[] = [
     strength: 10,
     load: async () => (await import('./process/index.ts')).processBackend,
   },
+  // A process Keep inside a confidential VM or an SGX enclave: the hardware adds confidentiality
+  // and attestation, so each ranks above the plain process Keep where it is available.
+  ...(['sev', 'tdx', 'sgx'] as const).map((name) => ({
+    name,
+    description: {
+      sev: 'a process Keep inside an AMD SEV-SNP confidential VM, attested through configfs-tsm',
+      tdx: 'a process Keep inside an Intel TDX confidential VM, attested through configfs-tsm',
+      sgx: 'a process Keep inside a Gramine SGX enclave, attested through /dev/attestation',
+    }[name],
+    strength: 30,
+    load: async () => (await import('./hardware/backend.ts')).hardwareBackend(name),
+  })),
 ];
 
 /** Adds a backend (e.g. the process Keep). A later entry with the same name replaces the earlier. */

@@ -22,6 +22,7 @@ export {
 export type {
   DeploySpec,
   Direction,
+  EvidenceInterface,
   FailKind,
   FileSpec,
   HostMessage,

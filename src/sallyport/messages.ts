@@ -64,6 +64,17 @@ export interface KeepInit {
    * messages follow, `moduleSize` is 0, `files` is empty: they come from the package's Enarx.toml).
    */
   deploy?: DeploySpec | null;
+  /**
+   * Hardware Keeps: the Keep collects its evidence itself through this interface (the host has
+   * granted it exactly these paths) instead of asking the host with `attest`.
+   */
+  collect?: EvidenceInterface | null;
+}
+
+export interface EvidenceInterface {
+  via: 'configfs-tsm' | 'gramine';
+  /** The configfs-tsm report directory, or Gramine's attestation directory (absolute). */
+  root: string;
 }
 
 /** What the Keep is to fetch and whom it trusts, fixed at start: the host cannot change it later. */
@@ -249,6 +260,7 @@ function initToWire(init: KeepInit): Record<string, unknown> {
     steward: init.steward,
     ...(init.evidence ? { evidence: init.evidence } : {}),
     ...(init.deploy ? { deploy: { ...init.deploy, ca: [...init.deploy.ca], trustedKeys: [...init.deploy.trustedKeys] } } : {}),
+    ...(init.collect ? { collect: { via: init.collect.via, root: init.collect.root } } : {}),
   };
 }
 
@@ -516,7 +528,7 @@ class MapReader {
 }
 
 function readInit(value: unknown): KeepInit {
-  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward'], ['evidence', 'deploy']);
+  const m = new MapReader('hello.init', value, ['moduleSize', 'argv', 'env', 'files', 'limits', 'logLevel', 'steward'], ['evidence', 'deploy', 'collect']);
   const deploy = m.get('deploy') === undefined || m.get('deploy') === null ? null : readDeploy(m.get('deploy'));
   const argv = m.list('argv').map((a, i) => {
     if (typeof a !== 'string' || Buffer.byteLength(a) > MAX_TEXT_BYTES) throw new ProtocolError(`hello.init.argv[${i}] must be a text string`);
@@ -545,6 +557,7 @@ function readInit(value: unknown): KeepInit {
     steward: m.optText('steward', 2048),
     ...(m.get('evidence') === undefined || m.get('evidence') === null ? {} : { evidence: m.oneOf('evidence', EVIDENCE_KINDS) }),
     ...(deploy ? { deploy } : {}),
+    ...(m.get('collect') === undefined || m.get('collect') === null ? {} : { collect: readEvidenceInterface(m.get('collect')) }),
   };
 }
 
@@ -564,6 +577,13 @@ function readDeploy(value: unknown): DeploySpec {
     allowUnsigned: m.bool('allowUnsigned'),
     stage: m.text('stage', 4096, 1),
   };
+}
+
+function readEvidenceInterface(value: unknown): EvidenceInterface {
+  const m = new MapReader('hello.init.collect', value, ['via', 'root']);
+  const root = m.text('root', 4096, 1);
+  if (!root.startsWith('/') || root.includes('\0')) m.fail('root', 'an absolute path');
+  return { via: m.oneOf('via', ['configfs-tsm', 'gramine'] as const), root };
 }
 
 const EVIDENCE_KINDS = ['snp', 'sgx', 'tdx'] as const;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { encode } from 'cborg';
+import { decode, encode } from 'cborg';
 import { ProtocolError, decodeMessage, encodeMessage } from '../../src/sallyport/index.ts';
 import type { HostMessage, KeepInit, KeepMessage } from '../../src/sallyport/index.ts';
 
@@ -32,6 +32,7 @@ const deployInit: KeepInit = {
 
 const hostSamples: HostMessage[] = [
   { t: 'hello', version: 1, init },
+  { t: 'hello', version: 1, init: { ...init, steward: 'https://steward.example/', evidence: 'snp', collect: { via: 'configfs-tsm', root: '/sys/kernel/config/tsm/report' } } },
   { t: 'hello', version: 1, init: deployInit },
   { t: 'module', bytes: Uint8Array.of(0, 97, 115, 109) },
   { t: 'data', stream: 0, bytes: Uint8Array.of(1, 2, 3) },
@@ -116,6 +117,17 @@ test('malformed messages are refused with a reason', () => {
     assert.throws(() => decodeMessage(encode(value), 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(value));
   }
   assert.throws(() => decodeMessage(encode(['evidence', 1, 'snp', Uint8Array.of(1), 'and an error']), 'host-to-keep'), /either kind and bytes, or an error/);
+  const wireInit = (decode(encodeMessage(hostSamples[0]!)) as unknown[])[2] as Record<string, unknown>;
+  const hello = (collect: unknown) => encode(['hello', 1, { ...wireInit, collect }]);
+  for (const [collect, reason] of [
+    [{ via: 'ioctl', root: '/dev/sev-guest' }, /collect\.via must be one of configfs-tsm, gramine/],
+    [{ via: 'gramine', root: 'dev/attestation' }, /collect\.root must be an absolute path/],
+    [{ via: 'gramine' }, /collect lacks key 'root'/],
+    [{ via: 'gramine', root: '/dev/attestation', extra: 1 }, /unknown key 'extra'/],
+    ['gramine', /collect must be a map/],
+  ] as [unknown, RegExp][]) {
+    assert.throws(() => decodeMessage(hello(collect), 'host-to-keep'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(collect));
+  }
   assert.throws(() => decodeMessage(encode(['symlinked', 1, 'x'.repeat(33)]), 'host-to-keep'), /text string of 0\.\.32/);
   // Version 2.
   const badHost: [unknown, RegExp][] = [

@@ -25,18 +25,16 @@ export function registerPlatformSection(section: PlatformSection): void {
   if (!sections.some((s) => s.backend === section.backend)) sections.push(section);
 }
 
-/** The hardware Keeps' checks: configfs-tsm for SEV-SNP and TDX guests, Gramine for SGX. */
+/** The hardware Keeps' checks: configfs-tsm for SEV-SNP (sev) and TDX guests, Gramine for SGX. */
 function hardwareSections(): PlatformSection[] {
-  const detect = async () => (await import('../../keep/hardware/index.ts')).detectHardware();
-  let pending: ReturnType<typeof detect> | undefined;
-  const once = () => (pending ??= detect());
-  return [
-    {
-      backend: 'sev-snp, tdx (configfs-tsm)',
-      checks: async () => (await once()).checks.filter((c) => !c.name.startsWith('Gramine')),
+  const load = () => import('../../keep/hardware/backend.ts');
+  return (['sev', 'tdx', 'sgx'] as const).map((backend) => ({
+    backend,
+    checks: async () => {
+      const hw = await load();
+      return hw.backendChecks(backend, await hw.detectOnce());
     },
-    { backend: 'sgx (gramine)', checks: async () => (await once()).checks.filter((c) => c.name.startsWith('Gramine')) },
-  ];
+  }));
 }
 
 /** The software Keeps: nil (in-process) and process (a permission-model Node process behind the sallyport). */
@@ -61,8 +59,8 @@ function treeLines(c: PlatformCheck, depth: number, lines: string[]): void {
 }
 
 export function registerInfoCommand(platform: Command, version: string): void {
-  for (const s of softwareSections()) registerPlatformSection(s);
   for (const s of hardwareSections()) registerPlatformSection(s);
+  for (const s of softwareSections()) registerPlatformSection(s);
   platform
     .command('info')
     .description('check what this platform offers each Keep backend, and what is missing')

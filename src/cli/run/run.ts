@@ -122,7 +122,7 @@ function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
   return files.map((f) => {
     const path = f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
     if (!path) return f;
-    if (backend !== 'process') throw new EnarxError(`'${f.name}': client_ca and ca need the process Keep`, { hint: 'use --backend process' });
+    if (backend !== 'process' && !HARDWARE_BACKENDS.has(backend)) throw new EnarxError(`'${f.name}': client_ca and ca need the process Keep`, { hint: 'use --backend process' });
     let pem: string;
     try {
       pem = readFileSync(path, 'utf8');
@@ -135,6 +135,8 @@ function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
   }) as FileSpec[];
 }
 
+const HARDWARE_BACKENDS = new Set(['sev', 'tdx', 'sgx']);
+
 /** The evidence source for an attested Keep: checked here, so a bad flag fails before any Keep starts. */
 export async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
   if (softwareDir && !steward) throw new UsageError('--software-evidence needs a Steward to send it to', 'add --steward URL, or steward = "URL" in Enarx.toml');
@@ -145,6 +147,10 @@ export async function evidenceFor(steward: string | undefined, softwareDir: stri
   } catch (err) {
     if (err instanceof StewardIdentityError) throw new EnarxError(err.message, { hint: 'serve the Steward over https, or reach it on 127.0.0.1' });
     throw err;
+  }
+  if (HARDWARE_BACKENDS.has(backend)) {
+    if (softwareDir) throw new UsageError(`--software-evidence is for software Keeps: the ${backend} Keep attests with its hardware`, 'drop --software-evidence, or choose --backend process');
+    return undefined; // the Keep collects its own evidence
   }
   if (backend !== 'process') {
     throw new EnarxError(`the ${backend} Keep cannot be attested, so it cannot get a certificate from ${steward}`, { hint: 'use --backend process (with --software-evidence DIR for development), or drop the Steward' });

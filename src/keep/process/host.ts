@@ -56,6 +56,11 @@ export interface ProcessKeepRequest {
   evidence?: (reportData: Uint8Array) => Promise<{ kind: string; bytes: Uint8Array }>;
   /** The kind `evidence` returns, told to the Keep up front so it makes its key on the right curve. */
   evidenceKind?: 'snp' | 'sgx' | 'tdx';
+  /**
+   * A hardware Keep collects its evidence itself through this interface (configfs-tsm report
+   * directory, or Gramine's attestation files): the Keep is granted exactly these paths.
+   */
+  collect?: { kind: 'snp' | 'sgx' | 'tdx'; via: 'configfs-tsm' | 'gramine'; root: string };
   /** Extra destinations the Keep may dial (e.g. its Steward), besides its connect files. */
   allowDial?: readonly { host: string; port: number }[];
   /** Told the Keep's process id once it is started. */
@@ -240,6 +245,7 @@ class HostSide {
     const grants = {
       readDirs: [...req.files.flatMap((f) => (f.kind === 'dir' ? [f.path] : [])), ...stage],
       writeDirs: [...req.files.flatMap((f) => (f.kind === 'dir' && !f.readonly ? [f.path] : [])), ...stage],
+      ...(req.collect ? { attestation: attestationGrants(req.collect) } : {}),
     };
     // Only a plain run takes an early Keep: launch options (keepmgr's limits and users) start their own.
     const early = !req.launch && !req.launchOptions ? takePrestarted(grants) : undefined;
@@ -307,7 +313,11 @@ class HostSide {
           limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
           logLevel: req.logLevel ?? 'warn',
           steward: req.steward ?? null,
-          ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
+          ...(req.collect
+            ? { evidence: req.collect.kind, collect: { via: req.collect.via, root: req.collect.root } }
+            : req.evidence && req.evidenceKind
+              ? { evidence: req.evidenceKind }
+              : {}),
           ...(req.deploy ? { deploy: req.deploy } : {}),
         },
       });
@@ -744,6 +754,16 @@ class HostSide {
     this.#sockets.clear();
     this.#stopStdin();
   }
+}
+
+/**
+ * What a hardware Keep may touch to get its evidence, and nothing more: configfs-tsm's report
+ * directory (it creates, uses and removes one entry there); Gramine's three attestation files.
+ */
+export function attestationGrants(collect: { via: 'configfs-tsm' | 'gramine'; root: string }): { read: string[]; write: string[] } {
+  if (collect.via === 'configfs-tsm') return { read: [collect.root], write: [collect.root] };
+  const file = (name: string) => `${collect.root}/${name}`;
+  return { read: [file('attestation_type'), file('user_report_data'), file('quote')], write: [file('user_report_data')] };
 }
 
 function describeOutcome(o: ProcessKeepOutcome): string {

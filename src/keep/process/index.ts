@@ -10,7 +10,7 @@ import type { EvidenceSource } from '../steward.ts';
 import { log, logEnabled } from '../../cli/output.ts';
 import type { LogLevel } from '../../sallyport/index.ts';
 import { runProcessKeep } from './host.ts';
-import type { ProcessKeepFile } from './host.ts';
+import type { ProcessKeepFile, ProcessKeepRequest } from './host.ts';
 import { processAvailability } from './platform.ts';
 
 export { runProcessKeep, exitStatus } from './host.ts';
@@ -51,51 +51,60 @@ function registryDestination(origin: string): { host: string; port: number } {
 export const processBackend: KeepBackend = {
   name: 'process',
   availability: async (): Promise<BackendAvailability> => processAvailability(),
-  async run(plan: RunPlan): Promise<WorkloadOutcome> {
-    // The guest never blocks this process, so Ctrl-C and SIGTERM are handled for the whole run.
-    const release = plan.onWait?.();
-    try {
-      const outcome = await runProcessKeep({
-        module: plan.module,
-        args: plan.args,
-        env: plan.env,
-        files: plan.files as readonly ProcessKeepFile[],
-        limits: {
-          ...(plan.limits.maxMemoryBytes !== undefined ? { memory: plan.limits.maxMemoryBytes } : {}),
-          ...(plan.limits.maxDescriptors !== undefined ? { descriptors: plan.limits.maxDescriptors } : {}),
-          ...(plan.limits.maxRssBytes !== undefined ? { rss: plan.limits.maxRssBytes } : {}),
-          ...(plan.limits.maxWallTimeMs !== undefined ? { wallTimeMs: plan.limits.maxWallTimeMs } : {}),
-        },
-        logLevel: plan.deploy ? 'info' : currentLogLevel(),
-        steward: plan.steward ?? null,
-        ...(plan.steward ? stewardAccess(plan.steward, plan.evidence) : {}),
-        ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
-        ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
-        stdin: process.stdin,
-        stdout: (plan.stdout ?? process.stdout) as Writable,
-        stderr: (plan.stderr ?? process.stderr) as Writable,
-        signal: plan.signal,
-        // A deploy's progress (the Keep's 'deploy: ...' lines) shows on stderr whatever the log level.
-        log: plan.deploy ? (level, text) => (text.startsWith('keep: deploy: ') ? process.stderr.write(`${text.slice(6)}\n`) : log(level, text)) : log,
-        onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),
-      });
-      switch (outcome.kind) {
-        case 'exit':
-        case 'trap':
-          return outcome;
-        case 'limit':
-          return { kind: 'aborted', reason: outcome.message };
-        case 'aborted':
-          return { kind: 'aborted', reason: outcome.reason };
-        case 'error':
-          throw new KeepSetupError(outcome.message);
-        case 'crash':
-          throw new KeepSetupError(outcome.message, 'the Keep process failed; run with --log-level debug for its diagnostics');
-      }
-    } finally {
-      release?.();
-    }
-  },
+  run: (plan: RunPlan) => runInProcessKeep(plan),
 };
+
+/**
+ * Runs a plan in a process Keep. `collect`: a hardware Keep, which gets its evidence itself
+ * through that interface (granted to it) instead of asking the host.
+ */
+export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepRequest['collect']): Promise<WorkloadOutcome> {
+  // The guest never blocks this process, so Ctrl-C and SIGTERM are handled for the whole run.
+  const release = plan.onWait?.();
+  try {
+    const outcome = await runProcessKeep({
+      module: plan.module,
+      args: plan.args,
+      env: plan.env,
+      files: plan.files as readonly ProcessKeepFile[],
+      limits: {
+        ...(plan.limits.maxMemoryBytes !== undefined ? { memory: plan.limits.maxMemoryBytes } : {}),
+        ...(plan.limits.maxDescriptors !== undefined ? { descriptors: plan.limits.maxDescriptors } : {}),
+        ...(plan.limits.maxRssBytes !== undefined ? { rss: plan.limits.maxRssBytes } : {}),
+        ...(plan.limits.maxWallTimeMs !== undefined ? { wallTimeMs: plan.limits.maxWallTimeMs } : {}),
+      },
+      logLevel: plan.deploy ? 'info' : currentLogLevel(),
+      steward: plan.steward ?? null,
+      ...(plan.steward ? stewardAccess(plan.steward, collect ? undefined : plan.evidence) : {}),
+      ...(collect ? { collect } : {}),
+      ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
+      ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
+      stdin: process.stdin,
+      stdout: (plan.stdout ?? process.stdout) as Writable,
+      stderr: (plan.stderr ?? process.stderr) as Writable,
+      signal: plan.signal,
+      // A deploy's progress (the Keep's 'deploy: ...' lines) shows on stderr whatever the log level.
+      log: plan.deploy ? (level, text) => (text.startsWith('keep: deploy: ') ? process.stderr.write(`${text.slice(6)}\n`) : log(level, text)) : log,
+      onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),
+    });
+    switch (outcome.kind) {
+      case 'exit':
+      case 'trap':
+        return outcome;
+      case 'limit':
+        return { kind: 'aborted', reason: outcome.message };
+      case 'aborted':
+        return { kind: 'aborted', reason: outcome.reason };
+      case 'error':
+        throw new KeepSetupError(outcome.message);
+      case 'crash':
+        throw new KeepSetupError(outcome.message, 'the Keep process failed; run with --log-level debug for its diagnostics');
+      default:
+        throw new KeepSetupError(`the Keep ended in an unknown way (${(outcome as { kind: string }).kind})`);
+    }
+  } finally {
+    release?.();
+  }
+}
 
 export default processBackend;

@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
-import type { FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
+import type { EvidenceInterface, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
 import type { ProvisionedKeep, ProvisionedPlan } from './provisioned.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
@@ -360,15 +360,15 @@ export class KeepSide {
   }
 
   /** Key, evidence binding it and the workload's digest, CSR, Steward: the chain every TLS file then uses. */
-  async #attestedIdentity(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, module: Uint8Array): Promise<KeepIdentity> {
+  async #attestedIdentity(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, collect: EvidenceInterface | null, module: Uint8Array): Promise<KeepIdentity> {
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', module as Uint8Array<ArrayBuffer>));
-    const identity = await this.#certify(steward, kind, { digest: { algorithm: 'sha-384', value: digest } });
+    const identity = await this.#certify(steward, kind, { digest: { algorithm: 'sha-384', value: digest } }, collect);
     this.#log('info', `the Steward at ${new URL(steward).origin} certified this Keep`);
     return identity;
   }
 
   /** One Steward exchange: a fresh key, evidence binding it (and `workload`, if any), the CSR. */
-  async #certify(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, workload?: WorkloadIdentity): Promise<KeepIdentity> {
+  async #certify(steward: string, kind: 'snp' | 'sgx' | 'tdx' | null, workload?: WorkloadIdentity, collect: EvidenceInterface | null = null): Promise<KeepIdentity> {
     if (!kind) {
       throw new Error(
         `this host cannot attest, so the Steward at ${steward} cannot certify this Keep ` +
@@ -376,10 +376,13 @@ export class KeepSide {
       );
     }
     const [{ requestStewardIdentity, postOverDial }, { attestationStatementType }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
+    // A hardware Keep asks the hardware itself, through the paths its host granted; otherwise the
+    // host's `attest` answers (software evidence), which it cannot forge either.
+    const hardware = collect ? (await import('../hardware/source.ts')).hardwareEvidenceSource(kind, collect) : undefined;
     return requestStewardIdentity({
       steward,
       ...(workload ? { workload } : {}),
-      evidence: {
+      evidence: hardware ?? {
         kind,
         description: `${kind} evidence from the host`,
         collect: async (reportData) => {
@@ -402,7 +405,7 @@ export class KeepSide {
     const deployed = await deployPackage(spec, {
       dial: (host, port) => this.#dial(host, port),
       log: (level, text) => this.#log(level, text),
-      ...(steward ? { certify: (workload?: WorkloadIdentity) => this.#certify(steward, init.evidence ?? null, workload) } : {}),
+      ...(steward ? { certify: (workload?: WorkloadIdentity) => this.#certify(steward, init.evidence ?? null, workload, init.collect ?? null) } : {}),
     });
     if (deployed.identity) this.#identity = Promise.resolve(deployed.identity);
     this.#endpoint.send({ t: 'deployed', slug: deployed.slug, digest: deployed.digest, signer: deployed.signer });
@@ -513,7 +516,7 @@ export class KeepSide {
       else if (init.steward) {
         // The identity is set before the first await: a client accepted meanwhile waits for the
         // Steward's certificate, and is never served a self-signed one.
-        this.#identity = this.#attestedIdentity(init.steward, init.evidence ?? null, module);
+        this.#identity = this.#attestedIdentity(init.steward, init.evidence ?? null, init.collect ?? null, module);
         const identity = await this.#identity;
         if (this.#plan) this.#endpoint.send({ t: 'certified', chain: identity.certificateChain.join('') });
       }

@@ -22,6 +22,8 @@ const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
 export interface KeepGrants {
   readDirs: readonly string[];
   writeDirs: readonly string[];
+  /** A hardware Keep's attestation interface: exactly the paths it reads and writes. */
+  attestation?: { read: readonly string[]; write: readonly string[] };
 }
 
 /** The bundled Keep entry, built if missing or stale. */
@@ -81,6 +83,8 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     `--allow-fs-read=${dirname(bundle)}`,
     ...grants.readDirs.map((d) => `--allow-fs-read=${resolve(d)}`),
     ...grants.writeDirs.map((d) => `--allow-fs-write=${resolve(d)}`),
+    ...(grants.attestation?.read ?? []).map((p) => `--allow-fs-read=${resolve(p)}`),
+    ...(grants.attestation?.write ?? []).map((p) => `--allow-fs-write=${resolve(p)}`),
     '--disallow-code-generation-from-strings',
     // As the launcher does for the nil Keep: wasm compiles with the optimising tier from the start.
     '--no-liftoff',

@@ -15,7 +15,8 @@ const { resolve } = process.getBuiltinModule('node:path');
 let early: { child: ChildProcess; key: string; failed: boolean } | undefined;
 
 function grantsKey(grants: KeepGrants): string {
-  return JSON.stringify([grants.readDirs.map((d) => resolve(d)), grants.writeDirs.map((d) => resolve(d))]);
+  // A hardware Keep's attestation paths are grants too: an early Keep without them is not its Keep.
+  return JSON.stringify([grants.readDirs.map((d) => resolve(d)), grants.writeDirs.map((d) => resolve(d)), grants.attestation ?? null]);
 }
 
 /** Starts a Keep now if its bundle is built (the first run builds it on the regular path). */

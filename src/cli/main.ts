@@ -41,8 +41,9 @@ export function buildProgram(): Command {
         write(`enarx: ${message} (${hint})\n`);
       },
     });
-  program.hook('preAction', (cmd) => {
-    const level = cmd.optsWithGlobals().logLevel as string | undefined;
+  // The action's command: `enarx run --log-level info` puts the option on the subcommand.
+  program.hook('preAction', (_program, action) => {
+    const level = action.optsWithGlobals().logLevel as string | undefined;
     if (level) setLogLevel(level);
   });
   return program;

@@ -4,7 +4,7 @@
  * sallyport, so a guest sees the same behaviour in both.
  */
 import { connect as netConnect, createServer } from 'node:net';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Connection, Listener, NetworkProvider } from '../wasi/io.ts';
 import { IoError } from '../wasi/io.ts';
 import type { IdentityProvider } from '../keep/identity.ts';
@@ -19,12 +19,33 @@ export interface NetworkOptions {
   ca?: readonly string[];
 }
 
+/**
+ * The server is unref'd so that it never keeps enarx alive by itself, but while the guest waits
+ * for a connection it must: a guest suspended in accept (JSPI) holds nothing else on the event
+ * loop, and Node would otherwise end with the await unsettled.
+ */
+class HeldListener extends QueueListener {
+  readonly #server: Server;
+  #waiting = 0;
+  constructor(server: Server) {
+    super({ onClose: () => server.close() });
+    this.#server = server;
+  }
+  override ready(): Promise<void> {
+    if (this.pendingConnections() > 0) return super.ready();
+    if (this.#waiting++ === 0) this.#server.ref();
+    return super.ready().finally(() => {
+      if (--this.#waiting === 0) this.#server.unref();
+    });
+  }
+}
+
 export function directNetwork(options: NetworkOptions): NetworkProvider {
   return {
     async listen(spec): Promise<Listener> {
       const identity = spec.prot === 'tls' ? await options.identity.identity() : null;
       const server = createServer({ noDelay: true, allowHalfOpen: true });
-      const listener = new QueueListener({ onClose: () => server.close() });
+      const listener = new HeldListener(server);
       server.on('connection', (socket: Socket) => {
         const connection = new DuplexConnection(identity ? tlsServer(socket, identity) : socket);
         if (!listener.offer(connection)) socket.destroy();

@@ -14,6 +14,8 @@ import { connect } from 'node:tls';
 import { runEnarx } from '../helpers/cli.ts';
 import { softwareSnpEvidence } from '../../src/keep/software-evidence.ts';
 import { requestStewardIdentity } from '../../src/keep/steward.ts';
+import { keepMeasurement, nilKeepMeasurement } from '../../src/keep/process/measurement.ts';
+import { readCertificateOrigin } from '../../src/pki/index.ts';
 import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'enarx-attested-run-'));
@@ -119,6 +121,30 @@ describe('enarx run --steward with software evidence', () => {
     await assert.rejects(tlsEcho(port, ca, 'anonymous'), /certificate required|ECONNRESET|closed/i);
     keep.child.kill('SIGTERM');
     await keep.exited;
+  });
+
+  it('the nil Keep gets its certificate the same way, with a measurement of its own', async () => {
+    const { url, caFile } = await steward();
+    const ca = readFileSync(caFile, 'utf8');
+    const keep = start(['run', '--backend', 'nil', '--steward', url, '--software-evidence', join(dir, 'root'), '--wasmcfgfile', echoConfig('nil.toml'), ECHO], { ENARX_LOG: 'info' });
+    const port = Number(await waitFor('listening port', () => /listen file 'ingest' is bound to \S+ port (\d+)/.exec(keep.stderr())?.[1], keep.exited, keep.stderr));
+    assert.match(keep.stderr(), /certified this Keep/);
+    let leaf: Buffer | undefined;
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca }, () => {
+      leaf = socket.getPeerCertificate().raw;
+      socket.end();
+    });
+    await new Promise((resolve, reject) => socket.on('close', resolve).on('error', reject));
+    const origin = readCertificateOrigin(new Uint8Array(leaf!));
+    assert.ok(origin?.testRoot, 'a certificate for test-root evidence is marked');
+    assert.deepEqual([...origin.measurement], [...(await nilKeepMeasurement())]);
+    assert.notDeepEqual([...origin.measurement], [...(await keepMeasurement())], 'a policy can tell the nil Keep from the process Keep');
+    assert.equal(await tlsEcho(port, ca, 'nil'), 'nil\n');
+    keep.child.kill('SIGKILL');
+    await keep.exited;
+    const refused = await runEnarx(['run', '--backend', 'nil', '--steward', url, '--wasmcfgfile', echoConfig('nil-noev.toml'), ECHO]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /this host cannot attest.*--software-evidence/s);
   });
 
   it('a policy that pins another measurement stops the Keep before the workload, exit 1, with the reason', async () => {

@@ -152,13 +152,13 @@ export async function evidenceFor(steward: string | undefined, softwareDir: stri
     if (softwareDir) throw new UsageError(`--software-evidence is for software Keeps: the ${backend} Keep attests with its hardware`, 'drop --software-evidence, or choose --backend process');
     return undefined; // the Keep collects its own evidence
   }
-  if (backend !== 'process') {
+  if (backend !== 'process' && backend !== 'nil') {
     throw new EnarxError(`the ${backend} Keep cannot be attested, so it cannot get a certificate from ${steward}`, { hint: 'use --backend process (with --software-evidence DIR for development), or drop the Steward' });
   }
   if (!softwareDir) return undefined; // the Keep says this host cannot attest, and what to do
-  const [{ softwareSnpEvidence, TestRootError }, { keepMeasurement }] = await Promise.all([import('../../keep/software-evidence.ts'), import('../../keep/process/measurement.ts')]);
+  const [{ softwareSnpEvidence, TestRootError }, { keepMeasurement, nilKeepMeasurement }] = await Promise.all([import('../../keep/software-evidence.ts'), import('../../keep/process/measurement.ts')]);
   try {
-    const source = await softwareSnpEvidence(softwareDir, { measurement: await keepMeasurement() });
+    const source = await softwareSnpEvidence(softwareDir, { measurement: backend === 'nil' ? await nilKeepMeasurement() : await keepMeasurement() });
     log('warn', `attesting with ${source.description}: trusted only by a Steward told --trust-test-root`);
     return source;
   } catch (err) {

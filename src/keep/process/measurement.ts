@@ -17,3 +17,12 @@ export async function keepMeasurement(): Promise<Uint8Array> {
   }
   return new Uint8Array(hash.digest());
 }
+
+/**
+ * The nil Keep's MEASUREMENT for software evidence: it runs the same runtime code, in the enarx
+ * process without the process Keep's walls, so it reports a value of its own, SHA-384 over a
+ * label and the process Keep's measurement: a policy that pins the process Keep refuses it.
+ */
+export async function nilKeepMeasurement(): Promise<Uint8Array> {
+  return new Uint8Array(createHash('sha384').update('enarx-ts nil Keep\0').update(await keepMeasurement()).digest());
+}

@@ -14,7 +14,7 @@ export function register(program: Command): void {
   // A local Keep (the default).
   cmd
     .option('--backend <name>', 'Keep backend (default: process; env ENARX_BACKEND)')
-    .option('--steward <url>', 'attest to this Steward first and run with its certificates (https, or http on loopback)')
+    .option('--steward <url>', 'attest to this Steward first and run with its certificates (https, or http on loopback); with --keepmgr, sealed in the provisioning')
     .option('--software-evidence <dir>', 'attest with software SNP evidence signed by a test root (enarx platform test-root create); development only')
     .option('--drawbridge-ca <pem>', "trust this CA for the registry's server certificate, besides the system roots (env ENARX_CA_BUNDLE)")
     .option('--trust-key <file|kid>', 'trust this signer: a public JWK file, or a kid from trusted-keys.json (repeatable; trusted-keys.json is always trusted)', collect, [])

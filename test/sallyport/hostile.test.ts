@@ -92,7 +92,16 @@ const init = {
   steward: null,
 };
 
+/** A deploy: the Keep fetches its package itself; the host may not hand it a module. */
+const deployInit = {
+  ...init,
+  moduleSize: 0,
+  files: [],
+  deploy: { origin: 'https://127.0.0.1:1', user: 'alice', repo: 'hello', tag: '1.0.0', ca: [], trustedKeys: [], allowUnsigned: false, stage: '/nonexistent/stage' },
+};
+
 const hostileHosts: [string, Uint8Array[], RegExp][] = [
+  ['a module during a deploy', [frame(['hello', 1, deployInit]), frame(['module', new Uint8Array(8)])], /'module' outside the module transfer/],
   ['garbage', [Uint8Array.of(0, 0, 0, 2, 0xff, 0xff)], /undecodable CBOR/],
   ['a zero-length frame', [Uint8Array.of(0, 0, 0, 0)], /empty frame/],
   ['a Keep-only message', [frame(['exit', 0])], /host may not send 'exit'/],

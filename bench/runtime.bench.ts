@@ -12,7 +12,8 @@ import { ENARX_BIN, REPO_ROOT } from '../test/helpers/paths.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'enarx-bench-'));
 const ex = (name: string) => join(REPO_ROOT, 'examples', `${name}.wasm`);
-const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}` };
+// The nil Keep: this measures the runtime itself (the process Keep has bench/sallyport.bench.ts).
+const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}`, ENARX_BACKEND: 'nil' };
 const quick = process.env.BENCH_QUICK === '1';
 // BENCH_PARTS=hello,stdout,files,kernels runs only those parts.
 const parts = new Set((process.env.BENCH_PARTS ?? 'hello,stdout,files,kernels').split(','));

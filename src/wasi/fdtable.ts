@@ -17,8 +17,11 @@ interface Common {
 export interface FileEntry extends Common {
   readonly type: 'file';
   readonly osfd: number;
-  /** The host path it was opened at: for calls a sandbox refuses on descriptors (futimes under Node's permission model). */
-  readonly hostPath: string;
+  /**
+   * The host path it was opened at, kept up to date through the guest's own renames: for calls a
+   * sandbox refuses on descriptors (futimes, fsync under Node's permission model).
+   */
+  hostPath: string;
   readonly syncFile?: DirectoryCapability['syncFile'];
   position: bigint;
 }

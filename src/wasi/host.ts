@@ -228,6 +228,15 @@ export class WasiHost {
     return e.syncFile({ hostPath: e.hostPath, dev, ino }, dataOnly).then(() => 0);
   }
 
+  /** Open files remember their path (FileEntry.hostPath): a rename by the guest moves it along. */
+  #followRename(from: string, to: string): void {
+    for (const [, e] of this.fds.entries()) {
+      if (e.type !== 'file') continue;
+      if (e.hostPath === from) e.hostPath = to;
+      else if (e.hostPath.startsWith(`${from}/`)) e.hostPath = to + e.hostPath.slice(from.length);
+    }
+  }
+
   #nonblocking(e: Entry): boolean {
     return (e.fdflags & Fdflags.NONBLOCK) !== 0;
   }
@@ -601,6 +610,7 @@ export class WasiHost {
         const st = fs.lstatSync(from.host);
         if ((from.mustBeDir || to.mustBeDir) && !st.isDirectory()) throw new WasiError(Errno.NOTDIR);
         fs.renameSync(from.host, to.host);
+        this.#followRename(from.host, to.host);
         return 0;
       },
       path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) => {

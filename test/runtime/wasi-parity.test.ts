@@ -83,6 +83,11 @@ const TIMES_AND_LINKS: [string, string][] = [
   ['readlink:hl', 'ok f'],
   ['sync:f', 'ok'],
   ['read:f', 'ok synced'],
+  ['mkdir:d', 'ok'],
+  ['write:d/x:1', 'ok 1'],
+  ['movedsync:f:f:g:1300000000', 'ok type=4 size=6 mtime=1300000000'],
+  ['movedsync:d/x:d:e:1400000000', 'ok type=4 size=1 mtime=1400000000'],
+  ['stat:e/x', 'ok type=4 size=1 mtime=1400000000'],
 ];
 
 // Escape attempts, with a read-only preopen at fd 4 holding `precious`.

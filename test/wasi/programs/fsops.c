@@ -5,6 +5,8 @@
 //   write:F:TEXT  read:F  stat:P  lstat:P  futimes:F:SECONDS  utimes:P:SECONDS  lutimes:P:SECONDS
 //   setflags:F:FLAGS (fd_fdstat_set_flags on a read-only open, then tries to write)
 //   sync:F (fd_datasync then fd_sync on a file opened for writing)
+//   movedsync:F:A:B:SECONDS (open F for writing, rename A to B (F itself, or a directory above
+//     it), then fd_sync and fd_filestat_set_times through the descriptor)
 //   excl:F (O_CREAT|O_EXCL, following symlinks)  longsym:N:LINK (a symlink with an N-byte target)
 // With a second preopen at fd 4 (a read-only one, in the tests):
 //   rolink:A:B (hard link fd4:A to fd3:B)  rotimes (fd_filestat_set_times on fd 4 itself)
@@ -31,9 +33,9 @@ static void print_stat(const __wasi_filestat_t *st) {
 }
 
 static void op(char *spec) {
-  char *args[4] = {0};
+  char *args[5] = {0};
   int n = 0;
-  for (char *p = spec; p && n < 4; n++) {
+  for (char *p = spec; p && n < 5; n++) {
     args[n] = p;
     p = strchr(p, ':');
     if (p) *p++ = 0;
@@ -95,6 +97,15 @@ static void op(char *spec) {
     __wasi_ciovec_t iov = {(const uint8_t *)"synced", 6};
     __wasi_size_t w;
     if (!report(__wasi_fd_write(fd, &iov, 1, &w)) && !report(__wasi_fd_datasync(fd)) && !report(__wasi_fd_sync(fd))) puts("ok");
+    (void)__wasi_fd_close(fd);
+  } else if (!strcmp(o, "movedsync")) {
+    __wasi_rights_t r = __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_SYNC | __WASI_RIGHTS_FD_FILESTAT_SET_TIMES | __WASI_RIGHTS_FD_FILESTAT_GET;
+    if (report(open_at(a, 0, 0, r, 0, &fd))) return;
+    __wasi_timestamp_t t = strtoull(args[4] ? args[4] : "0", 0, 10) * 1000000000ull;
+    if (!report(__wasi_path_rename(DIR, b, DIR, args[3] ? args[3] : "")) && !report(__wasi_fd_sync(fd)) &&
+        !report(__wasi_fd_filestat_set_times(fd, t, t, __WASI_FSTFLAGS_ATIM | __WASI_FSTFLAGS_MTIM)) &&
+        !report(__wasi_fd_filestat_get(fd, &st)))
+      print_stat(&st);
     (void)__wasi_fd_close(fd);
   } else if (!strcmp(o, "excl")) {
     if (!report(open_at(a, __WASI_LOOKUPFLAGS_SYMLINK_FOLLOW, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, __WASI_RIGHTS_FD_WRITE, 0, &fd))) {

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-liftoff
+#!/usr/bin/env -S node --no-liftoff --no-concurrent-recompilation
 // Launcher: plain JavaScript so that it runs on any Node and can explain a wrong version.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 26) {
@@ -13,6 +13,9 @@ if (major < 26) {
 // Its baseline tier (Liftoff) keeps a long-running loop in slow code until the function is
 // called again (3-8x slower CPU kernels); V8 cannot change this once wasm has been compiled,
 // so it must be a command-line flag. See docs/wasi.md, "Performance".
+// --no-concurrent-recompilation: a background Maglev compile that waits for a GC while
+// process.exit() shuts the platform down hangs Node forever (nodejs/node#54918; seen here once in
+// ~50 runs of the stdout benchmark). Optimising on the main thread costs nothing measurable here.
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
 // Node's own warnings (experimental features, deprecations in dependencies) are not the user's business.

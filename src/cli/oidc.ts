@@ -7,6 +7,7 @@
  */
 import { request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
+import { isLoopbackHost } from '../net/loopback.ts';
 
 export const ENARX_SCOPES = 'openid profile manage:drawbridge_repositories manage:drawbridge_tags manage:drawbridge_users';
 
@@ -68,8 +69,7 @@ function secureUrl(text: string): URL {
   } catch {
     throw new OidcError(`'${text}' is not an OIDC domain or URL`);
   }
-  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHost(url.hostname))) {
     throw new OidcError(`'${text}': the OIDC provider must be reached over https (plain http only on localhost)`);
   }
   return url;

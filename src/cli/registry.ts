@@ -12,6 +12,7 @@ import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EnarxError, UsageError } from './errors.ts';
+import { isLoopbackHost } from '../net/loopback.ts';
 
 export function configDir(): string {
   const xdg = process.env.XDG_CONFIG_HOME;
@@ -80,7 +81,7 @@ export function registryOrigin(host: string): string {
   } catch {
     throw new UsageError(`'${host}' is not a registry host[:port] or URL`);
   }
-  if (url.protocol === 'http:' && !['localhost', '127.0.0.1', '[::1]'].includes(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
     throw new UsageError(`'${host}': plain http is refused except to localhost; use https://`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError(`'${host}': use https://`);

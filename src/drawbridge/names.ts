@@ -3,6 +3,7 @@
  * SemVer 2.0.0 version, tree entry `[A-Za-z0-9._:-]+`. Two additions: every name has a length cap,
  * and the tree entries `.` and `..` are refused, so that no tree path can leave its tree.
  */
+import { isLoopbackHost } from '../net/loopback.ts';
 
 export class NameError extends Error {
   constructor(message: string) {
@@ -150,8 +151,6 @@ export interface PackageReference {
   tag: string;
 }
 
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
-
 /**
  * Reads `host[:port]/user/repo:tag` (HTTPS) or a tag URL
  * `https://host[:port]/api/v0.1.0/user/repo/_tag/tag`. There is no default host, and plain http
@@ -167,7 +166,7 @@ export function parsePackageReference(ref: string): PackageReference {
       throw new NameError(`'${ref}' is not a valid URL`);
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new NameError(`'${ref}': only https:// registry URLs are supported`);
-    if (url.protocol === 'http:' && !LOCAL_HOSTS.has(url.hostname)) throw new NameError(`'${ref}': plain http is refused except to localhost; use https://`);
+    if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) throw new NameError(`'${ref}': plain http is refused except to localhost; use https://`);
     if (url.username || url.password || url.search || url.hash) throw new NameError(`'${ref}': a tag URL has no credentials, query or fragment`);
     const m = /^\/api\/v[^/]+\/([^/]+)\/([^/]+)\/_tag\/([^/]+)\/?$/.exec(url.pathname);
     if (!m) throw new NameError(`'${ref}' is not a tag URL (https://host/api/v0.1.0/user/repo/_tag/1.0.0)`);

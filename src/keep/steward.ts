@@ -9,6 +9,7 @@ import { createPrivateKey } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { buildCsr, encodeWorkloadIdentity, reportDataFor, type BindingKind, type WorkloadIdentity } from '../pki/index.ts';
 import type { IdentityProvider, KeepIdentity, KeyAlgorithm } from './identity.ts';
+import { isLoopbackHost } from '../net/loopback.ts';
 
 /** Where evidence comes from: hardware (configfs-tsm, Gramine) or a software test root. */
 export interface EvidenceSource {
@@ -50,7 +51,6 @@ export class StewardIdentityError extends Error {
 
 export const keyAlgorithmFor = (kind: BindingKind): KeyAlgorithm => (kind === 'snp' ? 'P-384' : 'P-256');
 
-const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
 /** Parses a service URL the Keep will reach: https anywhere, plain http only on loopback. `what` names it in errors. */
 export function httpsOrLoopback(value: string, what: string): URL {
@@ -61,7 +61,7 @@ export function httpsOrLoopback(value: string, what: string): URL {
     throw new Error(`the ${what} URL ${JSON.stringify(value)} is not a URL`);
   }
   if (url.protocol === 'https:') return url;
-  if (url.protocol === 'http:' && LOOPBACK.test(url.hostname)) return url;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return url;
   if (url.protocol === 'http:') throw new Error(`refusing plain-http ${what} ${url.origin}: use https (plain http is allowed only on loopback)`);
   throw new Error(`the ${what} URL must be https, got ${url.protocol}`);
 }

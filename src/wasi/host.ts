@@ -8,6 +8,7 @@ import {
   FdTable, KNOWN_FDFLAGS, entryFromCapability, type ConnectionEntry, type DirEntry, type Entry, type FileEntry,
 } from './fdtable.ts';
 import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
+import { GuestTimes } from './times.ts';
 import { decodePath, hostPathOf, isDescendingTarget, resolvePath, type ResolvedPath } from './paths.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
@@ -67,6 +68,7 @@ export class WasiHost {
   #buffer: ArrayBuffer | SharedArrayBuffer | undefined;
   #view!: DataView;
   #bytes!: Uint8Array;
+  readonly #times = new GuestTimes();
 
   constructor(options: WasiOptions) {
     this.#args = options.args.map((a) => encoder.encode(`${a}\0`));
@@ -425,14 +427,16 @@ export class WasiHost {
       fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) => {
         const e = this.#entry(fd, Rights.FD_FILESTAT_SET_TIMES);
         if (e.type === 'file') {
-          const [a, m] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
+          const [a, m, before] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
           setFileTimes(e, a, m);
+          this.#recordTimes(flags, atim, mtim, before, fs.fstatSync(e.osfd, { bigint: true }));
         } else if (e.type === 'dir') {
           // The read-only preopen keeps its directory rights (so changes say EROFS): check here too.
           if (e.readonly) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
           const path = hostPathOf(e.root, e.rel);
-          const [a, m] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
+          const [a, m, before] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
           fs.utimesSync(path, a, m);
+          this.#recordTimes(flags, atim, mtim, before, fs.statSync(path, { bigint: true }));
         } else {
           throw new WasiError(Errno.BADF, 'not a file');
         }
@@ -557,8 +561,9 @@ export class WasiHost {
       path_filestat_set_times: (fd: number, flags: number, path: number, len: number, atim: bigint, mtim: bigint, fst: number) => {
         const d = this.#writableDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
         const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
-        const [a, m] = setTimes(fst, atim, mtim, () => fs.lstatSync(r.host, { bigint: true }));
+        const [a, m, before] = setTimes(fst, atim, mtim, () => fs.lstatSync(r.host, { bigint: true }));
         fs.lutimesSync(r.host, a, m);
+        this.#recordTimes(fst, atim, mtim, before, fs.lstatSync(r.host, { bigint: true }));
         return 0;
       },
       path_link: (oldFd: number, oldFlags: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
@@ -727,9 +732,20 @@ export class WasiHost {
     view.setBigUint64(out + 16, BigInt(filetypeOf(st)), true);
     view.setBigUint64(out + 24, st.nlink, true);
     view.setBigUint64(out + 32, st.size, true);
-    view.setBigUint64(out + 40, st.atimeNs, true);
-    view.setBigUint64(out + 48, st.mtimeNs, true);
+    const { atimeNs, mtimeNs } = this.#times.times(st);
+    view.setBigUint64(out + 40, atimeNs, true);
+    view.setBigUint64(out + 48, mtimeNs, true);
     view.setBigUint64(out + 56, st.ctimeNs, true);
+  }
+
+  /**
+   * Remembers the exact times the guest set (see times.ts), and for a time it left alone the exact
+   * time it had (Node wrote it back rounded): `before` and `after` are the file before and after.
+   */
+  #recordTimes(flags: number, atim: bigint, mtim: bigint, before: FsTypes.BigIntStats | undefined, after: FsTypes.BigIntStats): void {
+    const kept = before ? this.#times.times(before) : undefined;
+    const asked = (set: number, setNow: number, value: bigint, old: bigint | undefined) => (flags & set ? value : flags & setNow ? undefined : old);
+    this.#times.record(after, asked(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, kept?.atimeNs), asked(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, kept?.mtimeNs));
   }
 
   #putStreamFilestat(out: number, type: number): void {
@@ -1058,8 +1074,8 @@ function listDirectory(path: string): { name: Uint8Array; ino: bigint; type: num
   return out;
 }
 
-/** Applies fst_flags: the [atime, mtime] (in seconds) to set; unchanged ones are read back. */
-function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => FsTypes.BigIntStats): [number, number] {
+/** Applies fst_flags: the [atime, mtime] (in seconds) to set, and the file's stats when an unchanged time had to be read back. */
+function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => FsTypes.BigIntStats): [number, number, FsTypes.BigIntStats | undefined] {
   if ((flags & Fstflags.ATIM && flags & Fstflags.ATIM_NOW) || (flags & Fstflags.MTIM && flags & Fstflags.MTIM_NOW)) {
     throw new WasiError(Errno.INVAL, 'both a time and "now" given');
   }
@@ -1069,7 +1085,7 @@ function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => FsTy
   const st = needCurrent ? current() : undefined;
   const pick = (set: number, setNow: number, value: bigint, existing: bigint | undefined) =>
     flags & setNow ? now : flags & set ? Number(value) / 1e9 : Number(existing ?? 0n) / 1e9;
-  return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, st?.atimeNs), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, st?.mtimeNs)];
+  return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, st?.atimeNs), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, st?.mtimeNs), st];
 }
 
 /**

@@ -1,0 +1,102 @@
+// File times at nanosecond precision: what the guest sets is what it reads back, although Node
+// stores times only through a double (see src/wasi/times.ts).
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, statSync, symlinkSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Fstflags, Lookupflags, Oflags, Rights } from '../../src/wasi/constants.ts';
+import { GuestTimes } from '../../src/wasi/times.ts';
+import { Guest } from '../helpers/wasi-guest.ts';
+
+const DIR_FD = 3;
+const RIGHTS = Rights.FD_READ | Rights.FD_WRITE | Rights.FD_FILESTAT_GET | Rights.FD_FILESTAT_SET_TIMES;
+// Today's dates are not exact in a double of seconds: about 240 ns apart.
+const ODD_NS = 1_700_000_000_123_456_789n; // 2023, before any test run
+
+let dir: string;
+let g: Guest;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'enarx-times-'));
+  g = new Guest({ descriptors: [{ kind: 'null', name: 'stdin' }, { kind: 'null', name: 'stdout' }, { kind: 'null', name: 'stderr' }, { kind: 'dir', name: '/d', dir: { hostPath: dir, guestPath: '/d', readonly: false } }] });
+});
+afterEach(() => {
+  g.host.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function fdTimes(fd: number): { atim: bigint; mtim: bigint } {
+  const buf = g.alloc(64);
+  assert.equal(g.call('fd_filestat_get', fd, buf), 0);
+  return { atim: g.u64(buf + 40), mtim: g.u64(buf + 48) };
+}
+
+function pathTimes(path: string, follow = false): { atim: bigint; mtim: bigint } {
+  const buf = g.alloc(64);
+  const [p, l] = g.str(path);
+  assert.equal(g.call('path_filestat_get', DIR_FD, follow ? Lookupflags.SYMLINK_FOLLOW : 0, p, l, buf), 0);
+  return { atim: g.u64(buf + 40), mtim: g.u64(buf + 48) };
+}
+
+function open(path: string): number {
+  const [e, fd] = g.open(DIR_FD, path, { oflags: Oflags.CREAT, rights: RIGHTS });
+  assert.equal(e, 0);
+  return fd;
+}
+
+test('a time set on a descriptor reads back to the nanosecond, and the time left alone does not move', () => {
+  const fd = open('f');
+  const before = fdTimes(fd);
+  const mtim = before.mtim - 100n;
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, mtim, Fstflags.MTIM), 0);
+  assert.deepEqual(fdTimes(fd), { atim: before.atim, mtim });
+  assert.deepEqual(pathTimes('f'), { atim: before.atim, mtim });
+  // The file system holds the closest time Node can store.
+  const stored = statSync(join(dir, 'f'), { bigint: true }).mtimeNs;
+  assert.ok(stored - mtim < 1000n && mtim - stored < 1000n, `${stored} vs ${mtim}`);
+});
+
+test('times set through a path, with and without following a symlink, read back exactly', () => {
+  writeFileSync(join(dir, 'target'), 'x');
+  symlinkSync('target', join(dir, 'link'));
+  const [p, l] = g.str('link');
+  assert.equal(g.call('path_filestat_set_times', DIR_FD, 0, p, l, ODD_NS, ODD_NS + 1n, Fstflags.ATIM | Fstflags.MTIM), 0);
+  assert.deepEqual(pathTimes('link'), { atim: ODD_NS, mtim: ODD_NS + 1n });
+  assert.notEqual(pathTimes('link', true).mtim, ODD_NS + 1n, 'the target was not touched');
+  assert.equal(g.call('path_filestat_set_times', DIR_FD, Lookupflags.SYMLINK_FOLLOW, p, l, 0n, ODD_NS + 7n, Fstflags.MTIM), 0);
+  assert.equal(pathTimes('link', true).mtim, ODD_NS + 7n);
+  assert.equal(pathTimes('target').mtim, ODD_NS + 7n);
+});
+
+test('a later change to the file shows its real time again', () => {
+  const fd = open('g');
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, ODD_NS, Fstflags.MTIM), 0);
+  assert.equal(fdTimes(fd).mtim, ODD_NS);
+  // Another program sets another time: that time shows, not the remembered one.
+  utimesSync(join(dir, 'g'), 1000, 2000);
+  assert.deepEqual(fdTimes(fd), { atim: 1_000_000_000_000n, mtim: 2_000_000_000_000n });
+  // A write by the guest moves mtime to now.
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, ODD_NS, Fstflags.MTIM), 0);
+  assert.equal(g.write(fd, 'more')[0], 0);
+  assert.notEqual(fdTimes(fd).mtim, ODD_NS);
+  // "Now" is the clock's, not a remembered value.
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, ODD_NS, Fstflags.MTIM), 0);
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, 0n, Fstflags.MTIM_NOW), 0);
+  assert.ok(fdTimes(fd).mtim > ODD_NS);
+});
+
+test('GuestTimes: bounded, keeps a time not set again, forgets exact matches', () => {
+  const times = new GuestTimes();
+  const st = (ino: number, atimeNs: bigint, mtimeNs: bigint) => ({ dev: 1n, ino: BigInt(ino), atimeNs, mtimeNs }) as never;
+  times.record(st(1, 10n, 20n), 11n, 21n);
+  assert.deepEqual(times.times(st(1, 10n, 20n)), { atimeNs: 11n, mtimeNs: 21n });
+  times.record(st(1, 30n, 20n), 31n, undefined); // only atime set again: mtime's pair stays
+  assert.deepEqual(times.times(st(1, 30n, 20n)), { atimeNs: 31n, mtimeNs: 21n });
+  times.record(st(1, 40n, 20n), 40n, undefined); // stored exactly: nothing to remember for atime
+  assert.deepEqual(times.times(st(1, 40n, 20n)), { atimeNs: 40n, mtimeNs: 21n });
+  assert.deepEqual(times.times(st(2, 10n, 20n)), { atimeNs: 10n, mtimeNs: 20n }, 'another file');
+  for (let i = 100; i < 100 + 5000; i++) times.record(st(i, 0n, 0n), 1n, 1n);
+  assert.deepEqual(times.times(st(1, 40n, 20n)), { atimeNs: 40n, mtimeNs: 20n }, 'the oldest entry was evicted');
+  assert.deepEqual(times.times(st(5099, 0n, 0n)), { atimeNs: 1n, mtimeNs: 1n });
+});

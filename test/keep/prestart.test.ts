@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -63,5 +63,23 @@ test('enarx run: the process Keep with --dir grants, and a failed run, behave as
     assert.match(missing.stderr, /cannot read module .*missing\.wasm: no such file/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an early Keep of a stale bundle is never used: the run builds and starts a current one', async () => {
+  // The index names a bundle whose sources changed since (its stamp no longer matches); that
+  // bundle would exit 42 if it ever ran a workload.
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-prestart-cache-'));
+  try {
+    mkdirSync(join(cache, '0123456789abcdef'));
+    writeFileSync(join(cache, '0123456789abcdef', 'keep.mjs'), 'process.exit(42);\n');
+    writeFileSync(join(cache, 'current.json'), JSON.stringify({ inputs: [join(REPO_ROOT, 'src', 'keep', 'process', 'main.ts')], stamp: 'stale', dir: '0123456789abcdef' }));
+    const run = await runEnarx(['run', '--backend', 'process', example('hello')], { env: { ENARX_KEEP_CACHE: cache }, timeoutMs: 120_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'Hello, world!\n');
+    const index = JSON.parse(readFileSync(join(cache, 'current.json'), 'utf8')) as { dir: string };
+    assert.notEqual(index.dir, '0123456789abcdef', 'a current bundle was built');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,3 @@
-import { EnarxError, exitCodeOf, formatError } from '../errors.ts';
-import { setLogLevel } from '../output.ts';
 import type { RunFlags } from './run.ts';
 
 /**
@@ -47,8 +45,12 @@ export function parseRunArgs(argv: readonly string[]): { module: string; args: s
 export async function runFast(argv: readonly string[]): Promise<boolean> {
   const parsed = parseRunArgs(argv);
   if (!parsed) return false;
+  // The Keep first: everything else the host loads, it loads while the Keep boots. If it cannot
+  // start early, the run starts it the regular way (and reports why, if it cannot at all).
+  const early = await prestart(parsed.flags).catch(() => undefined);
+  const { EnarxError, exitCodeOf, formatError } = await import('../errors.ts');
+  const { setLogLevel } = await import('../output.ts');
   let code: number;
-  let early: typeof import('../../keep/process/prestart.ts') | undefined;
   try {
     if (parsed.logLevel) {
       try {
@@ -57,7 +59,6 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
-    early = await prestart(parsed.flags);
     const { runCommand } = await import('./run.ts');
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {

@@ -66,10 +66,14 @@ export async function keepCommand(grants: KeepGrants, options: KeepLaunchOptions
   return commandFor(options.bundle ?? (await keepBundle()), grants, options);
 }
 
-/** keepCommand with default options and without building: undefined while the bundle is missing or stale. */
-export function cachedKeepCommand(grants: KeepGrants): { command: string; args: string[] } | undefined {
-  const bundle = cachedBundle();
-  return bundle ? commandFor(bundle, grants, {}) : undefined;
+/**
+ * keepCommand with default options and without building or checking: the bundle the cache's index
+ * names (undefined if none), and `isCurrent`, which compares its sources' stamps. Checking costs a
+ * stat per source (milliseconds), so a caller in a hurry starts the Keep first and checks after.
+ */
+export function indexedKeepCommand(grants: KeepGrants): { command: string; args: string[]; isCurrent: () => boolean } | undefined {
+  const index = readIndex();
+  return index ? { ...commandFor(index.file, grants, {}), isCurrent: () => index.isCurrent() } : undefined;
 }
 
 /** Starts a Keep process: no stdin or stdout, stderr (diagnostics) and fd 3 (the sallyport) piped, an empty environment. */
@@ -139,11 +143,17 @@ function stamp(inputs: readonly string[]): string | null {
 const INDEX = 'current.json';
 
 function cachedBundle(): string | null {
+  const index = readIndex();
+  return index?.isCurrent() ? index.file : null;
+}
+
+/** The bundle the index names, if it exists, and whether its sources are still those it was built from. */
+function readIndex(): { file: string; isCurrent: () => boolean } | null {
   try {
     const index = JSON.parse(readFileSync(join(CACHE, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
-    if (stamp(index.inputs) !== index.stamp || !/^[0-9a-f]{16}$/.test(index.dir)) return null;
+    if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
     const file = join(CACHE, index.dir, 'keep.mjs');
-    return existsSync(file) ? file : null;
+    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) === index.stamp } : null;
   } catch {
     return null;
   }

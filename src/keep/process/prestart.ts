@@ -7,7 +7,7 @@
  * ends before taking it.
  */
 import type { ChildProcess } from 'node:child_process';
-import { cachedKeepCommand, spawnKeep } from './launch.ts';
+import { indexedKeepCommand, spawnKeep } from './launch.ts';
 import type { KeepGrants } from './launch.ts';
 
 const { resolve } = process.getBuiltinModule('node:path');
@@ -22,13 +22,16 @@ function grantsKey(grants: KeepGrants): string {
 /** Starts a Keep now if its bundle is built (the first run builds it on the regular path). */
 export function prestartKeep(grants: KeepGrants): void {
   if (early) return;
-  const command = cachedKeepCommand(grants);
+  const command = indexedKeepCommand(grants);
   if (!command) return;
   const child = spawnKeep(command);
   const entry = { child, key: grantsKey(grants), failed: false };
   // Until the host takes it, nobody else listens: a spawn error must not go unhandled.
   child.once('error', () => (entry.failed = true));
   early = entry;
+  // Checked while the Keep boots, not before: a Keep of a stale bundle is never handed a workload
+  // (takePrestarted kills it, and the run builds and starts a current one).
+  if (!command.isCurrent()) entry.failed = true;
 }
 
 /** The early Keep if it was started with these grants and is still waiting, else undefined. */

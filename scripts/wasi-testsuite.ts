@@ -22,6 +22,8 @@ interface Expectation {
   args: string[];
   env: Record<string, string>;
   dirs: string[];
+  /** The newer specs' `root`: a directory preopened as the guest's `/`. */
+  root?: string;
   exitCode: number;
   stdout?: string;
   stderr?: string;
@@ -139,6 +141,7 @@ function parseSpec(json: Record<string, unknown>): TestCase['expect'] {
       args: (json.args as string[] | undefined) ?? [],
       env: (json.env as Record<string, string> | undefined) ?? {},
       dirs: (json.dirs as string[] | undefined) ?? [],
+      ...(typeof json.root === 'string' ? { root: json.root } : {}),
       exitCode: (json.exit_code as number | undefined) ?? 0,
       ...(typeof json.stdout === 'string' ? { stdout: json.stdout } : {}),
       ...(typeof json.stderr === 'string' ? { stderr: json.stderr } : {}),
@@ -151,6 +154,7 @@ function parseSpec(json: Record<string, unknown>): TestCase['expect'] {
         e.args = (op.args as string[] | undefined) ?? [];
         e.env = (op.env as Record<string, string> | undefined) ?? {};
         e.dirs = (op.dirs as string[] | undefined) ?? [];
+        if (typeof op.root === 'string') e.root = op.root;
         break;
       case 'read':
         if ((op.id ?? 'stdout') === 'stdout') e.stdout = (e.stdout ?? '') + String(op.payload ?? '');
@@ -173,14 +177,16 @@ async function runCase(backend: string, c: TestCase): Promise<Outcome> {
   const cwd = mkdtempSync(join(work, `${backend}-${c.name}-`));
   try {
     const argv = ['run', '--backend', backend];
-    for (const d of e.dirs) {
+    const preopens: [string, string][] = e.dirs.map((d) => [d, d]);
+    if (e.root !== undefined) preopens.push([e.root, '/']);
+    for (const [d, guest] of preopens) {
       // A fresh copy per run, without the .cleanup leftovers of earlier runs of the real suite.
       cpSync(join(dirname(c.wasm), d), join(cwd, d), {
         recursive: true,
         verbatimSymlinks: true,
         filter: (src) => !src.endsWith('.cleanup'),
       });
-      argv.push('--dir', `${join(cwd, d)}::${d}`);
+      argv.push('--dir', `${join(cwd, d)}::${guest}`);
     }
     for (const [k, v] of Object.entries(e.env)) argv.push('--env', `${k}=${v}`);
     argv.push(c.wasm, ...e.args);

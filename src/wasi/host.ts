@@ -8,7 +8,7 @@ import {
   FdTable, KNOWN_FDFLAGS, entryFromCapability, type ConnectionEntry, type DirEntry, type Entry, type FileEntry,
 } from './fdtable.ts';
 import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
-import { GuestTimes } from './times.ts';
+import { GuestTimes, OMIT_TIME, secondsFor } from './times.ts';
 import { decodePath, hostPathOf, isDescendingTarget, resolvePath, type ResolvedPath } from './paths.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
@@ -427,16 +427,16 @@ export class WasiHost {
       fd_filestat_set_times: (fd: number, atim: bigint, mtim: bigint, flags: number) => {
         const e = this.#entry(fd, Rights.FD_FILESTAT_SET_TIMES);
         if (e.type === 'file') {
-          const [a, m, before] = setTimes(flags, atim, mtim, () => fs.fstatSync(e.osfd, { bigint: true }));
+          const [a, m] = setTimes(flags, atim, mtim);
           setFileTimes(e, a, m);
-          this.#recordTimes(flags, atim, mtim, before, fs.fstatSync(e.osfd, { bigint: true }));
+          this.#recordTimes(flags, atim, mtim, fs.fstatSync(e.osfd, { bigint: true }));
         } else if (e.type === 'dir') {
           // The read-only preopen keeps its directory rights (so changes say EROFS): check here too.
           if (e.readonly) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
           const path = hostPathOf(e.root, e.rel);
-          const [a, m, before] = setTimes(flags, atim, mtim, () => fs.statSync(path, { bigint: true }));
+          const [a, m] = setTimes(flags, atim, mtim);
           fs.utimesSync(path, a, m);
-          this.#recordTimes(flags, atim, mtim, before, fs.statSync(path, { bigint: true }));
+          this.#recordTimes(flags, atim, mtim, fs.statSync(path, { bigint: true }));
         } else {
           throw new WasiError(Errno.BADF, 'not a file');
         }
@@ -561,9 +561,9 @@ export class WasiHost {
       path_filestat_set_times: (fd: number, flags: number, path: number, len: number, atim: bigint, mtim: bigint, fst: number) => {
         const d = this.#writableDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
         const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
-        const [a, m, before] = setTimes(fst, atim, mtim, () => fs.lstatSync(r.host, { bigint: true }));
+        const [a, m] = setTimes(fst, atim, mtim);
         fs.lutimesSync(r.host, a, m);
-        this.#recordTimes(fst, atim, mtim, before, fs.lstatSync(r.host, { bigint: true }));
+        this.#recordTimes(fst, atim, mtim, fs.lstatSync(r.host, { bigint: true }));
         return 0;
       },
       path_link: (oldFd: number, oldFlags: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
@@ -739,13 +739,12 @@ export class WasiHost {
   }
 
   /**
-   * Remembers the exact times the guest set (see times.ts), and for a time it left alone the exact
-   * time it had (Node wrote it back rounded): `before` and `after` are the file before and after.
+   * Remembers the exact times the guest set where the file system stored them rounded (see
+   * times.ts); `after` is the file after setting. A time set to "now" forgets what was asked before.
    */
-  #recordTimes(flags: number, atim: bigint, mtim: bigint, before: FsTypes.BigIntStats | undefined, after: FsTypes.BigIntStats): void {
-    const kept = before ? this.#times.times(before) : undefined;
-    const asked = (set: number, setNow: number, value: bigint, old: bigint | undefined) => (flags & set ? value : flags & setNow ? undefined : old);
-    this.#times.record(after, asked(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, kept?.atimeNs), asked(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, kept?.mtimeNs));
+  #recordTimes(flags: number, atim: bigint, mtim: bigint, after: FsTypes.BigIntStats): void {
+    const asked = (set: number, setNow: number, value: bigint, stored: bigint) => (flags & set ? value : flags & setNow ? stored : undefined);
+    this.#times.record(after, asked(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, after.atimeNs), asked(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, after.mtimeNs));
   }
 
   #putStreamFilestat(out: number, type: number): void {
@@ -1074,25 +1073,25 @@ function listDirectory(path: string): { name: Uint8Array; ino: bigint; type: num
   return out;
 }
 
-/** Applies fst_flags: the [atime, mtime] (in seconds) to set, and the file's stats when an unchanged time had to be read back. */
-function setTimes(flags: number, atim: bigint, mtim: bigint, current: () => FsTypes.BigIntStats): [number, number, FsTypes.BigIntStats | undefined] {
+/** A time as Node's utimes family takes it: seconds, or {@link OMIT_TIME} to leave it as it is. */
+type TimeArg = number | Date;
+
+/** Applies fst_flags: the [atime, mtime] to give utimes (the nearest storable seconds, "now", or omitted). */
+function setTimes(flags: number, atim: bigint, mtim: bigint): [TimeArg, TimeArg] {
   if ((flags & Fstflags.ATIM && flags & Fstflags.ATIM_NOW) || (flags & Fstflags.MTIM && flags & Fstflags.MTIM_NOW)) {
     throw new WasiError(Errno.INVAL, 'both a time and "now" given');
   }
   if (flags & ~(Fstflags.ATIM | Fstflags.ATIM_NOW | Fstflags.MTIM | Fstflags.MTIM_NOW)) throw new WasiError(Errno.INVAL);
   const now = Date.now() / 1000;
-  const needCurrent = !(flags & (Fstflags.ATIM | Fstflags.ATIM_NOW)) || !(flags & (Fstflags.MTIM | Fstflags.MTIM_NOW));
-  const st = needCurrent ? current() : undefined;
-  const pick = (set: number, setNow: number, value: bigint, existing: bigint | undefined) =>
-    flags & setNow ? now : flags & set ? Number(value) / 1e9 : Number(existing ?? 0n) / 1e9;
-  return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim, st?.atimeNs), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim, st?.mtimeNs), st];
+  const pick = (set: number, setNow: number, value: bigint): TimeArg => (flags & setNow ? now : flags & set ? secondsFor(value) : OMIT_TIME);
+  return [pick(Fstflags.ATIM, Fstflags.ATIM_NOW, atim), pick(Fstflags.MTIM, Fstflags.MTIM_NOW, mtim)];
 }
 
 /**
  * futimes, or where Node's permission model disables it (the process Keep), lutimes on the path
  * the file was opened at, provided that path still names this very file.
  */
-function setFileTimes(f: FileEntry, atime: number, mtime: number): void {
+function setFileTimes(f: FileEntry, atime: TimeArg, mtime: TimeArg): void {
   try {
     fs.futimesSync(f.osfd, atime, mtime);
     return;

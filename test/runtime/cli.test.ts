@@ -51,6 +51,17 @@ describe('enarx run: workloads', { concurrency: true }, () => {
       assert.equal(r.stderr, '');
     }
   });
+  test('a proc_exit status above 255 is an error in every Keep, never its low byte', async () => {
+    for (const status of [256, 0xffffffff]) {
+      const path = await wat(`exit${status}`, `(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1) (func (export "_start") (call $exit (i32.const ${status | 0}))))`);
+      for (const backend of ['nil', 'process']) {
+        const r = await runEnarx(['run', '--backend', backend, path]);
+        assert.equal(r.code, 1, `${backend} ${status}: ${r.stderr}`);
+        assertOneLine(r.stderr, new RegExp(`exited with status ${status}, which does not fit in 0-255`));
+      }
+    }
+  });
   test('a trap exits 134 with one readable line', async () => {
     const r = await runEnarx(['run', ex('trap')]);
     assert.equal(r.code, 134);

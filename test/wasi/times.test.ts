@@ -6,7 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync, statSync, symlinkSync, utimesSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fstflags, Lookupflags, Oflags, Rights } from '../../src/wasi/constants.ts';
-import { GuestTimes } from '../../src/wasi/times.ts';
+import fc from 'fast-check';
+import { GuestTimes, OMIT_TIME, secondsFor, storedNs } from '../../src/wasi/times.ts';
 import { Guest } from '../helpers/wasi-guest.ts';
 
 const DIR_FD = 3;
@@ -52,9 +53,11 @@ test('a time set on a descriptor reads back to the nanosecond, and the time left
   assert.equal(g.call('fd_filestat_set_times', fd, 0n, mtim, Fstflags.MTIM), 0);
   assert.deepEqual(fdTimes(fd), { atim: before.atim, mtim });
   assert.deepEqual(pathTimes('f'), { atim: before.atim, mtim });
-  // The file system holds the closest time Node can store.
-  const stored = statSync(join(dir, 'f'), { bigint: true }).mtimeNs;
-  assert.ok(stored - mtim < 1000n && mtim - stored < 1000n, `${stored} vs ${mtim}`);
+  // The file system holds the closest time Node can store (a double's step is about 238 ns
+  // today), and the access time the guest left alone exactly as it was (UTIME_OMIT).
+  const onDisk = statSync(join(dir, 'f'), { bigint: true });
+  assert.ok(onDisk.mtimeNs - mtim <= 120n && mtim - onDisk.mtimeNs <= 120n, `${onDisk.mtimeNs} vs ${mtim}`);
+  assert.equal(onDisk.atimeNs, before.atim);
 });
 
 test('times set through a path, with and without following a symlink, read back exactly', () => {
@@ -99,4 +102,36 @@ test('GuestTimes: bounded, keeps a time not set again, forgets exact matches', (
   for (let i = 100; i < 100 + 5000; i++) times.record(st(i, 0n, 0n), 1n, 1n);
   assert.deepEqual(times.times(st(1, 40n, 20n)), { atimeNs: 40n, mtimeNs: 20n }, 'the oldest entry was evicted');
   assert.deepEqual(times.times(st(5099, 0n, 0n)), { atimeNs: 1n, mtimeNs: 1n });
+});
+
+test('secondsFor: the double whose libuv conversion lands nearest, exact where a double can be', () => {
+  // Before 2^22 s (February 1970) a double resolves below a nanosecond: every time is exact.
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 22n) * 1_000_000_000n - 1n }), (ns) => storedNs(secondsFor(ns)) === ns));
+  // Later, within half of a double's step (2^-22 s near today, 2^-20 s until 2255), and never
+  // further than the plain division Number(ns) / 1e9.
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: 9_000_000_000_000_000_000n }), (ns) => {
+    const error = (s: number) => { const d = storedNs(s) - ns; return d < 0n ? -d : d; };
+    const got = error(secondsFor(ns));
+    const step = Math.max(1, 2 ** (Math.floor(Math.log2(Number(ns) / 1e9)) - 52) * 1e9);
+    return got <= BigInt(Math.ceil(step / 2)) + 1n && got <= error(Number(ns) / 1e9);
+  }));
+  // ODD_NS sits between two storable times, 73 ns below and 165 ns above.
+  assert.equal(storedNs(secondsFor(ODD_NS)) - ODD_NS, -73n);
+  assert.equal(storedNs(secondsFor(ODD_NS + 200n)) - ODD_NS, 165n);
+});
+
+test('storedNs models what the kernel keeps; OMIT_TIME leaves a time exactly as it was', () => {
+  const path = join(dir, 'model');
+  writeFileSync(path, 'x');
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: 4_000_000_000_000_000_000n }), (ns) => {
+    const seconds = secondsFor(ns);
+    utimesSync(path, seconds, seconds);
+    return statSync(path, { bigint: true }).mtimeNs === storedNs(seconds);
+  }), { numRuns: 200 });
+  utimesSync(path, 1000.000000123, 2000);
+  const before = statSync(path, { bigint: true });
+  utimesSync(path, OMIT_TIME, 3000);
+  const after = statSync(path, { bigint: true });
+  assert.equal(after.atimeNs, before.atimeNs);
+  assert.equal(after.mtimeNs, 3_000_000_000_000n);
 });

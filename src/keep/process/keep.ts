@@ -541,7 +541,10 @@ export class KeepSide {
     }
     switch (outcome.kind) {
       case 'exit':
-        void this.#finish({ t: 'exit', code: outcome.code & 0xff });
+        // As in the nil Keep: a status that a process cannot exit with is an error, not its low byte (256 is not success).
+        void this.#finish(outcome.code > 255
+          ? { t: 'fail', kind: 'error', message: `the workload exited with status ${outcome.code}, which does not fit in 0-255` }
+          : { t: 'exit', code: outcome.code });
         return;
       case 'trap':
         void this.#finish({ t: 'fail', kind: 'trap', message: outcome.message });

@@ -22,13 +22,25 @@ export const VERIFICATION_STEPS = [
 ] as const;
 export type VerificationStep = (typeof VERIFICATION_STEPS)[number];
 
-/** A rejection: always names its step. */
+const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const MAX_MESSAGE = 1000;
+
+/**
+ * Messages quote untrusted text (certificate names, collateral JSON strings): control characters
+ * are escaped and the length bounded, so a message or warning is always one readable line.
+ */
+export function oneLine(text: string): string {
+  const flat = text.replace(LINE_BREAKING, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return flat.length > MAX_MESSAGE ? `${flat.slice(0, MAX_MESSAGE - 3)}...` : flat;
+}
+
+/** A rejection: always names its step. Its message is one line (see oneLine). */
 export class VerificationError extends Error {
   readonly step: VerificationStep;
   /** Set when the failure is an input the caller did not give (the CLI exits 2 for it). */
   readonly code: FailureCode | undefined;
   constructor(step: VerificationStep, message: string, options?: { cause?: unknown; code?: FailureCode }) {
-    super(message, options);
+    super(oneLine(message), options);
     this.name = 'VerificationError';
     this.step = step;
     this.code = options?.code;

@@ -4,7 +4,7 @@
 // signature, then the TCB level evaluation. Browser-safe: WebCrypto only.
 import { bytesEqual, concatBytes, digest, ownBytes, toHex } from '../bytes.ts';
 import { intelSgxRoot } from '../roots.ts';
-import { VerificationError, type EvidenceKind, type VerificationResult } from '../types.ts';
+import { VerificationError, oneLine, type EvidenceKind, type VerificationResult } from '../types.ts';
 import { Certificate, Crl, parseCertificates, parseCrl, verifyChain, type TrustAnchor } from '../x509.ts';
 import type { EnclaveIdentity, IntelCollateral, Signed, TcbInfo } from './collateral.ts';
 import { SGX_EXTENSION_OID, decodePckExtensions, type PckExtensions } from './pck.ts';
@@ -94,7 +94,7 @@ function result(
     policy: null,
     trustAnchor: state.trustAnchor,
     revocationChecked: state.revocationChecked,
-    warnings: state.warnings,
+    warnings: state.warnings.map(oneLine),
     ...(quote ? { trailingBytes: quote.trailingBytes } : {}),
   };
 }

@@ -6,7 +6,7 @@
  */
 import { bytesEqual, isAllZero, ownBytes, toHex } from '../bytes.ts';
 import { type SnpProduct, SNP_PRODUCTS, amdRoots } from '../roots.ts';
-import { VerificationError, type VerificationResult } from '../types.ts';
+import { VerificationError, oneLine, type VerificationResult } from '../types.ts';
 import { type Certificate, type Crl, type TrustAnchor, verifyChain } from '../x509.ts';
 import { type SnpReport, SNP_SIGNED_SIZE, decodeTcb, parseSnpReport, productFromCpuid, snpClaims } from './report.ts';
 import { amdKeyExtensions, kdsVcekUrl, productFromName } from './vcek.ts';
@@ -55,6 +55,7 @@ export async function verifySnp(evidence: Uint8Array, options: SnpVerifyOptions 
     if (!(err instanceof VerificationError)) throw err;
     result.failure = { step: err.step, message: err.message, ...(err.code ? { code: err.code } : {}) };
   }
+  result.warnings = result.warnings.map(oneLine);
   return result;
 }
 

@@ -573,6 +573,7 @@ export class WasiHost {
         const from = this.#resolve(src, oldPath, oldLen, (oldFlags & Lookupflags.SYMLINK_FOLLOW) !== 0);
         const to = this.#resolve(dst, newPath, newLen, false);
         if (fs.lstatSync(from.host).isDirectory()) throw new WasiError(Errno.PERM, 'hard links to directories are not allowed');
+        if (from.mustBeDir) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
         if (to.mustBeDir) throw new WasiError(Errno.NOENT);
         fs.linkSync(from.host, to.host);
         return 0;

@@ -457,6 +457,11 @@ describe('path_* functions', () => {
     assert.equal(g.call('path_link', DIR_FD, 0, d, dl, DIR_FD, e, el), Errno.PERM);
     const [m, ml] = g.str('missing');
     assert.equal(g.call('path_link', DIR_FD, 0, m, ml, DIR_FD, e, el), Errno.NOENT);
+    // A trailing slash names a directory: a file under it is ENOTDIR, as link(2) says.
+    const [slash, slashLen] = g.str('orig/');
+    const [f, fl] = g.str('copy2');
+    assert.equal(g.call('path_link', DIR_FD, 0, slash, slashLen, DIR_FD, f, fl), Errno.NOTDIR);
+    assert.equal(existsSync(join(dir, 'copy2')), false);
   });
   test('path_readlink returns the target, truncated to the buffer', () => {
     symlinkSync('some/target', join(dir, 'rl'));

@@ -14,6 +14,7 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { LAUNCHER_FLAGS } from '../test/helpers/cli.ts';
 
 const ENARX = resolve(import.meta.dirname, '..', 'bin', 'enarx.js');
 const TIMEOUT_MS = 60_000;
@@ -208,7 +209,8 @@ function run(argv: string[], cwd: string): Promise<{ code: number | null; signal
     const env = { ...process.env };
     delete env.ENARX_BACKEND;
     delete env.ENARX_WASMCFGFILE;
-    const child = spawn(process.execPath, [ENARX, ...argv], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // As `npx enarx` runs it: with the launcher's shebang flags.
+    const child = spawn(process.execPath, [...LAUNCHER_FLAGS, ENARX, ...argv], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:https';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,39 +7,22 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { buildTree, DrawbridgeClient, formatContentDigest, LocalIssuer } from '../../src/drawbridge/index.ts';
-import { ENARX_BIN } from '../helpers/paths.ts';
-import { runEnarx } from '../helpers/cli.ts';
+import { runEnarx, serveEnarx, spawnEnarx, type Served } from '../helpers/cli.ts';
 
 interface Child {
-  proc: ChildProcess;
   url: string;
   stderr: () => string;
+  stop: Served<unknown>['stop'];
 }
 
 async function serve(store: string, extra: string[] = []): Promise<Child> {
-  const proc = spawn(process.execPath, [ENARX_BIN, 'drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', store, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  proc.stderr?.on('data', (c: Buffer) => (err += c));
-  proc.stdout?.on('data', (c: Buffer) => (out += c));
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    try {
-      const info = JSON.parse(out) as { url: string };
-      return { proc, url: info.url, stderr: () => err };
-    } catch {
-      if (proc.exitCode !== null) throw new Error(`server exited ${proc.exitCode}: ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  proc.kill('SIGKILL');
-  throw new Error(`server did not start: ${err}`);
+  const served = await serveEnarx<{ url: string }>(['drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', store, '--json', ...extra], { timeoutMs: 15_000 });
+  return { url: served.doc.url, stderr: served.stderr, stop: served.stop };
 }
 
+/** Kills the server outright, as a crash would. */
 async function kill(child: Child): Promise<void> {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
-  child.proc.kill('SIGKILL');
-  await once(child.proc, 'exit');
+  await child.stop('SIGKILL');
 }
 
 async function countFiles(dir: string): Promise<number> {
@@ -179,7 +161,7 @@ describe('enarx drawbridge (CLI)', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^enarx: OIDC discovery at http:\/\/127\.0\.0\.1:1\/\.well-known\/openid-configuration failed: .* \(check --oidc-issuer/);
     const store = await mkdtemp(join(tmpdir(), 'drawbridge-cli-'));
-    const proc = spawn(process.execPath, [ENARX_BIN, 'drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', store], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawnEnarx(['drawbridge', 'serve', '--addr', '127.0.0.1:0', '--store', store], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     proc.stderr?.on('data', (c: Buffer) => (err += c));
     try {

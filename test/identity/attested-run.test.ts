@@ -11,19 +11,19 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:tls';
-import { runEnarx } from '../helpers/cli.ts';
+import { runEnarx, serveEnarx, spawnEnarx } from '../helpers/cli.ts';
 import { softwareSnpEvidence } from '../../src/keep/software-evidence.ts';
 import { requestStewardIdentity } from '../../src/keep/steward.ts';
 import { keepMeasurement, nilKeepMeasurement } from '../../src/keep/process/measurement.ts';
 import { readCertificateOrigin } from '../../src/pki/index.ts';
-import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'enarx-attested-run-'));
 const children: ChildProcess[] = [];
 const ECHO = join(REPO_ROOT, 'examples', 'echo-server.wasm');
 
 function start(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, [ENARX_BIN, ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawnEnarx(args, { env });
   children.push(child);
   let out = '';
   let err = '';
@@ -46,9 +46,9 @@ async function waitFor<T>(what: string, probe: () => T | undefined, exited: Prom
 }
 
 async function steward(extra: string[] = []): Promise<{ url: string; caFile: string }> {
-  const s = start(['steward', 'serve', '--port', '0', '--data-dir', join(dir, 'ca'), '--san', 'localhost', '--san', 'IP:127.0.0.1', '--trust-test-root', join(dir, 'root', 'ark.pem'), '--json', ...extra]);
-  const doc = await waitFor('Steward URL', () => (s.stdout().trim().endsWith('}') ? (JSON.parse(s.stdout()) as { url: string; ca: { path: string } }) : undefined), s.exited, s.stderr);
-  return { url: doc.url, caFile: doc.ca.path };
+  const s = await serveEnarx<{ url: string; ca: { path: string } }>(['steward', 'serve', '--port', '0', '--data-dir', join(dir, 'ca'), '--san', 'localhost', '--san', 'IP:127.0.0.1', '--trust-test-root', join(dir, 'root', 'ark.pem'), '--json', ...extra]);
+  children.push(s.child);
+  return { url: s.doc.url, caFile: s.doc.ca.path };
 }
 
 function tlsEcho(port: number, ca: string, line: string, client: { cert?: string; key?: string } = {}): Promise<string> {

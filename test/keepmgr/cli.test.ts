@@ -1,55 +1,23 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runEnarx } from '../helpers/cli.ts';
-import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
+import { runEnarx, serveEnarx, stopAllServed, type Served as ServedCommand } from '../helpers/cli.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 import { KeepmgrClient, attestKeep, provisionKeep } from '../../src/keepmgr/index.ts';
 import { pidAlive, tempDir, waitFor, WASM } from './helpers.ts';
 
 const dirs: string[] = [];
-const daemons: Served[] = [];
 // A failed assertion must not leave a daemon behind: its pipes would keep this file from ending.
 after(async () => {
-  await Promise.all(daemons.map(stop));
+  await stopAllServed();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-interface Served {
-  child: ChildProcess;
-  doc: { url: string; socket: string; ca: string; tokens: string; pid: number; lost: Array<{ id: string; reason: string }> };
-  stderr: () => string;
-}
-
-/** Stops a served daemon: SIGTERM, then SIGKILL if it has not gone within 15 s. */
-async function stop(s: Served): Promise<void> {
-  if (s.child.exitCode !== null || s.child.signalCode !== null) return;
-  const gone = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  const timer = setTimeout(() => s.child.kill('SIGKILL'), 15_000);
-  await gone;
-  clearTimeout(timer);
-}
+type Served = ServedCommand<{ url: string; socket: string; ca: string; tokens: string; pid: number; lost: Array<{ id: string; reason: string }> }>;
 
 function serve(dir: string, extra: string[] = []): Promise<Served> {
-  const child = spawn(process.execPath, [ENARX_BIN, 'keepmgr', 'serve', '--json', '--listen', '127.0.0.1:0', '--data-dir', dir, '--pool', '1', ...extra], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c;
-      try {
-        const served = { child, doc: JSON.parse(out), stderr: () => err };
-        daemons.push(served);
-        resolve(served);
-      } catch {
-        /* not complete yet */
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`keepmgr serve exited ${code}: ${err}`)));
-  });
+  return serveEnarx(['keepmgr', 'serve', '--json', '--listen', '127.0.0.1:0', '--data-dir', dir, '--pool', '1', ...extra]);
 }
 
 test('usage errors: keep without a keep manager, a plain-http URL; deploy without --keepmgr runs in a local Keep', { timeout: 120_000 }, async () => {
@@ -114,7 +82,7 @@ test('serve, then deploy from a second process: attested (explicitly unattested 
     assert.equal(human.code, 0);
     assert.match(human.stdout, /refused/);
   } finally {
-    await stop(s);
+    await s.stop();
   }
 });
 
@@ -135,9 +103,7 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
   const pids = [(await client.get(idle.id)).pid!, (await client.get(busy.id)).pid!];
   const states = await Promise.all([idle.id, busy.id].map(async (id) => { const k = await client.get(id); return `${k.state} ${k.reason ?? ''}`; }));
   assert.ok(pids.every(pidAlive), `Keeps not alive before the kill: ${states.join(' | ')}`);
-  const killed = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGKILL');
-  await killed;
+  await s.stop('SIGKILL');
   // Both the idle Keep (its pipe closes) and the one whose workload holds its thread (the kernel's parent-death signal) go.
   await waitFor(() => pids.every((p) => !pidAlive(p)), 30_000, 'the orphaned Keeps to exit');
   const again = await serve(dir);
@@ -150,10 +116,10 @@ test('a daemon killed with kill -9 leaves no Keep process behind, and on restart
     assert.match(rec.reason!, /ended while this Keep was running/);
     assert.equal((await c2.info()).lost.length, 2);
   } finally {
-    await stop(again);
+    await again.stop();
   }
   // A clean shutdown loses nothing.
   const third = await serve(dir);
   assert.deepEqual(third.doc.lost, []);
-  await stop(third);
+  await third.stop();
 });

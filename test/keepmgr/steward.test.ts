@@ -6,12 +6,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attestKeep, provisionKeep, followOutput, type OutputPayload } from '../../src/keepmgr/index.ts';
 import { libraryVerifier } from '../../src/keepmgr/client.ts';
-import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
+import { serveEnarx } from '../helpers/cli.ts';
 import { startTestDaemon, tempDir, tlsEcho, waitFor, type TestDaemon } from './helpers.ts';
 
 const STDIO = '[[files]]\nkind = "stdin"\n[[files]]\nkind = "stdout"\n[[files]]\nkind = "stderr"\n';
@@ -29,13 +30,9 @@ before(async () => {
   // The daemon makes its software SNP test chain; the Steward trusts it explicitly (ARK, then ASK).
   t = await startTestDaemon({ poolSize: 0, softwareSnp: snpDir });
   arkPem = readFileSync(t.daemon.testRootPath!, 'utf8');
-  stewardProcess = spawn(process.execPath, [ENARX_BIN, 'steward', 'serve', '--port', '0', '--data-dir', join(dir, 'steward'), '--san', 'localhost', '--san', 'IP:127.0.0.1', '--trust-test-root', join(snpDir, 'steward-trust.pem'), '--json'], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  stewardProcess.stdout!.on('data', (c: Buffer) => (out += c));
-  stewardProcess.stderr!.on('data', (c: Buffer) => (err += c));
-  await waitFor(() => out.trim().endsWith('}'), 60_000, `the Steward to start (${err})`);
-  const doc = JSON.parse(out) as { url: string; ca: { path: string } };
+  const served = await serveEnarx<{ url: string; ca: { path: string } }>(['steward', 'serve', '--port', '0', '--data-dir', join(dir, 'steward'), '--san', 'localhost', '--san', 'IP:127.0.0.1', '--trust-test-root', join(snpDir, 'steward-trust.pem'), '--json']);
+  stewardProcess = served.child;
+  const doc = served.doc;
   steward = { url: doc.url, ca: readFileSync(doc.ca.path, 'utf8') };
 });
 after(async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +8,8 @@ import { generateKeyPair, issueCertificate } from '../../src/attestation/testing
 import { parseCertificates, toPem } from '../../src/attestation/x509.ts';
 import { readCertificateOrigin } from '../../src/pki/index.ts';
 import { encodeSubjectAltNames } from '../../src/steward/certificate.ts';
-import { runEnarx } from '../helpers/cli.ts';
-import { ENARX_BIN, testdata } from '../helpers/paths.ts';
+import { runEnarx, serveEnarx } from '../helpers/cli.ts';
+import { testdata } from '../helpers/paths.ts';
 import { kvmCsr, productionCa, snpCsr, snpTestChain } from './helpers.ts';
 
 /** POSTs a CSR over HTTPS, trusting only `ca`. */
@@ -42,32 +41,9 @@ interface Started {
 }
 
 /** Starts `enarx steward serve ARGS --port 0 --json` and waits for its JSON document. */
-function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [ENARX_BIN, 'steward', 'serve', '--port', '0', '--json', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the Steward did not start: ${err}`));
-    }, 60_000);
-    const exited = new Promise<number | string>((r) => child.on('close', (code, signal) => r(code ?? `signal ${signal}: ${err.slice(-500)}`)));
-    child.stderr.on('data', (c: Buffer) => (err += c));
-    child.stdout.on('data', (c: Buffer) => {
-      out += c;
-      try {
-        const json = JSON.parse(out);
-        clearTimeout(timer);
-        resolve({ json, stderr: () => err, stop: () => (child.kill('SIGTERM'), exited) });
-      } catch {
-        // not complete yet
-      }
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the Steward exited (${code}) before listening: ${err}`));
-    });
-  });
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
+  const served = await serveEnarx<Started['json']>(['steward', 'serve', '--port', '0', '--json', ...args], { env });
+  return { json: served.doc, stderr: served.stderr, stop: () => served.stop() };
 }
 
 describe('enarx steward serve', () => {

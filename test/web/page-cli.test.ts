@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { it } from 'node:test';
-import { runEnarx } from '../helpers/cli.ts';
-import { ENARX_BIN } from '../helpers/paths.ts';
+import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
 
 it('enarx attest page serves the page on a free port', async () => {
-  const child = spawn(process.execPath, [ENARX_BIN, 'attest', 'page', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnEnarx(['attest', 'page', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     let out = '';
-    child.stdout.setEncoding('utf8');
+    child.stdout!.setEncoding('utf8');
     while (!out.includes('\n')) {
-      const [chunk] = (await Promise.race([once(child.stdout, 'data'), once(child, 'exit').then(() => [''])])) as [string];
+      const [chunk] = (await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => [''])])) as [string];
       if (chunk === '') assert.fail('enarx attest page exited early');
       out += chunk;
     }

@@ -14,6 +14,9 @@ export interface KeepLimitSettings {
   descriptors?: number;
 }
 
+/** The longest wall-time limit: Node's timers hold at most 2^31-1 ms. */
+export const MAX_WALL_TIME_MS = 2 ** 31 - 1;
+
 export const LIMIT_KEYS = ['memory', 'rss', 'wall-time', 'descriptors'] as const;
 export type LimitKey = (typeof LIMIT_KEYS)[number];
 
@@ -58,8 +61,12 @@ export function parseLimit(key: LimitKey, value: unknown, what: string): Partial
       return { memory: parseSize(value, what) };
     case 'rss':
       return { rss: parseSize(value, what) };
-    case 'wall-time':
-      return { wallTime: parseDuration(value, what) };
+    case 'wall-time': {
+      const wallTime = parseDuration(value, what);
+      // A longer timer fires at once in Node (it wraps to 1 ms): refuse it rather than stop the Keep at start.
+      if (wallTime > MAX_WALL_TIME_MS) throw new Error(`${what} may be at most ${MAX_WALL_TIME_MS} ms (about 24.8 days), not ${JSON.stringify(value)}`);
+      return { wallTime };
+    }
     case 'descriptors':
       return { descriptors: parseCount(value, what, 3) };
   }

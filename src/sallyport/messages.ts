@@ -8,6 +8,9 @@
 import { Tokenizer, Type, decode, encode } from 'cborg';
 import { ProtocolError } from './frame.ts';
 
+/** The longest wall-time limit, in ms (Node's timers; src/keep/limits.ts refuses longer ones). */
+const MAX_WALL_TIME_MS = 2 ** 31 - 1;
+
 export const PROTOCOL_VERSION = 1;
 /** Version 2: a Keep started without its workload, which a remote client provisions (keepmgr). */
 export const PROVISIONING_VERSION = 2;
@@ -137,7 +140,11 @@ export type KeepMessage =
   | { t: 'fsync'; id: number; path: string; dev: string; ino: string; dataOnly: 0 | 1 }
   | { t: 'log'; level: LogLevel; text: string }
   /** A deploy's package is verified and certified: what the Keep runs (informational for the host). */
-  | { t: 'deployed'; slug: string; digest: string; signer: string | null }
+  | {
+    t: 'deployed'; slug: string; digest: string; signer: string | null;
+    /** The package's own Enarx.toml [limits] that the host enforces (rss bytes, wall-time ms, descriptors), or null. */
+    rss: number | null; wallTime: number | null; descriptors: number | null;
+  }
   | { t: 'exit'; code: number }
   | { t: 'fail'; kind: FailKind; message: string }
   | { t: 'ready'; publicKey: Uint8Array }
@@ -212,7 +219,7 @@ function toWire(m: Message): unknown[] {
     case 'log':
       return ['log', m.level, m.text];
     case 'deployed':
-      return ['deployed', m.slug, m.digest, m.signer];
+      return ['deployed', m.slug, m.digest, m.signer, m.rss, m.wallTime, m.descriptors];
     case 'exit':
       return ['exit', m.code];
     case 'fail':
@@ -350,8 +357,11 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
       v.arity(3);
       return { t: 'log', level: v.oneOf(1, LOG_LEVELS), text: v.text(2, MAX_TEXT_BYTES) };
     case 'deployed':
-      v.arity(4);
-      return { t: 'deployed', slug: v.text(1, 512, 1), digest: v.text(2, 256, 1), signer: v.optText(3, 128) };
+      v.arity(7);
+      return {
+        t: 'deployed', slug: v.text(1, 512, 1), digest: v.text(2, 256, 1), signer: v.optText(3, 128),
+        rss: v.optUint(4, Number.MAX_SAFE_INTEGER, 1), wallTime: v.optUint(5, MAX_WALL_TIME_MS, 1), descriptors: v.optUint(6, 2 ** 31 - 1, 3),
+      };
     case 'exit':
       v.arity(2);
       return { t: 'exit', code: v.uint(1, 255) };
@@ -445,6 +455,9 @@ class Reader {
   }
   optText(i: number, maxBytes: number): string | null {
     return this.#items[i] === null ? null : this.text(i, maxBytes);
+  }
+  optUint(i: number, max: number, min = 0): number | null {
+    return this.#items[i] === null ? null : this.uint(i, max, min);
   }
   bytes(i: number, minLength: number, maxLength: number): Uint8Array {
     const x = this.#items[i];

@@ -6,7 +6,7 @@
  * A lying registry (a small proxy in front of the real one) and bad tags are refused before any
  * guest code runs (the guest's first line, "catpkg: started", never appears).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, createPublicKey, X509Certificate } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -17,8 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
-import { runEnarx } from '../helpers/cli.ts';
-import { ENARX_BIN, REPO_ROOT } from '../helpers/paths.ts';
+import { runEnarx, serveEnarx, spawnEnarx, stopAllServed } from '../helpers/cli.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 import { buildTree, digestBytes, DrawbridgeClient, formatContentDigest, keyId, signTagEntry } from '../../src/drawbridge/index.ts';
 import { deployPackage } from '../../src/keep/deploy.ts';
 import { requestStewardIdentity } from '../../src/keep/steward.ts';
@@ -29,19 +29,8 @@ const CATPKG = join(REPO_ROOT, 'examples', 'catpkg.wasm');
 const STARTED = /catpkg: started/;
 const children: ChildProcess[] = [];
 
-function serve(args: string[]): Promise<Record<string, unknown>> {
-  const child = spawn(process.execPath, [ENARX_BIN, ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c;
-      if (out.trim().endsWith('}')) resolve(JSON.parse(out) as Record<string, unknown>);
-    });
-    child.on('close', (code) => reject(new Error(`enarx ${args.slice(0, 2).join(' ')} exited with ${code}: ${err}`)));
-  });
+async function serve(args: string[]): Promise<Record<string, unknown>> {
+  return (await serveEnarx(args)).doc;
 }
 
 /** A registry that lies: forwards to the real one, with `rewrite` choosing the upstream path and `tamper` the answer. */
@@ -144,11 +133,20 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
       '[[files]]\nkind = "stdin"\n[[files]]\nkind = "stdout"\n[[files]]\nkind = "stderr"\n[[files]]\nname = "ingest"\nkind = "listen"\nprot = "tls"\naddr = "127.0.0.1"\nport = 0\nclient_ca = "clients.pem"\n',
     );
     await publish('pub', '5.0.0', 'pkg-echo', signer);
+    // Packages with their own [limits], which the host enforces unless the deployer sets its own.
+    for (const [name, toml] of [['sleep', 'args = ["3000"]\n[limits]\nwall-time = "1s"\n'], ['rss', 'args = ["3000"]\n[limits]\nrss = "1MiB"\n']] as const) {
+      await mkdir(join(dir, `pkg-${name}`), { recursive: true });
+      await copyFile(join(REPO_ROOT, 'examples', 'sleep.wasm'), join(dir, `pkg-${name}`, 'main.wasm'));
+      await writeFile(join(dir, `pkg-${name}`, 'Enarx.toml'), toml);
+    }
+    await publish('pub', '6.0.0', 'pkg-sleep', signer);
+    await publish('pub', '7.0.0', 'pkg-rss', signer);
     client.close();
   });
 
   after(async () => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+    await stopAllServed();
     for (const s of servers) s.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -231,14 +229,12 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
   });
 
   test("a deployed TLS server: its listen file is bound through the host, it serves the workload certificate, mutual TLS with the package's CA", async () => {
-    const keep = spawn(process.execPath, [ENARX_BIN, 'deploy', ...attested(), '--drawbridge-ca', registryCaFile, '--trust-key', trustedFile, `${host}/alice/pub:5.0.0`], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, ...env(), ENARX_LOG: 'info' },
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const keep = spawnEnarx(['deploy', ...attested(), '--drawbridge-ca', registryCaFile, '--trust-key', trustedFile, `${host}/alice/pub:5.0.0`], {
+      env: { ...env(), ENARX_LOG: 'info' },
     });
     children.push(keep);
     let err = '';
-    keep.stderr.on('data', (c: Buffer) => (err += c));
+    keep.stderr!.on('data', (c: Buffer) => (err += c));
     const exited = new Promise((r) => keep.on('close', r));
     let port: number | undefined;
     let done = false;
@@ -275,6 +271,22 @@ describe('enarx deploy from a Drawbridge into a Keep that attests first', { time
     assert.match(peer.subjectAltName ?? '', /urn:enarx:package:[^,]+\/alice\/pub:5\.0\.0/);
     keep.kill('SIGTERM');
     await exited;
+  });
+
+  test("the package's own [limits] wall-time and rss stop it, from the host; the deployer's flags win over them", async () => {
+    const common = ['--drawbridge-ca', registryCaFile, '--trust-key', trustedFile];
+    const [wall, rss, overridden] = await Promise.all([
+      deploy([...common, `${host}/alice/pub:6.0.0`]),
+      deploy([...common, `${host}/alice/pub:7.0.0`]),
+      deploy([...common, '--wall-time-limit', '60s', `${host}/alice/pub:6.0.0`]),
+    ]);
+    assert.equal(wall.code, 137, wall.stderr);
+    assert.equal(wall.stdout, '', 'stopped before it woke up');
+    assert.match(wall.stderr, /^enarx: the Keep went over its wall-time limit \(1s, from the package's Enarx\.toml\)$/m);
+    assert.equal(rss.code, 137, rss.stderr);
+    assert.match(rss.stderr, /^enarx: the Keep went over its rss limit \(.* > 1\.0 MiB, from the package's Enarx\.toml\)$/m);
+    assert.equal(overridden.code, 0, overridden.stderr);
+    assert.match(overridden.stdout, /^slept \d+ ms\n$/);
   });
 
   test('an unsigned tag is refused, and runs only with --allow-unsigned', async () => {

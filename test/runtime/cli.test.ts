@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, chmodSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import wabtInit from 'wabt';
-import { runEnarx } from '../helpers/cli.ts';
+import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 
 const ex = (name: string) => join(REPO_ROOT, 'examples', `${name}.wasm`);
@@ -241,6 +241,15 @@ describe('enarx run: bad input', { concurrency: true }, () => {
     assertOneLine(badBackend.stderr, /unknown backend 'sgx-nope'/);
     const envBackend = await runEnarx(['run', ex('hello')], { env: { ENARX_BACKEND: 'nil' } });
     assert.equal(envBackend.code, 0);
+    // Node's timers hold 2^31-1 ms: a longer wall-time limit would fire at once, so it is refused.
+    const longWall = await runEnarx(['run', '--wall-time-limit', '600h', ex('hello')]);
+    assert.equal(longWall.code, 2);
+    assertOneLine(longWall.stderr, /--wall-time-limit may be at most 2147483647 ms \(about 24\.8 days\), not "600h"/);
+    const config = join(work, 'long-wall.toml');
+    writeFileSync(config, '[limits]\nwall-time = "600h"\n');
+    const longConfig = await runEnarx(['run', '--wasmcfgfile', config, ex('hello')]);
+    assert.equal(longConfig.code, 1);
+    assertOneLine(longConfig.stderr, /limits.*wall-time.* may be at most 2147483647 ms/);
   });
   test('argv and environment beyond what a Keep takes: one line, exit 1, in every Keep', async () => {
     const many = await runEnarx(['run', ex('args'), ...Array.from({ length: 4100 }, (_, i) => String(i))]);
@@ -262,20 +271,24 @@ describe('enarx run: bad input', { concurrency: true }, () => {
 
 describe('enarx run: signals', () => {
   test('SIGTERM stops a waiting guest cleanly (exit 143)', async () => {
-    const { spawn } = await import('node:child_process');
-    const { ENARX_BIN } = await import('../helpers/paths.ts');
-    const child = spawn(process.execPath, [ENARX_BIN, 'run', ex('rot13')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnEnarx(['run', ex('rot13')]);
     let stderr = '';
-    child.stderr.on('data', (c) => (stderr += c));
-    child.stdin.write('abc\n');
-    await new Promise((resolve) => child.stdout.once('data', resolve));
-    // Give the guest time to come back to its read() and wait there.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    child.kill('SIGTERM');
-    const watchdog = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    const code = await new Promise((resolve) => child.on('close', resolve));
-    clearTimeout(watchdog);
-    assert.equal(code, 143);
+    child.stderr!.on('data', (c) => (stderr += c));
+    // Listened for from the start: a child that ends early fails the test instead of hanging it.
+    const closed = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? `signal ${signal}`)));
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    try {
+      child.stdin!.write('abc\n');
+      const first = await Promise.race([new Promise((resolve) => child.stdout!.once('data', resolve)), closed.then((code) => `exit ${code}`)]);
+      assert.notEqual(typeof first, 'string', `enarx ended before echoing (${String(first)}): ${stderr}`);
+      // Give the guest time to come back to its read() and wait there.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      child.kill('SIGTERM');
+      assert.equal(await closed, 143, stderr);
+    } finally {
+      clearTimeout(watchdog);
+      child.kill('SIGKILL');
+    }
     assertOneLine(stderr, /stopped by SIGTERM/);
   });
 });

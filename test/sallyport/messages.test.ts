@@ -67,8 +67,8 @@ const keepSamples: KeepMessage[] = [
   { t: 'symlink', id: 1, target: 'sub/file', path: '/data/link' },
   { t: 'fsync', id: 2, path: '/data/file', dev: '2049', ino: '18446744073709551615', dataOnly: 1 },
   { t: 'log', level: 'info', text: 'hello' },
-  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: 'kid' },
-  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: null },
+  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: 'kid', rss: 64 * 2 ** 20, wallTime: 30_000, descriptors: 16 },
+  { t: 'deployed', slug: 'registry.example:8443/alice/hello:1.0.0', digest: 'ab'.repeat(48), signer: null, rss: null, wallTime: null, descriptors: null },
   { t: 'exit', code: 3 },
   { t: 'fail', kind: 'limit', message: 'memory' },
   { t: 'ready', publicKey: Uint8Array.of(48, 118) },
@@ -176,7 +176,11 @@ test('the hello configuration is validated key by key', () => {
   assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: { ...deploy, ca: ['not a pem'] } }), 'host-to-keep'), /ca\[0\]/);
   const { stage: _, ...noStage } = deploy;
   assert.throws(() => decodeMessage(withInit({ moduleSize: 0, files: [], deploy: noStage }), 'host-to-keep'), /lacks key 'stage'/);
-  assert.throws(() => decodeMessage(encode(['deployed', 'x', '', null]), 'keep-to-host'), /field 2/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', '', null, null, null, null]), 'keep-to-host'), /field 2/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', 'ab', null]), 'keep-to-host'), /must have 6 field/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', 'ab', null, 0, null, null]), 'keep-to-host'), /field 4/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', 'ab', null, null, 2 ** 31, null]), 'keep-to-host'), /field 5/);
+  assert.throws(() => decodeMessage(encode(['deployed', 'x', 'ab', null, null, null, 2]), 'keep-to-host'), /field 6/);
   assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '0.0.0.0']), 'keep-to-host'), /must have 5 field/);
   assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '', 80]), 'keep-to-host'), /field 4/);
   assert.throws(() => decodeMessage(encode(['listen', 16, 'l', 'tcp', '0.0.0.0', 70000]), 'keep-to-host'), /field 5/);

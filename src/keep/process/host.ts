@@ -202,6 +202,9 @@ class HostSide {
   readonly ready: Promise<Uint8Array>;
   #pending: Pending | undefined;
   #listenRequests = 0;
+  /** A deployed package's descriptors limit, from its 'deployed' message. */
+  #packageDescriptors: number | undefined;
+  #deployed = false;
   #spawned: { resolve: () => void; promise: Promise<void> };
 
   constructor(request: ProcessKeepRequest) {
@@ -403,7 +406,7 @@ class HostSide {
     this.#lastKeepStream = listener;
     const addr = at?.addr ?? this.#req.listenAddress ?? '127.0.0.1';
     // Each listener is a host socket: a Keep may not hold more than its descriptors allow.
-    const max = this.#req.limits?.descriptors ?? DEFAULT_MAX_LISTENERS;
+    const max = this.#maxDescriptors() ?? DEFAULT_MAX_LISTENERS;
     // Counted before binding: requests that arrive together must not all pass the check.
     if (this.#listenRequests >= max) {
       this.#endpoint.send({ t: 'listening', listener, port: 0, error: `no more than ${max} listen files` });
@@ -457,7 +460,7 @@ class HostSide {
       this.#early.push([listener, socket]);
       return;
     }
-    const max = this.#req.limits?.descriptors;
+    const max = this.#maxDescriptors();
     if (this.#outcome || (max !== undefined && this.#descriptorsInUse() >= max)) {
       // Like accept(2) failing with EMFILE: the client is turned away, the Keep goes on.
       socket.destroy();
@@ -624,6 +627,9 @@ class HostSide {
         return;
       case 'deployed':
         if (!this.#req.deploy) throw new Error("'deployed' from a Keep that was not deploying");
+        if (this.#deployed) throw new Error("a second 'deployed' from the Keep");
+        this.#deployed = true;
+        if (!this.#outcome) this.#packageLimits(m);
         this.#req.onDeployed?.({ slug: m.slug, digest: m.digest, signer: m.signer });
         return;
       case 'exit':
@@ -669,7 +675,7 @@ class HostSide {
     // A provisioned Keep's connect files are sealed from the host, and a deploy's are in its
     // package, which only the Keep has read: the host dials what they ask.
     if (this.#req.module && !this.#req.deploy && !this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
-    const max = this.#req.limits?.descriptors;
+    const max = this.#maxDescriptors();
     if (max !== undefined && this.#descriptorsInUse() >= max) {
       this.#kill({ kind: 'limit', limit: 'descriptors', message: `the Keep went over its descriptors limit (${max})` });
       return;
@@ -710,21 +716,40 @@ class HostSide {
 
   #startLimits(): void {
     const limits = this.#req.limits ?? {};
-    if (limits.wallTimeMs !== undefined) {
-      const ms = limits.wallTimeMs;
-      this.#timers.push(setTimeout(() => this.#kill({ kind: 'limit', limit: 'wall-time', message: `the Keep went over its wall-time limit (${formatDuration(ms)})` }), ms));
-    }
-    if (limits.rss !== undefined) {
-      const max = limits.rss;
-      const pid = this.#child.pid;
-      const poll = setInterval(() => {
-        const rss = residentBytes(pid);
-        if (rss !== null && rss > max) {
-          this.#kill({ kind: 'limit', limit: 'rss', message: `the Keep went over its rss limit (${formatBytes(rss)} > ${formatBytes(max)})` });
-        }
-      }, limits.rssPollMs ?? RSS_POLL_MS);
-      this.#timers.push(poll);
-    }
+    if (limits.wallTimeMs !== undefined) this.#armWallTime(limits.wallTimeMs, '');
+    if (limits.rss !== undefined) this.#armRss(limits.rss, '');
+  }
+
+  /**
+   * A deployed package's own [limits] (sent by the Keep once the package is verified): each one the
+   * deployer did not set applies from now on. The deployer's flags win, as for `enarx run`.
+   */
+  #packageLimits(m: { rss: number | null; wallTime: number | null; descriptors: number | null }): void {
+    const given = this.#req.limits ?? {};
+    const from = ", from the package's Enarx.toml";
+    if (m.wallTime !== null && given.wallTimeMs === undefined) this.#armWallTime(m.wallTime, from);
+    if (m.rss !== null && given.rss === undefined) this.#armRss(m.rss, from);
+    if (m.descriptors !== null && given.descriptors === undefined) this.#packageDescriptors = m.descriptors;
+  }
+
+  /** The most descriptors the Keep may hold: the deployer's limit, else a deployed package's. */
+  #maxDescriptors(): number | undefined {
+    return this.#req.limits?.descriptors ?? this.#packageDescriptors;
+  }
+
+  #armWallTime(ms: number, from: string): void {
+    this.#timers.push(setTimeout(() => this.#kill({ kind: 'limit', limit: 'wall-time', message: `the Keep went over its wall-time limit (${formatDuration(ms)}${from})` }), ms));
+  }
+
+  #armRss(max: number, from: string): void {
+    const pid = this.#child.pid;
+    const poll = setInterval(() => {
+      const rss = residentBytes(pid);
+      if (rss !== null && rss > max) {
+        this.#kill({ kind: 'limit', limit: 'rss', message: `the Keep went over its rss limit (${formatBytes(rss)} > ${formatBytes(max)}${from})` });
+      }
+    }, this.#req.limits?.rssPollMs ?? RSS_POLL_MS);
+    this.#timers.push(poll);
   }
 
   #settle(outcome: ProcessKeepOutcome): void {

@@ -16,6 +16,7 @@ import type { Connection, DescriptorCapability, DirectoryCapability } from '../.
 import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
 import type { StreamSink } from './streams.ts';
 import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
+import type { KeepLimitSettings } from '../limits.ts';
 
 export type RunWorkload = (request: WorkloadRequest) => Promise<WorkloadOutcome>;
 
@@ -408,7 +409,12 @@ export class KeepSide {
       ...(steward ? { certify: (workload?: WorkloadIdentity) => this.#certify(steward, init.evidence ?? null, workload, init.collect ?? null) } : {}),
     });
     if (deployed.identity) this.#identity = Promise.resolve(deployed.identity);
-    this.#endpoint.send({ t: 'deployed', slug: deployed.slug, digest: deployed.digest, signer: deployed.signer });
+    // The package's rss, wall-time and descriptors limits are the host's to enforce (where the deployer set none).
+    const own = (deployed.config?.extensions.limits ?? {}) as KeepLimitSettings;
+    this.#endpoint.send({
+      t: 'deployed', slug: deployed.slug, digest: deployed.digest, signer: deployed.signer,
+      rss: own.rss ?? null, wallTime: own.wallTime ?? null, descriptors: own.descriptors ?? null,
+    });
     const parts = buildPlanParts({ module: 'main.wasm', args: init.argv, dirs: [`${spec.stage}::${PACKAGE_GUEST_PATH}`], env: init.env.map(([k, v]) => `${k}=${v}`) }, deployed.config, {});
     const files: FileSpec[] = [];
     for (const f of parts.files) {
@@ -418,9 +424,7 @@ export class KeepSide {
       } else if (f.kind === 'connect') files.push({ kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: deployed.cas.get(f.name) ?? [] });
       else files.push({ kind: f.kind, name: f.name });
     }
-    // The package's [limits] memory and descriptors apply inside the Keep unless the deployer set them
-    // (rss and wall-time are the host's to enforce: pass --rss-limit / --wall-time-limit).
-    const own = (deployed.config?.extensions.limits ?? {}) as { memory?: number; descriptors?: number };
+    // The package's [limits] memory and descriptors apply inside the Keep unless the deployer set them.
     const limits = { memory: init.limits.memory ?? own.memory ?? null, descriptors: init.limits.descriptors ?? own.descriptors ?? null };
     return { module: deployed.module, files, argv: parts.args, env: parts.env, limits };
   }

@@ -8,7 +8,7 @@ import { EnarxError, UsageError } from './errors.ts';
 import { log, printJson } from './output.ts';
 import { attestOptionsFrom, cliErrors, clientFrom, printPayload, saveSession } from './keepmgr-client.ts';
 
-function readPackage(pkg: string): { wasm: Uint8Array; config: string | null } {
+async function readPackage(pkg: string): Promise<{ wasm: Uint8Array; config: string | null; cas?: Record<string, string[]> }> {
   let st;
   try {
     st = statSync(pkg);
@@ -32,7 +32,38 @@ function readPackage(pkg: string): { wasm: Uint8Array; config: string | null } {
       config = null;
     }
   }
-  return { wasm, config };
+  const cas = config === null ? {} : await caCertificates(config, confPath!, pkg);
+  return { wasm, config, ...(Object.keys(cas).length > 0 ? { cas } : {}) };
+}
+
+/**
+ * The certificates of the CA files the Enarx.toml names (`client_ca`, `ca`), read here and sealed
+ * with the workload: the Keep has no access to this machine's files. An Enarx.toml that does not
+ * parse is sent as it is, for the Keep to report why.
+ */
+async function caCertificates(config: string, confPath: string, dir: string): Promise<Record<string, string[]>> {
+  const { parseConfig, caFileOf, pemCertificateBlocks } = await import('../config/index.ts');
+  let files;
+  try {
+    files = parseConfig(config, confPath, dir).files;
+  } catch {
+    return {};
+  }
+  const cas: Record<string, string[]> = {};
+  for (const f of files) {
+    const path = caFileOf(f);
+    if (!path) continue;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new EnarxError(`cannot read the CA file ${path} that '${f.name}' names: ${(err as NodeJS.ErrnoException).code ?? err}`, { hint: 'check the client_ca / ca path in Enarx.toml (relative to the package directory)' });
+    }
+    const certs = pemCertificateBlocks(text);
+    if (certs.length === 0) throw new EnarxError(`${path} holds no PEM certificate (for '${f.name}')`, { hint: 'give CA certificates in PEM' });
+    cas[f.name] = certs;
+  }
+  return cas;
 }
 
 function limit(o: Record<string, unknown>, key: string, name: string): number | undefined {
@@ -44,7 +75,7 @@ function limit(o: Record<string, unknown>, key: string, name: string): number | 
 }
 
 export async function deployViaKeepmgr(pkg: string, o: Record<string, unknown>): Promise<number> {
-  const workload = readPackage(pkg);
+  const workload = await readPackage(pkg);
   let stdin: Uint8Array | undefined;
   if (typeof o.stdin === 'string') {
     try {

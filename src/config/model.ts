@@ -41,3 +41,13 @@ export function fdEnvironment(files: readonly FileSpec[]): [string, string][] {
     ['FD_NAMES', files.map((f) => f.name).join(':')],
   ];
 }
+
+/** The CA file an entry names: `client_ca` of a listen file, `ca` of a connect file. */
+export function caFileOf(f: FileSpec): string | undefined {
+  return f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
+}
+
+/** The PEM certificates in a CA file's text, one block each (newline-terminated), as a Keep's TLS takes them. */
+export function pemCertificateBlocks(text: string): string[] {
+  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((c) => `${c}\n`);
+}

@@ -13,6 +13,7 @@ import type { Duplex } from 'node:stream';
 import type { DeploySpec, LogLevel } from '../sallyport/index.ts';
 import type { WorkloadIdentity } from '../pki/index.ts';
 import type { EnarxConfig } from '../config/model.ts';
+import { caFileOf, pemCertificateBlocks } from '../config/model.ts';
 import type { KeepIdentity } from './identity.ts';
 
 /** Where the verified package's files appear for the guest, read-only. */
@@ -163,13 +164,13 @@ export async function deployPackage(spec: DeploySpec, ctx: DeployContext): Promi
     for (const f of config.files) {
       if (f.kind === 'dir') throw new DeployError('package', `${slug}: Enarx.toml file '${f.name}' preopens a host directory, which a registry package cannot name (its own files are at ${PACKAGE_GUEST_PATH})`);
       // client_ca / ca name files of the package itself, read from what was verified.
-      const caFile = f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
+      const caFile = caFileOf(f);
       if (!caFile) continue;
       const rel = caFile.startsWith(`${spec.stage}/`) ? caFile.slice(spec.stage.length + 1) : undefined;
       const pem = rel === undefined ? undefined : fetched.files.get(rel);
-      const certs = pem ? (new TextDecoder().decode(pem).match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) : [];
+      const certs = pem ? pemCertificateBlocks(new TextDecoder().decode(pem)) : [];
       if (certs.length === 0) throw new DeployError('package', `${slug}: Enarx.toml file '${f.name}' names the CA file ${rel ?? caFile}, which is not a PEM certificate file of the package`);
-      cas.set(f.name, certs.map((c) => `${c}\n`));
+      cas.set(f.name, certs);
     }
   }
 

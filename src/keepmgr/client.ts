@@ -300,6 +300,8 @@ export interface Workload {
   stdin?: Uint8Array;
   /** The Steward the Keep gets its certificate from before the workload runs (sealed with the workload; overrides Enarx.toml's and the daemon's). */
   steward?: string;
+  /** PEM certificates of the CA files `config` names, by file name (see Provision.cas). */
+  cas?: Record<string, string[]>;
 }
 
 /** What a client keeps to read a Keep's output later (`enarx keep logs --session FILE`). */
@@ -315,6 +317,7 @@ export async function provisionKeep(client: KeepmgrClient, keep: AttestedKeep, w
   const jwe = await encryptProvision(keep.publicKey, {
     keepId: keep.keepId, nonce: keep.nonce, wasm: workload.wasm, config: workload.config, stdin: workload.stdin ?? new Uint8Array(0), outputKey: publicJwk,
     ...(workload.steward ? { steward: workload.steward } : {}),
+    ...(workload.cas ? { cas: workload.cas } : {}),
   });
   await client.provision(keep.keepId, jwe);
   return {

@@ -21,6 +21,8 @@ export const NONCE_BYTES = 32;
 export const MAX_WASM_BYTES = 100 * 1024 * 1024;
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_STDIN_BYTES = 16 * 1024 * 1024;
+/** CA certificates for the Enarx.toml's `ca`/`client_ca` files: at most this many PEM bytes in all. */
+export const MAX_CA_BYTES = 1024 * 1024;
 
 export class ChannelError extends Error {
   constructor(message: string) {
@@ -100,11 +102,14 @@ export interface Provision {
   outputKey: JWK;
   /** The Steward the Keep gets its certificate from (overrides Enarx.toml's and the host's). */
   steward?: string | null;
+  /** PEM certificates of the CA files the Enarx.toml names (`client_ca` of a listen file, `ca` of a connect file), by file name. */
+  cas?: Record<string, string[]>;
 }
 
 export async function encryptProvision(keepSpki: Uint8Array, p: Provision): Promise<string> {
   const key = await importKeepPublicKey(keepSpki);
-  const body = encode({ v: 1, keepId: p.keepId, nonce: p.nonce, wasm: p.wasm, config: p.config, stdin: p.stdin, outputKey: p.outputKey, ...(p.steward ? { steward: p.steward } : {}) });
+  const cas = p.cas !== undefined ? { cas: p.cas } : {};
+  const body = encode({ v: 1, keepId: p.keepId, nonce: p.nonce, wasm: p.wasm, config: p.config, stdin: p.stdin, outputKey: p.outputKey, ...(p.steward ? { steward: p.steward } : {}), ...cas });
   return new CompactEncrypt(body)
     .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', cty: 'application/vnd.enarx.provision.v1+cbor', kid: p.keepId, 'enarx-nonce': Buffer.from(p.nonce).toString('base64url') })
     .encrypt(key);
@@ -151,7 +156,26 @@ export async function decryptProvision(jwe: string, key: CryptoKey, keepId: stri
   }
   const steward = body.steward ?? null;
   if (steward !== null && (typeof steward !== 'string' || steward.length > 2048 || !URL.canParse(steward))) throw new ChannelError('provisioning payload has an invalid Steward URL');
-  return { keepId, nonce, wasm: body.wasm, config: body.config as string | null, stdin: body.stdin, outputKey: { kty: 'EC', crv: KEY_CURVE, x: ok.x, y: ok.y }, steward };
+  const cas = body.cas === undefined ? undefined : provisionedCas(body.cas);
+  return { keepId, nonce, wasm: body.wasm, config: body.config as string | null, stdin: body.stdin, outputKey: { kty: 'EC', crv: KEY_CURVE, x: ok.x, y: ok.y }, steward, ...(cas ? { cas } : {}) };
+}
+
+/** Checks the payload's CA certificates: a map from file name to a list of PEM certificate blocks. */
+function provisionedCas(value: unknown): Record<string, string[]> {
+  const invalid = (why: string) => new ChannelError(`provisioning payload has invalid CA certificates: ${why}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) throw invalid('not a map');
+  const out: Record<string, string[]> = {};
+  let bytes = 0;
+  for (const [name, certs] of Object.entries(value)) {
+    if (!Array.isArray(certs) || certs.length === 0) throw invalid(`'${name}' is not a list of certificates`);
+    for (const c of certs) {
+      if (typeof c !== 'string' || !/^-----BEGIN CERTIFICATE-----\n?[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE-----\n$/.test(c)) throw invalid(`'${name}' holds something other than a PEM certificate`);
+      bytes += c.length;
+    }
+    if (bytes > MAX_CA_BYTES) throw invalid(`more than ${MAX_CA_BYTES} bytes`);
+    out[name] = certs as string[];
+  }
+  return out;
 }
 
 /** The client's half of the output channel: an ephemeral ECDH key pair. */

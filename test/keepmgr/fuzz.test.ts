@@ -49,6 +49,33 @@ test('provisioning: random text and mutated JWEs are refused with a ChannelError
   );
 });
 
+test('provisioning: CA certificates travel sealed, and anything but a map of PEM certificate lists is refused', { timeout: 120_000 }, async () => {
+  const keep = await generateKeepKey();
+  const { publicJwk } = await generateOutputKeyPair();
+  const nonce = crypto.getRandomValues(new Uint8Array(32));
+  const base = { keepId: 'k', nonce, wasm: Uint8Array.of(0, 0x61, 0x73, 0x6d), config: null, stdin: new Uint8Array(), outputKey: publicJwk };
+  const cert = '-----BEGIN CERTIFICATE-----\nMIIBAA==\n-----END CERTIFICATE-----\n';
+  const opened = await decryptProvision(await encryptProvision(keep.spki, { ...base, cas: { server: [cert, cert] } }), keep.privateKey, 'k', nonce);
+  assert.deepEqual(opened.cas, { server: [cert, cert] });
+  assert.equal((await decryptProvision(await encryptProvision(keep.spki, base), keep.privateKey, 'k', nonce)).cas, undefined);
+  const bad = fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }).filter((v) => typeof v !== 'object' || v === null || Array.isArray(v)),
+    fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.constant([]), fc.array(fc.string({ maxLength: 40 }), { minLength: 1, maxLength: 3 })), { minKeys: 1, maxKeys: 3 }),
+    fc.constant({ big: Array.from({ length: 40 }, () => `-----BEGIN CERTIFICATE-----\n${'A'.repeat(30_000)}\n-----END CERTIFICATE-----\n`) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(bad, async (cas) => {
+      const jwe = await encryptProvision(keep.spki, { ...base, cas: cas as never });
+      if (typeof cas === 'object' && cas !== null && !Array.isArray(cas) && Object.keys(cas).length === 0) {
+        assert.deepEqual((await decryptProvision(jwe, keep.privateKey, 'k', nonce)).cas, {}, 'an empty map names no CA file');
+        return;
+      }
+      await assert.rejects(decryptProvision(jwe, keep.privateKey, 'k', nonce), (err: Error) => err instanceof ChannelError && /invalid CA certificates/.test(err.message));
+    }),
+    { numRuns: 200 },
+  );
+});
+
 test('API bodies: arbitrary JSON and CBOR never get a 500', { timeout: 120_000 }, async () => {
   const t = await startTestDaemon({ poolSize: 0, maxKeeps: 2 });
   try {

@@ -7,6 +7,7 @@
 import { EnarxError, UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
 import { runCommand, type LimitFlags, type RunFlags } from './run.ts';
+import { pemCertificateBlocks } from '../../config/model.ts';
 
 const { existsSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
 const { join } = process.getBuiltinModule('node:path');
@@ -56,9 +57,9 @@ function readPemCertificates(path: string, flag: string): string[] {
   } catch (err) {
     throw new EnarxError(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { hint: `check the path given to ${flag}` });
   }
-  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const certs = pemCertificateBlocks(text);
   if (certs.length === 0) throw new EnarxError(`${path} holds no PEM certificate`, { hint: `${flag} takes the registry's CA certificate in PEM` });
-  return certs.map((c) => `${c}\n`);
+  return certs;
 }
 
 /** The keys the Keep will trust: trusted-keys.json plus each --trust-key (a JWK file, or a kid from that file). */

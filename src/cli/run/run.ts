@@ -1,4 +1,5 @@
 import type { EnarxConfig, FileSpec } from '../../config/model.ts';
+import { caFileOf, pemCertificateBlocks } from '../../config/model.ts';
 import { BackendSelectionError, KeepSetupError, selectBackend } from '../../keep/index.ts';
 import { PlanError, buildPlanParts } from '../../keep/plan.ts';
 
@@ -120,7 +121,7 @@ function readModule(path: string): Uint8Array {
 /** Reads the `client_ca` / `ca` PEM files named in Enarx.toml into the files the Keep gets. */
 function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
   return files.map((f) => {
-    const path = f.kind === 'listen' ? f.clientCaFile : f.kind === 'connect' ? f.caFile : undefined;
+    const path = caFileOf(f);
     if (!path) return f;
     if (backend !== 'process' && !HARDWARE_BACKENDS.has(backend)) throw new EnarxError(`'${f.name}': client_ca and ca need the process Keep`, { hint: 'use --backend process' });
     let pem: string;
@@ -129,9 +130,9 @@ function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
     } catch (err) {
       throw new EnarxError(`cannot read the CA file ${path} for '${f.name}': ${(err as NodeJS.ErrnoException).code ?? err}`, { hint: 'check the client_ca / ca path in Enarx.toml' });
     }
-    const certs = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    const certs = pemCertificateBlocks(pem);
     if (certs.length === 0) throw new EnarxError(`${path} holds no PEM certificate (for '${f.name}')`, { hint: 'give CA certificates in PEM' });
-    return f.kind === 'listen' ? { ...f, clientCa: certs.map((c) => `${c}\n`) } : { ...f, ca: certs.map((c) => `${c}\n`) };
+    return f.kind === 'listen' ? { ...f, clientCa: certs } : { ...f, ca: certs };
   }) as FileSpec[];
 }
 

@@ -280,7 +280,7 @@ export class KeepSide {
           files.push(f);
           continue;
         }
-        files.push(await this.#listenThroughHost(f.name, f.prot));
+        files.push(await this.#listenThroughHost(f.name, f.prot, undefined, f.clientCa));
       }
     } catch (err) {
       void this.#finish({ t: 'fail', kind: 'error', message: `cannot listen: ${(err as Error).message}` });

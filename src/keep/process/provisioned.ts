@@ -19,7 +19,7 @@ export interface ProvisionedPlan {
   argv: string[];
   env: [string, string][];
   /** Listen files still lack their listener id and port: the host binds them on request. */
-  files: (FileSpec | { kind: 'listen-request'; name: string; prot: 'tcp' | 'tls' })[];
+  files: (FileSpec | { kind: 'listen-request'; name: string; prot: 'tcp' | 'tls'; clientCa?: string[] })[];
   steward: string | null;
 }
 
@@ -102,11 +102,9 @@ export async function planFor(p: Provision, defaultSteward: string | null): Prom
       case 'dir':
         throw new Error(`file '${f.name}': a provisioned Keep has no host directories`);
       case 'listen':
-        if (f.clientCaFile) throw new Error(`file '${f.name}': client_ca files are not provisioned yet`);
-        return { kind: 'listen-request', name: f.name, prot: f.prot };
+        return { kind: 'listen-request', name: f.name, prot: f.prot, ...(f.clientCaFile ? { clientCa: sentCas(p, f.name, 'client_ca') } : {}) };
       case 'connect':
-        if (f.caFile) throw new Error(`file '${f.name}': ca files are not provisioned yet (the system roots apply)`);
-        return { kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: [] };
+        return { kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: f.caFile ? sentCas(p, f.name, 'ca') : [] };
       default:
         return { kind: f.kind, name: f.name };
     }
@@ -118,6 +116,13 @@ export async function planFor(p: Provision, defaultSteward: string | null): Prom
     files: out,
     steward: p.steward ?? config?.steward ?? defaultSteward,
   };
+}
+
+/** The certificates the client sealed for a file's CA file: the client reads the file, the Keep never sees the client's disk. */
+function sentCas(p: Provision, name: string, key: 'ca' | 'client_ca'): string[] {
+  const certs = p.cas?.[name];
+  if (!certs?.length) throw new Error(`file '${name}': its ${key} file was not provisioned with it (deploy from the package directory, which holds the file)`);
+  return certs;
 }
 
 /** Bytes a record adds to the data it seals: length prefix, CBOR map and tag. */

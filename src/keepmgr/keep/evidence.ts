@@ -67,12 +67,22 @@ export async function evidenceSource(config: EvidenceConfig): Promise<EvidenceSo
       };
     }
     case 'hardware': {
-      const [{ collectEvidence }, { encodeSnpEvidence }] = await Promise.all([import('../../keep/hardware/index.ts'), import('../../pki/index.ts')]);
+      const [{ collectEvidence }, { encodeSnpEvidence }, { hardwarePaths }, { detectHardware }] = await Promise.all([
+        import('../../keep/hardware/index.ts'),
+        import('../../pki/index.ts'),
+        import('../../keep/hardware/backend.ts'),
+        import('../../keep/hardware/detect.ts'),
+      ]);
+      // The same interfaces `enarx platform info` and `enarx run` use (ENARX_TSM_REPORT_ROOT, ENARX_GRAMINE_ROOT).
+      const paths = hardwarePaths();
+      // Keeps are told their evidence kind up front, so that a Steward key is made on the curve it
+      // needs (P-384 for SNP, P-256 for quotes); where no interface works, challenges say why.
+      const { kinds } = await detectHardware(paths);
       return {
         kind: 'hardware',
-        keepKind: null,
+        keepKind: kinds[0] ?? null,
         collect: async (reportData) => {
-          const got = await collectEvidence(reportData);
+          const got = await collectEvidence(reportData, { tsmRoot: paths.tsmRoot, gramineRoot: paths.gramineRoot });
           const vcek = got.auxCerts[0];
           // The Keep needs Enarx's DER for a Steward: SNP with its VCEK; quotes go as they are.
           const forKeep = got.kind === 'snp' && vcek ? encodeSnpEvidence({ vcek, crls: [], report: got.evidence }) : got.evidence;

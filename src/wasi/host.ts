@@ -562,6 +562,7 @@ export class WasiHost {
         const d = this.#writableDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
         const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
         const [a, m] = setTimes(fst, atim, mtim);
+        if (r.mustBeDir && !fs.lstatSync(r.host).isDirectory()) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
         fs.lutimesSync(r.host, a, m);
         this.#recordTimes(fst, atim, mtim, fs.lstatSync(r.host, { bigint: true }));
         return 0;
@@ -757,6 +758,8 @@ export class WasiHost {
 
   #open(d: DirEntry, dirflags: number, path: string, oflags: number, base: bigint, inheriting: bigint, fdflags: number): number {
     if (oflags & ~(Oflags.CREAT | Oflags.DIRECTORY | Oflags.EXCL | Oflags.TRUNC)) throw new WasiError(Errno.INVAL);
+    // A directory is neither created, exclusively created nor truncated by path_open (wasmtime and Linux since 6.4 agree).
+    if (oflags & Oflags.DIRECTORY && oflags & (Oflags.CREAT | Oflags.EXCL | Oflags.TRUNC)) throw new WasiError(Errno.INVAL, 'O_DIRECTORY with O_CREAT, O_EXCL or O_TRUNC');
     if (fdflags & ~KNOWN_FDFLAGS) throw new WasiError(Errno.INVAL);
     // An explicit directory open asks for a directory handle: write rights are moot there.
     const wantsWrite =

@@ -345,6 +345,14 @@ describe('path_* functions', () => {
     assert.equal(g.open(DIR_FD, 'x', { oflags: 0x40 })[0], Errno.INVAL);
     assert.equal(g.open(DIR_FD, 'x', { fdflags: 0x100 })[0], Errno.INVAL);
     assert.equal(g.open(DIR_FD, 'x', { oflags: Oflags.CREAT | Oflags.DIRECTORY })[0], Errno.INVAL);
+    // Nor with an existing directory or file: O_DIRECTORY never goes with O_CREAT, O_EXCL or O_TRUNC.
+    mkdirSync(join(dir, 'existing-dir'), { recursive: true });
+    writeFileSync(join(dir, 'existing-file'), 'keep me');
+    for (const extra of [Oflags.CREAT, Oflags.EXCL, Oflags.TRUNC]) {
+      assert.equal(g.open(DIR_FD, 'existing-dir', { oflags: Oflags.DIRECTORY | extra })[0], Errno.INVAL);
+      assert.equal(g.open(DIR_FD, 'existing-file', { oflags: Oflags.DIRECTORY | extra })[0], Errno.INVAL);
+    }
+    assert.equal(readFileSync(join(dir, 'existing-file'), 'utf8'), 'keep me');
     assert.equal(g.open(DIR_FD, '')[0], Errno.NOENT);
     assert.equal(g.open(1, 'x')[0], Errno.NOTDIR);
     assert.equal(g.open(DIR_FD, 'bad\0name')[0], Errno.INVAL);
@@ -443,6 +451,11 @@ describe('path_* functions', () => {
     assert.equal(g.call('path_filestat_set_times', DIR_FD, 0, p, l, 0n, 0n, Fstflags.MTIM | Fstflags.MTIM_NOW), Errno.INVAL);
     const [m, ml] = g.str('missing');
     assert.equal(g.call('path_filestat_set_times', DIR_FD, 0, m, ml, 0n, 0n, Fstflags.MTIM_NOW), Errno.NOENT);
+    // A trailing slash names a directory: a file under it is ENOTDIR (utimensat(2)), and keeps its times.
+    const [slash, slashLen] = g.str('t/');
+    const before = statSync(join(dir, 't'), { bigint: true }).mtimeNs;
+    assert.equal(g.call('path_filestat_set_times', DIR_FD, 0, slash, slashLen, 0n, 5_000_000_000_000n, Fstflags.MTIM), Errno.NOTDIR);
+    assert.equal(statSync(join(dir, 't'), { bigint: true }).mtimeNs, before);
   });
   test('path_link makes a hard link; directories and existing targets are refused', () => {
     writeFileSync(join(dir, 'orig'), 'o');

@@ -59,7 +59,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
-    const { runCommand } = await import('./run.ts');
+    const { runCommand } = await (await import('./load.ts')).loadRunPath();
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);

@@ -6,16 +6,21 @@
  * than a tree of TypeScript modules, which is most of a Keep's start-up time.
  */
 import type { ChildProcess } from 'node:child_process';
+import { bundle, indexedBundle, type BundleSpec } from '../../bundle/index.ts';
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run` (it starts the Keep as early as it can).
-const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { existsSync } = process.getBuiltinModule('node:fs');
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 const { spawn } = process.getBuiltinModule('node:child_process');
 
 const HERE = import.meta.dirname;
 const REPO_ROOT = resolve(HERE, '..', '..', '..');
-const ENTRY = join(HERE, 'main.ts');
-const CACHE = process.env.ENARX_KEEP_CACHE ?? join(REPO_ROOT, 'node_modules', '.cache', 'enarx-keep');
+const KEEP_BUNDLE: BundleSpec = {
+  cache: process.env.ENARX_KEEP_CACHE ?? join(REPO_ROOT, 'node_modules', '.cache', 'enarx-keep'),
+  entry: join(HERE, 'main.ts'),
+  name: 'keep',
+  root: REPO_ROOT,
+};
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
 
@@ -28,9 +33,7 @@ export interface KeepGrants {
 
 /** The bundled Keep entry, built if missing or stale. */
 export async function keepBundle(): Promise<string> {
-  const cached = cachedBundle();
-  if (cached) return cached;
-  return build();
+  return bundle(KEEP_BUNDLE);
 }
 
 /** How a Keep process is started, beyond what it may read and write. */
@@ -72,7 +75,7 @@ export async function keepCommand(grants: KeepGrants, options: KeepLaunchOptions
  * stat per source (milliseconds), so a caller in a hurry starts the Keep first and checks after.
  */
 export function indexedKeepCommand(grants: KeepGrants): { command: string; args: string[]; isCurrent: () => boolean } | undefined {
-  const index = readIndex();
+  const index = indexedBundle(KEEP_BUNDLE);
   return index ? { ...commandFor(index.file, grants, {}), isCurrent: () => index.isCurrent() } : undefined;
 }
 
@@ -120,75 +123,3 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
 
 /** True when the Keep is bound to die with its host by the kernel (not only by its pipe closing). */
 export const diesWithHost = SETPRIV !== undefined;
-
-/**
- * What the bundle was built from, as one string: each input's path, size and modification time.
- * Compared as is on every start (hashing it would load node:crypto, tens of milliseconds of a
- * short run's start-up); hashed only to name a new bundle's directory.
- */
-function stamp(inputs: readonly string[]): string | null {
-  let out = '';
-  for (const file of inputs) {
-    try {
-      const st = statSync(file);
-      out += `${file}\0${st.size}\0${st.mtimeMs}\n`;
-    } catch {
-      return null;
-    }
-  }
-  return out;
-}
-
-/** The index of the current bundle: its inputs, their stamp when it was built, its directory. */
-const INDEX = 'current.json';
-
-function cachedBundle(): string | null {
-  const index = readIndex();
-  return index?.isCurrent() ? index.file : null;
-}
-
-/** The bundle the index names, if it exists, and whether its sources are still those it was built from. */
-function readIndex(): { file: string; isCurrent: () => boolean } | null {
-  try {
-    const index = JSON.parse(readFileSync(join(CACHE, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
-    if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
-    const file = join(CACHE, index.dir, 'keep.mjs');
-    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) === index.stamp } : null;
-  } catch {
-    return null;
-  }
-}
-
-async function build(): Promise<string> {
-  const esbuild = await import('esbuild');
-  mkdirSync(CACHE, { recursive: true });
-  const tmp = join(CACHE, `tmp-${process.pid}-${Date.now()}`);
-  const result = await esbuild.build({
-    entryPoints: { keep: ENTRY },
-    outdir: tmp,
-    outExtension: { '.js': '.mjs' },
-    bundle: true,
-    splitting: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    minifySyntax: true,
-    minifyWhitespace: true,
-    metafile: true,
-    logLevel: 'silent',
-    absWorkingDir: REPO_ROOT,
-  });
-  const inputs = Object.keys(result.metafile.inputs).map((f) => resolve(REPO_ROOT, f)).sort();
-  const built = stamp(inputs)!;
-  const { createHash } = process.getBuiltinModule('node:crypto');
-  const fp = createHash('sha256').update(built).digest('hex').slice(0, 16);
-  const dir = join(CACHE, fp);
-  try {
-    renameSync(tmp, dir);
-  } catch {
-    rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
-  }
-  writeFileSync(join(CACHE, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
-  renameSync(join(CACHE, `${INDEX}.${process.pid}`), join(CACHE, INDEX));
-  return join(dir, 'keep.mjs');
-}

@@ -1,0 +1,122 @@
+/**
+ * Our own code as cached esbuild bundles: one file (and its lazily loaded chunks) parses far
+ * faster than a tree of TypeScript modules, which is most of a short run's start-up. A bundle is
+ * built once into a cache directory and rebuilt when one of its inputs changes (path, size or
+ * modification time); concurrent builders each write a complete directory, and the index that
+ * names the current one is replaced atomically.
+ */
+// process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
+// and this module is on the path of every `enarx run`.
+const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { join, resolve } = process.getBuiltinModule('node:path');
+const { pathToFileURL } = process.getBuiltinModule('node:url');
+
+export interface BundleSpec {
+  /** The directory that holds the builds and the index naming the current one. */
+  cache: string;
+  /** The entry module; the bundle's file is `<name>.mjs`. */
+  entry: string;
+  name: string;
+  /** The directory input paths are resolved against (the repository root). */
+  root: string;
+  /**
+   * Modules left out and loaded from their sources, by absolute path: those whose state must be
+   * shared with code outside the bundle (one instance of a module-level variable or class), or
+   * that find files relative to themselves (import.meta).
+   */
+  external?: readonly string[];
+}
+
+/** The index of the current bundle: its inputs, their stamp when it was built, its directory. */
+const INDEX = 'current.json';
+
+/**
+ * What the bundle was built from, as one string: each input's path, size and modification time.
+ * Compared as is on every start (hashing it would load node:crypto, tens of milliseconds of a
+ * short run's start-up); hashed only to name a new bundle's directory.
+ */
+function stamp(inputs: readonly string[]): string | null {
+  let out = '';
+  for (const file of inputs) {
+    try {
+      const st = statSync(file);
+      out += `${file}\0${st.size}\0${st.mtimeMs}\n`;
+    } catch {
+      return null;
+    }
+  }
+  return out;
+}
+
+/**
+ * The bundle the index names, if it exists, without checking it: `isCurrent` compares its inputs'
+ * stamps, a stat per input (milliseconds), so a caller in a hurry may use the file first and check after.
+ */
+export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () => boolean } | null {
+  try {
+    const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
+    if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
+    const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
+    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) === index.stamp } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The current bundle's file, or null while it is missing or stale. */
+export function cachedBundle(spec: BundleSpec): string | null {
+  const index = indexedBundle(spec);
+  return index?.isCurrent() ? index.file : null;
+}
+
+/** The bundle's file, built if missing or stale. */
+export async function bundle(spec: BundleSpec): Promise<string> {
+  return cachedBundle(spec) ?? build(spec);
+}
+
+async function build(spec: BundleSpec): Promise<string> {
+  const esbuild = await import('esbuild');
+  const { cache, root } = spec;
+  const external = new Set(spec.external ?? []);
+  mkdirSync(cache, { recursive: true });
+  const tmp = join(cache, `tmp-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const result = await esbuild.build({
+    entryPoints: { [spec.name]: spec.entry },
+    outdir: tmp,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node22',
+    minifySyntax: true,
+    minifyWhitespace: true,
+    metafile: true,
+    logLevel: 'silent',
+    absWorkingDir: root,
+    plugins: external.size === 0 ? [] : [{
+      name: 'external-sources',
+      setup(b) {
+        b.onResolve({ filter: /\.ts$/ }, (args) => {
+          const path = resolve(args.resolveDir, args.path);
+          return external.has(path) ? { path: pathToFileURL(path).href, external: true } : undefined;
+        });
+      },
+    }],
+  });
+  // External modules are inputs too: the bundle names them, and a stale one must not be trusted.
+  const inputs = [...Object.keys(result.metafile.inputs).map((f) => resolve(root, f)), ...external].sort();
+  const built = stamp(inputs);
+  if (built === null) throw new Error(`an input of the ${spec.name} bundle vanished while it was built`);
+  const { createHash } = process.getBuiltinModule('node:crypto');
+  const fp = createHash('sha256').update(built).digest('hex').slice(0, 16);
+  const dir = join(cache, fp);
+  try {
+    renameSync(tmp, dir);
+  } catch {
+    rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
+  }
+  writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
+  renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
+  return join(dir, `${spec.name}.mjs`);
+}

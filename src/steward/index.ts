@@ -3,6 +3,7 @@
  */
 export { Steward, type StewardMode, type StewardOptions, type Issued, DEFAULT_LIFETIME_SECONDS } from './steward.ts';
 export { StewardRefusal, PROBLEMS, PROBLEM_CONTENT_TYPE, type Problem, type ProblemName } from './problems.ts';
+export { collateralProvider, type CollateralProvider, verifyWithCollateral, wantsCollateral } from './collateral.ts';
 export { builtinVerifier, unpackEvidence, type EvidenceInput, type VerifyFn } from './verify.ts';
 export { stewardHandler, PKCS10, BUNDLE, PEM_CHAIN, DEFAULT_MAX_BODY_BYTES, type HandlerOptions } from './http.ts';
 export { listen, type ListenOptions, type RunningSteward } from './server.ts';

@@ -17,6 +17,7 @@ export const PROBLEMS = {
   'binding-mismatch': { status: 400, title: 'The report data does not bind this request' },
   'policy-refused': { status: 400, title: 'The policy refuses this evidence' },
   'debug-only': { status: 400, title: 'Software evidence is accepted only by a debug-mode Steward' },
+  'collateral-unavailable': { status: 503, title: 'The Steward cannot obtain the collateral this evidence needs' },
   'not-found': { status: 404, title: 'No such resource' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'payload-too-large': { status: 413, title: 'The request body is too large' },

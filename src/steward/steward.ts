@@ -29,6 +29,7 @@ import {
 import { tlv } from '../pki/der.ts';
 import { issueCertificate, type Issuer, makeIssuer, type SubjectAltName } from './certificate.ts';
 import { StewardRefusal } from './problems.ts';
+import { type CollateralProvider, verifyWithCollateral } from './collateral.ts';
 import { unpackEvidence, type VerifyFn } from './verify.ts';
 
 export type StewardMode = 'debug' | 'production';
@@ -49,6 +50,13 @@ export interface StewardOptions {
   trustedTestRoots?: TrustAnchor[];
   /** Intermediates under those roots (e.g. a test ASK), offered to the verifier with every evidence. */
   testRootCerts?: Uint8Array[];
+  /**
+   * Where the Steward gets collateral the evidence lacks (VCEK, CRLs, TCB info, QE identity): see
+   * collateral.ts. Without it, evidence must carry all it needs.
+   */
+  collateral?: CollateralProvider;
+  /** Non-fatal notes (e.g. collateral that could not be refreshed). */
+  warn?: (message: string) => void;
   now?: () => Date;
   limits?: Partial<CsrLimits & { bundleSize: number }>;
 }
@@ -211,7 +219,9 @@ export class Steward {
     const unpacked = unpackEvidence(evidence, csr.attestationCerts);
     const input = { ...unpacked.input, now, trustedTestRoots: this.#options.trustedTestRoots ?? [] };
     if (this.#options.testRootCerts?.length) input.certs = [...input.certs, ...this.#options.testRootCerts];
-    const result = await this.#options.verify(input);
+    const result = this.#options.collateral
+      ? await verifyWithCollateral(input, this.#options.verify, this.#options.collateral, this.#options.warn)
+      : await this.#options.verify(input);
     if (!result.verified) {
       const failure = result.failure ?? { step: 'parse' as const, message: 'the verifier gave no reason' };
       throw new StewardRefusal('evidence-rejected', failure.step, `${evidence.kind.toUpperCase()} evidence rejected at step '${failure.step}': ${failure.message}`);

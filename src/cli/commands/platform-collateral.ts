@@ -82,7 +82,7 @@ export function defaultCacheDir(): string {
   return join(base, 'enarx', 'collateral');
 }
 
-function positive(text: string | undefined, name: string, fallback: number): number {
+export function positive(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isFinite(n) || n < 0) throw new UsageError(`${name} must be a non-negative number, got '${text}'`);

@@ -20,6 +20,14 @@ interface ServeFlags {
   maxBody: string;
   workers: string;
   json?: boolean;
+  fetchCollateral: boolean;
+  offlineCollateral?: boolean;
+  collateralDir?: string;
+  kdsUrl?: string;
+  pcsUrl?: string;
+  intelCertsUrl?: string;
+  collateralTimeout: string;
+  collateralRetries: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -58,6 +66,14 @@ export function register(program: Command): void {
     .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
     .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1')
+    .option('--collateral-dir <dir>', 'collateral cache for evidence that lacks it (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
+    .option('--offline-collateral', 'take missing collateral from the cache only (fill it with enarx platform snp|sgx ... or enarx update-cache)')
+    .option('--no-fetch-collateral', 'never obtain collateral: evidence must carry all it needs (Enarx 0.7)')
+    .option('--kds-url <url>', 'AMD KDS base URL (default: $ENARX_KDS_URL or https://kdsintf.amd.com)')
+    .option('--pcs-url <url>', 'Intel PCS or PCCS base URL (default: $ENARX_PCS_URL or https://api.trustedservices.intel.com)')
+    .option('--intel-certs-url <url>', 'where the Intel Root CA CRL is (default: $ENARX_INTEL_CERTS_URL or https://certificates.trustedservices.intel.com)')
+    .option('--collateral-timeout <seconds>', 'per-request timeout for collateral downloads', '10')
+    .option('--collateral-retries <n>', 'retries after a failed collateral download', '1')
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
 }
@@ -134,9 +150,19 @@ async function serve(flags: ServeFlags): Promise<void> {
     throw err;
   }
 
+  const collateral = flags.fetchCollateral ? await collateralSource(flags) : undefined;
   let steward;
   try {
-    steward = await s.Steward.create({ ...ca, verify: s.builtinVerifier(), ...(policy ? { policy } : {}), lifetimeSeconds, sans, trustedTestRoots, testRootCerts });
+    steward = await s.Steward.create({
+      ...ca,
+      verify: s.builtinVerifier(),
+      ...(policy ? { policy } : {}),
+      lifetimeSeconds,
+      sans,
+      trustedTestRoots,
+      testRootCerts,
+      ...(collateral ? { collateral: collateral.provider, warn: (m: string) => log('warn', m) } : {}),
+    });
   } catch (err) {
     throw new EnarxError((err as Error).message, { hint: 'the CA certificate must be a CA (cA, keyCertSign) matching the key' });
   }
@@ -175,11 +201,36 @@ async function serve(flags: ServeFlags): Promise<void> {
   say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
   say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${url} > chain.der`);
   if (workers > 1) say(`enarx steward: ${workers} processes share the port`);
+  say(
+    collateral
+      ? `enarx steward: collateral that evidence lacks comes from ${collateral.description}`
+      : 'enarx steward: --no-fetch-collateral: evidence must carry its own collateral (VCEK, CRLs, TCB info)',
+  );
   if (flags.json) {
     printJson({ url: url, mode: steward.mode, ca: { path: caPath, sha256: fingerprint, pem: toPem('CERTIFICATE', steward.caCertificate.der) } });
   }
 
   await stopped;
+}
+
+/** The Steward's collateral source: the shared on-disk cache, refreshed from AMD KDS and Intel PCS unless offline. */
+async function collateralSource(flags: ServeFlags) {
+  const { defaultCacheDir, positive } = await import('./platform-collateral.ts');
+  const { collateralProvider } = await import('../../steward/collateral.ts');
+  const cacheDir = flags.collateralDir ?? defaultCacheDir();
+  const amdBaseUrl = flags.kdsUrl ?? process.env.ENARX_KDS_URL;
+  const intelBaseUrl = flags.pcsUrl ?? process.env.ENARX_PCS_URL;
+  const provider = collateralProvider({
+    cacheDir,
+    offline: flags.offlineCollateral ?? false,
+    ...(amdBaseUrl ? { amdBaseUrl } : {}),
+    ...(intelBaseUrl ? { intelBaseUrl } : {}),
+    ...((flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL) ? { intelCertsBaseUrl: flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL } : {}),
+    timeoutMs: positive(flags.collateralTimeout, '--collateral-timeout', 10) * 1000,
+    retries: Math.floor(positive(flags.collateralRetries, '--collateral-retries', 1)),
+  });
+  const where = flags.offlineCollateral ? `the cache ${cacheDir} only (offline)` : `the cache ${cacheDir}, refreshed from AMD KDS and Intel PCS`;
+  return { provider, description: where };
 }
 
 function stopOnSignal(stop: () => Promise<void>): Promise<void> {

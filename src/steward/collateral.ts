@@ -1,0 +1,114 @@
+/**
+ * Collateral the Steward obtains itself (AMD KDS, Intel PCS, or its on-disk cache through
+ * src/collateral) when a CSR's evidence does not carry all it needs: an SNP report without a VCEK
+ * or CRL, an SGX or TDX quote without TCB info, QE identity or CRLs, or with stale copies of them.
+ *
+ * Who delivers collateral does not matter: every document is signed by AMD or Intel and the
+ * verifier checks it against the pinned roots and at the Steward's clock, whether the Keep sent it
+ * or the Steward fetched it. Fetching at the Steward keeps the Keep's TCB and the sallyport free
+ * of collateral handling, and one cache serves every Keep.
+ */
+import type { VerificationResult } from '../attestation/types.ts';
+import { utf8 } from '../attestation/bytes.ts';
+import {
+  CollateralError,
+  type CollateralOptions,
+  CollateralService,
+  collateralForEvidence,
+  type EvidenceCollateral,
+  HttpError,
+  reportIdentity,
+} from '../collateral/index.ts';
+import { decodeIntelQuote } from '../attestation/intel/index.ts';
+import { toHex } from '../attestation/bytes.ts';
+import { StewardRefusal } from './problems.ts';
+import type { EvidenceInput, VerifyFn } from './verify.ts';
+
+/** Gets the collateral `evidence` needs, with freshness judged at `now` (the Steward's clock). */
+export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date }) => Promise<EvidenceCollateral>;
+
+/** A provider over src/collateral: the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
+export function collateralProvider(options: Omit<CollateralOptions, 'now'>): CollateralProvider {
+  return (evidence, { haveLeaf, now }) => collateralForEvidence(new CollateralService({ ...options, now: () => now }), evidence, { haveLeaf });
+}
+
+const isTestAnchor = (r: VerificationResult) => (r.trustAnchor ?? '').startsWith('test:');
+
+/**
+ * Whether a first verification, with what the CSR carried, calls for the Steward's own collateral:
+ * something required is missing; a CRL or collateral document was stale or absent (not for
+ * evidence under a local test root, which no vendor serves); or genuine evidence verified without
+ * revocation checks or (SGX, TDX) without the QE identity.
+ */
+export function wantsCollateral(result: VerificationResult): boolean {
+  if (result.failure) {
+    if (result.failure.code === 'missing-collateral') return true;
+    return (result.failure.step === 'crl' || result.failure.step === 'collateral') && !isTestAnchor(result);
+  }
+  if (isTestAnchor(result) || !result.trustAnchor) return false;
+  return !result.revocationChecked || (result.kind !== 'snp' && result.claims.qeStatus == null);
+}
+
+/**
+ * Verifies with what the CSR carried and, when that falls short (`wantsCollateral`), again with the
+ * collateral `provider` obtains: its documents replace the CSR's documents of the same kind (CRLs,
+ * TCB info, QE identity); certificates are added. Collateral that cannot be obtained is a refusal
+ * naming what is missing and what the Steward's operator can run, unless the evidence already
+ * verified (then the first result stands, with a warning).
+ */
+export async function verifyWithCollateral(
+  input: EvidenceInput,
+  verify: VerifyFn,
+  provider: CollateralProvider,
+  warn: (message: string) => void = () => {},
+): Promise<VerificationResult> {
+  const first = await verify(input);
+  if (!wantsCollateral(first)) return first;
+  const haveLeaf = !(input.kind === 'snp' && first.failure?.code === 'missing-collateral');
+  let fetched: EvidenceCollateral;
+  try {
+    fetched = await provider(input.evidence, { haveLeaf, now: input.now });
+  } catch (err) {
+    if (!(err instanceof CollateralError)) throw err;
+    if (first.verified) {
+      warn(`verified without the Steward's own collateral: ${err.message}`);
+      return first;
+    }
+    const unknown = err.cause instanceof HttpError && err.cause.status === 404;
+    const detail = `the Steward cannot obtain the collateral this ${input.kind.toUpperCase()} evidence needs: ${err.message}${unknown ? '' : `; ${operatorHint(input)}`}`;
+    // The vendor does not know this chip, TCB or FMSPC: the evidence is at fault. Otherwise the Steward is.
+    throw new StewardRefusal(unknown ? 'evidence-rejected' : 'collateral-unavailable', 'collateral', detail, { cause: err });
+  }
+  const merged: EvidenceInput = {
+    ...input,
+    certs: [...input.certs, ...fetched.certs],
+    crls: fetched.crls.length > 0 ? fetched.crls : input.crls,
+    collateral: fetched.collateral.length > 0 ? fetched.collateral.map((c) => utf8(c.bytes)) : input.collateral,
+  };
+  const second = await verify(merged);
+  const f = second.failure;
+  if (f && (f.step === 'crl' || f.step === 'collateral') && /expired|nextUpdate|not yet valid/.test(f.message)) {
+    // The Steward already used the newest copy it could obtain: only a refresh or its clock can help.
+    const source = fetched.documents.some((d) => d.source === 'cache') ? 'its cache and the vendors' : 'the vendors';
+    second.failure = { ...f, message: `${f.message} (in the newest collateral the Steward got from ${source}: refresh its cache with enarx update-cache, or check its clock)` };
+  }
+  return second;
+}
+
+/** What the Steward's operator can run to put this evidence's collateral into the Steward's cache. */
+function operatorHint(input: EvidenceInput): string {
+  const tail = "run on the Steward's host (with --cache-dir for its cache), or let it reach AMD KDS / Intel PCS";
+  try {
+    if (input.kind === 'snp') {
+      const id = reportIdentity(input.evidence);
+      const t = id.tcb;
+      const tcb = [t.bootloader, t.tee, t.snp, t.microcode, ...(t.fmc !== undefined ? [t.fmc] : [])].join(',');
+      return `${tail}: enarx platform snp update --product ${id.product} --chip-id ${toHex(id.chipId)} --tcb ${tcb} && enarx platform snp cache-crl`;
+    }
+    const pck = decodeIntelQuote(input.evidence).pck;
+    const fmspc = pck && !('error' in pck) ? pck.fmspc.toUpperCase() : 'FMSPC';
+    return `${tail}: enarx platform sgx cache-tcb --fmspc ${fmspc}${input.kind === 'tdx' ? ' --tdx' : ''} && enarx platform sgx cache-crl`;
+  } catch {
+    return `${tail}: enarx attest verify --fetch --evidence FILE fills the cache for a saved report or quote`;
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The Steward obtains the collateral a CSR's evidence lacks (src/steward/collateral.ts) from a
+ * local stand-in for AMD KDS and Intel PCS that serves the recorded real collateral. The recorded
+ * reports and quotes were made for other keys, so a Steward that verifies them fully refuses them
+ * at the binding step: reaching that step is what proves the collateral was obtained and checked.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { buildCsr, encodeSgxEvidence, encodeSnpEvidence, encodeTdxEvidence, attestationStatementType } from '../../src/pki/index.ts';
+import { collateralProvider, type CollateralProvider, StewardRefusal } from '../../src/steward/index.ts';
+import { testdata } from '../helpers/paths.ts';
+import * as fx from '../collateral/fixtures.ts';
+import { startServer, type TestServer, type Route } from '../collateral/server.ts';
+import { productionSteward } from './helpers.ts';
+import { serveEnarx } from '../helpers/cli.ts';
+
+const read = (...p: string[]) => new Uint8Array(readFileSync(testdata('attestation', ...p)));
+const NO_COLLATERAL = { crls: [], tcb: { certs: [], report: new Uint8Array(0) } };
+
+/** Phala's SGX collateral as PCS would serve it (FMSPC 00A067110000, Processor CA). */
+const PHALA_SGX_FMSPC = '00A067110000';
+function phalaSgxRoutes(): Record<string, Route> {
+  const c = JSON.parse(readFileSync(testdata('attestation', 'sgx', 'phala-sgx-v3', 'collateral.json'), 'utf8')) as Record<string, string>;
+  return {
+    [`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`]: {
+      body: `{"tcbInfo":${c.tcb_info},"signature":"${c.tcb_info_signature}"}`,
+      headers: { 'TCB-Info-Issuer-Chain': encodeURIComponent(c.tcb_info_issuer_chain!) },
+    },
+    '/sgx/certification/v4/qe/identity': {
+      body: `{"enclaveIdentity":${c.qe_identity},"signature":"${c.qe_identity_signature}"}`,
+      headers: { 'SGX-Enclave-Identity-Issuer-Chain': encodeURIComponent(c.qe_identity_issuer_chain!) },
+    },
+    '/sgx/certification/v4/pckcrl?ca=processor&encoding=der': {
+      body: Buffer.from(c.pck_crl!, 'hex'),
+      headers: { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(c.pck_crl_issuer_chain!) },
+    },
+    '/IntelSGXRootCA.der': { body: Buffer.from(c.root_ca_crl!, 'hex') },
+  };
+}
+
+const p256 = () => crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+const p384 = () => crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify']) as Promise<CryptoKeyPair>;
+
+/** What a hardware Keep sends: the quote alone, in Enarx's SGX extension. */
+async function sgxCsr(quote = read('sgx', 'phala-sgx-v3', 'quote.bin')): Promise<Uint8Array> {
+  return (await buildCsr({ keys: await p256(), enarxEvidence: { kind: 'sgx', der: encodeSgxEvidence({ quote, ...NO_COLLATERAL }) } }));
+}
+async function tdxCsr(): Promise<Uint8Array> {
+  const stmt = encodeTdxEvidence({ quote: read('tdx', 'phala-tdx-v4', 'quote.bin'), ...NO_COLLATERAL });
+  return (await buildCsr({ keys: await p256(), attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt }], certs: [] } }));
+}
+async function snpCsrWithVcek(): Promise<Uint8Array> {
+  const der = encodeSnpEvidence({ vcek: fx.milanV2Vcek, crls: [], report: fx.milanV2Report });
+  return (await buildCsr({ keys: await p384(), enarxEvidence: { kind: 'snp', der } }));
+}
+
+async function refusal(p: Promise<unknown>): Promise<StewardRefusal['problem']> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof StewardRefusal) return err.problem;
+    throw err;
+  }
+  assert.fail('the Steward issued a certificate');
+}
+
+let server: TestServer;
+const dirs: string[] = [];
+const cacheDir = () => {
+  const d = mkdtempSync(join(tmpdir(), 'enarx-steward-collateral-'));
+  dirs.push(d);
+  return d;
+};
+const provider = (extra: Partial<Parameters<typeof collateralProvider>[0]> = {}): CollateralProvider =>
+  collateralProvider({ cacheDir: cacheDir(), amdBaseUrl: server.url, intelBaseUrl: server.url, intelCertsBaseUrl: server.url, retries: 0, backoffMs: 1, ...extra });
+
+before(async () => {
+  server = await startServer({ ...fx.amdRoutes(), ...phalaSgxRoutes(), ...fx.phalaTdxRoutes() });
+});
+after(async () => {
+  await server.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const SGX_NOW = new Date('2025-07-01T00:00:00Z');
+
+describe('Steward: collateral the evidence lacks', () => {
+  it('without a collateral source, refuses a bare SGX quote for want of TCB info', async () => {
+    const steward = await productionSteward({ now: () => SGX_NOW });
+    const p = await refusal(steward.issue(await sgxCsr()));
+    assert.equal(p.type, 'urn:enarx:steward:problem:evidence-rejected');
+    assert.equal(p.step, 'collateral');
+    assert.match(p.detail, /TCB info/);
+  });
+
+  it('fetches TCB info, QE identity and both CRLs for a bare SGX quote, verifies it fully, then refuses at the binding step', async () => {
+    const warnings: string[] = [];
+    const steward = await productionSteward({ now: () => SGX_NOW, collateral: provider(), warn: (m) => warnings.push(m) });
+    const p = await refusal(steward.issue(await sgxCsr()));
+    assert.equal(p.step, 'binding', p.detail);
+    assert.equal(p.type, 'urn:enarx:steward:problem:binding-mismatch');
+    assert.ok((server.hits.get(`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`) ?? 0) >= 1);
+    assert.ok((server.hits.get('/sgx/certification/v4/qe/identity') ?? 0) >= 1);
+    assert.ok((server.hits.get('/IntelSGXRootCA.der') ?? 0) >= 1);
+    assert.deepEqual(warnings, []);
+  });
+
+  it('fetches the TDX collateral for a bare TDX quote and reaches the binding step', async () => {
+    const steward = await productionSteward({ now: () => SGX_NOW, collateral: provider() });
+    const p = await refusal(steward.issue(await tdxCsr()));
+    assert.equal(p.step, 'binding', p.detail);
+    assert.ok((server.hits.get(`/tdx/certification/v4/tcb?fmspc=${fx.TDX_FMSPC}`) ?? 0) >= 1);
+  });
+
+  it('adds the ARK CRL to an SNP report whose CSR carries only the VCEK', async () => {
+    const before = server.hits.get('/vcek/v1/Milan/crl') ?? 0;
+    const steward = await productionSteward({ now: () => new Date('2025-12-06T00:00:00Z'), collateral: provider() });
+    const p = await refusal(steward.issue(await snpCsrWithVcek()));
+    assert.equal(p.step, 'binding', p.detail);
+    assert.equal(server.hits.get('/vcek/v1/Milan/crl'), before + 1);
+  });
+
+  it('offline with an empty cache: 503, naming what is missing and what to run', async () => {
+    const steward = await productionSteward({ now: () => SGX_NOW, collateral: provider({ offline: true }) });
+    const p = await refusal(steward.issue(await sgxCsr()));
+    assert.equal(p.status, 503);
+    assert.equal(p.type, 'urn:enarx:steward:problem:collateral-unavailable');
+    assert.equal(p.step, 'collateral');
+    assert.doesNotMatch(p.detail, /\n/);
+    assert.match(p.detail, /the SGX TCB info for FMSPC 00A067110000 is not in the cache .*go online/);
+    assert.match(p.detail, /enarx platform sgx cache-tcb --fmspc 00A067110000 && enarx platform sgx cache-crl/);
+  });
+
+  it('stale collateral is refused at its step, as the verifier judges it', async () => {
+    // After the TCB info's nextUpdate (2025-07-19T10:56:11Z) and the PCK CRL's.
+    const steward = await productionSteward({ now: () => new Date('2025-08-01T00:00:00Z'), collateral: provider() });
+    const p = await refusal(steward.issue(await sgxCsr()));
+    assert.equal(p.type, 'urn:enarx:steward:problem:evidence-rejected');
+    assert.ok(p.step === 'crl' || p.step === 'collateral', p.step);
+    assert.match(p.detail, /expired|nextUpdate/);
+    assert.match(p.detail, /refresh its cache with enarx update-cache, or check its clock/);
+    assert.doesNotMatch(p.detail, /\n/);
+  });
+
+  it('TCB info for another FMSPC is not collateral for this quote: 503, nothing cached', async () => {
+    const wrong = await startServer({
+      ...phalaSgxRoutes(),
+      [`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`]: { body: fx.mcTcbInfo, headers: { 'TCB-Info-Issuer-Chain': 'x' } },
+    });
+    try {
+      const dir = cacheDir();
+      const steward = await productionSteward({
+        now: () => SGX_NOW,
+        collateral: collateralProvider({ cacheDir: dir, intelBaseUrl: wrong.url, intelCertsBaseUrl: wrong.url, retries: 0 }),
+      });
+      const p = await refusal(steward.issue(await sgxCsr()));
+      assert.equal(p.status, 503);
+      assert.match(p.detail, /is not the SGX TCB info for FMSPC 00A067110000: it is for FMSPC 00906ed50000/i);
+      assert.equal(existsSync(join(dir, 'intel', 'sgx', `tcb-${PHALA_SGX_FMSPC}.json`)), false);
+    } finally {
+      await wrong.close();
+    }
+  });
+
+  it('a PCS that does not know the FMSPC (404) makes the evidence at fault: 400 at step collateral', async () => {
+    const empty = await startServer({});
+    try {
+      const steward = await productionSteward({
+        now: () => SGX_NOW,
+        collateral: collateralProvider({ cacheDir: cacheDir(), intelBaseUrl: empty.url, intelCertsBaseUrl: empty.url, retries: 0 }),
+      });
+      const p = await refusal(steward.issue(await sgxCsr()));
+      assert.equal(p.status, 400);
+      assert.equal(p.step, 'collateral');
+      assert.match(p.detail, /HTTP 404 \(not found: check the product, chip id, TCB or FMSPC\)/);
+    } finally {
+      await empty.close();
+    }
+  });
+
+  it('a PCS that does not answer in time: 503 saying so', async () => {
+    const slow = await startServer(Object.fromEntries(Object.entries(phalaSgxRoutes()).map(([k, r]) => [k, { ...r, delayMs: 5_000 }])));
+    try {
+      const steward = await productionSteward({
+        now: () => SGX_NOW,
+        collateral: collateralProvider({ cacheDir: cacheDir(), intelBaseUrl: slow.url, intelCertsBaseUrl: slow.url, retries: 0, timeoutMs: 200 }),
+      });
+      const p = await refusal(steward.issue(await sgxCsr()));
+      assert.equal(p.status, 503);
+      assert.match(p.detail, /did not answer within 0\.2 s/);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
+/** Starts `enarx steward serve ARGS --port 0 --json`. */
+async function serve(args: string[], env: NodeJS.ProcessEnv) {
+  const served = await serveEnarx<{ url: string }>(['steward', 'serve', '--port', '0', '--json', ...args], { env });
+  return { json: served.doc, stderr: served.stderr, stop: () => served.stop() };
+}
+
+describe('enarx steward serve: collateral', () => {
+  const post = async (url: string, csr: Uint8Array) => {
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/pkcs10' }, body: Buffer.from(csr) });
+    return { status: res.status, problem: (await res.json()) as { type: string; step: string; detail: string } };
+  };
+
+  it('--offline-collateral with an empty cache: the Keep is told what is missing and what the operator runs', async () => {
+    const home = cacheDir();
+    const steward = await serve(['--offline-collateral', '--collateral-dir', join(home, 'collateral')], { XDG_DATA_HOME: home });
+    try {
+      assert.match(steward.stderr(), /collateral that evidence lacks comes from the cache .* only \(offline\)/);
+      const { status, problem } = await post(steward.json.url, await sgxCsr());
+      assert.equal(status, 503);
+      assert.equal(problem.type, 'urn:enarx:steward:problem:collateral-unavailable');
+      assert.match(problem.detail, /not in the cache .*enarx platform sgx cache-tcb --fmspc 00A067110000/);
+    } finally {
+      await steward.stop();
+    }
+  });
+
+  it('fetches from the configured PCS; collateral stale at the wall clock is refused, saying what to do', async () => {
+    const home = cacheDir();
+    const before = server.hits.get(`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`) ?? 0;
+    const steward = await serve(['--collateral-dir', join(home, 'collateral'), '--pcs-url', server.url, '--intel-certs-url', server.url], { XDG_DATA_HOME: home });
+    try {
+      // The recorded collateral expired in July 2025, so at today's clock the verifier refuses it at its own step.
+      const { status, problem } = await post(steward.json.url, await sgxCsr());
+      assert.equal(status, 400);
+      assert.ok(problem.step === 'crl' || problem.step === 'collateral', problem.step);
+      assert.match(problem.detail, /expired .*refresh its cache with enarx update-cache, or check its clock/);
+      assert.equal(server.hits.get(`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`), before + 1);
+    } finally {
+      await steward.stop();
+    }
+  });
+
+  it('--no-fetch-collateral keeps Enarx 0.7 behaviour: evidence must carry its collateral', async () => {
+    const home = cacheDir();
+    const steward = await serve(['--no-fetch-collateral', '--pcs-url', server.url], { XDG_DATA_HOME: home });
+    try {
+      const { status, problem } = await post(steward.json.url, await sgxCsr());
+      assert.equal(status, 400);
+      assert.equal(problem.step, 'collateral');
+      assert.match(problem.detail, /TCB info/);
+    } finally {
+      await steward.stop();
+    }
+  });
+});

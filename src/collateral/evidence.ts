@@ -49,7 +49,13 @@ export async function collateralForEvidence(
           lastError = err;
         }
       }
-      if (chosen.length === 0) throw lastError;
+      if (chosen.length === 0) {
+        if (products.length === 1 || !(lastError instanceof CollateralError)) throw lastError;
+        // The cause stays the last HTTP error, so that callers can still tell a 404 from an outage.
+        throw new CollateralError(`a version ${version} report names no product, and neither the ${products.join(' nor the ')} VCEK could be fetched for it: ${lastError.message}`, {
+          cause: lastError.cause,
+        });
+      }
     }
     for (const product of chosen) {
       out.certs.push(keep(await fetchCertChain(service, product, kind)).body);

@@ -22,6 +22,7 @@ import {
   OID_ENARX_KVM,
   OID_ENARX_SGX,
   OID_ENARX_SNP,
+  OID_EVIDENCE_SNP_REPORT,
   OID_EVIDENCE_TDX,
   OID_EXTENSION_REQUEST,
   OID_P256,
@@ -64,8 +65,10 @@ export interface CsrEvidence {
   kind: EvidenceKind;
   /** Where it came from: an Enarx extension or a csr-attestation statement. */
   source: 'enarx-extension' | 'csr-attestation';
-  /** The evidence structure's DER (Evidence, SgxEvidence, TdxEvidence), or empty for Enarx KVM. */
+  /** The evidence structure's DER (Evidence, SgxEvidence, TdxEvidence, a bare SNP report), or empty for Enarx KVM. */
   der: Uint8Array;
+  /** csr-attestation only: the statement type, which tells a bare SNP report from Enarx's SNP Evidence. */
+  statementType?: string;
 }
 
 export interface ParsedCsr {
@@ -104,6 +107,7 @@ const STATEMENT_KINDS: Record<string, EvidenceKind> = {
   [OID_ENARX_SNP]: 'snp',
   [OID_ENARX_SGX]: 'sgx',
   [OID_EVIDENCE_TDX]: 'tdx',
+  [OID_EVIDENCE_SNP_REPORT]: 'snp',
 };
 
 function expect(t: Tlv | undefined, tag: number, what: string): Tlv {
@@ -180,7 +184,7 @@ function parse(der: Uint8Array, limits: CsrLimits): ParsedCsr {
       for (const s of bundle.attestations) {
         const kind = STATEMENT_KINDS[s.type];
         if (!kind) throw new CsrError(`unsupported attestation statement type ${s.type}`);
-        evidence.push({ kind, source: 'csr-attestation', der: s.stmt });
+        evidence.push({ kind, source: 'csr-attestation', der: s.stmt, statementType: s.type });
       }
       attestationCerts = bundle.certs;
     } else if (attr.oid === OID_WORKLOAD_IDENTITY) {

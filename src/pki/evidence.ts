@@ -24,7 +24,7 @@
  */
 import { AsnPropTypes } from '@peculiar/asn1-schema';
 import { buffer, bytes, decode, encode, fields, requireSequence } from './asn1.ts';
-import { children, DerError, encodeAnyOid, readAnyOid, readWhole, TAG, type Tlv } from './der.ts';
+import { children, DerError, encodeAnyOid, readAnyOid, readWhole, TAG, type Tlv, tlv } from './der.ts';
 
 export interface CrlEntry {
   url: string;
@@ -220,6 +220,19 @@ export function decodeSnpEvidence(der: Uint8Array): SnpEvidence {
 export function encodeSnpEvidence(ev: SnpEvidence): Uint8Array {
   const crts = Object.assign(new SnpCrtsAsn(), { vcek: buffer(ev.vcek), crl: toCrlList(ev.crls) });
   return encode(Object.assign(new SnpEvidenceAsn(), { crts, report: buffer(ev.report) }));
+}
+
+/** A bare SNP report, as the OID_EVIDENCE_SNP_REPORT statement carries it: `OCTET STRING`. */
+export function encodeSnpReportEvidence(report: Uint8Array): Uint8Array {
+  return tlv(TAG.OCTET_STRING, report);
+}
+
+export function decodeSnpReportEvidence(der: Uint8Array): Uint8Array {
+  try {
+    return readWhole(der, TAG.OCTET_STRING).content;
+  } catch (err) {
+    throw new DerError(`malformed SNP report statement: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 export function decodeSgxEvidence(der: Uint8Array): SgxEvidence {

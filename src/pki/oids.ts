@@ -26,6 +26,11 @@ export const OID_WORKLOAD_IDENTITY = `${OID_ENARX_TS_PKI}.1`;
 export const OID_CERTIFICATE_ORIGIN = `${OID_ENARX_TS_PKI}.2`;
 /** csr-attestation statement type: TdxEvidence (an Intel TDX quote and its collateral). */
 export const OID_EVIDENCE_TDX = `${OID_ENARX_TS_PKI}.3`;
+/**
+ * csr-attestation statement type: a bare SEV-SNP report (OCTET STRING), for a Keep whose host
+ * provisioned no VCEK (Enarx's SNP Evidence cannot omit it); the Steward fetches the VCEK.
+ */
+export const OID_EVIDENCE_SNP_REPORT = `${OID_ENARX_TS_PKI}.4`;
 
 /** RFC 5280 subjectDirectoryAttributes: carries the certificate origin attribute. */
 export const OID_SUBJECT_DIRECTORY_ATTRIBUTES = '2.5.29.9';

@@ -9,7 +9,17 @@ import { parseQuote } from '../attestation/intel/quote.ts';
 import { SGX_EXTENSION_OID } from '../attestation/intel/pck.ts';
 import { VerificationError, type EvidenceKind, type VerificationResult } from '../attestation/types.ts';
 import { type Certificate, parseCertificate, parseCertificates, type TrustAnchor } from '../attestation/x509.ts';
-import { type CsrEvidence, type TdxEvidence, decodeSgxEvidence, decodeSnpEvidence, decodeTdxEvidence, DerError, type NamedCurve } from '../pki/index.ts';
+import {
+  type CsrEvidence,
+  type TdxEvidence,
+  decodeSgxEvidence,
+  decodeSnpEvidence,
+  decodeSnpReportEvidence,
+  decodeTdxEvidence,
+  DerError,
+  type NamedCurve,
+  OID_EVIDENCE_SNP_REPORT,
+} from '../pki/index.ts';
 import { StewardRefusal } from './problems.ts';
 
 /** What the verifier needs, shaped as src/attestation's verifyEvidence options. */
@@ -60,6 +70,11 @@ export function unpackEvidence(ev: CsrEvidence, extraCerts: Uint8Array[] = []): 
   try {
     switch (ev.kind) {
       case 'snp': {
+        if (ev.statementType === OID_EVIDENCE_SNP_REPORT) {
+          // A bare report: the VCEK (or VLEK) comes from the bundle's certificates or the Steward's collateral.
+          const report = decodeSnpReportEvidence(ev.der);
+          return { input: { kind: 'snp', evidence: report, certs: extraCerts, crls: [], collateral: [] }, hardwareCurve: 'P-384' };
+        }
         const snp = decodeSnpEvidence(ev.der);
         const vcek = parseCertificate(snp.vcek);
         return {

@@ -18,8 +18,21 @@ import { hardwareEvidenceSource } from '../../src/keep/hardware/source.ts';
 import { FakeAttestationFs } from '../../src/keep/hardware/testing.ts';
 import { attestationGrants } from '../../src/keep/process/host.ts';
 import { requestStewardIdentity, StewardRefusedError } from '../../src/keep/steward.ts';
-import { decodeSgxEvidence, decodeSnpEvidence, encodeWorkloadIdentity, parseCsr } from '../../src/pki/index.ts';
-import { builtinVerifier, listen, Steward, type RunningSteward } from '../../src/steward/index.ts';
+import { collateralProvider } from '../../src/steward/index.ts';
+import { reportIdentity, vcekUrl } from '../../src/collateral/index.ts';
+import { startServer } from '../collateral/server.ts';
+import { amdRoutes } from '../collateral/fixtures.ts';
+import {
+  buildCsr,
+  decodeSgxEvidence,
+  decodeSnpEvidence,
+  decodeSnpReportEvidence,
+  encodeSnpReportEvidence,
+  encodeWorkloadIdentity,
+  OID_EVIDENCE_SNP_REPORT,
+  parseCsr,
+} from '../../src/pki/index.ts';
+import { builtinVerifier, listen, Steward, StewardRefusal, type RunningSteward } from '../../src/steward/index.ts';
 import { runEnarx } from '../helpers/cli.ts';
 import { REPO_ROOT, testdata } from '../helpers/paths.ts';
 import { productionCa } from '../steward/helpers.ts';
@@ -100,6 +113,12 @@ describe('hardware backends: detection and ranking', () => {
   });
 });
 
+/** A CSR with a fresh P-384 key and a bare SNP report, as a Keep without a host-provisioned VCEK sends it. */
+async function snpReportCsr(report: Uint8Array): Promise<Uint8Array> {
+  const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+  return buildCsr({ keys, attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(report) }], certs: [] } });
+}
+
 describe('the evidence a hardware Keep puts in its CSR', () => {
   it('SNP: a P-384 key, the report from configfs-tsm and the VCEK from its certificate table, in Enarx encoding; the entry is removed', async () => {
     const fs = new FakeAttestationFs().addTsm(TSM, { provider: 'sev_guest', outblob: milanReport, auxblob });
@@ -114,9 +133,60 @@ describe('the evidence a hardware Keep puts in its CSR', () => {
     await assert.rejects(source.collect(new Uint8Array(64).fill(7)), (e: unknown) => e instanceof CollectionError && /does not carry the report data/.test(e.message));
   });
 
-  it('SNP without a provisioned VCEK says what the host must do', async () => {
+  it('SNP without a provisioned VCEK: the bare report goes to the Steward, which fetches the VCEK from KDS for its chip and TCB', async () => {
     const fs = new FakeAttestationFs().addTsm(TSM, { provider: 'sev_guest', outblob: milanReport });
-    await assert.rejects(hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, fs).collect(milanReportData), /provisioned no VCEK or VLEK.*snphost import/);
+    const real = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, fs);
+    const got = await real.collect(milanReportData);
+    assert.ok('attestation' in got);
+    assert.equal(got.attestation.attestations[0]!.type, OID_EVIDENCE_SNP_REPORT);
+    assert.deepEqual(decodeSnpReportEvidence(got.attestation.attestations[0]!.stmt), milanReport);
+
+    // A local KDS serving the recorded VCEK at the URL the report's CHIP_ID and REPORTED_TCB name.
+    const id = reportIdentity(milanReport, 'Milan');
+    const vcekPath = vcekUrl('', 'Milan', id.chipId, id.tcb);
+    const kds = await startServer({ ...amdRoutes(), [vcekPath]: { body: milanVcek } });
+    const cacheDir = mkdtempSync(join(tmpdir(), 'enarx-hw-kds-'));
+    try {
+      const ca = await productionCa();
+      const steward = await Steward.create({
+        key: ca.key,
+        chain: ca.chain,
+        verify: builtinVerifier(),
+        now: () => new Date('2025-12-06T00:00:00Z'),
+        collateral: collateralProvider({ cacheDir, amdBaseUrl: kds.url, retries: 0 }),
+      });
+      const server = await listen(steward, { addr: '127.0.0.1', port: 0 });
+      running.push(server);
+      const err = await requestStewardIdentity({
+        steward: server.url,
+        // As a lying collector would: the report data the recorded report carries, not the fresh key's.
+        evidence: { ...real, collect: () => real.collect(milanReportData) },
+      }).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof StewardRefusedError, String(err));
+      assert.equal(err.problem.step, 'binding', err.message);
+      assert.equal(kds.hits.get(vcekPath), 1);
+
+      // KDS does not know the chip: a one-line refusal that names the VCEK and says to check it.
+      const unknown = await startServer({});
+      try {
+        const s404 = await Steward.create({
+          key: ca.key,
+          chain: ca.chain,
+          verify: builtinVerifier(),
+          now: () => new Date('2025-12-06T00:00:00Z'),
+          collateral: collateralProvider({ cacheDir: join(cacheDir, 'empty'), amdBaseUrl: unknown.url, retries: 0 }),
+        });
+        const refused = await s404.issue(await snpReportCsr(milanReport)).then(() => null, (e: unknown) => e);
+        assert.ok(refused instanceof StewardRefusal);
+        assert.equal(refused.problem.status, 400);
+        assert.match(refused.problem.detail, /^the Steward cannot obtain the collateral this SNP evidence needs: a version 2 report names no product, and neither the Milan nor the Genoa VCEK could be fetched for it: cannot fetch the Genoa VCEK for chip [0-9a-f]{16}… at TCB [0-9-]+: .*HTTP 404 \(not found: check the product, chip id, TCB or FMSPC\)/);
+      } finally {
+        await unknown.close();
+      }
+    } finally {
+      await kds.close();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
   });
 
   it('TDX in the csr-attestation attribute, SGX in Enarx\'s extension; the wrong provider is refused', async () => {

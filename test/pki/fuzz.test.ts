@@ -34,6 +34,7 @@ const DECODERS: Array<[string, (b: Uint8Array) => unknown]> = [
   ['SNP evidence', pki.decodeSnpEvidence],
   ['SGX evidence', pki.decodeSgxEvidence],
   ['TDX evidence', pki.decodeTdxEvidence],
+  ['SNP report statement', pki.decodeSnpReportEvidence],
   ['AttestationBundle', pki.decodeAttestationBundle],
   ['WorkloadIdentity', pki.decodeWorkloadIdentity],
   ['CertificateOrigin', pki.decodeCertificateOrigin],

@@ -252,3 +252,20 @@ describe('pki: browser-safe', () => {
     assert.ok(inputs.some((i) => i.includes('src/pki/csr.ts')));
   });
 });
+
+describe('the bare SNP report statement (no host-provisioned VCEK)', () => {
+  it('round-trips, and a CSR carrying it parses as SNP evidence that names its statement type', async () => {
+    const report = new Uint8Array(1184).fill(3);
+    const stmt = pki.encodeSnpReportEvidence(report);
+    assert.deepEqual(pki.decodeSnpReportEvidence(stmt), report);
+    assert.throws(() => pki.decodeSnpReportEvidence(new Uint8Array([0x30, 0x00])), pki.DerError);
+    assert.throws(() => pki.decodeSnpReportEvidence(new Uint8Array([...stmt, 0])), pki.DerError);
+    const keys = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const csr = pki.parseCsr(await pki.buildCsr({ keys, attestation: { attestations: [{ type: pki.OID_EVIDENCE_SNP_REPORT, stmt }], certs: [] } }));
+    assert.deepEqual(
+      csr.evidence.map((e) => [e.kind, e.source, e.statementType]),
+      [['snp', 'csr-attestation', pki.OID_EVIDENCE_SNP_REPORT]],
+    );
+    assert.deepEqual(csr.evidence[0]!.der, stmt);
+  });
+});

@@ -9,7 +9,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { buildCsr, encodeSgxEvidence, encodeSnpEvidence, encodeTdxEvidence, attestationStatementType } from '../../src/pki/index.ts';
+import {
+  attestationStatementType,
+  buildCsr,
+  encodeSgxEvidence,
+  encodeSnpEvidence,
+  encodeSnpReportEvidence,
+  encodeTdxEvidence,
+  OID_EVIDENCE_SNP_REPORT,
+  reportDataFor,
+} from '../../src/pki/index.ts';
+import { createTestArkCrl, createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
+import { toPem } from '../../src/attestation/x509.ts';
 import { collateralProvider, type CollateralProvider, StewardRefusal } from '../../src/steward/index.ts';
 import { testdata } from '../helpers/paths.ts';
 import * as fx from '../collateral/fixtures.ts';
@@ -249,6 +260,68 @@ describe('enarx steward serve: collateral', () => {
       assert.match(problem.detail, /TCB info/);
     } finally {
       await steward.stop();
+    }
+  });
+});
+
+describe('Steward: an SNP report without a VCEK (no host-provisioned certificates)', () => {
+  const bareCsr = async (report: Uint8Array, keys?: CryptoKeyPair) =>
+    buildCsr({ keys: keys ?? (await p384()), attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(report) }], certs: [] } });
+
+  it('without a collateral source, refuses it and gives the KDS URL of its VCEK', async () => {
+    const steward = await productionSteward({ now: () => new Date('2025-06-01T00:00:00Z') });
+    const p = await refusal(steward.issue(await bareCsr(fx.genoaReport)));
+    assert.equal(p.step, 'collateral');
+    assert.match(p.detail, /kdsintf\.amd\.com\/vcek\/v1\/Genoa\//);
+  });
+
+  it('a v3 Genoa report: the VCEK is fetched from the Genoa path by CHIP_ID and REPORTED_TCB, then the binding is checked', async () => {
+    const steward = await productionSteward({ now: () => new Date('2025-06-01T00:00:00Z'), collateral: provider() });
+    const p = await refusal(steward.issue(await bareCsr(fx.genoaReport)));
+    assert.equal(p.step, 'binding', p.detail);
+    assert.ok((server.hits.get(fx.GENOA_VCEK_PATH) ?? 0) >= 1);
+  });
+
+  it('Turin: the 8-byte hwid and fmcSPL key the VCEK; a report that binds the key is certified (local test root)', async () => {
+    const chain = await createTestSnpChain({ product: 'turin', modulusLength: 2048, notBefore: new Date('2024-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z') });
+    const keys = await p384();
+    const report = await createTestSnpReport(chain, { reportData: await reportDataFor('snp', new Uint8Array(await crypto.subtle.exportKey('spki', keys.publicKey))) });
+    const hwid = Buffer.from(chain.chipId.subarray(0, 8)).toString('hex');
+    const t = chain.tcb;
+    const vcekPath = `/vcek/v1/Turin/${hwid}?fmcSPL=${t.fmc}&blSPL=${t.bootloader}&teeSPL=${t.tee}&snpSPL=${t.snp}&ucodeSPL=${t.microcode}`;
+    const kds = await startServer({
+      [vcekPath]: { body: chain.leaf.der },
+      '/vcek/v1/Turin/cert_chain': { body: toPem('CERTIFICATE', chain.ask.der) + toPem('CERTIFICATE', chain.ark.der) },
+      '/vcek/v1/Turin/crl': { body: (await createTestArkCrl(chain)).der },
+    });
+    try {
+      const steward = await productionSteward({
+        now: () => new Date('2025-06-01T00:00:00Z'),
+        trustedTestRoots: [chain.anchor],
+        collateral: collateralProvider({ cacheDir: cacheDir(), amdBaseUrl: kds.url, retries: 0 }),
+      });
+      const issued = await steward.issue(await bareCsr(report, keys));
+      assert.equal(issued.origin.tee, 'snp');
+      assert.equal(issued.origin.testRoot, true);
+      assert.equal(kds.hits.get(vcekPath), 1);
+    } finally {
+      await kds.close();
+    }
+  });
+
+  it('KDS that does not answer in time: 503 naming the VCEK and the command that fetches it', async () => {
+    const slow = await startServer(Object.fromEntries(Object.entries(fx.amdRoutes()).map(([k, r]) => [k, { ...r, delayMs: 5_000 }])));
+    try {
+      const steward = await productionSteward({
+        now: () => new Date('2025-06-01T00:00:00Z'),
+        collateral: collateralProvider({ cacheDir: cacheDir(), amdBaseUrl: slow.url, retries: 0, timeoutMs: 200 }),
+      });
+      const p = await refusal(steward.issue(await bareCsr(fx.genoaReport)));
+      assert.equal(p.status, 503);
+      assert.match(p.detail, /cannot fetch the Genoa VCEK for chip 0506ffba875e939c… at TCB 10-0-23-84: .* did not answer within 0\.2 s/);
+      assert.match(p.detail, /enarx platform snp update --product Genoa --chip-id 0506ffba[0-9a-f]{120} --tcb 10,0,23,84 && enarx platform snp cache-crl$/);
+    } finally {
+      await slow.close();
     }
   });
 });

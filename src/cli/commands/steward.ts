@@ -228,6 +228,10 @@ async function collateralSource(flags: ServeFlags) {
     ...((flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL) ? { intelCertsBaseUrl: flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL } : {}),
     timeoutMs: positive(flags.collateralTimeout, '--collateral-timeout', 10) * 1000,
     retries: Math.floor(positive(flags.collateralRetries, '--collateral-retries', 1)),
+    onProgress: (e) => {
+      if (e.type === 'start') log('info', `collateral: fetching ${e.url}${e.attempt > 0 ? ` (attempt ${e.attempt + 1})` : ''}`);
+      else if (e.type === 'warning') log('warn', `collateral: ${e.message}`);
+    },
   });
   const where = flags.offlineCollateral ? `the cache ${cacheDir} only (offline)` : `the cache ${cacheDir}, refreshed from AMD KDS and Intel PCS`;
   return { provider, description: where };

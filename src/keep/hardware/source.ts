@@ -4,7 +4,14 @@
  * through the one interface its host named and granted, and shapes it for the Steward's CSR as
  * Enarx does: SNP and SGX in Enarx's extension request, TDX in the csr-attestation attribute.
  */
-import { attestationStatementType, encodeSgxEvidence, encodeSnpEvidence, encodeTdxEvidence } from '../../pki/index.ts';
+import {
+  attestationStatementType,
+  encodeSgxEvidence,
+  encodeSnpEvidence,
+  encodeSnpReportEvidence,
+  encodeTdxEvidence,
+  OID_EVIDENCE_SNP_REPORT,
+} from '../../pki/index.ts';
 import type { EvidenceInterface } from '../../sallyport/index.ts';
 import type { EvidenceSource } from '../steward.ts';
 import { type AttestationFs, CollectionError, nodeFs } from './fs.ts';
@@ -16,8 +23,9 @@ const NO_COLLATERAL = { crls: [], tcb: { certs: [], report: new Uint8Array(0) } 
 
 /**
  * Evidence of `kind` collected through `via`. SNP takes its VCEK (or VLEK) from the certificate
- * table the host provisioned (configfs-tsm auxblob); SGX and TDX quotes go without PCS collateral
- * (TCB info, QE identity, CRLs), which the Steward must then have by other means.
+ * table the host provisioned (configfs-tsm auxblob), or sends the bare report when there is none;
+ * SGX and TDX quotes go without PCS collateral (TCB info, QE identity, CRLs). The Steward obtains
+ * what is missing itself and verifies it against the vendors' roots (docs/steward.md).
  */
 export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: EvidenceInterface, fs: AttestationFs = nodeFs): EvidenceSource {
   return {
@@ -36,10 +44,10 @@ export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: Evidenc
       }
       const leaf = got.auxblob ? parseCertTable(got.auxblob).find((e) => e.name === 'vcek' || e.name === 'vlek') : undefined;
       if (!leaf) {
-        throw new CollectionError(
-          'the SEV-SNP host provisioned no VCEK or VLEK in the certificate table (configfs-tsm auxblob is empty), so the Steward cannot check the report; ' +
-            "have the host install its certificates for extended guest requests (e.g. 'snphost import')",
-        );
+        // No host-provisioned VCEK: Enarx's SNP Evidence cannot omit it, so the bare report goes in a
+        // csr-attestation statement of ours, and the Steward fetches the VCEK from AMD KDS for the
+        // report's CHIP_ID and REPORTED_TCB (docs/steward.md).
+        return { attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(got.evidence) }], certs: [] } };
       }
       return { enarxEvidence: { kind: 'snp', der: encodeSnpEvidence({ vcek: leaf.der, crls: [], report: got.evidence }) } };
     },

@@ -8,7 +8,8 @@
  * an invalid Date, which libuv turns into UTIME_OMIT: the file keeps it exactly.
  *
  * For a set time that could not be stored exactly, the host remembers, per file (device and
- * inode), the time the guest asked for and the time the file system actually stored, and reports
+ * inode), the time the guest asked for and the time the file system actually stored (when that is
+ * exactly what libuv sent: the rounding, not a clamp or a coarser file system), and reports
  * the asked time for as long as the file still carries the stored one. Any later change to the
  * file (a write, another program's touch) changes the stored time, and the file's own time shows.
  */
@@ -64,6 +65,15 @@ function nextDouble(x: number, direction: 1 | -1): number {
   return view.getFloat64(0);
 }
 
+/**
+ * Whether the file system stored `asked` exactly as Node could send it, only rounded by the
+ * double: then the asked time is what the guest should read back. A file system that kept
+ * something else (clamped to its range, coarser than a nanosecond) is reported as it is.
+ */
+function rounded(asked: bigint, stored: bigint): boolean {
+  return asked !== stored && storedNs(secondsFor(asked)) === stored;
+}
+
 export class GuestTimes {
   readonly #files = new Map<string, { atime?: Pair; mtime?: Pair }>();
 
@@ -76,8 +86,8 @@ export class GuestTimes {
     const key = `${st.dev}:${st.ino}`;
     const entry = this.#files.get(key) ?? {};
     this.#files.delete(key); // re-inserted last: the Map's order is the eviction order
-    if (atime !== undefined) entry.atime = atime !== st.atimeNs ? { asked: atime, stored: st.atimeNs } : undefined;
-    if (mtime !== undefined) entry.mtime = mtime !== st.mtimeNs ? { asked: mtime, stored: st.mtimeNs } : undefined;
+    if (atime !== undefined) entry.atime = rounded(atime, st.atimeNs) ? { asked: atime, stored: st.atimeNs } : undefined;
+    if (mtime !== undefined) entry.mtime = rounded(mtime, st.mtimeNs) ? { asked: mtime, stored: st.mtimeNs } : undefined;
     if (!entry.atime && !entry.mtime) return;
     this.#files.set(key, entry);
     if (this.#files.size > MAX_FILES) this.#files.delete(this.#files.keys().next().value!);

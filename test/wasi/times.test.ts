@@ -89,19 +89,26 @@ test('a later change to the file shows its real time again', () => {
   assert.ok(fdTimes(fd).mtim > ODD_NS);
 });
 
-test('GuestTimes: bounded, keeps a time not set again, forgets exact matches', () => {
+test('GuestTimes: bounded, keeps a time not set again, forgets exact matches, trusts only rounding', () => {
   const times = new GuestTimes();
   const st = (ino: number, atimeNs: bigint, mtimeNs: bigint) => ({ dev: 1n, ino: BigInt(ino), atimeNs, mtimeNs }) as never;
-  times.record(st(1, 10n, 20n), 11n, 21n);
-  assert.deepEqual(times.times(st(1, 10n, 20n)), { atimeNs: 11n, mtimeNs: 21n });
-  times.record(st(1, 30n, 20n), 31n, undefined); // only atime set again: mtime's pair stays
-  assert.deepEqual(times.times(st(1, 30n, 20n)), { atimeNs: 31n, mtimeNs: 21n });
-  times.record(st(1, 40n, 20n), 40n, undefined); // stored exactly: nothing to remember for atime
-  assert.deepEqual(times.times(st(1, 40n, 20n)), { atimeNs: 40n, mtimeNs: 21n });
-  assert.deepEqual(times.times(st(2, 10n, 20n)), { atimeNs: 10n, mtimeNs: 20n }, 'another file');
-  for (let i = 100; i < 100 + 5000; i++) times.record(st(i, 0n, 0n), 1n, 1n);
-  assert.deepEqual(times.times(st(1, 40n, 20n)), { atimeNs: 40n, mtimeNs: 20n }, 'the oldest entry was evicted');
-  assert.deepEqual(times.times(st(5099, 0n, 0n)), { atimeNs: 1n, mtimeNs: 1n });
+  // What the file system keeps for a time asked through Node (the nearest double, truncated).
+  const kept = (ns: bigint) => storedNs(secondsFor(ns));
+  const [a1, m1, a2] = [ODD_NS, ODD_NS + 1n, ODD_NS + 5n];
+  times.record(st(1, kept(a1), kept(m1)), a1, m1);
+  assert.deepEqual(times.times(st(1, kept(a1), kept(m1))), { atimeNs: a1, mtimeNs: m1 });
+  times.record(st(1, kept(a2), kept(m1)), a2, undefined); // only atime set again: mtime's pair stays
+  assert.deepEqual(times.times(st(1, kept(a2), kept(m1))), { atimeNs: a2, mtimeNs: m1 });
+  times.record(st(1, 40n, kept(m1)), 40n, undefined); // stored exactly: nothing to remember for atime
+  assert.deepEqual(times.times(st(1, 40n, kept(m1))), { atimeNs: 40n, mtimeNs: m1 });
+  assert.deepEqual(times.times(st(2, kept(a1), kept(m1))), { atimeNs: kept(a1), mtimeNs: kept(m1) }, 'another file');
+  // A file system that kept something else than the rounding (clamped to its range, or coarser
+  // than a nanosecond) is reported as it is: the asked time is not remembered.
+  times.record(st(3, 15_032_385_535_000_000_000n, 2_000_000_000n), (1n << 64n) - 1n, 2_000_000_001n);
+  assert.deepEqual(times.times(st(3, 15_032_385_535_000_000_000n, 2_000_000_000n)), { atimeNs: 15_032_385_535_000_000_000n, mtimeNs: 2_000_000_000n });
+  for (let i = 100; i < 100 + 5000; i++) times.record(st(i, kept(a1), kept(a1)), a1, a1);
+  assert.deepEqual(times.times(st(1, 40n, kept(m1))), { atimeNs: 40n, mtimeNs: kept(m1) }, 'the oldest entry was evicted');
+  assert.deepEqual(times.times(st(5099, kept(a1), kept(a1))), { atimeNs: a1, mtimeNs: a1 });
 });
 
 test('secondsFor: the double whose libuv conversion lands nearest, exact where a double can be', () => {

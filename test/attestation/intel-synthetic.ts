@@ -46,12 +46,13 @@ export interface TestPki {
   crl(issuer: 'root' | 'ca', revoked?: Certificate[], window?: { thisUpdate: Date; nextUpdate: Date }): Promise<Crl>;
 }
 
-export async function makePki(tcb: PckTcb): Promise<TestPki> {
+/** `names` replaces the CA's or the TCB signer's common name (for tests of Intel's naming rules). */
+export async function makePki(tcb: PckTcb, names: { ca?: string; signer?: string } = {}): Promise<TestPki> {
   const rootKey = await generateKeyPair('ec-p256');
   const root = await issueCertificate({ subject: [['CN', 'Test SGX Root CA']], subjectKey: rootKey, notBefore: before, notAfter: after, ca: { pathLength: 1 }, serial: 1 });
   const caKey = await generateKeyPair('ec-p256');
   const ca = await issueCertificate({
-    subject: [['CN', 'Test SGX PCK Platform CA']],
+    subject: [['CN', names.ca ?? 'Test SGX PCK Platform CA']],
     subjectKey: caKey,
     issuer: { certificate: root, key: rootKey },
     notBefore: before,
@@ -71,7 +72,7 @@ export async function makePki(tcb: PckTcb): Promise<TestPki> {
   });
   const signerKey = await generateKeyPair('ec-p256');
   const signer = await issueCertificate({
-    subject: [['CN', 'Test SGX TCB Signing']],
+    subject: [['CN', names.signer ?? 'Test SGX TCB Signing']],
     subjectKey: signerKey,
     issuer: { certificate: root, key: rootKey },
     notBefore: before,

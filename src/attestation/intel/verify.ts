@@ -154,6 +154,14 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   cryptoChecks.catch(() => {}); // examined after the chain; never an unhandled rejection
   const chain = await verifyChain(pckChain, { anchors, now, crls: [...rootCrls, ...pckCrls] });
   state.trustAnchor = chain.anchor.name;
+  // As the QVL: root -> PCK Processor or Platform CA -> PCK certificate, nothing shorter or longer.
+  const intermediate = chain.path[1]!;
+  if (chain.path.length !== 3 || !PCK_CA_NAME.test(intermediate.subject.commonName)) {
+    throw new VerificationError(
+      'chain',
+      `a PCK certificate is issued by the Intel SGX PCK Processor or Platform CA under the root; this chain has ${chain.path.length} certificates and its issuer is ${intermediate.label}`,
+    );
+  }
   const pck = pckExtensionsOf(leaf);
   Object.assign(state.claims, pckClaims(pck, leaf), { tcbComponents: [...pck.tcbComponents] }); // a copy the caller may keep
   if (pckCrls.length === 0) state.warnings.push(`no PCK CRL given: revocation of the PCK certificate by '${leaf.issuer.commonName}' was not checked`);
@@ -222,6 +230,10 @@ async function verifyParsed(quote: IntelQuote, options: IntelVerifyOptions, stat
   }
   return tcb;
 }
+
+// Intel's names (a local test PKI prefixes them, e.g. "Test SGX PCK Platform CA").
+const PCK_CA_NAME = /SGX PCK (Processor|Platform) CA$/;
+const TCB_SIGNER_NAME = /SGX TCB Signing$/;
 
 const pckExtensions = new WeakMap<Certificate, PckExtensions>();
 
@@ -337,7 +349,13 @@ async function verifySignedCollateral<T extends TcbInfo | EnclaveIdentity>(
   let firstError: VerificationError | undefined;
   for (const signer of candidates) {
     try {
-      await verifyChain([signer], { anchors, now, crls: rootCrls });
+      if (!TCB_SIGNER_NAME.test(signer.subject.commonName)) {
+        throw new VerificationError('chain', `${signer.label} is not an Intel SGX TCB Signing certificate, so it cannot sign the ${what}`);
+      }
+      const signerChain = await verifyChain([signer], { anchors, now, crls: rootCrls });
+      if (signerChain.path.length !== 2) {
+        throw new VerificationError('chain', `the ${what} signing certificate ${signer.label} must be issued by the root itself`);
+      }
       if (!(await collateralSignatureValid(doc, signer))) {
         throw new VerificationError('signature', `the ${what} signature does not verify with ${signer.label}`);
       }

@@ -145,3 +145,22 @@ test('a raw hwID that happens to start like a DER OCTET STRING is read as it is'
     }
   }
 });
+
+test('CPUID: Turin dense (family 0x1A model 0x12, CPUID 0x00B10F20) is Turin, decoded with the Turin TCB layout', async () => {
+  const { decodeEvidence } = await import('../../src/attestation/index.ts');
+  const chain = await chainFor('turin', 'vcek', { fmc: 4, bootloader: 3, tee: 1, snp: 22, microcode: 80 });
+  for (const modelId of [0x02, 0x11, 0x12, 0x1f]) {
+    const report = await createTestSnpReport(chain, { version: 5, cpuid: { familyId: 0x1a, modelId, stepping: 0 } });
+    const r = await verify(chain, report);
+    assert.equal(outcome(r), 'ok', `model 0x${modelId.toString(16)}`);
+    assert.deepEqual(r.warnings.filter((w) => /CPUID/.test(w)), []);
+    const decoded = decodeEvidence(report).claims as Record<string, any>;
+    assert.equal(decoded.product, 'turin');
+    assert.deepEqual({ fmc: decoded.reportedTcb.fmc, snp: decoded.reportedTcb.snp }, { fmc: 4, snp: 22 });
+  }
+  // Family 0x1A model 0x20 and later are not SEV-SNP server parts we know: a warning, and the chain decides.
+  const unknown = await verify(chain, await createTestSnpReport(chain, { cpuid: { familyId: 0x1a, modelId: 0x24, stepping: 0 } }));
+  assert.equal(outcome(unknown), 'ok');
+  assert.match(unknown.warnings.join('\n'), /CPUID family 0x1a model 0x24 is not a known SEV-SNP product/);
+  assert.equal((unknown.claims as Record<string, unknown>).product, 'turin');
+});

@@ -229,15 +229,18 @@ export function decodeTcb(raw: Uint8Array, product: SnpProduct): SnpTcb {
 }
 
 /**
- * The product a version 3+ report names through CPUID (virtee/snpguest's mapping), or undefined
- * when the family/model is not one of them (or the report is version 2).
+ * The product a version 3+ report names through CPUID, or undefined when the family/model is not
+ * one of them (or the report is version 2). Family 0x19: models 0x00-0x0F Milan, 0x10-0x1F and
+ * 0xA0-0xAF Genoa (with Bergamo and Siena, which share its KDS path). Family 0x1A: models
+ * 0x00-0x1F Turin, both the classic (0x0X) and the dense (0x1X, e.g. CPUID 0x00B10F20 = model
+ * 0x12) parts.
  */
 export function productFromCpuid(report: SnpReport): SnpProduct | undefined {
   const c = report.cpuid;
   if (!c) return undefined;
   if (c.familyId === 0x19 && c.modelId <= 0x0f) return 'milan';
   if (c.familyId === 0x19 && ((c.modelId >= 0x10 && c.modelId <= 0x1f) || (c.modelId >= 0xa0 && c.modelId <= 0xaf))) return 'genoa';
-  if (c.familyId === 0x1a && c.modelId <= 0x11) return 'turin';
+  if (c.familyId === 0x1a && c.modelId <= 0x1f) return 'turin';
   return undefined;
 }
 

@@ -212,3 +212,18 @@ test('remembered QE checks are keyed by the exact bytes: a tampered QE report is
   }
   assert.equal((await verifySgxQuote(v.quote, v.options)).verified, true);
 });
+
+test('the PCK certificate platform configuration (Platform CA, multi-package) reaches the claims for policy', async () => {
+  const tdx = phalaTdx();
+  const r = await verifyTdxQuote(tdx.quote, tdx.options);
+  assertVerified(r);
+  const c = r.claims as Record<string, any>;
+  assert.equal(c.pckIssuer, 'platform');
+  assert.equal(c.sgxType, 'Scalable');
+  assert.deepEqual(c.pckConfiguration, { dynamicPlatform: true, cachedKeys: true, smtEnabled: true });
+  // A Processor CA certificate carries no configuration: the claim is absent, never guessed.
+  const sgx = phalaSgx();
+  const s = await verifySgxQuote(sgx.quote, sgx.options);
+  assertVerified(s);
+  assert.equal((s.claims as Record<string, unknown>).pckConfiguration, undefined);
+});

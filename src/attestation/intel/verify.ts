@@ -428,6 +428,8 @@ function makePckClaims(pck: PckExtensions, issuer: string): Record<string, unkno
     sgxType: ['Standard', 'Scalable', 'ScalableWithIntegrity'][pck.sgxType] ?? pck.sgxType,
     pckIssuer: /Platform/.test(issuer) ? 'platform' : /Processor/.test(issuer) ? 'processor' : issuer,
     ...(pck.platformInstanceId ? { platformInstanceId: pck.platformInstanceId } : {}),
+    // Multi-package platforms (Platform CA): whether the platform may change, keeps keys cached, runs SMT.
+    ...(pck.configuration ? { pckConfiguration: { ...pck.configuration } } : {}),
   };
 }
 

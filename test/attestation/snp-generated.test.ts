@@ -164,3 +164,14 @@ test('CPUID: Turin dense (family 0x1A model 0x12, CPUID 0x00B10F20) is Turin, de
   assert.match(unknown.warnings.join('\n'), /CPUID family 0x1a model 0x24 is not a known SEV-SNP product/);
   assert.equal((unknown.claims as Record<string, unknown>).product, 'turin');
 });
+
+test('POLICY bits above PAGE_SWAP_DISABLE (26-63) verify but are named in a warning; known bits do not warn', async () => {
+  const chain = await chainFor('genoa');
+  const known = await verify(chain, await createTestSnpReport(chain, { policy: 0x30000n | (1n << 25n) | (1n << 19n) }));
+  assert.equal(outcome(known), 'ok');
+  assert.deepEqual(known.warnings.filter((w) => /POLICY/.test(w)), []);
+  assert.equal(known.debug, true);
+  const future = await verify(chain, await createTestSnpReport(chain, { policy: 0x30000n | (1n << 26n) | (1n << 63n) }));
+  assert.equal(outcome(future), 'ok');
+  assert.match(future.warnings.join('\n'), /POLICY sets bits this verifier does not know \(0x8000000004000000/);
+});

@@ -95,6 +95,10 @@ async function verifyInto(result: VerificationResult, evidence: Uint8Array, opti
   result.reportData = toHex(report.reportData);
   result.debug = report.policy.debug;
   result.claims = snpClaims(report, cpuidProduct ?? null);
+  const unknownPolicy = BigInt(report.policy.raw) >> 26n;
+  if (unknownPolicy !== 0n) {
+    result.warnings.push(`POLICY sets bits this verifier does not know (0x${(unknownPolicy << 26n).toString(16)}, above PAGE_SWAP_DISABLE, bit 25): newer firmware may give them a meaning a policy should decide on`);
+  }
   if (report.version >= 3 && !cpuidProduct) {
     result.warnings.push(`CPUID family 0x${report.cpuid!.familyId.toString(16)} model 0x${report.cpuid!.modelId.toString(16)} is not a known SEV-SNP product`);
   }

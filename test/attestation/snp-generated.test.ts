@@ -175,3 +175,34 @@ test('POLICY bits above PAGE_SWAP_DISABLE (26-63) verify but are named in a warn
   assert.equal(outcome(future), 'ok');
   assert.match(future.warnings.join('\n'), /POLICY sets bits this verifier does not know \(0x8000000004000000/);
 });
+
+test('property: a VCEK whose AMD extensions hold any bytes (or are missing) gives a result naming a step, never a throw', async () => {
+  const fc = (await import('fast-check')).default;
+  const { issueCertificate } = await import('../../src/attestation/testing/pki.ts');
+  const { AMD_OID } = await import('../../src/attestation/snp/vcek.ts');
+  const chain = await chainFor('milan');
+  const report = await createTestSnpReport(chain);
+  const original = [...chain.leaf.extensions.values()].map((e) => ({ oid: e.oid, value: e.value }));
+  const oids = Object.values(AMD_OID);
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...oids), fc.option(fc.uint8Array({ maxLength: 80 }), { nil: undefined }), async (oid, value) => {
+      const extensions = original.filter((e) => e.oid !== oid);
+      if (value) extensions.push({ oid, value });
+      const leaf = await issueCertificate({
+        subject: [['CN', 'TEST-SEV-VCEK']],
+        subjectKey: chain.leafKey,
+        issuer: { certificate: chain.ask, key: chain.askKey },
+        serial: 0,
+        notBefore: chain.leaf.notBefore,
+        notAfter: chain.leaf.notAfter,
+        extensions,
+      });
+      const r = await verify(chain, report, { certs: [leaf, chain.ask, chain.ark] });
+      if (!r.verified) {
+        assert.ok(r.failure && ['parse', 'collateral', 'tcb', 'binding', 'chain'].includes(r.failure.step), JSON.stringify(r.failure));
+        assert.doesNotMatch(r.failure.message, /\n/);
+      }
+    }),
+    { numRuns: 60 },
+  );
+});

@@ -734,6 +734,14 @@ function iso(d: Date): string {
 }
 
 /** Throws VerificationError('chain') unless `now` lies in the certificate's validity window. */
+/**
+ * An invalid Date compares false with every bound, so it would pass every validity window: it is a
+ * programming error (TypeError), never a verdict.
+ */
+export function assertValidNow(now: unknown, who: string): asserts now is Date {
+  if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new TypeError(`${who}: now must be a valid Date`);
+}
+
 export function checkValidity(cert: Certificate, now: Date): void {
   if (now.getTime() < cert.notBefore.getTime()) {
     throw new VerificationError('chain', `certificate ${cert.label} is not valid before ${iso(cert.notBefore)} (now ${iso(now)})`);
@@ -779,6 +787,7 @@ function findAnchor(chain: readonly Certificate[], anchors: readonly TrustAnchor
  * VerificationError('crl'). Does not look at revoked serials (see checkRevocation).
  */
 export async function checkCrl(crl: Crl, issuer: Certificate, now: Date): Promise<void> {
+  assertValidNow(now, 'checkCrl');
   const who = `CRL from '${crl.issuer.commonName || crl.issuer.text}'`;
   if (!bytesEqual(crl.issuer.der, issuer.subject.der)) {
     throw new VerificationError('crl', `${who} is not issued by ${issuer.label}`);
@@ -816,6 +825,7 @@ export function checkRevocation(crl: Crl, cert: Certificate): void {
  * self-signature; an embedded root is never trusted on its own. Throws VerificationError with step 'chain' or 'crl'.
  */
 export async function verifyChain(chain: readonly Certificate[], options: ChainOptions): Promise<ChainResult> {
+  assertValidNow(options.now, 'verifyChain');
   if (chain.length === 0) throw new VerificationError('chain', 'empty certificate chain');
   if (chain.length > MAX_CHAIN_LENGTH) throw new VerificationError('chain', `a chain of ${chain.length} certificates is longer than the ${MAX_CHAIN_LENGTH} accepted`);
   const { anchor, path } = findAnchor(chain, options.anchors);

@@ -206,3 +206,17 @@ test('property: a VCEK whose AMD extensions hold any bytes (or are missing) give
     { numRuns: 60 },
   );
 });
+
+test('an invalid now is a programming error (TypeError) for SEV-SNP and for any chain, never a silently passed window', async () => {
+  const { verifyChain } = await import('../../src/attestation/x509.ts');
+  const { verifyEvidence } = await import('../../src/attestation/index.ts');
+  const chain = await chainFor('milan');
+  const report = await createTestSnpReport(chain);
+  for (const now of [new Date('garbage'), new Date(Number.NaN)]) {
+    await assert.rejects(verify(chain, report, { now }), { name: 'TypeError', message: /now must be a valid Date/ });
+    await assert.rejects(verifyChain([chain.leaf, chain.ask, chain.ark], { anchors: [chain.anchor], now }), TypeError);
+    await assert.rejects(verifyEvidence({ evidence: report, certs: [chain.leaf.der], trustedTestRoots: [{ name: 'milan', certificate: chain.ark }], now }), TypeError);
+  }
+  // The same report with a valid now still verifies.
+  assert.equal(outcome(await verify(chain, report)), 'ok');
+});

@@ -5,7 +5,7 @@
 import { bytesEqual, concatBytes, digest, ownBytes, toHex } from '../bytes.ts';
 import { intelSgxRoot } from '../roots.ts';
 import { VerificationError, oneLine, type EvidenceKind, type VerificationResult } from '../types.ts';
-import { Certificate, Crl, parseCertificates, parseCrl, verifyChain, type TrustAnchor } from '../x509.ts';
+import { Certificate, Crl, assertValidNow, parseCertificates, parseCrl, verifyChain, type TrustAnchor } from '../x509.ts';
 import type { EnclaveIdentity, IntelCollateral, Signed, TcbInfo } from './collateral.ts';
 import { SGX_EXTENSION_OID, decodePckExtensions, type PckExtensions } from './pck.ts';
 import { CERT_DATA_PCK_CHAIN, parseQuote, qeReportDataUpperIsZero, type IntelQuote } from './quote.ts';
@@ -46,7 +46,7 @@ export function verifyTdxQuote(bytes: Uint8Array, options: IntelVerifyOptions): 
  */
 export async function verifyIntelQuote(bytes: Uint8Array, options: IntelVerifyOptions, expect?: 'sgx' | 'tdx'): Promise<VerificationResult> {
   // An invalid Date compares false with everything, which would pass every window: refuse it.
-  if (!(options.now instanceof Date) || Number.isNaN(options.now.getTime())) throw new TypeError('verifyIntelQuote: options.now must be a valid Date');
+  assertValidNow(options.now, 'verifyIntelQuote');
   let quote: IntelQuote | undefined;
   const state: State = { warnings: [], claims: {}, revocationChecked: false, trustAnchor: null };
   try {

@@ -7,7 +7,7 @@
 import { bytesEqual, isAllZero, ownBytes, toHex } from '../bytes.ts';
 import { type SnpProduct, SNP_PRODUCTS, amdRoots } from '../roots.ts';
 import { VerificationError, oneLine, type VerificationResult } from '../types.ts';
-import { type Certificate, type Crl, type TrustAnchor, verifyChain } from '../x509.ts';
+import { type Certificate, type Crl, type TrustAnchor, assertValidNow, verifyChain } from '../x509.ts';
 import { type SnpReport, SNP_SIGNED_SIZE, decodeTcb, parseSnpReport, productFromCpuid, snpClaims } from './report.ts';
 import { amdKeyExtensions, kdsVcekUrl, productFromName } from './vcek.ts';
 
@@ -47,6 +47,7 @@ const cap = (p: SnpProduct) => p[0]!.toUpperCase() + p.slice(1);
 
 /** Verifies a raw 1184-byte report. Never throws for bad evidence: the result's failure names the step. */
 export async function verifySnp(evidence: Uint8Array, options: SnpVerifyOptions = {}): Promise<VerificationResult> {
+  if (options.now !== undefined) assertValidNow(options.now, 'verifySnp');
   const result = emptyResult('snp');
   try {
     await verifyInto(result, evidence, options);

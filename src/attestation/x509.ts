@@ -560,8 +560,13 @@ export class Crl extends SignedObject {
     const revoked = new Map<string, Date>();
     if (parts[i]?.tag === TAG.SEQUENCE) {
       for (const entry of children(parts[i++]!)) {
-        const [serial, date] = children(expectTag(entry, TAG.SEQUENCE));
-        if (!serial || !date) throw new DerError('malformed revoked certificate entry');
+        const [serial, date, entryExtensions, ...rest] = children(expectTag(entry, TAG.SEQUENCE));
+        if (!serial || !date || rest.length > 0) throw new DerError('malformed revoked certificate entry');
+        // RFC 5280 5.3: a CRL with a critical entry extension we cannot process (certificateIssuer
+        // of an indirect CRL) must not be used; reasonCode, invalidityDate and the like are not critical.
+        for (const ext of entryExtensions ? decodeExtensions(entryExtensions).values() : []) {
+          if (ext.critical) throw new DerError(`a revoked certificate entry has the critical extension ${ext.oid}, which this verifier cannot process (an indirect CRL?)`);
+        }
         revoked.set(integerHex(expectTag(serial, TAG.INTEGER).content), decodeTime(date));
       }
     }

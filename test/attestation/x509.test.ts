@@ -221,3 +221,21 @@ test('certificate and CRL parsers never crash on truncated, mutated or random by
     { numRuns: 300 },
   );
 });
+
+test('CRL entry extensions: reasonCode is read past; a critical one (certificateIssuer, indirect CRL) makes the CRL unusable', async () => {
+  const notBefore = new Date('2025-01-01T00:00:00Z');
+  const notAfter = new Date('2035-01-01T00:00:00Z');
+  const key = await generateKeyPair('ec-p256');
+  const ca = await issueCertificate({ subject: [['CN', 'Entry CA']], subjectKey: key, notBefore, notAfter, ca: {} });
+  const leaf = await issueCertificate({ subject: [['CN', 'Entry Leaf']], subjectKey: await generateKeyPair('ec-p256'), issuer: { certificate: ca, key }, serial: 0x42, notBefore, notAfter });
+  const anchors: TrustAnchor[] = [{ name: 'test:entry', certificate: ca }];
+  const now = new Date('2026-01-01T00:00:00Z');
+  const reasonCode = { oid: '2.5.29.21', value: Uint8Array.of(0x0a, 0x01, 0x01) }; // keyCompromise
+  const withReason = await issueCrl({ issuer: { certificate: ca, key }, thisUpdate: notBefore, nextUpdate: notAfter, revoked: [{ serial: 0x42, date: notBefore, extensions: [reasonCode] }] });
+  await rejects(verifyChain([leaf], { anchors, now, crls: [withReason] }), 'crl', /'Entry Leaf' \(serial 42\) was revoked/);
+  const certificateIssuer = { oid: '2.5.29.29', critical: true, value: Uint8Array.of(0x30, 0x00) };
+  await assert.rejects(
+    issueCrl({ issuer: { certificate: ca, key }, thisUpdate: notBefore, nextUpdate: notAfter, revoked: [{ serial: 0x42, date: notBefore, extensions: [certificateIssuer] }] }),
+    (err: unknown) => err instanceof VerificationError && err.step === 'parse' && /critical extension 2\.5\.29\.29.*indirect CRL/.test(err.message),
+  );
+});

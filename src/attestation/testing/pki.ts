@@ -186,7 +186,8 @@ export interface CrlOptions {
   issuer: { certificate: Certificate; key: TestKeyPair };
   thisUpdate: Date;
   nextUpdate: Date;
-  revoked?: Array<{ serial: number | bigint | Uint8Array; date: Date }>;
+  /** Revoked entries; `extensions` are CRL entry extensions (reasonCode, certificateIssuer, ...). */
+  revoked?: Array<{ serial: number | bigint | Uint8Array; date: Date; extensions?: TestExtension[] }>;
   crlNumber?: number;
 }
 
@@ -200,7 +201,7 @@ export async function issueCrl(options: CrlOptions): Promise<Crl> {
     options.issuer.certificate.subject.der,
     derTime(options.thisUpdate),
     derTime(options.nextUpdate),
-    ...(revoked.length ? [seq(...revoked.map((r) => seq(derInteger(r.serial), derTime(r.date))))] : []),
+    ...(revoked.length ? [seq(...revoked.map((r) => seq(derInteger(r.serial), derTime(r.date), ...(r.extensions?.length ? [derExtensions(r.extensions)] : []))))] : []),
     explicit(0, derExtensions([{ oid: OID.crlNumber, value: derInteger(options.crlNumber ?? 1) }])),
   );
   const signature = await signX509(options.issuer.key, tbs);

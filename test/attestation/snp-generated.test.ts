@@ -220,3 +220,16 @@ test('an invalid now is a programming error (TypeError) for SEV-SNP and for any 
   // The same report with a valid now still verifies.
   assert.equal(outcome(await verify(chain, report)), 'ok');
 });
+
+test('a host that provisions both a VCEK and a VLEK: the leaf of the report\'s SIGNING_KEY type is used, whatever the order', async () => {
+  const vcek = await chainFor('milan', 'vcek');
+  const vlek = await chainFor('milan', 'vlek');
+  const vlekReport = await createTestSnpReport(vlek);
+  const r = await verify(vlek, vlekReport, { certs: [vcek.leaf, vlek.leaf, vcek.ask, vlek.ask, vlek.ark] });
+  assert.equal(outcome(r), 'ok');
+  assert.equal((r.claims as Record<string, any>).certificate.subject, vlek.leaf.subject.text);
+  const vcekReport = await createTestSnpReport(vcek);
+  const v = await verify(vcek, vcekReport, { certs: [vlek.leaf, vcek.leaf, vlek.ask, vcek.ask, vcek.ark] });
+  assert.equal(outcome(v), 'ok');
+  assert.equal((v.claims as Record<string, any>).signingKey, 'vcek');
+});

@@ -60,14 +60,19 @@ export async function verifySnp(evidence: Uint8Array, options: SnpVerifyOptions 
   return result;
 }
 
-/** The leaf: a non-CA certificate with a P-384 key, preferring one whose hwID is this chip's. */
+/**
+ * The leaf: a non-CA certificate with a P-384 key, preferring the report's key type (a VCEK has a
+ * hwID, a VLEK has none; a host may provision both) and then one whose hwID is this chip's.
+ */
 function pickLeaf(certs: readonly Certificate[], report: SnpReport): Certificate | undefined {
   const leaves = certs.filter((c) => !c.basicConstraints?.ca && c.publicKeyInfo.kind === 'ec');
-  const ownChip = leaves.find((c) => {
+  const ofKind = leaves.filter((c) => (amdKeyExtensions(c).hwId ? 'vcek' : 'vlek') === report.signingKey);
+  const pool = ofKind.length > 0 ? ofKind : leaves;
+  const ownChip = pool.find((c) => {
     const hw = amdKeyExtensions(c).hwId;
     return hw !== undefined && hw.length > 0 && bytesEqual(hw, report.chipId.subarray(0, hw.length));
   });
-  return ownChip ?? leaves[0];
+  return ownChip ?? pool[0];
 }
 
 /**

@@ -5,9 +5,9 @@
  * happens next is the role's decision (the host kills the Keep, the Keep exits).
  */
 import type { Duplex } from 'node:stream';
-import { FrameDecoder, ProtocolError, encodeFrame } from './frame.ts';
+import { FrameDecoder, ProtocolError, encodeFrame, joinPieces } from './frame.ts';
 import { decodeMessage, encodeMessage } from './messages.ts';
-import { creditFrame, dataFrame, dataFrameHead, decodeHot } from './hot.ts';
+import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from './hot.ts';
 import type { Direction, HostMessage, KeepMessage, Message } from './messages.ts';
 
 /** Bytes a sender may have in flight on one stream before the receiver grants more. */
@@ -268,31 +268,45 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   #receive(chunk: Uint8Array): void {
     if (this.#failed) return;
-    let payloads: Uint8Array[];
+    let frames: Uint8Array[][];
     try {
-      payloads = this.#decoder.push(chunk);
+      frames = this.#decoder.pushPieces(chunk);
     } catch (err) {
       this.#fail(err as ProtocolError);
       return;
     }
-    for (const payload of payloads) {
+    for (const pieces of frames) {
       if (this.#failed) return;
       let message: In;
+      // A data frame that spans pipe reads goes on as one data message per piece, not copied
+      // into one array: the same bytes in the same order, checked against the window as a whole.
+      let rest: Uint8Array[] | undefined;
       try {
         if (!this.#frames.take()) throw new ProtocolError('message rate exceeded');
-        message = (decodeHot(payload) ?? decodeMessage(payload, this.#options.incoming)) as In;
-        if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
-          throw new ProtocolError('control message rate exceeded');
+        const split = pieces.length > 1 ? decodeHotDataPieces(pieces) : undefined;
+        if (split) {
+          message = { t: 'data', stream: split.stream, bytes: split.pieces[0]! } as In;
+          rest = split.pieces;
+          let length = 0;
+          for (const p of split.pieces) length += p.length;
+          this.#checkData(split.stream, length);
+        } else {
+          const payload = joinPieces(pieces);
+          message = (decodeHot(payload) ?? decodeMessage(payload, this.#options.incoming)) as In;
+          if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
+            throw new ProtocolError('control message rate exceeded');
+          }
+          if (message.t === 'data') this.#checkData(message.stream, message.bytes.length);
+          else if (message.t === 'credit') this.#applyCredit(message.stream, message.bytes);
         }
-        if (message.t === 'data') this.#checkData(message.stream, message.bytes.length);
-        else if (message.t === 'credit') this.#applyCredit(message.stream, message.bytes);
       } catch (err) {
         this.#fail(err instanceof ProtocolError ? err : new ProtocolError(String(err)));
         return;
       }
       if (message.t === 'credit') continue;
       try {
-        this.#options.onMessage(message);
+        if (!rest) this.#options.onMessage(message);
+        else for (const bytes of rest) if (!this.#failed) this.#options.onMessage({ t: 'data', stream: (message as { stream: number }).stream, bytes } as In);
       } catch (err) {
         this.#fail(err instanceof ProtocolError ? err : new ProtocolError(err instanceof Error ? err.message : String(err)));
         return;

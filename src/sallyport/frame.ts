@@ -41,16 +41,24 @@ export class FrameDecoder {
     return this.#buffered;
   }
 
-  /** Feeds bytes; returns every payload completed by them, in order. */
+  /** Feeds bytes; returns every payload completed by them, in order, each in one piece. */
   push(chunk: Uint8Array): Uint8Array[] {
-    const frames: Uint8Array[] = [];
+    return this.pushPieces(chunk).map(joinPieces);
+  }
+
+  /**
+   * Feeds bytes; returns every payload completed by them, in order, each as the pieces of the
+   * pushed chunks it spans: views, never copies (a frame within one chunk is one piece).
+   */
+  pushPieces(chunk: Uint8Array): Uint8Array[][] {
+    const frames: Uint8Array[][] = [];
     if (chunk.length === 0) return frames;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
     for (;;) {
       if (this.#need < 0) {
         if (this.#buffered < FRAME_HEADER_BYTES) break;
-        const header = this.#take(FRAME_HEADER_BYTES);
+        const header = joinPieces(this.#take(FRAME_HEADER_BYTES));
         const length = new DataView(header.buffer, header.byteOffset, 4).getUint32(0);
         if (length === 0) throw new ProtocolError('empty frame');
         if (length > this.#maxFrame) {
@@ -65,27 +73,36 @@ export class FrameDecoder {
     return frames;
   }
 
-  #take(n: number): Uint8Array {
-    const first = this.#chunks[0]!;
-    if (first.length >= n) {
-      // Fast path: the frame lies within one chunk, so it is a view, not a copy.
-      const out = first.subarray(0, n);
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      this.#buffered -= n;
-      return out;
-    }
-    const out = new Uint8Array(n);
-    let filled = 0;
-    while (filled < n) {
-      const head = this.#chunks[0]!;
-      const used = Math.min(head.length, n - filled);
-      out.set(head.subarray(0, used), filled);
-      filled += used;
-      if (used === head.length) this.#chunks.shift();
-      else this.#chunks[0] = head.subarray(used);
-    }
+  /** The next n buffered bytes, as views of the chunks that hold them. */
+  #take(n: number): Uint8Array[] {
+    const pieces: Uint8Array[] = [];
     this.#buffered -= n;
-    return out;
+    while (n > 0) {
+      const head = this.#chunks[0]!;
+      if (head.length <= n) {
+        this.#chunks.shift();
+        pieces.push(head);
+        n -= head.length;
+      } else {
+        pieces.push(head.subarray(0, n));
+        this.#chunks[0] = head.subarray(n);
+        n = 0;
+      }
+    }
+    return pieces;
   }
+}
+
+/** The pieces' bytes in one array: the piece itself when there is one, else a copy. */
+export function joinPieces(pieces: readonly Uint8Array[]): Uint8Array {
+  if (pieces.length === 1) return pieces[0]!;
+  let length = 0;
+  for (const p of pieces) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -142,3 +142,44 @@ export function decodeHot(payload: Uint8Array): HotMessage | undefined {
   }
   return undefined;
 }
+
+/** Longest head of a canonical `data` message: its prefix, then a stream id and a length of up to 5 bytes each. */
+const MAX_DATA_HEAD = DATA_PREFIX.length + 5 + 5;
+
+/**
+ * decodeHot's `data` case for a payload that arrived in pieces (a frame across pipe reads):
+ * the stream and the data bytes as views of the pieces, never a copy of them; undefined for
+ * anything decodeHot would not accept as `data` (the caller joins the pieces and decodes them
+ * as before). Only the head, at most 16 bytes, is copied when the first piece is shorter.
+ */
+export function decodeHotDataPieces(pieces: readonly Uint8Array[]): { stream: number; pieces: Uint8Array[] } | undefined {
+  let total = 0;
+  for (const p of pieces) total += p.length;
+  let head = pieces[0]!;
+  if (head.length < MAX_DATA_HEAD && head.length < total) {
+    head = new Uint8Array(Math.min(MAX_DATA_HEAD, total));
+    let at = 0;
+    for (const p of pieces) {
+      if (at === head.length) break;
+      const n = Math.min(p.length, head.length - at);
+      head.set(p.subarray(0, n), at);
+      at += n;
+    }
+  }
+  if (!startsWith(head, DATA_PREFIX)) return undefined;
+  const stream = readHead(head, DATA_PREFIX.length, MAJOR_UINT);
+  if (!stream || stream[0] > MAX_STREAM_ID) return undefined;
+  const length = readHead(head, stream[1], MAJOR_BYTES);
+  if (!length || length[0] < 1 || length[0] > MAX_CHUNK_BYTES || length[1] + length[0] !== total) return undefined;
+  const out: Uint8Array[] = [];
+  let skip = length[1];
+  for (const p of pieces) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    out.push(skip === 0 ? p : p.subarray(skip));
+    skip = 0;
+  }
+  return { stream: stream[0], pieces: out };
+}

@@ -3,7 +3,7 @@
  * pipe carries length-prefixed CBOR frames (docs/sallyport.md). This module is shared by both
  * ends; the host role lives in src/keep/process/host.ts and the Keep role in src/keep/process/keep.ts.
  */
-export { FrameDecoder, ProtocolError, encodeFrame, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
+export { FrameDecoder, ProtocolError, encodeFrame, joinPieces, FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
 export {
   PROTOCOL_VERSION,
   PROVISIONING_VERSION,

@@ -134,3 +134,27 @@ test('drained() resolves once a small write below the high-water mark has comple
   await waiting;
   assert.equal(drained, true);
 });
+
+test('a data frame split across many reads arrives as its pieces, in order, checked against the window as a whole', async () => {
+  const p = pair();
+  p.host.openStream(1);
+  const bytes = Uint8Array.from({ length: 3000 }, (_, i) => i % 251);
+  const frame = encodeFrame(encode(['data', 1, bytes]));
+  for (let at = 0; at < frame.length; at += 700) p.b.write(frame.subarray(at, at + 700));
+  for (let i = 0; i < 20; i++) await tick();
+  assert.deepEqual(p.violations, { host: [], keep: [] });
+  assert.ok(p.hostGot.length > 1, 'more than one piece');
+  assert.ok(p.hostGot.every((m) => m.t === 'data' && m.stream === 1 && m.bytes.length > 0));
+  assert.ok(Buffer.concat(p.hostGot.map((m) => (m as { bytes: Uint8Array }).bytes)).equals(Buffer.from(bytes)));
+
+  // The window counts the whole frame: a split frame one byte past what is left is refused
+  // before any of its pieces is handed on.
+  const left = INITIAL_WINDOW - bytes.length;
+  const over = encodeFrame(encode(['data', 1, new Uint8Array(left + 1)]));
+  p.hostGot.length = 0;
+  for (let at = 0; at < over.length; at += 64 * 1024) p.b.write(over.subarray(at, at + 64 * 1024));
+  for (let i = 0; i < 40; i++) await tick();
+  assert.equal(p.violations.host.length, 1);
+  assert.match(String((p.violations.host as ProtocolError[])[0]?.message), /exceeds the granted window/);
+  assert.equal(p.hostGot.length, 0);
+});

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { FrameDecoder, MAX_FRAME_BYTES, ProtocolError, encodeFrame } from '../../src/sallyport/index.ts';
+import { FrameDecoder, MAX_FRAME_BYTES, ProtocolError, encodeFrame, joinPieces } from '../../src/sallyport/index.ts';
 
 test('frames survive any split of the byte stream', () => {
   fc.assert(
@@ -43,5 +43,28 @@ test('arbitrary bytes either frame or fail with a ProtocolError, never anything 
         assert.ok(e instanceof ProtocolError, String(e));
       }
     }),
+  );
+});
+
+test('pushPieces hands out views of the pushed chunks, never copies, for a frame split across any number of reads', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ minLength: 1, maxLength: 400 }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.integer({ min: 1, max: 64 }), { minLength: 1, maxLength: 20 }),
+      (payloads, cuts) => {
+        const wire = Buffer.concat(payloads.map((p) => encodeFrame(p)));
+        const decoder = new FrameDecoder();
+        const frames: Uint8Array[][] = [];
+        let at = 0;
+        for (let i = 0; at < wire.length; i++) {
+          const n = cuts[i % cuts.length]!;
+          frames.push(...decoder.pushPieces(wire.subarray(at, at + n)));
+          at += n;
+        }
+        assert.equal(decoder.pending, 0);
+        assert.deepEqual(frames.map((f) => Buffer.from(joinPieces(f))), payloads.map((b) => Buffer.from(b)));
+        for (const f of frames) for (const piece of f) assert.equal(piece.buffer, wire.buffer, 'a view of the wire, not a copy');
+      },
+    ),
   );
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encode } from 'cborg';
 import { ProtocolError, decodeMessage, encodeFrame, encodeMessage } from '../../src/sallyport/index.ts';
-import { creditFrame, dataFrame, dataFrameHead, decodeHot } from '../../src/sallyport/hot.ts';
+import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from '../../src/sallyport/hot.ts';
 
 const bytesOf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const stream = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 0xffff_ffff }));
@@ -90,4 +90,44 @@ test('non-canonical, out-of-range and trailing forms are left to the general dec
     assert.equal(decodeHot(wire), undefined, Buffer.from(wire).toString('hex'));
     assert.throws(() => decodeMessage(wire, 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), Buffer.from(wire).toString('hex'));
   }
+});
+
+/** Cuts `wire` at the given offsets into pieces that are views of it. */
+function cut(wire: Uint8Array, cuts: number[]): Uint8Array[] {
+  const at = [...new Set(cuts.map((c) => c % wire.length).filter((c) => c > 0))].sort((a, b) => a - b);
+  return [0, ...at].map((from, i) => wire.subarray(from, at[i] ?? wire.length));
+}
+
+test('a data payload in pieces decodes exactly as decodeHot decodes it whole, as views of the pieces', () => {
+  fc.assert(
+    fc.property(stream, payload, fc.array(fc.nat(), { maxLength: 6 }), (id, bytes, cuts) => {
+      const wire = encodeMessage({ t: 'data', stream: id, bytes });
+      const pieces = cut(wire, cuts);
+      const split = decodeHotDataPieces(pieces);
+      assert.ok(split);
+      assert.equal(split.stream, id);
+      assert.ok(Buffer.concat(split.pieces).equals(bytesOf(bytes)));
+      for (const p of split.pieces) assert.ok(p.length > 0 && p.buffer === wire.buffer, 'a non-empty view, not a copy');
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('in pieces, the hot data decoder accepts only what decodeHot accepts whole', () => {
+  const mutated = fc.tuple(stream, fc.uint8Array({ minLength: 0, maxLength: 30 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.integer({ min: -3, max: 3 }), fc.array(fc.nat(), { maxLength: 5 })).map(([id, b, edits, trim, cuts]) => {
+    const wire = encode(['data', id, b]);
+    const out = new Uint8Array(Math.max(1, wire.length + trim));
+    out.set(wire.subarray(0, out.length));
+    for (const [at, v] of edits) out[at % out.length] = v;
+    return { out, cuts };
+  });
+  fc.assert(
+    fc.property(mutated, ({ out, cuts }) => {
+      const whole = decodeHot(out);
+      const split = decodeHotDataPieces(cut(out, cuts));
+      if (!whole || whole.t !== 'data') return assert.equal(split, undefined, Buffer.from(out).toString('hex'));
+      assert.ok(split && split.stream === whole.stream && Buffer.concat(split.pieces).equals(bytesOf(whole.bytes)));
+    }),
+    { numRuns: 5000 },
+  );
 });

@@ -28,8 +28,94 @@ import type { EvidenceInput, VerifyFn } from './verify.ts';
 export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date }) => Promise<EvidenceCollateral>;
 
 /** A provider over src/collateral: the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
-export function collateralProvider(options: Omit<CollateralOptions, 'now'>): CollateralProvider {
-  return (evidence, { haveLeaf, now }) => collateralForEvidence(new CollateralService({ ...options, now: () => now }), evidence, { haveLeaf });
+export function collateralProvider(options: Omit<CollateralOptions, 'now'>, limits: DownloadLimits = {}): CollateralProvider {
+  // One guard for all the Steward's requests: what a CSR names (a bare SNP report's chip id and
+  // TCB, a quote's FMSPC) is unauthenticated until the document fetched for it verifies it.
+  const fetch = guardedFetch(options.fetch ?? globalThis.fetch, limits);
+  return (evidence, { haveLeaf, now }) => collateralForEvidence(new CollateralService({ ...options, fetch, now: () => now }), evidence, { haveLeaf });
+}
+
+export interface DownloadLimits {
+  /** Downloads from AMD or Intel per minute, across all clients (default 60); beyond, a CSR that needs one is refused for now. */
+  perMinute?: number;
+  /** How long a vendor's "not found" for a URL is remembered and answered without asking again (default 10 minutes). */
+  notFoundMs?: number;
+  clock?: () => number;
+}
+
+const MAX_REMEMBERED_NOT_FOUND = 10_000;
+/** A shared download is held in memory: far above any vendor document (the collateral service itself allows 4 MiB). */
+const MAX_SHARED_BYTES = 8 * 1024 * 1024;
+
+async function boundedBody(r: Response, url: string): Promise<ArrayBuffer> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (r.body) {
+    for await (const chunk of r.body) {
+      total += chunk.length;
+      if (total > MAX_SHARED_BYTES) {
+        await r.body.cancel().catch(() => {});
+        throw new Error(`${url} answered more than ${MAX_SHARED_BYTES} bytes`);
+      }
+      chunks.push(chunk);
+    }
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out.buffer;
+}
+
+/**
+ * fetch as the Steward's collateral downloads use it, so that its clients cannot make it flood the
+ * vendors: one download per URL at a time (concurrent requests share it), a vendor's 404 remembered
+ * for a while, and a budget of downloads per minute.
+ */
+export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): typeof fetch {
+  const perMinute = limits.perMinute ?? 60;
+  const notFoundMs = limits.notFoundMs ?? 10 * 60_000;
+  const clock = limits.clock ?? Date.now;
+  const notFound = new Map<string, number>();
+  const inflight = new Map<string, Promise<{ status: number; statusText: string; headers: [string, string][]; body: ArrayBuffer }>>();
+  let tokens = perMinute;
+  let stamp = clock();
+  const answer = (a: { status: number; statusText: string; headers: [string, string][]; body: ArrayBuffer }) =>
+    new Response(a.status === 204 || a.status === 304 ? null : a.body.slice(0), { status: a.status, statusText: a.statusText, headers: a.headers });
+  return async (input, init) => {
+    const url = input instanceof Request ? input.url : String(input);
+    const until = notFound.get(url);
+    if (until !== undefined) {
+      if (clock() < until) return new Response(null, { status: 404, statusText: 'Not Found (remembered)' });
+      notFound.delete(url);
+    }
+    const shared = inflight.get(url);
+    if (shared) return answer(await shared);
+    const now = clock();
+    tokens = Math.min(perMinute, tokens + ((now - stamp) / 60_000) * perMinute);
+    stamp = now;
+    if (tokens < 1) {
+      throw Object.assign(new Error(`the Steward's collateral download budget (${perMinute} per minute) is spent; retry in a minute, or fill its cache`), { name: 'RateLimited' });
+    }
+    tokens -= 1;
+    const pending = (async () => {
+      const r = await inner(input, init);
+      return { status: r.status, statusText: r.statusText, headers: [...r.headers] as [string, string][], body: await boundedBody(r, url) };
+    })();
+    inflight.set(url, pending);
+    try {
+      const got = await pending;
+      if (got.status === 404) {
+        notFound.set(url, clock() + notFoundMs);
+        if (notFound.size > MAX_REMEMBERED_NOT_FOUND) notFound.delete(notFound.keys().next().value!);
+      }
+      return answer(got);
+    } finally {
+      inflight.delete(url);
+    }
+  };
 }
 
 const isTestAnchor = (r: VerificationResult) => (r.trustAnchor ?? '').startsWith('test:');

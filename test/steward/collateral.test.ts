@@ -22,6 +22,7 @@ import {
 import { createTestArkCrl, createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
 import { toPem } from '../../src/attestation/x509.ts';
 import { collateralProvider, type CollateralProvider, StewardRefusal } from '../../src/steward/index.ts';
+import { guardedFetch } from '../../src/steward/collateral.ts';
 import { testdata } from '../helpers/paths.ts';
 import * as fx from '../collateral/fixtures.ts';
 import { startServer, type TestServer, type Route } from '../collateral/server.ts';
@@ -192,6 +193,21 @@ describe('Steward: collateral the evidence lacks', () => {
     }
   });
 
+  it('a vendor\'s 404 is remembered: the same unknown FMSPC again does not reach the PCS', async () => {
+    const empty = await startServer({});
+    try {
+      const steward = await productionSteward({
+        now: () => SGX_NOW,
+        collateral: collateralProvider({ cacheDir: cacheDir(), intelBaseUrl: empty.url, intelCertsBaseUrl: empty.url, retries: 0 }),
+      });
+      for (let i = 0; i < 3; i++) assert.equal((await refusal(steward.issue(await sgxCsr()))).status, 400);
+      const asked = [...empty.hits.entries()].filter(([path]) => path.includes('/tcb?'));
+      assert.deepEqual(asked.map(([, n]) => n), [1], `TCB info requests: ${JSON.stringify(asked)}`);
+    } finally {
+      await empty.close();
+    }
+  });
+
   it('a PCS that does not answer in time: 503 saying so', async () => {
     const slow = await startServer(Object.fromEntries(Object.entries(phalaSgxRoutes()).map(([k, r]) => [k, { ...r, delayMs: 5_000 }])));
     try {
@@ -323,5 +339,73 @@ describe('Steward: an SNP report without a VCEK (no host-provisioned certificate
     } finally {
       await slow.close();
     }
+  });
+});
+
+describe("the Steward's collateral downloads are guarded", () => {
+  type Call = { url: string; resolve: (r: Response) => void };
+  function fakeFetch() {
+    const calls: Call[] = [];
+    const fetch = ((input: string | URL | Request) => new Promise<Response>((resolve) => calls.push({ url: String(input), resolve }))) as typeof globalThis.fetch;
+    return { calls, fetch };
+  }
+
+  it('concurrent requests for one URL share one download', async () => {
+    const { calls, fetch } = fakeFetch();
+    const guarded = guardedFetch(fetch);
+    const a = guarded('https://kds.example/vcek/x');
+    const b = guarded('https://kds.example/vcek/x');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 1);
+    calls[0]!.resolve(new Response('DER', { status: 200, headers: { 'x-test': '1' } }));
+    const [ra, rb] = await Promise.all([a, b]);
+    assert.equal(await ra.text(), 'DER');
+    assert.equal(await rb.text(), 'DER');
+    assert.equal(rb.headers.get('x-test'), '1');
+  });
+
+  it('a 404 is answered from memory until it expires', async () => {
+    const { calls, fetch } = fakeFetch();
+    let now = 0;
+    const guarded = guardedFetch(fetch, { notFoundMs: 60_000, clock: () => now });
+    const first = guarded('https://kds.example/vcek/unknown');
+    await new Promise((r) => setImmediate(r));
+    calls[0]!.resolve(new Response(null, { status: 404 }));
+    assert.equal((await first).status, 404);
+    now = 59_000;
+    assert.equal((await guarded('https://kds.example/vcek/unknown')).status, 404);
+    assert.equal(calls.length, 1, 'remembered');
+    now = 61_000;
+    const again = guarded('https://kds.example/vcek/unknown');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 2, 'asked again once the memory expired');
+    calls[1]!.resolve(new Response('DER'));
+    assert.equal((await again).status, 200);
+  });
+
+  it('beyond the budget of downloads per minute, a request is refused without reaching the vendor', async () => {
+    const { calls, fetch } = fakeFetch();
+    let now = 0;
+    const guarded = guardedFetch(fetch, { perMinute: 2, clock: () => now });
+    const done = (i: number) => calls[i]!.resolve(new Response('ok'));
+    const one = guarded('https://pcs.example/a');
+    const two = guarded('https://pcs.example/b');
+    await new Promise((r) => setImmediate(r));
+    done(0);
+    done(1);
+    await Promise.all([one, two]);
+    await assert.rejects(guarded('https://pcs.example/c'), /collateral download budget \(2 per minute\) is spent/);
+    assert.equal(calls.length, 2);
+    now = 30_000; // half a minute refills one download
+    const three = guarded('https://pcs.example/c');
+    await new Promise((r) => setImmediate(r));
+    done(2);
+    assert.equal(await (await three).text(), 'ok');
+  });
+
+  it('an answer too large to hold is refused', async () => {
+    const huge = new Uint8Array(9 * 1024 * 1024);
+    const guarded = guardedFetch((async () => new Response(huge)) as typeof globalThis.fetch);
+    await assert.rejects(guarded('https://kds.example/huge'), /answered more than 8388608 bytes/);
   });
 });

@@ -77,6 +77,11 @@ async function once(url: string, options: HttpOptions): Promise<HttpAnswer> {
     await response.body?.cancel();
     throw new HttpError(url, `${url} answered ${declared} bytes, more than the ${options.maxBytes} allowed`, undefined);
   }
+  return { status: response.status, headers: response.headers, body: await readBounded(response, url, options.maxBytes) };
+}
+
+/** A response's body, read up to `maxBytes`; more is an HttpError, and the rest is not read. */
+export async function readBounded(response: Response, url: string, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   if (response.body) {
@@ -85,9 +90,9 @@ async function once(url: string, options: HttpOptions): Promise<HttpAnswer> {
       const { done, value } = await reader.read();
       if (done) break;
       total += value.length;
-      if (total > options.maxBytes) {
+      if (total > maxBytes) {
         await reader.cancel();
-        throw new HttpError(url, `${url} answered more than the ${options.maxBytes} bytes allowed`);
+        throw new HttpError(url, `${url} answered more than the ${maxBytes} bytes allowed`);
       }
       chunks.push(value);
     }
@@ -98,7 +103,7 @@ async function once(url: string, options: HttpOptions): Promise<HttpAnswer> {
     body.set(c, at);
     at += c.length;
   }
-  return { status: response.status, headers: response.headers, body };
+  return body;
 }
 
 function statusHint(status: number): string {

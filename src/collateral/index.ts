@@ -17,7 +17,7 @@ export {
 } from './amd.ts';
 export { atomicWrite, type CacheMeta, DiskCache } from './cache.ts';
 export { ENARX_CRL_URLS, encodeCrlList, encodeTcbPackage } from './enarx.ts';
-export { HttpError, type ProgressEvent } from './http.ts';
+export { HttpError, type ProgressEvent, readBounded } from './http.ts';
 export {
   fetchPckCert,
   fetchPckCrl,

@@ -17,6 +17,7 @@ import {
   collateralForEvidence,
   type EvidenceCollateral,
   HttpError,
+  readBounded,
   reportIdentity,
 } from '../collateral/index.ts';
 import { decodeIntelQuote } from '../attestation/intel/index.ts';
@@ -47,27 +48,6 @@ const MAX_REMEMBERED_NOT_FOUND = 10_000;
 /** A shared download is held in memory: far above any vendor document (the collateral service itself allows 4 MiB). */
 const MAX_SHARED_BYTES = 8 * 1024 * 1024;
 
-async function boundedBody(r: Response, url: string): Promise<ArrayBuffer> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  if (r.body) {
-    for await (const chunk of r.body) {
-      total += chunk.length;
-      if (total > MAX_SHARED_BYTES) {
-        await r.body.cancel().catch(() => {});
-        throw new Error(`${url} answered more than ${MAX_SHARED_BYTES} bytes`);
-      }
-      chunks.push(chunk);
-    }
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out.buffer;
-}
 
 /**
  * fetch as the Steward's collateral downloads use it, so that its clients cannot make it flood the
@@ -102,7 +82,7 @@ export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): 
     tokens -= 1;
     const pending = (async () => {
       const r = await inner(input, init);
-      return { status: r.status, statusText: r.statusText, headers: [...r.headers] as [string, string][], body: await boundedBody(r, url) };
+      return { status: r.status, statusText: r.statusText, headers: [...r.headers] as [string, string][], body: (await readBounded(r, url, MAX_SHARED_BYTES)).buffer as ArrayBuffer };
     })();
     inflight.set(url, pending);
     try {

@@ -406,6 +406,6 @@ describe("the Steward's collateral downloads are guarded", () => {
   it('an answer too large to hold is refused', async () => {
     const huge = new Uint8Array(9 * 1024 * 1024);
     const guarded = guardedFetch((async () => new Response(huge)) as typeof globalThis.fetch);
-    await assert.rejects(guarded('https://kds.example/huge'), /answered more than 8388608 bytes/);
+    await assert.rejects(guarded('https://kds.example/huge'), /answered more than the 8388608 bytes allowed/);
   });
 });

@@ -1,4 +1,5 @@
 /** HTTP GET with a timeout, bounded retries and clear errors, for collateral downloads. */
+import { concatAll } from '../attestation/bytes.ts';
 
 export interface HttpOptions {
   /** Per-attempt timeout. */
@@ -97,13 +98,7 @@ export async function readBounded(response: Response, url: string, maxBytes: num
       chunks.push(value);
     }
   }
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    body.set(c, at);
-    at += c.length;
-  }
-  return body;
+  return concatAll(chunks);
 }
 
 function statusHint(status: number): string {

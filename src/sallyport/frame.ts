@@ -4,6 +4,8 @@
  * buffering it when its declared length is zero or above the limit, so a hostile peer cannot
  * make the other side allocate more than one maximal frame.
  */
+import { concatAll } from '../attestation/bytes.ts';
+
 export const FRAME_HEADER_BYTES = 4;
 /** Largest payload either side accepts: a 1 MiB module chunk or configuration, plus headroom. */
 export const MAX_FRAME_BYTES = 1024 * 1024 + 4096;
@@ -95,14 +97,5 @@ export class FrameDecoder {
 
 /** The pieces' bytes in one array: the piece itself when there is one, else a copy. */
 export function joinPieces(pieces: readonly Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0]!;
-  let length = 0;
-  for (const p of pieces) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return pieces.length === 1 ? pieces[0]! : concatAll(pieces);
 }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { CollateralOptions } from '../../collateral/index.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
 
@@ -114,16 +115,29 @@ export async function openService(opts: CommonOptions, now?: Date) {
   const { CollateralService } = await import('../../collateral/index.ts');
   return new CollateralService({
     ...(now ? { now: () => now } : {}),
+    ...collateralOptions(opts, { timeout: ['--timeout', 15], retries: ['--retries', 3] }),
+    onProgress: progress,
+  });
+}
+
+/**
+ * The collateral service's settings from the flags that name them (here `--cache-dir`, `--timeout`…;
+ * `enarx steward serve` has them under `--collateral-…` names), with the environment's defaults.
+ */
+export function collateralOptions(
+  opts: Omit<CommonOptions, 'json'>,
+  defaults: { timeout: [flag: string, seconds: number]; retries: [flag: string, count: number] },
+): Omit<CollateralOptions, 'now' | 'onProgress'> {
+  return {
     cacheDir: opts.cacheDir ?? defaultCacheDir(),
     offline: opts.offline ?? false,
     amdBaseUrl: opts.kdsUrl ?? process.env.ENARX_KDS_URL,
     intelBaseUrl: opts.pcsUrl ?? process.env.ENARX_PCS_URL,
     intelCertsBaseUrl: opts.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL,
-    timeoutMs: positive(opts.timeout, '--timeout', 15) * 1000,
-    retries: Math.floor(positive(opts.retries, '--retries', 3)),
-    onProgress: progress,
+    timeoutMs: positive(opts.timeout, defaults.timeout[0], defaults.timeout[1]) * 1000,
+    retries: Math.floor(positive(opts.retries, defaults.retries[0], defaults.retries[1])),
     intelApiKey: process.env.INTEL_PCS_API_KEY,
-  });
+  };
 }
 
 /** Runs a collateral operation, turning its errors into one-line CLI errors. */

@@ -215,25 +215,20 @@ async function serve(flags: ServeFlags): Promise<void> {
 
 /** The Steward's collateral source: the shared on-disk cache, refreshed from AMD KDS and Intel PCS unless offline. */
 async function collateralSource(flags: ServeFlags) {
-  const { defaultCacheDir, positive } = await import('./platform-collateral.ts');
+  const { collateralOptions } = await import('./platform-collateral.ts');
   const { collateralProvider } = await import('../../steward/collateral.ts');
-  const cacheDir = flags.collateralDir ?? defaultCacheDir();
-  const amdBaseUrl = flags.kdsUrl ?? process.env.ENARX_KDS_URL;
-  const intelBaseUrl = flags.pcsUrl ?? process.env.ENARX_PCS_URL;
+  const options = collateralOptions(
+    { cacheDir: flags.collateralDir, offline: flags.offlineCollateral, kdsUrl: flags.kdsUrl, pcsUrl: flags.pcsUrl, intelCertsUrl: flags.intelCertsUrl, timeout: flags.collateralTimeout, retries: flags.collateralRetries },
+    { timeout: ['--collateral-timeout', 10], retries: ['--collateral-retries', 1] },
+  );
   const provider = collateralProvider({
-    cacheDir,
-    offline: flags.offlineCollateral ?? false,
-    ...(amdBaseUrl ? { amdBaseUrl } : {}),
-    ...(intelBaseUrl ? { intelBaseUrl } : {}),
-    ...((flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL) ? { intelCertsBaseUrl: flags.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL } : {}),
-    timeoutMs: positive(flags.collateralTimeout, '--collateral-timeout', 10) * 1000,
-    retries: Math.floor(positive(flags.collateralRetries, '--collateral-retries', 1)),
+    ...options,
     onProgress: (e) => {
       if (e.type === 'start') log('info', `collateral: fetching ${e.url}${e.attempt > 0 ? ` (attempt ${e.attempt + 1})` : ''}`);
       else if (e.type === 'warning') log('warn', `collateral: ${e.message}`);
     },
   });
-  const where = flags.offlineCollateral ? `the cache ${cacheDir} only (offline)` : `the cache ${cacheDir}, refreshed from AMD KDS and Intel PCS`;
+  const where = options.offline ? `the cache ${options.cacheDir} only (offline)` : `the cache ${options.cacheDir}, refreshed from AMD KDS and Intel PCS`;
   return { provider, description: where };
 }
 

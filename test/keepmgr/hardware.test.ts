@@ -10,45 +10,50 @@ import { join } from 'node:path';
 import { evidenceSource } from '../../src/keepmgr/keep/evidence.ts';
 import { testdata } from '../helpers/paths.ts';
 
+/** Runs `fn` with the hardware interfaces moved to `gramine` and `tsm`, as ENARX_GRAMINE_ROOT / ENARX_TSM_REPORT_ROOT do. */
+async function withInterfaces(gramine: string, tsm: string, fn: () => Promise<void>): Promise<void> {
+  const saved = { ENARX_GRAMINE_ROOT: process.env.ENARX_GRAMINE_ROOT, ENARX_TSM_REPORT_ROOT: process.env.ENARX_TSM_REPORT_ROOT };
+  process.env.ENARX_GRAMINE_ROOT = gramine;
+  process.env.ENARX_TSM_REPORT_ROOT = tsm;
+  try {
+    await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 test('a --hardware source inside Gramine (DCAP) tells Keeps "sgx", and collects from the configured interface', async () => {
   const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
-  const saved = { gramine: process.env.ENARX_GRAMINE_ROOT, tsm: process.env.ENARX_TSM_REPORT_ROOT };
   try {
     writeFileSync(join(root, 'attestation_type'), 'dcap\n');
     writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
     copyFileSync(testdata('attestation', 'sgx', 'phala-sgx-v3', 'quote.bin'), join(root, 'quote'));
-    process.env.ENARX_GRAMINE_ROOT = root;
-    process.env.ENARX_TSM_REPORT_ROOT = join(root, 'no-configfs-tsm-here');
-    const source = await evidenceSource({ kind: 'hardware' });
-    assert.equal(source.kind, 'hardware');
-    assert.equal(source.keepKind, 'sgx');
-    // The interface is the configured one: it was asked (the report data was written) and its
-    // recorded quote is refused because it does not carry this report data.
-    const reportData = crypto.getRandomValues(new Uint8Array(64));
-    await assert.rejects(source.collect(reportData), /report data/i);
+    await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
+      const source = await evidenceSource({ kind: 'hardware' });
+      assert.equal(source.kind, 'hardware');
+      assert.equal(source.keepKind, 'sgx');
+      // The interface is the configured one: it was asked (the report data was written) and its
+      // recorded quote is refused because it does not carry this report data.
+      const reportData = crypto.getRandomValues(new Uint8Array(64));
+      await assert.rejects(source.collect(reportData), /report data/i);
+    });
   } finally {
-    if (saved.gramine === undefined) delete process.env.ENARX_GRAMINE_ROOT;
-    else process.env.ENARX_GRAMINE_ROOT = saved.gramine;
-    if (saved.tsm === undefined) delete process.env.ENARX_TSM_REPORT_ROOT;
-    else process.env.ENARX_TSM_REPORT_ROOT = saved.tsm;
     rmSync(root, { recursive: true, force: true });
   }
 });
 
 test('a --hardware source on a machine without an attestation interface tells Keeps nothing, and says why at the challenge', async () => {
   const root = mkdtempSync(join(tmpdir(), 'enarx-no-tee-'));
-  const saved = { gramine: process.env.ENARX_GRAMINE_ROOT, tsm: process.env.ENARX_TSM_REPORT_ROOT };
   try {
-    process.env.ENARX_GRAMINE_ROOT = join(root, 'attestation');
-    process.env.ENARX_TSM_REPORT_ROOT = join(root, 'tsm');
-    const source = await evidenceSource({ kind: 'hardware' });
-    assert.equal(source.keepKind, null);
-    await assert.rejects(source.collect(new Uint8Array(64)), /no attestation interface found/);
+    await withInterfaces(join(root, 'attestation'), join(root, 'tsm'), async () => {
+      const source = await evidenceSource({ kind: 'hardware' });
+      assert.equal(source.keepKind, null);
+      await assert.rejects(source.collect(new Uint8Array(64)), /no attestation interface found/);
+    });
   } finally {
-    if (saved.gramine === undefined) delete process.env.ENARX_GRAMINE_ROOT;
-    else process.env.ENARX_GRAMINE_ROOT = saved.gramine;
-    if (saved.tsm === undefined) delete process.env.ENARX_TSM_REPORT_ROOT;
-    else process.env.ENARX_TSM_REPORT_ROOT = saved.tsm;
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -56,12 +56,15 @@ export function reportIdentity(report: Uint8Array, product?: AmdProduct): { prod
   const chosen = product ?? detected;
   if (!chosen) throw new CollateralError(`cannot tell the AMD product of a version ${version} report; give --product (${AMD_PRODUCTS.join(', ')})`);
   if (product && detected && product !== detected) throw new CollateralError(`the report is from a ${detected} CPU, not ${product}`);
-  const t = report.subarray(0x180, 0x188);
-  const tcb: SnpTcb =
-    chosen === 'Turin'
-      ? { fmc: t[0]!, bootloader: t[1]!, tee: t[2]!, snp: t[3]!, microcode: t[7]! }
-      : { bootloader: t[0]!, tee: t[1]!, snp: t[6]!, microcode: t[7]! };
-  return { product: chosen, chipId: report.slice(0x1a0, 0x1e0), tcb };
+  return { product: chosen, chipId: report.slice(0x1a0, 0x1e0), tcb: snpTcb(chosen, report.subarray(0x180, 0x188)) };
+}
+
+/** The SPLs of an 8-byte TCB_VERSION, whose layout Turin changed (it added the FMC's). */
+export function snpTcb(product: AmdProduct, raw: Uint8Array): SnpTcb {
+  if (raw.length !== 8) throw new CollateralError(`a TCB version is 8 bytes, got ${raw.length}`);
+  return product === 'Turin'
+    ? { fmc: raw[0]!, bootloader: raw[1]!, tee: raw[2]!, snp: raw[3]!, microcode: raw[7]! }
+    : { bootloader: raw[0]!, tee: raw[1]!, snp: raw[6]!, microcode: raw[7]! };
 }
 
 /** The VCEK for one chip at one TCB (DER), cached until it expires (KDS issues them for 7 years). */

@@ -21,7 +21,7 @@ export function encodeTcbPackage(certs: readonly Uint8Array[], tcbInfoJson: Uint
 
 /** The URLs Enarx's Steward expects CRLs under (the CRL distribution points of the certificates). */
 export const ENARX_CRL_URLS = {
-  amd: (product: string) => `https://kdsintf.amd.com/vcek/v1/${product}/crl`,
+  amd: (product: string, key: 'vcek' | 'vlek' = 'vcek') => `https://kdsintf.amd.com/${key}/v1/${product}/crl`,
   intelRoot: 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der',
   intelPck: (ca: 'processor' | 'platform') => `https://api.trustedservices.intel.com/sgx/certification/v4/pckcrl?ca=${ca}&encoding=der`,
 } as const;

@@ -12,6 +12,7 @@ export {
   hwid,
   parseProduct,
   reportIdentity,
+  snpTcb,
   type SnpTcb,
   vcekUrl,
 } from './amd.ts';
@@ -32,3 +33,5 @@ export {
 } from './intel.ts';
 export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
 export { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';
+export { defaultCacheDir, environmentOptions } from './environment.ts';
+export { collateralForKeep, type KeepCollateral, keepCollateralSource } from './keep.ts';

@@ -71,7 +71,16 @@ async function hardwareSource(steward: string): Promise<EvidenceSource> {
     );
   }
   const paths = hardwarePaths();
-  return hardwareEvidenceSource(kind, kind === 'sgx' ? { via: 'gramine', root: paths.gramineRoot } : { via: 'configfs-tsm', root: paths.tsmRoot });
+  // The nil Keep is its own host: it gets the collateral its CSR carries from the cache directly.
+  const collateral = async (request: import('../sallyport/index.ts').CollateralRequest) => {
+    const got = await (await import('../collateral/keep.ts')).keepCollateralSource()(request);
+    for (const m of got.missing) log('warn', `collateral for the Keep's CSR: ${m}`);
+    return got.collateral;
+  };
+  return hardwareEvidenceSource(kind, kind === 'sgx' ? { via: 'gramine', root: paths.gramineRoot } : { via: 'configfs-tsm', root: paths.tsmRoot }, {
+    collateral,
+    warn: (message) => log('warn', message),
+  });
 }
 
 export default nilBackend;

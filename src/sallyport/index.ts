@@ -16,11 +16,15 @@ export {
   MAX_STREAM_ID,
   MAX_CHUNK_BYTES,
   REPORT_DATA_BYTES,
+  COLLATERAL_LIMITS,
   decodeMessage,
   encodeMessage,
 } from './messages.ts';
 export type {
+  CollateralRequest,
   DeploySpec,
+  HostCollateral,
+  SignedDocument,
   Direction,
   EvidenceInterface,
   FailKind,

@@ -105,6 +105,41 @@ export interface StandbyInit {
   evidence?: 'snp' | 'sgx' | 'tdx' | null;
 }
 
+/**
+ * What a hardware Keep asks its host to fetch for its CSR: public identifiers only (never the report
+ * or quote, whose report data binds the Keep's key and workload). SNP: the key that signed the report,
+ * its product (null for a version 2 report, which does not say), CHIP_ID, the raw REPORTED_TCB, and
+ * whether the Keep needs the VCEK itself (`leaf`: it has none from the host's certificate table).
+ * SGX/TDX: the FMSPC and the CA of the PCK certificate in the quote.
+ */
+export type CollateralRequest =
+  | { kind: 'snp'; key: 'vcek' | 'vlek'; product: 'Milan' | 'Genoa' | 'Turin' | null; chipId: Uint8Array; tcb: Uint8Array; leaf: boolean }
+  | { kind: 'sgx' | 'tdx'; fmspc: string; ca: 'processor' | 'platform' };
+
+/** A signed PCS document (TCB info, QE identity) and its issuer chain, DER leaf first. */
+export interface SignedDocument {
+  certs: Uint8Array[];
+  report: Uint8Array;
+}
+
+/**
+ * The collateral the host found (AMD KDS / Intel PCS, through its cache). Public, signed data: the
+ * Keep only places it in its CSR, and the Steward verifies every piece against its pinned roots.
+ */
+export interface HostCollateral {
+  /** SNP: the VCEK or VLEK (DER), when the request asked for it. */
+  leaf: Uint8Array | null;
+  /** CRLs under the URL Enarx's Steward looks them up by (the issuer's CRL distribution point). */
+  crls: { url: string; crl: Uint8Array }[];
+  /** SGX/TDX: the TCB info for the FMSPC. */
+  tcb: SignedDocument | null;
+  /** TDX: the TD_QE identity (Enarx's SGX evidence has no place for it). */
+  qe: SignedDocument | null;
+}
+
+/** Bounds on a collateral answer: real ones hold a handful of items of a few KiB. */
+export const COLLATERAL_LIMITS = { crls: 8, certs: 8, itemBytes: 256 * 1024, urlBytes: 512 } as const;
+
 export type FailKind = 'trap' | 'limit' | 'error';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -125,7 +160,9 @@ export type HostMessage =
   | { t: 'assign'; keep: string }
   | { t: 'challenge'; nonce: Uint8Array }
   | { t: 'provision'; bytes: Uint8Array; more: boolean }
-  | { t: 'listening'; listener: number; port: number; error: string | null };
+  | { t: 'listening'; listener: number; port: number; error: string | null }
+  /** The answer to `get-collateral`: what the host found, or why it found nothing. */
+  | { t: 'collateral'; id: number; collateral: HostCollateral | null; error: string | null };
 
 /** Messages the Keep sends to the host. */
 export type KeepMessage =
@@ -135,6 +172,7 @@ export type KeepMessage =
   | { t: 'close'; stream: number }
   | { t: 'dial'; stream: number; host: string; port: number }
   | { t: 'attest'; id: number; reportData: Uint8Array }
+  | { t: 'get-collateral'; id: number; request: CollateralRequest }
   | { t: 'symlink'; id: number; target: string; path: string }
   /** dev and ino: decimal text (they may exceed 2^53); dataOnly: 1 for fdatasync. */
   | { t: 'fsync'; id: number; path: string; dev: string; ino: string; dataOnly: 0 | 1 }
@@ -208,6 +246,10 @@ function toWire(m: Message): unknown[] {
       return ['dial', m.stream, m.host, m.port];
     case 'attest':
       return ['attest', m.id, m.reportData];
+    case 'get-collateral':
+      return ['get-collateral', m.id, { ...m.request }];
+    case 'collateral':
+      return ['collateral', m.id, m.collateral ? collateralToWire(m.collateral) : null, m.error];
     case 'symlink':
       return ['symlink', m.id, m.target, m.path];
     case 'symlinked':
@@ -245,6 +287,11 @@ function toWire(m: Message): unknown[] {
     case 'certified':
       return ['certified', m.chain];
   }
+}
+
+function collateralToWire(c: HostCollateral): Record<string, unknown> {
+  const doc = (d: SignedDocument | null) => (d ? { certs: [...d.certs], report: d.report } : null);
+  return { leaf: c.leaf, crls: c.crls.map((e) => [e.url, e.crl]), tcb: doc(c.tcb), qe: doc(c.qe) };
 }
 
 function standbyToWire(init: StandbyInit): Record<string, unknown> {
@@ -337,6 +384,15 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
     case 'attest':
       v.arity(3);
       return { t: 'attest', id: v.uint(1, MAX_STREAM_ID), reportData: v.bytes(2, REPORT_DATA_BYTES, REPORT_DATA_BYTES) };
+    case 'get-collateral':
+      v.arity(3);
+      return { t: 'get-collateral', id: v.uint(1, MAX_STREAM_ID), request: readCollateralRequest(v.at(2)) };
+    case 'collateral': {
+      v.arity(4);
+      const m = { t: 'collateral' as const, id: v.uint(1, MAX_STREAM_ID), collateral: v.at(2) === null ? null : readHostCollateral(v.at(2)), error: v.optText(3, 1024) };
+      if ((m.collateral === null) === (m.error === null)) throw new ProtocolError("'collateral' carries either the collateral or an error");
+      return m;
+    }
     case 'symlink':
       v.arity(4);
       return { t: 'symlink', id: v.uint(1, MAX_STREAM_ID), target: v.text(2, MAX_PATH_BYTES, 1), path: v.text(3, MAX_PATH_BYTES, 1) };
@@ -413,8 +469,8 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
   throw new ProtocolError(`unknown message type '${type}'`);
 }
 
-const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked', 'fsynced', 'standby', 'assign', 'challenge', 'provision', 'listening']);
-const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'symlink', 'fsync', 'log', 'deployed', 'exit', 'fail', 'ready', 'provisioned', 'refused', 'listen', 'certified']);
+const HOST_TYPES = new Set(['hello', 'module', 'data', 'eof', 'credit', 'accept', 'dialed', 'reset', 'evidence', 'symlinked', 'fsynced', 'standby', 'assign', 'challenge', 'provision', 'listening', 'collateral']);
+const KEEP_TYPES = new Set(['data', 'eof', 'credit', 'close', 'dial', 'attest', 'get-collateral', 'symlink', 'fsync', 'log', 'deployed', 'exit', 'fail', 'ready', 'provisioned', 'refused', 'listen', 'certified']);
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'] as const;
 const FAIL_KINDS = ['trap', 'limit', 'error'] as const;
 const STDIO_KINDS = ['null', 'stdin', 'stdout', 'stderr'] as const;
@@ -528,6 +584,12 @@ class MapReader {
     if (typeof x !== 'boolean') this.fail(key, 'a boolean');
     return x;
   }
+  bytes(key: string, minLength: number, maxLength: number): Uint8Array {
+    const x = this.#map[key];
+    if (!(x instanceof Uint8Array) || x.length < minLength || x.length > maxLength) this.fail(key, `a byte string of ${minLength}..${maxLength} bytes`);
+    // A plain view (cborg may hand out Buffers inside maps), so that values compare as they were sent.
+    return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  }
   oneOf<T extends string>(key: string, options: readonly T[]): T {
     const x = this.#map[key];
     if (typeof x !== 'string' || !(options as readonly string[]).includes(x)) this.fail(key, `one of ${options.join(', ')}`);
@@ -600,6 +662,69 @@ function readEvidenceInterface(value: unknown): EvidenceInterface {
 }
 
 const EVIDENCE_KINDS = ['snp', 'sgx', 'tdx'] as const;
+
+function readCollateralRequest(value: unknown): CollateralRequest {
+  const kind = new MapReader('get-collateral.request', value, ['kind'], ['key', 'product', 'chipId', 'tcb', 'leaf', 'fmspc', 'ca']).oneOf('kind', EVIDENCE_KINDS);
+  if (kind === 'snp') {
+    const m = new MapReader('get-collateral.request', value, ['kind', 'key', 'product', 'chipId', 'tcb', 'leaf']);
+    return {
+      kind,
+      key: m.oneOf('key', ['vcek', 'vlek'] as const),
+      product: m.get('product') === null ? null : m.oneOf('product', ['Milan', 'Genoa', 'Turin'] as const),
+      chipId: m.bytes('chipId', 64, 64),
+      tcb: m.bytes('tcb', 8, 8),
+      leaf: m.bool('leaf'),
+    };
+  }
+  const m = new MapReader('get-collateral.request', value, ['kind', 'fmspc', 'ca']);
+  const fmspc = m.text('fmspc', 12, 12);
+  if (!/^[0-9A-F]{12}$/.test(fmspc)) m.fail('fmspc', '12 upper-case hex digits');
+  return { kind, fmspc, ca: m.oneOf('ca', ['processor', 'platform'] as const) };
+}
+
+/** A DER item the Keep will place in its CSR as is: one SEQUENCE with a definite length that spans it all. */
+function derSequence(x: unknown, what: string): Uint8Array {
+  if (!(x instanceof Uint8Array) || x.length < 2 || x.length > COLLATERAL_LIMITS.itemBytes || x[0] !== 0x30 || derLength(x) !== x.length) {
+    throw new ProtocolError(`${what} must be one DER SEQUENCE of at most ${COLLATERAL_LIMITS.itemBytes} bytes`);
+  }
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** The whole length (header + content) a DER header announces, or -1 when it is not a minimal definite length. */
+function derLength(b: Uint8Array): number {
+  const first = b[1]!;
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 3 || b.length < 2 + n || b[2] === 0) return -1;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  return len < 0x80 ? -1 : 2 + n + len;
+}
+
+function readHostCollateral(value: unknown): HostCollateral {
+  const m = new MapReader('collateral', value, ['leaf', 'crls', 'tcb', 'qe']);
+  const crls = m.list('crls');
+  if (crls.length > COLLATERAL_LIMITS.crls) m.fail('crls', `at most ${COLLATERAL_LIMITS.crls} entries`);
+  const doc = (key: 'tcb' | 'qe'): SignedDocument | null => {
+    if (m.get(key) === null) return null;
+    const d = new MapReader(`collateral.${key}`, m.get(key), ['certs', 'report']);
+    const certs = d.list('certs');
+    if (certs.length > COLLATERAL_LIMITS.certs) d.fail('certs', `at most ${COLLATERAL_LIMITS.certs} certificates`);
+    const report = d.bytes('report', 1, COLLATERAL_LIMITS.itemBytes);
+    return { certs: certs.map((c, i) => derSequence(c, `collateral.${key}.certs[${i}]`)), report };
+  };
+  return {
+    leaf: m.get('leaf') === null ? null : derSequence(m.get('leaf'), 'collateral.leaf'),
+    crls: crls.map((entry, i) => {
+      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[0] !== 'string' || !/^https:\/\/[\x21-\x7e]+$/.test(entry[0]) || entry[0].length > COLLATERAL_LIMITS.urlBytes) {
+        throw new ProtocolError(`collateral.crls[${i}] must be [an https URL of at most ${COLLATERAL_LIMITS.urlBytes} bytes, a DER CRL]`);
+      }
+      return { url: entry[0], crl: derSequence(entry[1], `collateral.crls[${i}].crl`) };
+    }),
+    tcb: doc('tcb'),
+    qe: doc('qe'),
+  };
+}
 
 function readStandby(value: unknown): StandbyInit {
   const m = new MapReader('standby.init', value, ['limits', 'logLevel', 'steward'], ['evidence']);

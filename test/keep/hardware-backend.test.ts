@@ -122,7 +122,7 @@ async function snpReportCsr(report: Uint8Array): Promise<Uint8Array> {
 describe('the evidence a hardware Keep puts in its CSR', () => {
   it('SNP: a P-384 key, the report from configfs-tsm and the VCEK from its certificate table, in Enarx encoding; the entry is removed', async () => {
     const fs = new FakeAttestationFs().addTsm(TSM, { provider: 'sev_guest', outblob: milanReport, auxblob });
-    const source = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, fs);
+    const source = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, { fs });
     const got = await source.collect(milanReportData);
     assert.ok('enarxEvidence' in got && got.enarxEvidence.kind === 'snp');
     const ev = decodeSnpEvidence(got.enarxEvidence.der);
@@ -135,7 +135,7 @@ describe('the evidence a hardware Keep puts in its CSR', () => {
 
   it('SNP without a provisioned VCEK: the bare report goes to the Steward, which fetches the VCEK from KDS for its chip and TCB', async () => {
     const fs = new FakeAttestationFs().addTsm(TSM, { provider: 'sev_guest', outblob: milanReport });
-    const real = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, fs);
+    const real = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, { fs });
     const got = await real.collect(milanReportData);
     assert.ok('attestation' in got);
     assert.equal(got.attestation.attestations[0]!.type, OID_EVIDENCE_SNP_REPORT);
@@ -191,11 +191,11 @@ describe('the evidence a hardware Keep puts in its CSR', () => {
 
   it('TDX in the csr-attestation attribute, SGX in Enarx\'s extension; the wrong provider is refused', async () => {
     const tdxFs = new FakeAttestationFs().addTsm(TSM, { provider: 'tdx_guest', outblob: tdxQuote });
-    const tdx = await hardwareEvidenceSource('tdx', { via: 'configfs-tsm', root: TSM }, tdxFs).collect(tdxQuote.slice(568, 632));
+    const tdx = await hardwareEvidenceSource('tdx', { via: 'configfs-tsm', root: TSM }, { fs: tdxFs }).collect(tdxQuote.slice(568, 632));
     assert.ok('attestation' in tdx && tdx.attestation.attestations.length === 1);
-    await assert.rejects(hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, tdxFs).collect(tdxQuote.slice(568, 632)), /provider tdx_guest gives tdx evidence, not snp/);
+    await assert.rejects(hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, { fs: tdxFs }).collect(tdxQuote.slice(568, 632)), /provider tdx_guest gives tdx evidence, not snp/);
     const sgxFs = new FakeAttestationFs().addGramine('/dev/attestation', { attestationType: 'dcap', quote: sgxQuote });
-    const sgx = await hardwareEvidenceSource('sgx', { via: 'gramine', root: '/dev/attestation' }, sgxFs).collect(sgxQuote.slice(368, 432));
+    const sgx = await hardwareEvidenceSource('sgx', { via: 'gramine', root: '/dev/attestation' }, { fs: sgxFs }).collect(sgxQuote.slice(368, 432));
     assert.ok('enarxEvidence' in sgx && sgx.enarxEvidence.kind === 'sgx');
     assert.deepEqual(decodeSgxEvidence(sgx.enarxEvidence.der).quote, sgxQuote);
   });
@@ -207,7 +207,7 @@ describe('the evidence a hardware Keep puts in its CSR', () => {
     const server = await listen(steward, { addr: '127.0.0.1', port: 0 });
     running.push(server);
     const fs = new FakeAttestationFs().addTsm(TSM, { provider: 'sev_guest', outblob: milanReport, auxblob });
-    const real = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, fs);
+    const real = hardwareEvidenceSource('snp', { via: 'configfs-tsm', root: TSM }, { fs });
     let csrKeyCurve = '';
     const err = await requestStewardIdentity({
       steward: server.url,

@@ -115,6 +115,7 @@ const hostileHosts: [string, Uint8Array[], RegExp][] = [
   ['a reset of stdout before the start', [frame(['reset', 1, 'gone'])], /'reset' for stream 1, which is not open/],
   ['a symlink answer nobody asked for', [frame(['symlinked', 3, null])], /'symlinked' for request 3, which was not made/],
   ['an fsync answer nobody asked for', [frame(['fsynced', 4, 'EIO'])], /'fsynced' for request 4, which was not made/],
+  ['a collateral answer nobody asked for', [frame(['collateral', 7, null, 'no collateral'])], /'collateral' for request 7, which was not made/],
 ];
 
 for (const [name, frames, reason] of hostileHosts) {

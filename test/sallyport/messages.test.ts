@@ -56,6 +56,9 @@ const hostSamples: HostMessage[] = [
   { t: 'provision', bytes: Uint8Array.of(46), more: false },
   { t: 'listening', listener: 16, port: 41000, error: null },
   { t: 'listening', listener: 18, port: 0, error: 'EADDRINUSE' },
+  { t: 'collateral', id: 1, collateral: { leaf: Uint8Array.of(0x30, 0), crls: [{ url: 'https://kdsintf.amd.com/vcek/v1/Milan/crl', crl: Uint8Array.of(0x30, 1, 5) }], tcb: null, qe: null }, error: null },
+  { t: 'collateral', id: 2, collateral: { leaf: null, crls: [], tcb: { certs: [Uint8Array.of(0x30, 0)], report: Uint8Array.of(123, 125) }, qe: { certs: [], report: Uint8Array.of(1) } }, error: null },
+  { t: 'collateral', id: 3, collateral: null, error: 'the Milan VCEK is not in the cache' },
 ];
 const keepSamples: KeepMessage[] = [
   { t: 'data', stream: 1, bytes: Uint8Array.of(104, 105) },
@@ -64,6 +67,9 @@ const keepSamples: KeepMessage[] = [
   { t: 'close', stream: 19 },
   { t: 'dial', stream: 16, host: 'example.com', port: 443 },
   { t: 'attest', id: 1, reportData: new Uint8Array(64) },
+  { t: 'get-collateral', id: 2, request: { kind: 'snp', key: 'vcek', product: null, chipId: new Uint8Array(64).fill(1), tcb: Uint8Array.of(2, 0, 0, 0, 0, 0, 6, 93), leaf: true } },
+  { t: 'get-collateral', id: 3, request: { kind: 'snp', key: 'vlek', product: 'Genoa', chipId: new Uint8Array(64), tcb: new Uint8Array(8), leaf: false } },
+  { t: 'get-collateral', id: 4, request: { kind: 'tdx', fmspc: 'B0C06F000000', ca: 'platform' } },
   { t: 'symlink', id: 1, target: 'sub/file', path: '/data/link' },
   { t: 'fsync', id: 2, path: '/data/file', dev: '2049', ino: '18446744073709551615', dataOnly: 1 },
   { t: 'log', level: 'info', text: 'hello' },
@@ -82,6 +88,56 @@ const keepSamples: KeepMessage[] = [
 test('every message round-trips in its own direction', () => {
   for (const m of hostSamples) assert.deepEqual(decodeMessage(encodeMessage(m), 'host-to-keep'), m);
   for (const m of keepSamples) assert.deepEqual(decodeMessage(encodeMessage(m), 'keep-to-host'), m);
+});
+
+test('collateral requests and answers are checked field by field: only well-formed DER and https CRL URLs reach a CSR', () => {
+  const snp = { kind: 'snp', key: 'vcek', product: null, chipId: new Uint8Array(64), tcb: new Uint8Array(8), leaf: true };
+  const badRequests: [unknown, RegExp][] = [
+    [{ ...snp, chipId: new Uint8Array(63) }, /chipId must be a byte string of 64\.\.64/],
+    [{ ...snp, tcb: new Uint8Array(9) }, /tcb must be a byte string of 8\.\.8/],
+    [{ ...snp, product: 'Naples' }, /product must be one of Milan, Genoa, Turin/],
+    [{ ...snp, key: 'vcek2' }, /key must be one of vcek, vlek/],
+    [{ ...snp, leaf: 1 }, /leaf must be a boolean/],
+    [{ ...snp, fmspc: '00906ED50000' }, /unknown key 'fmspc'/],
+    [{ kind: 'kvm' }, /kind must be one of snp, sgx, tdx/],
+    [{ kind: 'sgx', fmspc: '00906ed50000', ca: 'processor' }, /fmspc must be 12 upper-case hex digits/],
+    [{ kind: 'sgx', fmspc: '00906ED5000', ca: 'processor' }, /fmspc must be a text string of 12\.\.12/],
+    [{ kind: 'sgx', fmspc: '00906ED50000', ca: 'root' }, /ca must be one of processor, platform/],
+    [{ kind: 'sgx', fmspc: '00906ED50000' }, /lacks key 'ca'/],
+    ['snp', /must be a map/],
+  ];
+  for (const [request, reason] of badRequests) {
+    assert.throws(() => decodeMessage(encode(['get-collateral', 1, request]), 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(request));
+  }
+  const ok = { leaf: null, crls: [], tcb: null, qe: null };
+  const der = (n: number) => Uint8Array.of(0x30, n, ...new Uint8Array(n));
+  const badAnswers: [unknown, unknown, RegExp][] = [
+    [ok, 'and an error', /either the collateral or an error/],
+    [null, null, /either the collateral or an error/],
+    [{ ...ok, leaf: Uint8Array.of(4, 0) }, null, /collateral\.leaf must be one DER SEQUENCE/],
+    [{ ...ok, leaf: Uint8Array.of(0x30, 1, 0, 0) }, null, /collateral\.leaf must be one DER SEQUENCE/],
+    [{ ...ok, leaf: Uint8Array.of(0x30, 3, 0) }, null, /collateral\.leaf must be one DER SEQUENCE/],
+    [{ ...ok, leaf: Uint8Array.of(0x30, 0x81, 1, 0) }, null, /collateral\.leaf must be one DER SEQUENCE/],
+    [{ ...ok, leaf: Uint8Array.of(0x30, 0x80, 0, 0) }, null, /collateral\.leaf must be one DER SEQUENCE/],
+    [{ ...ok, crls: [['http://kdsintf.amd.com/vcek/v1/Milan/crl', der(1)]] }, null, /crls\[0\] must be \[an https URL/],
+    [{ ...ok, crls: [['https://a b', der(1)]] }, null, /crls\[0\] must be \[an https URL/],
+    [{ ...ok, crls: [['https://x/' + 'a'.repeat(600), der(1)]] }, null, /crls\[0\] must be \[an https URL/],
+    [{ ...ok, crls: [['https://x/crl', der(1), 'extra']] }, null, /crls\[0\] must be/],
+    [{ ...ok, crls: [['https://x/crl', 'text']] }, null, /crls\[0\]\.crl must be one DER SEQUENCE/],
+    [{ ...ok, crls: new Array(9).fill(['https://x/crl', der(1)]) }, null, /crls must be at most 8 entries/],
+    [{ ...ok, tcb: { certs: [der(1)] } }, null, /collateral\.tcb lacks key 'report'/],
+    [{ ...ok, tcb: { certs: [der(1)], report: new Uint8Array(0) } }, null, /report must be a byte string of 1\.\./],
+    [{ ...ok, qe: { certs: new Array(9).fill(der(1)), report: Uint8Array.of(1) } }, null, /certs must be at most 8 certificates/],
+    [{ ...ok, qe: { certs: [Uint8Array.of(0x31, 0)], report: Uint8Array.of(1) } }, null, /qe\.certs\[0\] must be one DER SEQUENCE/],
+    [{ ...ok, extra: 1 }, null, /unknown key 'extra'/],
+  ];
+  for (const [collateral, error, reason] of badAnswers) {
+    assert.throws(() => decodeMessage(encode(['collateral', 1, collateral, error]), 'host-to-keep'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), JSON.stringify(collateral));
+  }
+  // Long DER lengths are fine when minimal and exact.
+  const long = Uint8Array.of(0x30, 0x82, 0x01, 0x00, ...new Uint8Array(256));
+  assert.deepEqual(decodeMessage(encode(['collateral', 1, { ...ok, leaf: long }, null]), 'host-to-keep'), { t: 'collateral', id: 1, collateral: { ...ok, leaf: long }, error: null });
+  assert.throws(() => decodeMessage(encode(['collateral', 1, { ...ok, leaf: Uint8Array.of(0x30, 0x82, 0x00, 0x80, ...new Uint8Array(128)) }, null]), 'host-to-keep'), /one DER SEQUENCE/);
 });
 
 test('a message is refused in the wrong direction', () => {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { defaultCacheDir, environmentOptions } from '../../collateral/environment.ts';
 import type { CollateralOptions } from '../../collateral/index.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
@@ -77,11 +77,8 @@ export function common(cmd: Command): Command {
     .option('--json', 'print one JSON document on stdout');
 }
 
-export function defaultCacheDir(): string {
-  if (process.env.ENARX_COLLATERAL_DIR) return process.env.ENARX_COLLATERAL_DIR;
-  const base = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
-  return join(base, 'enarx', 'collateral');
-}
+
+export { defaultCacheDir };
 
 export function positive(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
@@ -128,15 +125,16 @@ export function collateralOptions(
   opts: Omit<CommonOptions, 'json'>,
   defaults: { timeout: [flag: string, seconds: number]; retries: [flag: string, count: number] },
 ): Omit<CollateralOptions, 'now' | 'onProgress'> {
+  const env = environmentOptions();
   return {
-    cacheDir: opts.cacheDir ?? defaultCacheDir(),
+    ...env,
+    cacheDir: opts.cacheDir ?? env.cacheDir,
     offline: opts.offline ?? false,
-    amdBaseUrl: opts.kdsUrl ?? process.env.ENARX_KDS_URL,
-    intelBaseUrl: opts.pcsUrl ?? process.env.ENARX_PCS_URL,
-    intelCertsBaseUrl: opts.intelCertsUrl ?? process.env.ENARX_INTEL_CERTS_URL,
+    amdBaseUrl: opts.kdsUrl ?? env.amdBaseUrl,
+    intelBaseUrl: opts.pcsUrl ?? env.intelBaseUrl,
+    intelCertsBaseUrl: opts.intelCertsUrl ?? env.intelCertsBaseUrl,
     timeoutMs: positive(opts.timeout, defaults.timeout[0], defaults.timeout[1]) * 1000,
     retries: Math.floor(positive(opts.retries, defaults.retries[0], defaults.retries[1])),
-    intelApiKey: process.env.INTEL_PCS_API_KEY,
   };
 }
 

@@ -2,7 +2,8 @@
  * The evidence source of a hardware Keep: the Keep itself asks the hardware (configfs-tsm in an
  * SEV-SNP or TDX guest, Gramine's /dev/attestation in an SGX enclave) for evidence binding its key,
  * through the one interface its host named and granted, and shapes it for the Steward's CSR as
- * Enarx does: SNP and SGX in Enarx's extension request, TDX in the csr-attestation attribute.
+ * Enarx does: SNP and SGX in Enarx's extension request, TDX in the csr-attestation attribute, each
+ * with the collateral its host relays (which the Keep never trusts: the Steward verifies it).
  */
 import {
   attestationStatementType,
@@ -12,22 +13,46 @@ import {
   encodeTdxEvidence,
   OID_EVIDENCE_SNP_REPORT,
 } from '../../pki/index.ts';
-import type { EvidenceInterface } from '../../sallyport/index.ts';
+import type { CollateralRequest, EvidenceInterface, HostCollateral } from '../../sallyport/index.ts';
 import type { EvidenceSource } from '../steward.ts';
 import { type AttestationFs, CollectionError, nodeFs } from './fs.ts';
 import { collectGramine } from './gramine.ts';
 import { collectTsm } from './tsm.ts';
 import { parseCertTable } from './certtable.ts';
+import { type CollateralFetch, intelCollateralRequest, snpCollateralRequest } from './collateral.ts';
 
-const NO_COLLATERAL = { crls: [], tcb: { certs: [], report: new Uint8Array(0) } };
+const NO_TCB = { certs: [], report: new Uint8Array(0) };
+
+export interface HardwareSourceOptions {
+  fs?: AttestationFs;
+  /**
+   * Asks the host for the collateral Enarx 0.7's CSR carries (VCEK and CRLs; TCB info and CRLs).
+   * Without it, or when the host has none, the evidence goes without, and only a Steward that
+   * fetches collateral itself (ours) can verify it.
+   */
+  collateral?: CollateralFetch;
+  /** Told when the host's collateral could not be had (the CSR goes without it). */
+  warn?: (message: string) => void;
+}
 
 /**
- * Evidence of `kind` collected through `via`. SNP takes its VCEK (or VLEK) from the certificate
- * table the host provisioned (configfs-tsm auxblob), or sends the bare report when there is none;
- * SGX and TDX quotes go without PCS collateral (TCB info, QE identity, CRLs). The Steward obtains
- * what is missing itself and verifies it against the vendors' roots (docs/steward.md).
+ * Evidence of `kind` collected through `via`, with the collateral Enarx's Keeps carry: SNP as
+ * Enarx's Evidence (the VCEK or VLEK from the certificate table the host provisioned through
+ * configfs-tsm's auxblob, else from the host's collateral; the ARK CRLs), or, with no VCEK at all,
+ * the bare report for a Steward that fetches it; SGX as Enarx's SgxEvidence (quote, CRLs, TCB
+ * info); TDX in our TdxEvidence (the same, plus the QE identity). See docs/attestation.md.
  */
-export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: EvidenceInterface, fs: AttestationFs = nodeFs): EvidenceSource {
+export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: EvidenceInterface, options: HardwareSourceOptions = {}): EvidenceSource {
+  const fs = options.fs ?? nodeFs;
+  const ask = async (request: () => Promise<CollateralRequest>): Promise<HostCollateral | null> => {
+    if (!options.collateral) return null;
+    try {
+      return await options.collateral(await request());
+    } catch (err) {
+      options.warn?.(`the CSR goes without the host's collateral (${(err as Error).message}); a Steward that fetches none, as Enarx 0.7's, will refuse it`);
+      return null;
+    }
+  };
   return {
     kind,
     description: `${kind.toUpperCase()} evidence through ${via.via} (${via.root})`,
@@ -35,21 +60,26 @@ export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: Evidenc
       if (via.via === 'gramine') {
         if (kind !== 'sgx') throw new CollectionError(`Gramine gives SGX quotes, not ${kind} evidence`);
         const quote = await collectGramine(reportData, { root: via.root, fs });
-        return { enarxEvidence: { kind: 'sgx', der: encodeSgxEvidence({ quote, ...NO_COLLATERAL }) } };
+        const host = await ask(() => intelCollateralRequest('sgx', quote));
+        return { enarxEvidence: { kind: 'sgx', der: encodeSgxEvidence({ quote, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB }) } };
       }
       const got = await collectTsm(reportData, { root: via.root, fs });
       if (got.kind !== kind) throw new CollectionError(`configfs-tsm's provider ${got.provider} gives ${got.kind} evidence, not ${kind}`);
       if (got.kind === 'tdx') {
-        return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt: encodeTdxEvidence({ quote: got.evidence, ...NO_COLLATERAL }) }], certs: [] } };
+        const host = await ask(() => intelCollateralRequest('tdx', got.evidence));
+        const stmt = encodeTdxEvidence({ quote: got.evidence, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB, ...(host?.qe ? { qeIdentity: host.qe } : {}) });
+        return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt }], certs: [] } };
       }
-      const leaf = got.auxblob ? parseCertTable(got.auxblob).find((e) => e.name === 'vcek' || e.name === 'vlek') : undefined;
-      if (!leaf) {
-        // No host-provisioned VCEK: Enarx's SNP Evidence cannot omit it, so the bare report goes in a
+      const provisioned = got.auxblob ? parseCertTable(got.auxblob).find((e) => e.name === 'vcek' || e.name === 'vlek')?.der : undefined;
+      const host = await ask(() => snpCollateralRequest(got.evidence, !provisioned));
+      const vcek = provisioned ?? host?.leaf;
+      if (!vcek) {
+        // No VCEK from anyone: Enarx's SNP Evidence cannot omit it, so the bare report goes in a
         // csr-attestation statement of ours, and the Steward fetches the VCEK from AMD KDS for the
         // report's CHIP_ID and REPORTED_TCB (docs/steward.md).
         return { attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(got.evidence) }], certs: [] } };
       }
-      return { enarxEvidence: { kind: 'snp', der: encodeSnpEvidence({ vcek: leaf.der, crls: [], report: got.evidence }) } };
+      return { enarxEvidence: { kind: 'snp', der: encodeSnpEvidence({ vcek, crls: host?.crls ?? [], report: got.evidence }) } };
     },
   };
 }

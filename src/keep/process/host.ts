@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
-import type { DeploySpec, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
+import type { CollateralRequest, DeploySpec, HostCollateral, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
 import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
@@ -61,6 +61,11 @@ export interface ProcessKeepRequest {
    * directory, or Gramine's attestation files): the Keep is granted exactly these paths.
    */
   collect?: { kind: 'snp' | 'sgx' | 'tdx'; via: 'configfs-tsm' | 'gramine'; root: string };
+  /**
+   * Where a hardware Keep's `get-collateral` requests go (the collateral cache): public, signed data
+   * the Keep puts in its CSR for Steward that fetch none. Without it the Keep is told there is none.
+   */
+  collateral?: (request: CollateralRequest) => Promise<{ collateral: HostCollateral; missing: string[] }>;
   /** Extra destinations the Keep may dial (e.g. its Steward), besides its connect files. */
   allowDial?: readonly { host: string; port: number }[];
   /** Told the Keep's process id once it is started. */
@@ -153,6 +158,8 @@ const EXIT_GRACE_MS = 2000;
 // end is gone, so this only bounds a pathological wait.
 const PIPE_DRAIN_MS = 10_000;
 const STDERR_KEEP_BYTES = 4096;
+/** Collateral answers per Keep: one CSR asks once; a Keep that keeps asking costs vendor downloads. */
+const MAX_COLLATERAL_REQUESTS = 4;
 
 export function runProcessKeep(request: ProcessKeepRequest): Promise<ProcessKeepOutcome> {
   return new HostSide(request).run();
@@ -608,6 +615,9 @@ class HostSide {
       case 'attest':
         this.#onAttest(m.id, m.reportData);
         return;
+      case 'get-collateral':
+        this.#onCollateral(m.id, m.request);
+        return;
       case 'symlink':
       case 'fsync': {
         const dirs = this.#req.files.flatMap((f) => (f.kind === 'dir' ? [f] : []));
@@ -711,6 +721,31 @@ class HostSide {
     source(reportData).then(
       (e) => answer({ t: 'evidence', id, kind: e.kind, bytes: e.bytes, error: null }),
       (err: Error) => answer({ t: 'evidence', id, kind: null, bytes: null, error: String(err.message).slice(0, 1000) }),
+    );
+  }
+
+  #collateralRequests = 0;
+
+  /** A hardware Keep asks for its CSR's collateral: a few requests at most (each may cost vendor downloads). */
+  #onCollateral(id: number, request: CollateralRequest): void {
+    const answer = (m: HostMessage) => {
+      if (!this.#outcome) this.#endpoint.send(m);
+    };
+    const source = this.#req.collateral;
+    if (!this.#req.collect || !source) {
+      answer({ t: 'collateral', id, collateral: null, error: 'this host relays no collateral (only hardware Keeps get it)' });
+      return;
+    }
+    if (++this.#collateralRequests > MAX_COLLATERAL_REQUESTS) {
+      answer({ t: 'collateral', id, collateral: null, error: `a Keep gets at most ${MAX_COLLATERAL_REQUESTS} collateral answers` });
+      return;
+    }
+    source(request).then(
+      ({ collateral, missing }) => {
+        for (const m of missing) this.#log('warn', `collateral for the Keep's CSR: ${m}`);
+        answer({ t: 'collateral', id, collateral, error: null });
+      },
+      (err: Error) => answer({ t: 'collateral', id, collateral: null, error: String(err.message).slice(0, 1000) }),
     );
   }
 

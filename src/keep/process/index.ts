@@ -43,6 +43,12 @@ function stewardAccess(steward: string, source: EvidenceSource | undefined) {
   };
 }
 
+/** The host's collateral for a hardware Keep's CSR, through the collateral cache (loaded when first asked). */
+function hostCollateral(): NonNullable<ProcessKeepRequest['collateral']> {
+  let source: ReturnType<typeof import('../../collateral/keep.ts').keepCollateralSource> | undefined;
+  return async (request) => (source ??= (await import('../../collateral/keep.ts')).keepCollateralSource())(request);
+}
+
 function registryDestination(origin: string): { host: string; port: number } {
   const url = new URL(origin);
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
@@ -76,7 +82,7 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
       logLevel: plan.deploy ? 'info' : currentLogLevel(),
       steward: plan.steward ?? null,
       ...(plan.steward ? stewardAccess(plan.steward, collect ? undefined : plan.evidence) : {}),
-      ...(collect ? { collect } : {}),
+      ...(collect ? { collect, collateral: hostCollateral() } : {}),
       ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
       ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
       stdin: process.stdin,

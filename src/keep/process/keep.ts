@@ -6,7 +6,7 @@
  */
 import { Socket } from 'node:net';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
-import type { EvidenceInterface, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
+import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
 import type { ProvisionedKeep, ProvisionedPlan } from './provisioned.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
@@ -65,6 +65,7 @@ export class KeepSide {
   readonly #dials = new Map<number, PendingDial>();
   readonly #attests = new Map<number, { resolve: (e: { kind: string; bytes: Uint8Array }) => void; reject: (err: Error) => void }>();
   #nextAttest = 1;
+  readonly #collaterals = new Map<number, { resolve: (c: HostCollateral) => void; reject: (err: Error) => void }>();
   /** File-system calls the host makes for the Keep (symlink, fsync), by request id. */
   readonly #hostFs = new Map<number, { kind: 'symlink' | 'fsync'; resolve: () => void; reject: (err: Error) => void }>();
   #nextHostFs = 1;
@@ -174,6 +175,14 @@ export class KeepSide {
         this.#attests.delete(m.id);
         if (m.bytes && m.kind) pending.resolve({ kind: m.kind, bytes: m.bytes });
         else pending.reject(new Error(m.error ?? 'no evidence'));
+        return;
+      }
+      case 'collateral': {
+        const pending = this.#collaterals.get(m.id);
+        if (!pending) throw new ProtocolError(`'collateral' for request ${m.id}, which was not made`);
+        this.#collaterals.delete(m.id);
+        if (m.collateral) pending.resolve(m.collateral);
+        else pending.reject(new Error(m.error ?? 'no collateral'));
         return;
       }
       case 'symlinked':
@@ -379,7 +388,12 @@ export class KeepSide {
     const [{ requestStewardIdentity, postOverDial }, { attestationStatementType }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
     // A hardware Keep asks the hardware itself, through the paths its host granted; otherwise the
     // host's `attest` answers (software evidence), which it cannot forge either.
-    const hardware = collect ? (await import('../hardware/source.ts')).hardwareEvidenceSource(kind, collect) : undefined;
+    const hardware = collect
+      ? (await import('../hardware/source.ts')).hardwareEvidenceSource(kind, collect, {
+          collateral: (request) => this.#collateral(request),
+          warn: (message) => this.#log('warn', message),
+        })
+      : undefined;
     return requestStewardIdentity({
       steward,
       ...(workload ? { workload } : {}),
@@ -448,6 +462,15 @@ export class KeepSide {
     return new Promise((resolve, reject) => {
       this.#attests.set(id, { resolve, reject });
       this.#endpoint.send({ t: 'attest', id, reportData });
+    });
+  }
+
+  /** The host's collateral for this Keep's evidence (public signed data, which the Steward verifies). */
+  #collateral(request: CollateralRequest): Promise<HostCollateral> {
+    const id = this.#nextAttest++;
+    return new Promise((resolve, reject) => {
+      this.#collaterals.set(id, { resolve, reject });
+      this.#endpoint.send({ t: 'get-collateral', id, request });
     });
   }
 

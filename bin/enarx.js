@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-liftoff --no-concurrent-recompilation
+#!/usr/bin/env -S node --no-concurrent-recompilation
 // Launcher: plain JavaScript so that it runs on any Node and can explain a wrong version.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 26) {
@@ -9,10 +9,6 @@ if (major < 26) {
   );
   process.exit(1);
 }
-// The shebang's --no-liftoff: wasm workloads compile with V8's optimising tier from the start.
-// Its baseline tier (Liftoff) keeps a long-running loop in slow code until the function is
-// called again (3-8x slower CPU kernels); V8 cannot change this once wasm has been compiled,
-// so it must be a command-line flag. See docs/wasi.md, "Performance".
 // --no-concurrent-recompilation: a background Maglev compile that waits for a GC while
 // process.exit() shuts the platform down hangs Node forever (nodejs/node#54918; seen here once in
 // ~50 runs of the stdout benchmark). Optimising on the main thread costs nothing measurable here.
@@ -24,6 +20,14 @@ process.on('warning', (w) => {
   if (process.env.ENARX_NODE_WARNINGS) process.stderr.write(`${w.name}: ${w.message}\n`);
 });
 const argv = process.argv.slice(2);
+// Workloads compile with V8's optimising tier (src/runtime/tier.ts). Not a shebang flag: V8 would then
+// refuse Node's code cache for every built-in module. Set before this process compiles any wasm,
+// unless this run's workload goes to a process Keep, which sets them itself: this process then runs
+// no wasm, and its built-ins load from the cache.
+if (!runsInProcessKeep(argv)) {
+  process.getBuiltinModule('node:v8').setFlagsFromString('--no-liftoff --no-wasm-dynamic-tiering --no-wasm-deopt');
+  globalThis[Symbol.for('enarx.wasm-optimising-tier')] = true;
+}
 // `enarx run` starts without the command-line framework when its arguments are simple.
 if (argv[0] === 'run') {
   const { runFast } = await import('../src/cli/run/fast.ts');
@@ -31,3 +35,20 @@ if (argv[0] === 'run') {
 }
 const { main } = await import('../src/cli/main.ts');
 await main(argv);
+
+/** `enarx run` with --backend process, or none (the process Keep is the strongest one on Node 26). */
+function runsInProcessKeep(args) {
+  if (args[0] !== 'run') return false;
+  let backend = process.env.ENARX_BACKEND || undefined;
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--' || !arg.startsWith('-') || arg === '-') break;
+    if (arg.startsWith('--backend=')) backend = arg.slice('--backend='.length);
+    else if (!arg.includes('=')) {
+      // Every flag of `enarx run` takes a value (--help and the like run no workload).
+      const value = args[++i];
+      if (arg === '--backend') backend = value;
+    }
+  }
+  return backend === undefined || backend === 'process';
+}

@@ -1,4 +1,4 @@
-import { runWorkload } from '../runtime/index.ts';
+import { hasOptimisingTier, runWorkload } from '../runtime/index.ts';
 import type { WorkloadOutcome } from '../runtime/types.ts';
 import { KeepSetupError, openDescriptors } from './capabilities.ts';
 import type { KeepIdentity } from './identity.ts';
@@ -16,6 +16,7 @@ export const nilBackend: KeepBackend = {
   name: 'nil',
   availability: async () => ({ available: true }),
   async run(plan: RunPlan): Promise<WorkloadOutcome> {
+    if (!hasOptimisingTier()) log('debug', "the nil Keep compiles this workload with V8's baseline tier (Liftoff): long-running loops run slower");
     const needsNetwork = plan.files.some((f) => f.kind === 'listen' || f.kind === 'connect');
     // As in the process Keep: a Steward's refusal stops the Keep before any descriptor opens.
     const identity = plan.steward ? await stewardIdentity(plan.steward, plan.module, plan.evidence) : undefined;

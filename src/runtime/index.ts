@@ -4,4 +4,5 @@
  * process Keep alike.
  */
 export { runWorkload, compileWorkload, describeTrap, WorkloadError } from './engine.ts';
+export { OPTIMISING_TIER_FLAGS, hasOptimisingTier, useOptimisingTier } from './tier.ts';
 export type { WorkloadLimits, WorkloadOutcome, WorkloadRequest } from './types.ts';

@@ -93,8 +93,6 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     ...(grants.attestation?.read ?? []).map((p) => `--allow-fs-read=${resolve(p)}`),
     ...(grants.attestation?.write ?? []).map((p) => `--allow-fs-write=${resolve(p)}`),
     '--disallow-code-generation-from-strings',
-    // As the launcher does for the nil Keep: wasm compiles with the optimising tier from the start.
-    '--no-liftoff',
     // JavaScript optimises on the main thread: a background Maglev job that needs a GC while the
     // process exits deadlocks Node's shutdown (nodejs/node#54918), and a Keep must always exit.
     '--no-concurrent-recompilation',

@@ -25,46 +25,86 @@ import { toHex } from '../attestation/bytes.ts';
 import { StewardRefusal } from './problems.ts';
 import type { EvidenceInput, VerifyFn } from './verify.ts';
 
-/** Gets the collateral `evidence` needs, with freshness judged at `now` (the Steward's clock). */
-export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date }) => Promise<EvidenceCollateral>;
+/**
+ * Gets the collateral `evidence` needs, with freshness judged at `now` (the Steward's clock).
+ * `client` names who asked (see clientKey in http.ts), for the per-client download budget.
+ */
+export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date; client?: string }) => Promise<EvidenceCollateral>;
 
 /** A provider over src/collateral: the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
 export function collateralProvider(options: Omit<CollateralOptions, 'now'>, limits: DownloadLimits = {}): CollateralProvider {
   // One guard for all the Steward's requests: what a CSR names (a bare SNP report's chip id and
   // TCB, a quote's FMSPC) is unauthenticated until the document fetched for it verifies it.
-  const fetch = guardedFetch(options.fetch ?? globalThis.fetch, limits);
-  return (evidence, { haveLeaf, now }) => collateralForEvidence(new CollateralService({ ...options, fetch, now: () => now }), evidence, { haveLeaf });
+  const guard = guardedFetch(options.fetch ?? globalThis.fetch, limits);
+  return (evidence, { haveLeaf, now, client }) =>
+    collateralForEvidence(new CollateralService({ ...options, fetch: client === undefined ? guard : guard.forClient(client), now: () => now }), evidence, { haveLeaf });
 }
 
 export interface DownloadLimits {
   /** Downloads from AMD or Intel per minute, across all clients (default 60); beyond, a CSR that needs one is refused for now. */
   perMinute?: number;
+  /** Downloads per minute that one client's CSRs may cause (default 20), so that no client can spend the whole budget. */
+  perClientPerMinute?: number;
   /** How long a vendor's "not found" for a URL is remembered and answered without asking again (default 10 minutes). */
   notFoundMs?: number;
   clock?: () => number;
 }
 
 const MAX_REMEMBERED_NOT_FOUND = 10_000;
+/** Clients whose budget is tracked at once; beyond, the oldest is forgotten (the global budget still holds). */
+const MAX_TRACKED_CLIENTS = 10_000;
 /** A shared download is held in memory: far above any vendor document (the collateral service itself allows 4 MiB). */
 const MAX_SHARED_BYTES = 8 * 1024 * 1024;
 
+/** A token bucket refilled continuously at `perMinute`. */
+class Bucket {
+  readonly perMinute: number;
+  tokens: number;
+  stamp: number;
+  constructor(perMinute: number, now: number) {
+    this.perMinute = perMinute;
+    this.tokens = perMinute;
+    this.stamp = now;
+  }
+  refill(now: number): number {
+    this.tokens = Math.min(this.perMinute, this.tokens + ((now - this.stamp) / 60_000) * this.perMinute);
+    this.stamp = now;
+    return this.tokens;
+  }
+}
+
+/** fetch for anonymous requests, and per client through `forClient`: one guard, shared state. */
+export type GuardedFetch = typeof fetch & { forClient(client: string): typeof fetch };
+
+const rateLimited = (message: string) => Object.assign(new Error(message), { name: 'RateLimited' });
 
 /**
  * fetch as the Steward's collateral downloads use it, so that its clients cannot make it flood the
- * vendors: one download per URL at a time (concurrent requests share it), a vendor's 404 remembered
- * for a while, and a budget of downloads per minute.
+ * vendors, nor starve each other: one download per URL at a time (concurrent requests share it,
+ * whoever asked), a vendor's 404 remembered for a while, and budgets of downloads per minute, one
+ * per client and one for all. Shared downloads and remembered 404s cost no budget.
  */
-export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): typeof fetch {
+export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): GuardedFetch {
   const perMinute = limits.perMinute ?? 60;
+  const perClient = limits.perClientPerMinute ?? 20;
   const notFoundMs = limits.notFoundMs ?? 10 * 60_000;
   const clock = limits.clock ?? Date.now;
   const notFound = new Map<string, number>();
   const inflight = new Map<string, Promise<{ status: number; statusText: string; headers: [string, string][]; body: ArrayBuffer }>>();
-  let tokens = perMinute;
-  let stamp = clock();
+  const global = new Bucket(perMinute, clock());
+  const clients = new Map<string, Bucket>();
   const answer = (a: { status: number; statusText: string; headers: [string, string][]; body: ArrayBuffer }) =>
     new Response(a.status === 204 || a.status === 304 ? null : a.body.slice(0), { status: a.status, statusText: a.statusText, headers: a.headers });
-  return async (input, init) => {
+  const clientBucket = (client: string, now: number): Bucket => {
+    let bucket = clients.get(client);
+    if (!bucket) {
+      if (clients.size >= MAX_TRACKED_CLIENTS) clients.delete(clients.keys().next().value!);
+      bucket = new Bucket(perClient, now);
+    } else clients.delete(client);
+    clients.set(client, bucket); // most recently used last
+    return bucket;
+  };
+  const guarded = async (client: string | undefined, input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
     const url = input instanceof Request ? input.url : String(input);
     const until = notFound.get(url);
     if (until !== undefined) {
@@ -74,12 +114,15 @@ export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): 
     const shared = inflight.get(url);
     if (shared) return answer(await shared);
     const now = clock();
-    tokens = Math.min(perMinute, tokens + ((now - stamp) / 60_000) * perMinute);
-    stamp = now;
-    if (tokens < 1) {
-      throw Object.assign(new Error(`the Steward's collateral download budget (${perMinute} per minute) is spent; retry in a minute, or fill its cache`), { name: 'RateLimited' });
+    const own = client === undefined ? undefined : clientBucket(client, now);
+    if (own && own.refill(now) < 1) {
+      throw rateLimited(`this client's collateral download budget at the Steward (${perClient} per minute) is spent; retry in a minute`);
     }
-    tokens -= 1;
+    if (global.refill(now) < 1) {
+      throw rateLimited(`the Steward's collateral download budget (${perMinute} per minute) is spent; retry in a minute, or fill its cache`);
+    }
+    global.tokens -= 1;
+    if (own) own.tokens -= 1;
     const pending = (async () => {
       const r = await inner(input, init);
       return { status: r.status, statusText: r.statusText, headers: [...r.headers] as [string, string][], body: (await readBounded(r, url, MAX_SHARED_BYTES)).buffer as ArrayBuffer };
@@ -96,6 +139,9 @@ export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): 
       inflight.delete(url);
     }
   };
+  const anonymous = ((input, init) => guarded(undefined, input, init)) as GuardedFetch;
+  anonymous.forClient = (client) => ((input, init) => guarded(client, input, init)) as typeof fetch;
+  return anonymous;
 }
 
 const isTestAnchor = (r: VerificationResult) => (r.trustAnchor ?? '').startsWith('test:');
@@ -127,13 +173,14 @@ export async function verifyWithCollateral(
   verify: VerifyFn,
   provider: CollateralProvider,
   warn: (message: string) => void = () => {},
+  client?: string,
 ): Promise<VerificationResult> {
   const first = await verify(input);
   if (!wantsCollateral(first)) return first;
   const haveLeaf = !(input.kind === 'snp' && first.failure?.code === 'missing-collateral');
   let fetched: EvidenceCollateral;
   try {
-    fetched = await provider(input.evidence, { haveLeaf, now: input.now });
+    fetched = await provider(input.evidence, { haveLeaf, now: input.now, ...(client === undefined ? {} : { client }) });
   } catch (err) {
     if (!(err instanceof CollateralError)) throw err;
     if (first.verified) {

@@ -68,6 +68,30 @@ function readBody(req: IncomingMessage, max: number): Promise<Uint8Array | null>
   });
 }
 
+/**
+ * Who sent a request, for per-client budgets: the TLS client certificate when there is one, else the
+ * source address (an IPv6 address by its /64, which one host usually holds whole; an IPv4-mapped
+ * address as IPv4). Behind a TLS proxy every client is the proxy.
+ */
+export function clientKey(req: IncomingMessage): string {
+  const socket = req.socket as IncomingMessage['socket'] & { getPeerCertificate?: () => { fingerprint256?: string } };
+  const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
+  if (fingerprint) return `cert:${fingerprint}`;
+  return `addr:${addressKey(socket.remoteAddress ?? '')}`;
+}
+
+export function addressKey(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return mapped[1]!;
+  if (!address.includes(':')) return address;
+  // Expand to eight groups, then keep the first four (the /64).
+  const [head = '', tail = ''] = address.split('%')[0]!.split('::');
+  const left = head ? head.split(':') : [];
+  const right = address.includes('::') ? (tail ? tail.split(':') : []) : [];
+  const groups = address.includes('::') ? [...left, ...new Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+}
+
 export function stewardHandler(steward: Steward, options: HandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const log = options.log ?? (() => {});
@@ -121,12 +145,12 @@ export function stewardHandler(steward: Steward, options: HandlerOptions = {}): 
         }
         try {
           if (type === BUNDLE) {
-            const issued = await steward.issueBundle(body);
+            const issued = await steward.issueBundle(body, undefined, clientKey(req));
             issued.forEach(audit);
             send(res, 200, 'application/octet-stream', steward.bundleOutput(issued));
             return;
           }
-          const issued = await steward.issue(body);
+          const issued = await steward.issue(body, undefined, clientKey(req));
           audit(issued);
           if (mediaType(req.headers.accept) === PEM_CHAIN) {
             // RFC 8555's PEM chain, leaf first, for tools that want a TLS-ready file.

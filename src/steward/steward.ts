@@ -111,9 +111,10 @@ export class Steward {
   }
 
   /** Verifies one DER CSR and issues its certificate, or throws a StewardRefusal. */
-  async issue(der: Uint8Array, now: Date = this.#now()): Promise<Issued> {
+  /** `client` names who sent it (http.ts clientKey), for the per-client collateral download budget. */
+  async issue(der: Uint8Array, now: Date = this.#now(), client?: string): Promise<Issued> {
     const csr = await this.#checkRequest(der);
-    const origin = await this.#attest(csr, now);
+    const origin = await this.#attest(csr, now, client);
     const sans = [...(this.#options.sans ?? [])];
     if (origin.identity) sans.push(...workloadSanUris(origin.identity).map((value) => ({ type: 'uri' as const, value })));
     const caEnd = this.caCertificate.notAfter.getTime();
@@ -152,7 +153,7 @@ export class Steward {
   }
 
   /** Issues for every CSR of a bundle (DER SEQUENCE OF CertificationRequest), or refuses them all. */
-  async issueBundle(der: Uint8Array, now?: Date): Promise<Issued[]> {
+  async issueBundle(der: Uint8Array, now?: Date, client?: string): Promise<Issued[]> {
     let csrs: Uint8Array[];
     try {
       csrs = children(readWhole(der, TAG.SEQUENCE)).map((t) => t.raw);
@@ -167,7 +168,7 @@ export class Steward {
     const issued: Issued[] = [];
     for (const [i, csr] of csrs.entries()) {
       try {
-        issued.push(await this.issue(csr, when));
+        issued.push(await this.issue(csr, when, client));
       } catch (err) {
         throw err instanceof StewardRefusal ? err.at(i) : err;
       }
@@ -203,7 +204,7 @@ export class Steward {
     return csr;
   }
 
-  async #attest(csr: ParsedCsr, now: Date): Promise<CertificateOrigin> {
+  async #attest(csr: ParsedCsr, now: Date, client?: string): Promise<CertificateOrigin> {
     const evidence = csr.evidence[0]!;
     if (evidence.kind === 'kvm') {
       if (this.mode !== 'debug') {
@@ -220,7 +221,7 @@ export class Steward {
     const input = { ...unpacked.input, now, trustedTestRoots: this.#options.trustedTestRoots ?? [] };
     if (this.#options.testRootCerts?.length) input.certs = [...input.certs, ...this.#options.testRootCerts];
     const result = this.#options.collateral
-      ? await verifyWithCollateral(input, this.#options.verify, this.#options.collateral, this.#options.warn)
+      ? await verifyWithCollateral(input, this.#options.verify, this.#options.collateral, this.#options.warn, client)
       : await this.#options.verify(input);
     if (!result.verified) {
       const failure = result.failure ?? { step: 'parse' as const, message: 'the verifier gave no reason' };

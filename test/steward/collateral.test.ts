@@ -284,6 +284,39 @@ describe('Steward: an SNP report without a VCEK (no host-provisioned certificate
   const bareCsr = async (report: Uint8Array, keys?: CryptoKeyPair) =>
     buildCsr({ keys: keys ?? (await p384()), attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(report) }], certs: [] } });
 
+  it('over HTTP, a client that spent its download budget is refused with 503, and a client from another address is still served', async () => {
+    const { listen } = await import('../../src/steward/index.ts');
+    const { request } = await import('node:http');
+    const steward = await productionSteward({
+      now: () => new Date('2025-06-01T00:00:00Z'),
+      // Each of these bare reports costs three downloads (VCEK, ASK/ARK chain, CRL): one CSR's worth per client.
+      collateral: collateralProvider({ cacheDir: cacheDir(), amdBaseUrl: server.url, retries: 0 }, { perClientPerMinute: 3, clock: () => 0 }),
+    });
+    const http = await listen(steward, { addr: '127.0.0.1', port: 0 });
+    const post = (body: Uint8Array, localAddress: string) =>
+      new Promise<{ status: number; problem: { step?: string; detail?: string } }>((resolve, reject) => {
+        const url = new URL(http.url);
+        const req = request({ host: url.hostname, port: url.port, method: 'POST', localAddress, headers: { 'content-type': 'application/pkcs10' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, problem: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const first = await post(await bareCsr(fx.milanV2Report), '127.0.0.1');
+      assert.equal(first.problem.step, 'binding', String(first.problem.detail));
+      const spent = await post(await bareCsr(fx.genoaReport), '127.0.0.1');
+      assert.equal(spent.status, 503, String(spent.problem.detail));
+      assert.match(spent.problem.detail ?? '', /this client's collateral download budget at the Steward \(3 per minute\) is spent/);
+      const other = await post(await bareCsr(fx.genoaReport), '127.0.0.2');
+      assert.equal(other.problem.step, 'binding', String(other.problem.detail));
+    } finally {
+      await http.close();
+    }
+  });
+
   it('without a collateral source, refuses it and gives the KDS URL of its VCEK', async () => {
     const steward = await productionSteward({ now: () => new Date('2025-06-01T00:00:00Z') });
     const p = await refusal(steward.issue(await bareCsr(fx.genoaReport)));
@@ -401,6 +434,53 @@ describe("the Steward's collateral downloads are guarded", () => {
     await new Promise((r) => setImmediate(r));
     done(2);
     assert.equal(await (await three).text(), 'ok');
+  });
+
+  it('each client has its own budget under the global one: one that spends its own cannot starve the others', async () => {
+    const { calls, fetch } = fakeFetch();
+    const guard = guardedFetch(fetch, { perMinute: 5, perClientPerMinute: 2, clock: () => 0 });
+    const [a, b, c] = ['addr:10.0.0.1', 'addr:10.0.0.2', 'cert:AB:CD'].map((k) => guard.forClient(k));
+    const answered = (p: Promise<Response>) => {
+      calls.at(-1)!.resolve(new Response('ok'));
+      return p;
+    };
+    const next = async (f: typeof globalThis.fetch, url: string) => {
+      const p = f(url);
+      await new Promise((r) => setImmediate(r));
+      return answered(p);
+    };
+    await next(a!, 'https://kds.example/1');
+    await next(a!, 'https://kds.example/2');
+    await assert.rejects(a!('https://kds.example/3'), /this client's collateral download budget at the Steward \(2 per minute\) is spent/);
+    // A download another client already started is shared, whatever the asker's budget.
+    const fromB = b!('https://kds.example/3');
+    await new Promise((r) => setImmediate(r));
+    const sharedWithA = a!('https://kds.example/3');
+    calls.at(-1)!.resolve(new Response('shared'));
+    assert.equal(await (await sharedWithA).text(), 'shared');
+    await fromB;
+    await next(b!, 'https://kds.example/4');
+    await next(c!, 'https://kds.example/5');
+    assert.equal(calls.length, 5);
+    // Five downloads in all: the global budget is spent for everyone, anonymous requests included.
+    await assert.rejects(c!('https://kds.example/6'), /the Steward's collateral download budget \(5 per minute\) is spent/);
+    await assert.rejects(guard('https://kds.example/6'), /the Steward's collateral download budget \(5 per minute\) is spent/);
+    assert.equal(calls.length, 5);
+  });
+
+  it('clients are told apart by TLS client certificate, else by address: an IPv6 host by its /64, IPv4-mapped as IPv4', async () => {
+    const { addressKey, clientKey } = await import('../../src/steward/http.ts');
+    assert.equal(addressKey('::ffff:10.1.2.3'), '10.1.2.3');
+    assert.equal(addressKey('192.0.2.7'), '192.0.2.7');
+    assert.equal(addressKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+    assert.equal(addressKey('2001:DB8:1:2::9'), '2001:db8:1:2::/64');
+    assert.equal(addressKey('2001:db8::1'), '2001:db8:0:0::/64');
+    assert.equal(addressKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+    assert.equal(addressKey('::1'), '0:0:0:0::/64');
+    const req = (socket: object) => ({ socket }) as never;
+    assert.equal(clientKey(req({ remoteAddress: '::ffff:127.0.0.2' })), 'addr:127.0.0.2');
+    assert.equal(clientKey(req({ remoteAddress: '127.0.0.2', getPeerCertificate: () => ({}) })), 'addr:127.0.0.2');
+    assert.equal(clientKey(req({ remoteAddress: '127.0.0.2', getPeerCertificate: () => ({ fingerprint256: 'AA:BB' }) })), 'cert:AA:BB');
   });
 
   it('an answer too large to hold is refused', async () => {

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keepCommand } from '../../src/keep/process/launch.ts';
 
-// Code that got control of the Keep's own JS (say, through an engine bug) runs with exactly the
-// flags a Keep gets. It must be confined to the granted directories, with no network, children or workers.
+// Code that got control of the Keep's own JS (say, through an engine bug) runs in a Keep process:
+// its flags, its entry loaded first. It must be confined to the granted directories, with no
+// network, children, workers or code generated from strings.
 const HOSTILE = String.raw`
 const fs = require('node:fs'), net = require('node:net'), cp = require('node:child_process');
 const [granted, writable, outside, port] = process.argv.slice(-4);
@@ -30,12 +31,27 @@ const attempt = async (name, fn) => { try { await fn(); out[name] = 'allowed'; }
   // A refused listen surfaces asynchronously, as an uncaught exception.
   await attempt('listen', () => new Promise((ok, ko) => { process.once('uncaughtException', ko); const s = net.createServer().listen(0, '127.0.0.1', () => { s.close(); ok(); }); s.on('error', ko); }));
   await attempt('addon', () => process.dlopen({ exports: {} }, '/nonexistent.node'));
-  await attempt('eval', () => new Function('return 1')());
+  // Code generation from strings, every way into it (the Keep's entry closed them: codegen-wall.ts).
+  await attempt('eval', () => eval('1'));
+  await attempt('indirectEval', () => (0, eval)('1'));
+  await attempt('newFunction', () => new Function('return 1')());
+  await attempt('callFunction', () => Function('return 1')());
+  await attempt('functionCtor', () => (function () {}).constructor('return 1')());
+  await attempt('arrowCtor', () => (() => {}).constructor('return 1')());
+  await attempt('asyncCtor', () => (async function () {}).constructor('return 1')());
+  await attempt('generatorCtor', () => (function* () {}).constructor('return 1')());
+  await attempt('asyncGeneratorCtor', () => (async function* () {}).constructor('return 1')());
+  await attempt('reflectFunction', () => Reflect.construct(Object.getPrototypeOf(() => {}).constructor, ['return 1'])());
+  await attempt('restoreEval', () => Object.defineProperty(globalThis, 'eval', { value: (s) => s }));
+  // Sloppy code's assignment to the fixed property is ignored: the call is still refused.
+  await attempt('restoreCtor', () => { Function.prototype.constructor = () => 1; return Function.prototype.constructor('return 1'); });
+  out.instanceofFunction = String((() => {}) instanceof Function && (async () => {}) instanceof Function);
   process.stdout.write(JSON.stringify(out));
+  process.exit(0); // the Keep itself waits on its sallyport for the host's hello
 })();
 `;
 
-test('code running with the Keep process flags cannot read outside its grants, connect, listen, spawn or start workers', async () => {
+test('code running in a Keep process cannot read outside its grants, connect, listen, spawn, start workers or eval strings', async () => {
   const root = mkdtempSync(join(tmpdir(), 'enarx-perm-'));
   const server = createServer((s) => s.destroy()).listen(0, '127.0.0.1');
   try {
@@ -48,9 +64,15 @@ test('code running with the Keep process flags cannot read outside its grants, c
     await new Promise((r) => server.once('listening', r));
     const port = String((server.address() as { port: number }).port);
     const { command, args } = await keepCommand({ readDirs: [granted, writable], writeDirs: [writable] });
-    // Everything but the Keep's entry (the last argument) is kept: the same permission flags.
+    // The Keep's own flags and its real entry, loaded first (it then waits on fd 3 for the host's
+    // hello), then the hostile code in the same process.
     const flags = args.slice(0, -1);
-    const r = spawnSync(command, [...flags, '-e', HOSTILE, granted, writable, outside, port], { encoding: 'utf8', timeout: 20_000 });
+    const entry = args.at(-1)!;
+    const r = spawnSync(command, [...flags, `--import=${entry}`, '-e', HOSTILE, granted, writable, outside, port], {
+      encoding: 'utf8',
+      timeout: 20_000,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+    });
     assert.equal(r.status, 0, r.stderr);
     const got = JSON.parse(r.stdout) as Record<string, string>;
     assert.equal(got.readGranted, 'allowed', 'positive control: the grant works');
@@ -60,7 +82,11 @@ test('code running with the Keep process flags cannot read outside its grants, c
       assert.equal(got[key], 'ERR_ACCESS_DENIED', `${key}: ${got[key]}`);
     }
     assert.ok(['ERR_DLOPEN_DISABLED', 'ERR_ACCESS_DENIED'].includes(got.addon!), `addon: ${got.addon}`);
-    assert.equal(got.eval, 'EvalError: Code generation from strings disallowed for this context');
+    for (const key of ['eval', 'indirectEval', 'newFunction', 'callFunction', 'functionCtor', 'arrowCtor', 'asyncCtor', 'generatorCtor', 'asyncGeneratorCtor', 'reflectFunction', 'restoreCtor']) {
+      assert.match(got[key]!, /^EvalError: \w+: code generation from strings is disallowed in a Keep$/, `${key}: ${got[key]}`);
+    }
+    assert.match(got.restoreEval!, /^TypeError: Cannot redefine property: eval/);
+    assert.equal(got.instanceofFunction, 'true', 'functions are still instances of Function');
     assert.ok(!existsSync(join(outside, 'new.txt')) && !existsSync(join(granted, 'new.txt')));
   } finally {
     server.close();

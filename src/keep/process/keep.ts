@@ -4,7 +4,7 @@
  * turns the configured files into WASI capabilities (sockets are sallyport streams; TLS ends
  * here), runs the module and reports how it ended.
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
 import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
 import type { ProvisionedKeep, ProvisionedPlan } from './provisioned.ts';
@@ -624,6 +624,8 @@ async function sealEnd(channel: NonNullable<ProvisionedKeep['channel']>, last: K
 
 /** Entry point: fd 3 is the sallyport. */
 export function startKeep(runWorkload: RunWorkload): KeepSide {
+  // process.getBuiltinModule: node:net's ESM facade costs start-up time, and this runs on every Keep's start.
+  const { Socket } = process.getBuiltinModule('node:net');
   const pipe = new Socket({ fd: 3, readable: true, writable: true });
   return new KeepSide(pipe, runWorkload);
 }

@@ -1,9 +1,10 @@
 /**
  * How the host starts a Keep process: Node under the permission model, reading only the
  * Keep's own code (one bundle) and the granted directories, writing only the granted writable
- * ones, with no network, child processes, workers, addons or eval. The Keep's code is bundled
- * once with esbuild (cached, rebuilt when a source changes): one small file parses far faster
- * than a tree of TypeScript modules, which is most of a Keep's start-up time.
+ * ones, with no network, child processes, workers or addons; its entry closes eval first
+ * (codegen-wall.ts). The Keep's code is bundled once with esbuild (cached, rebuilt when a source
+ * changes): one small file parses far faster than a tree of TypeScript modules, which is most of
+ * a Keep's start-up time.
  */
 import type { ChildProcess } from 'node:child_process';
 import { bundle, indexedBundle, type BundleSpec } from '../../bundle/index.ts';
@@ -92,7 +93,6 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     ...grants.writeDirs.map((d) => `--allow-fs-write=${resolve(d)}`),
     ...(grants.attestation?.read ?? []).map((p) => `--allow-fs-read=${resolve(p)}`),
     ...(grants.attestation?.write ?? []).map((p) => `--allow-fs-write=${resolve(p)}`),
-    '--disallow-code-generation-from-strings',
     // JavaScript optimises on the main thread: a background Maglev job that needs a GC while the
     // process exits deadlocks Node's shutdown (nodejs/node#54918), and a Keep must always exit.
     '--no-concurrent-recompilation',

@@ -3,11 +3,13 @@
  * (so that node:tls can run over them inside the Keep). Incoming bytes are credited back to
  * the host only as the Keep consumes them, which bounds what the host can make the Keep hold.
  */
-import { Duplex } from 'node:stream';
 import { ProtocolError } from '../../sallyport/index.ts';
 import type { KeepEndpoint } from '../../sallyport/index.ts';
 import { IoError, WOULD_BLOCK } from '../../wasi/io.ts';
 import type { InputStream, OutputStream, WouldBlock } from '../../wasi/io.ts';
+
+// process.getBuiltinModule: node:stream's ESM facade costs start-up time, and every Keep loads this module.
+const { Duplex } = process.getBuiltinModule('node:stream');
 
 /** What the Keep's router delivers to a stream. */
 export interface StreamSink {

@@ -3,6 +3,7 @@
  * only when chosen, so that `enarx run` pays for one backend's code only.
  */
 import type { BackendEntry, KeepBackend } from './types.ts';
+import { mayAttest } from './hardware/paths.ts';
 
 export type { BackendAvailability, BackendEntry, KeepBackend, RunPlan } from './types.ts';
 export { openDescriptors, KeepSetupError, type KeepIo } from './capabilities.ts';
@@ -30,6 +31,7 @@ const BACKENDS: BackendEntry[] = [
       sgx: 'a process Keep inside a Gramine SGX enclave, attested through /dev/attestation',
     }[name],
     strength: 30,
+    present: mayAttest,
     load: async () => (await import('./hardware/backend.ts')).hardwareBackend(name),
   })),
 ];
@@ -72,6 +74,7 @@ export async function selectBackend(name?: string): Promise<KeepBackend> {
     return backend;
   }
   for (const entry of all) {
+    if (entry.present && !entry.present()) continue;
     const backend = await entry.load();
     if ((await backend.availability()).available) return backend;
   }

@@ -49,4 +49,9 @@ export interface BackendEntry {
   /** Higher is stronger isolation; automatic selection takes the strongest available. */
   readonly strength: number;
   readonly load: () => Promise<KeepBackend>;
+  /**
+   * A cheap look, without loading the backend: false when it cannot be available here, so that
+   * automatic selection skips it. A backend named explicitly is always asked in full (its reason).
+   */
+  readonly present?: () => boolean;
 }

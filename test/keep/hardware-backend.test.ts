@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseCertificates } from '../../src/attestation/x509.ts';
-import { listBackends } from '../../src/keep/index.ts';
+import { listBackends, selectBackend } from '../../src/keep/index.ts';
+import { mayAttest } from '../../src/keep/hardware/paths.ts';
 import { backendChecks, hardwareAvailability, hardwarePaths } from '../../src/keep/hardware/backend.ts';
 import { buildCertTable, CollectionError, detectHardware } from '../../src/keep/hardware/index.ts';
 import { hardwareEvidenceSource } from '../../src/keep/hardware/source.ts';
@@ -102,6 +103,31 @@ describe('hardware backends: detection and ranking', () => {
     const moved = hardwarePaths({ ENARX_TSM_REPORT_ROOT: 'fake/tsm', ENARX_GRAMINE_ROOT: '/x/att', ENARX_GUEST_DEV_ROOT: '/x/dev' });
     assert.equal(moved.tsmRoot, join(process.cwd(), 'fake/tsm'));
     assert.equal(moved.gramineRoot, '/x/att');
+  });
+
+  it('automatic selection looks for the interfaces before loading a hardware backend; a named one is still asked in full', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'enarx-may-attest-'));
+    const saved = { tsm: process.env.ENARX_TSM_REPORT_ROOT, gramine: process.env.ENARX_GRAMINE_ROOT };
+    try {
+      const none = { ENARX_TSM_REPORT_ROOT: join(dir, 'tsm'), ENARX_GRAMINE_ROOT: join(dir, 'attestation') };
+      assert.equal(mayAttest(none), false);
+      mkdirSync(join(dir, 'tsm'));
+      assert.equal(mayAttest(none), true, 'a configfs-tsm directory');
+      assert.equal(mayAttest({ ...none, ENARX_TSM_REPORT_ROOT: join(dir, 'absent') }), false);
+      mkdirSync(join(dir, 'attestation'));
+      assert.equal(mayAttest({ ...none, ENARX_TSM_REPORT_ROOT: join(dir, 'absent') }), true, "Gramine's directory");
+      process.env.ENARX_TSM_REPORT_ROOT = join(dir, 'absent');
+      process.env.ENARX_GRAMINE_ROOT = join(dir, 'absent');
+      for (const hw of listBackends().filter((b) => ['sev', 'tdx', 'sgx'].includes(b.name))) assert.equal(hw.present?.(), false, hw.name);
+      assert.equal((await selectBackend()).name, 'process');
+      await assert.rejects(selectBackend('sev'), /backend 'sev' is not available on this host: .*absent is missing: build the kernel/);
+    } finally {
+      for (const [k, v] of [['ENARX_TSM_REPORT_ROOT', saved.tsm], ['ENARX_GRAMINE_ROOT', saved.gramine]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a hardware Keep is granted exactly its interface: the configfs-tsm report directory, or Gramine\'s three files', () => {

@@ -7,27 +7,13 @@
  */
 import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
 import type { HardwareCheck, HardwareReport } from './detect.ts';
-import { GRAMINE_ROOT } from './gramine.ts';
-import { TSM_REPORT_ROOT } from './tsm.ts';
+import { hardwarePaths } from './paths.ts';
 
 export type HardwareBackendName = 'sev' | 'tdx' | 'sgx';
 
 const KIND: Record<HardwareBackendName, 'snp' | 'tdx' | 'sgx'> = { sev: 'snp', tdx: 'tdx', sgx: 'sgx' };
 
-/**
- * Where the attestation interfaces are. The defaults are the kernel's and Gramine's; the
- * ENARX_TSM_REPORT_ROOT, ENARX_GRAMINE_ROOT and ENARX_GUEST_DEV_ROOT variables move them, for tests
- * and unusual mounts only. Moving them cannot forge anything: whatever is read there is evidence
- * the Steward verifies against the vendors' roots, and which must bind the Keep's fresh key.
- */
-export function hardwarePaths(env: NodeJS.ProcessEnv = process.env): { tsmRoot: string; gramineRoot: string; devRoot: string } {
-  const { resolve } = process.getBuiltinModule('node:path');
-  return {
-    tsmRoot: resolve(env.ENARX_TSM_REPORT_ROOT || TSM_REPORT_ROOT),
-    gramineRoot: resolve(env.ENARX_GRAMINE_ROOT || GRAMINE_ROOT),
-    devRoot: resolve(env.ENARX_GUEST_DEV_ROOT || '/dev'),
-  };
-}
+export { hardwarePaths } from './paths.ts';
 
 let detected: Promise<HardwareReport> | undefined;
 

@@ -2,7 +2,8 @@ import { bytesEqual } from '../../attestation/bytes.ts';
 import { type AttestationFs, CollectionError, checkReportData, errnoOf, nodeFs } from './fs.ts';
 
 /** Gramine's pseudo-files for SGX attestation (Documentation/attestation.rst). */
-export const GRAMINE_ROOT = '/dev/attestation';
+import { GRAMINE_ROOT } from './paths.ts';
+export { GRAMINE_ROOT };
 
 export interface GramineOptions {
   root?: string;

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --no-concurrent-recompilation
+#!/usr/bin/env -S node --no-concurrent-recompilation --no-concurrent-sparkplug
 // Launcher: plain JavaScript so that it runs on any Node and can explain a wrong version.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 26) {
@@ -12,6 +12,8 @@ if (major < 26) {
 // --no-concurrent-recompilation: a background Maglev compile that waits for a GC while
 // process.exit() shuts the platform down hangs Node forever (nodejs/node#54918; seen here once in
 // ~50 runs of the stdout benchmark). Optimising on the main thread costs nothing measurable here.
+// --no-concurrent-sparkplug: the same hang with a background baseline (Sparkplug) batch compile
+// (caught in the stdout benchmark: the main thread joining a worker parked in a compile job's GC).
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
 // Node's own warnings (experimental features, deprecations in dependencies) are not the user's business.

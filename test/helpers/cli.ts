@@ -12,7 +12,7 @@ export interface CliResult {
 /**
  * The Node flags of the launcher's shebang (`#!/usr/bin/env -S node FLAGS`), read from
  * bin/enarx.js itself so that tests run exactly what `npx enarx` runs (--no-concurrent-recompilation
- * changes how Node exits; the launcher sets the wasm tier flags itself, src/runtime/tier.ts).
+ * and --no-concurrent-sparkplug change how Node exits; the launcher sets the wasm tier flags itself, src/runtime/tier.ts).
  */
 export const LAUNCHER_FLAGS: readonly string[] = launcherFlags(readFileSync(ENARX_BIN, 'utf8'));
 

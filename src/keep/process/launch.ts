@@ -95,7 +95,9 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     ...(grants.attestation?.write ?? []).map((p) => `--allow-fs-write=${resolve(p)}`),
     // JavaScript optimises on the main thread: a background Maglev job that needs a GC while the
     // process exits deadlocks Node's shutdown (nodejs/node#54918), and a Keep must always exit.
+    // Background baseline (Sparkplug) compiles hang the same way.
     '--no-concurrent-recompilation',
+    '--no-concurrent-sparkplug',
     '--disable-warning=ExperimentalWarning',
     '--disable-warning=SecurityWarning',
     ...(options.nodeFlags ?? []),

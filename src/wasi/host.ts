@@ -297,8 +297,10 @@ export class WasiHost {
       const used = scatter(iovs, chunk, got);
       if (used < chunk.length && conn) conn.peeked = chunk.subarray(used);
       got += used;
-      // Peeked bytes came first; whatever else is already there comes with them.
-      if (!waitAll && !fromPeek) return got;
+      // Whatever else is already there comes with the first chunk, as read(2) returns what the
+      // kernel holds: a TLS socket delivers records of 16 KiB, and a 64 KiB read would otherwise
+      // take four guest calls (and four small sends back).
+      if (!waitAll && !fromPeek && stream.readableBytes() === 0) return got;
     }
     return got;
   }

@@ -94,6 +94,24 @@ test('sock_recv: waits for data, peeks, waits for all, sees end of stream', asyn
   assert.deepEqual(recv(CONN_FD, 16), [0, '']);
 });
 
+test('sock_recv and fd_read take every chunk already buffered, up to the buffer size, and never wait for more', async () => {
+  // As read(2) returns what the kernel holds: a TLS socket delivers 16 KiB records, one call takes several.
+  for (const part of ['ab', 'cd', 'ef']) conn.input.push(part);
+  assert.deepEqual(recv(CONN_FD, 5), [0, 'abcde']);
+  assert.deepEqual(recv(CONN_FD, 16), [0, 'f'], 'the rest of a split chunk, then nothing more to wait for');
+  conn.input.push('gh');
+  conn.input.push('ij');
+  assert.deepEqual(g.read(CONN_FD, 16), [0, 'ghij']);
+  const waiting = recv(CONN_FD, 16);
+  assert.ok(waiting instanceof Promise, 'an empty buffer still waits');
+  setTimeout(() => conn.input.push('kl'), 5);
+  assert.deepEqual(await waiting, [0, 'kl']);
+  conn.input.push('mn');
+  conn.input.end();
+  assert.deepEqual(recv(CONN_FD, 16), [0, 'mn']);
+  assert.deepEqual(recv(CONN_FD, 16), [0, '']);
+});
+
 test('sock_recv and sock_send errors', () => {
   assert.equal((recv(LISTEN_FD, 4) as [number, string])[0], Errno.NOTCONN);
   assert.equal((recv(1, 4) as [number, string])[0], Errno.NOTSOCK);

@@ -3,15 +3,15 @@
 //   stdout: throughput through the sallyport vs node:wasi (target: at least 50%);
 //   TLS echo: a TLS echo server inside the Keep vs plain node:tls on the host (target: at least 70%).
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import type { Readable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createSelfSignedIdentity } from '../src/keep/identity.ts';
-import { runProcessKeep } from '../src/keep/process/host.ts';
 import { keepBundle } from '../src/keep/process/launch.ts';
-import { readFileSync } from 'node:fs';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 const ENARX = join(ROOT, 'bin', 'enarx.js');
@@ -19,7 +19,6 @@ const example = (name: string) => join(ROOT, 'examples', `${name}.wasm`);
 
 const NODE_WASI = `
 import { WASI } from 'node:wasi';
-import { readFileSync } from 'node:fs';
 const [file, ...args] = process.argv.slice(1);
 const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, returnOnExit: true });
 const instance = await WebAssembly.instantiate(await WebAssembly.compile(readFileSync(file)), wasi.getImportObject());
@@ -102,33 +101,57 @@ function tlsEcho(port: number, total: number): Promise<number> {
   });
 }
 
+// The plain peer: a node:tls echo server in its own Node process, as the Keep is, with the same
+// TLS settings as the Keep's (TLS 1.3, a self-signed P-256 certificate); prints its port.
+const PLAIN_TLS_ECHO = `
+import { createServer } from 'node:tls';
+const { createSelfSignedIdentity } = await import(process.argv[1]);
+const id = createSelfSignedIdentity();
+const server = createServer({ key: id.privateKey, cert: id.certificateChain[0], minVersion: 'TLSv1.3', allowHalfOpen: true }, (s) => s.pipe(s));
+server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+process.stdin.on('end', () => process.exit(0)).resume();`;
+
+/** Starts a child and resolves with the port it prints (first match of `pattern` in the stream). */
+function serverPort(child: ChildProcess, from: Readable, pattern: RegExp): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    from.setEncoding('utf8');
+    from.on('data', (d: string) => {
+      seen += d;
+      const m = pattern.exec(seen);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`server exited ${code} before listening: ${seen.slice(-300)}`)));
+  });
+}
+
 async function tls(): Promise<void> {
   const total = 64 * 2 ** 20;
-  const rounds = 3;
-  let resolvePort!: (p: number) => void;
-  const port = new Promise<number>((r) => (resolvePort = r));
-  const keep = runProcessKeep({
-    module: readFileSync(example('echo-server')),
-    args: ['echo-server.wasm', 'ingest', String(rounds)],
-    env: [['FD_COUNT', '4'], ['FD_NAMES', 'stdin:stdout:stderr:ingest']],
-    files: [{ kind: 'null', name: 'stdin' }, { kind: 'null', name: 'stdout' }, { kind: 'null', name: 'stderr' }, { kind: 'listen', name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 }],
-    onListening: (_n, _a, p) => resolvePort(p),
-  });
-  const id = createSelfSignedIdentity();
-  const plain = createTlsServer({ key: id.privateKey, cert: id.certificateChain[0], minVersion: 'TLSv1.3', allowHalfOpen: true }, (s) => s.pipe(s));
-  await new Promise<void>((r) => plain.listen(0, '127.0.0.1', r));
-  const plainPort = (plain.address() as AddressInfo).port;
-  const ours: number[] = [];
-  const peer: number[] = [];
-  for (let i = 0; i < rounds; i++) {
-    ours.push(await tlsEcho(await port, total));
-    peer.push(await tlsEcho(plainPort, total));
+  const rounds = 5;
+  // Both servers are processes of their own, started as a user starts them: `enarx run` (host
+  // and Keep) with an Enarx.toml whose TLS listen file takes an ephemeral port, and plain node.
+  const dir = await mkdtemp(join(tmpdir(), 'enarx-tls-bench-'));
+  const config = join(dir, 'Enarx.toml');
+  await writeFile(config, ['stdin', 'stdout'].map((n) => `[[files]]\nkind = "null"\nname = "${n}"\n`).join('') + '[[files]]\nkind = "stderr"\n[[files]]\nname = "ingest"\nkind = "listen"\nprot = "tls"\naddr = "127.0.0.1"\nport = 0\n');
+  const keep = spawn(ENARX, ['run', '--backend', 'process', '--log-level', 'info', '--wasmcfgfile', config, example('echo-server'), 'ingest', String(rounds)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PATH } });
+  const plain = spawn(process.execPath, ['--input-type=module', '-e', PLAIN_TLS_ECHO, join(ROOT, 'src', 'keep', 'identity.ts')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const [port, plainPort] = await Promise.all([serverPort(keep, keep.stderr!, /bound to \S+ port (\d+)/), serverPort(plain, plain.stdout!, /^(\d+)\n/)]);
+    const ours: number[] = [];
+    const peer: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      ours.push(await tlsEcho(port, total));
+      peer.push(await tlsEcho(plainPort, total));
+    }
+    const code = await new Promise<number | null>((resolve) => (keep.exitCode !== null ? resolve(keep.exitCode) : keep.once('exit', resolve)));
+    if (code !== 0) throw new Error(`the echo Keep exited ${code}`);
+    const r = median(ours) / median(peer);
+    line('TLS echo 64 MiB (MiB/s)', median(ours).toFixed(0), median(peer).toFixed(0), r, 'target >= 0.70x', r >= 0.7);
+  } finally {
+    keep.kill();
+    plain.stdin!.end();
+    await rm(dir, { recursive: true, force: true });
   }
-  plain.close();
-  const outcome = await keep;
-  if (outcome.kind !== 'exit') throw new Error(`the echo Keep ended with ${JSON.stringify(outcome)}`);
-  const r = median(ours) / median(peer);
-  line('TLS echo 64 MiB (MiB/s)', median(ours).toFixed(0), median(peer).toFixed(0), r, 'target >= 0.70x', r >= 0.7);
 }
 
 await keepBundle();

@@ -98,6 +98,11 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     // Background baseline (Sparkplug) compiles hang the same way.
     '--no-concurrent-recompilation',
     '--no-concurrent-sparkplug',
+    // Young-generation GC on the main thread only. The first time parallel scavenger threads
+    // contend a lock, Abseil (under V8's platform) measures the CPU clock by sleeping 1+2 ms, and
+    // the Keep's first scavenge waits for it; a Keep's heap is small (wasm memory lies outside it).
+    // Not a code-generation flag: V8 still takes Node's code cache for built-ins.
+    '--no-parallel-scavenge',
     '--disable-warning=ExperimentalWarning',
     '--disable-warning=SecurityWarning',
     ...(options.nodeFlags ?? []),

@@ -41,10 +41,44 @@ export interface ClientOptions {
   key?: string | Buffer;
   apiVersion?: string;
   /**
-   * Opens the connection for each request itself, TLS included when the URL is https (a Keep
-   * dials through its host and ends TLS inside the Keep); `ca`, `cert` and `key` are then unused.
+   * Opens the client's connections itself, TLS included when the URL is https (a Keep dials
+   * through its host and ends TLS inside the Keep); `ca`, `cert` and `key` are then unused. They
+   * are kept alive and reused as the client's own are, so that fetching a package costs one
+   * dial and one TLS handshake, not one per node.
    */
   connect?: (host: string, port: number) => Promise<Duplex>;
+}
+
+const MAX_SOCKETS = 8;
+
+function dialInto(connect: NonNullable<ClientOptions['connect']>, host: string, port: number, done: (err: Error | null, stream?: Duplex) => void): undefined {
+  connect(host, port).then((s) => done(null, poolable(s)), (err: Error) => done(err));
+  return undefined;
+}
+
+type SocketTuning = 'ref' | 'unref' | 'setKeepAlive' | 'setTimeout';
+
+/**
+ * Node's agent tunes the connections it pools as sockets (ref, unref, keep-alive probes, idle
+ * timeout). A dialled stream that is not one (a Keep's plain stream through its sallyport) has no
+ * kernel socket to tune: it gets stand-ins that do nothing, and is pooled all the same.
+ */
+function poolable(stream: Duplex): Duplex {
+  const s = stream as Duplex & Partial<Record<SocketTuning, () => unknown>>;
+  for (const method of ['ref', 'unref', 'setKeepAlive', 'setTimeout'] as const) if (typeof s[method] !== 'function') s[method] = () => s;
+  return s;
+}
+
+/** A keep-alive agent over the connections the caller dials (`connect`); idle ones are destroyed with the client. */
+class DialingAgent extends HttpAgent {
+  readonly #connect: NonNullable<ClientOptions['connect']>;
+  constructor(connect: NonNullable<ClientOptions['connect']>) {
+    super({ keepAlive: true, maxSockets: MAX_SOCKETS });
+    this.#connect = connect;
+  }
+  override createConnection(options: { host?: string | null; port?: number | null }, done: (err: Error | null, stream?: Duplex) => void): undefined {
+    return dialInto(this.#connect, String(options.host ?? ''), Number(options.port), done);
+  }
 }
 
 /** The server answered with an error status; `message` is its one-line reason. */
@@ -157,10 +191,11 @@ export class DrawbridgeClient {
     this.url = new URL(options.url);
     if (this.url.protocol !== 'https:' && this.url.protocol !== 'http:') throw new Error(`unsupported registry URL ${options.url}: use https://`);
     this.apiVersion = options.apiVersion ?? CLIENT_API_VERSION;
-    this.#agent =
-      this.url.protocol === 'https:'
-        ? new HttpsAgent({ keepAlive: true, ca: options.ca, cert: options.cert, key: options.key, maxSockets: 8 })
-        : new HttpAgent({ keepAlive: true, maxSockets: 8 });
+    this.#agent = options.connect
+      ? new DialingAgent(options.connect)
+      : this.url.protocol === 'https:'
+        ? new HttpsAgent({ keepAlive: true, ca: options.ca, cert: options.cert, key: options.key, maxSockets: MAX_SOCKETS })
+        : new HttpAgent({ keepAlive: true, maxSockets: MAX_SOCKETS });
   }
 
   close(): void {
@@ -196,17 +231,12 @@ export class DrawbridgeClient {
     const port = Number(this.url.port || (this.url.protocol === 'https:' ? 443 : 80));
     // With `connect`, the stream it returns already speaks TLS when needed: plain HTTP on top.
     const request = !connect && this.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const transport = connect
-      ? {
-          createConnection: (_: unknown, done: (err: Error | null, stream?: Duplex) => void) => {
-            connect(hostname, port).then((s) => done(null, s), (err: Error) => done(err));
-            return undefined;
-          },
-        }
-      : // A resend goes on a socket of its own: any other pooled socket may be just as stale.
-        fresh
-        ? { agent: false, ca: this.#options.ca, cert: this.#options.cert, key: this.#options.key }
-        : { agent: this.#agent };
+    // A resend goes on a socket of its own: any other pooled socket may be just as stale.
+    const transport = !fresh
+      ? { agent: this.#agent }
+      : connect
+        ? { createConnection: (_: unknown, done: (err: Error | null, stream?: Duplex) => void) => dialInto(connect, hostname, port, done) }
+        : { agent: false, ca: this.#options.ca, cert: this.#options.cert, key: this.#options.key };
     return new Promise((resolve, reject) => {
       const req = request(
         {

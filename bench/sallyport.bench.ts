@@ -19,6 +19,7 @@ const example = (name: string) => join(ROOT, 'examples', `${name}.wasm`);
 
 const NODE_WASI = `
 import { WASI } from 'node:wasi';
+import { readFileSync } from 'node:fs';
 const [file, ...args] = process.argv.slice(1);
 const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, returnOnExit: true });
 const instance = await WebAssembly.instantiate(await WebAssembly.compile(readFileSync(file)), wasi.getImportObject());

@@ -8,7 +8,7 @@
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run`.
 const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
-const { join, resolve } = process.getBuiltinModule('node:path');
+const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 const { pathToFileURL } = process.getBuiltinModule('node:url');
 
 export interface BundleSpec {
@@ -25,7 +25,30 @@ export interface BundleSpec {
    * that find files relative to themselves (import.meta).
    */
   external?: readonly string[];
+  /**
+   * JavaScript put at the head of every file of the bundle, so that it runs before any module's
+   * own code, whichever file is evaluated first. Built with the bundle, so it must come from the
+   * bundle's inputs (a module the entry imports), or a change to it would not rebuild the bundle.
+   */
+  banner?: () => Promise<string>;
+  /**
+   * Modules (`modules`: a bare package name or a path) that files matching `from` get a copy of
+   * their own, with everything those copies import: the entry's graph then loads as one file
+   * instead of also loading the chunks it would share with the lazily loaded modules (each file
+   * costs a short run about a millisecond). Only for modules whose state (classes checked with
+   * instanceof, module variables) the two sides never exchange.
+   */
+  entryCopies?: { from: RegExp; modules: RegExp };
 }
+
+/** How the bundle is built beyond its inputs, as a line of its stamp: a change rebuilds it. */
+function optionsLine(spec: BundleSpec): string {
+  const copies = spec.entryCopies ? `${spec.entryCopies.from.source} ${spec.entryCopies.modules.source}` : '';
+  return `options\0${spec.banner ? 'banner' : ''}\0${copies}\n`;
+}
+
+/** The esbuild namespace of the entry's own copies (BundleSpec.entryCopies). */
+const COPY = 'entry-copy';
 
 /** The index of the current bundle: its inputs, their stamp when it was built, its directory. */
 const INDEX = 'current.json';
@@ -57,7 +80,7 @@ export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () =
     const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
     if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
     const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
-    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) === index.stamp } : null;
+    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp } : null;
   } catch {
     return null;
   }
@@ -80,6 +103,7 @@ async function build(spec: BundleSpec): Promise<string> {
   const external = new Set(spec.external ?? []);
   mkdirSync(cache, { recursive: true });
   const tmp = join(cache, `tmp-${process.pid}-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const banner = spec.banner ? (await esbuild.transform(await spec.banner(), { minify: true, target: 'node22' })).code.trim() : undefined;
   const result = await esbuild.build({
     entryPoints: { [spec.name]: spec.entry },
     outdir: tmp,
@@ -92,22 +116,29 @@ async function build(spec: BundleSpec): Promise<string> {
     minifySyntax: true,
     minifyWhitespace: true,
     metafile: true,
+    ...(banner ? { banner: { js: banner } } : {}),
     logLevel: 'silent',
     absWorkingDir: root,
-    plugins: external.size === 0 ? [] : [{
-      name: 'external-sources',
-      setup(b) {
-        b.onResolve({ filter: /\.ts$/ }, (args) => {
-          const path = resolve(args.resolveDir, args.path);
-          return external.has(path) ? { path: pathToFileURL(path).href, external: true } : undefined;
-        });
-      },
-    }],
+    plugins: [
+      ...(external.size === 0 ? [] : [{
+        name: 'external-sources',
+        setup(b: import('esbuild').PluginBuild) {
+          b.onResolve({ filter: /\.ts$/ }, (args) => {
+            const path = resolve(args.resolveDir, args.path);
+            return external.has(path) ? { path: pathToFileURL(path).href, external: true } : undefined;
+          });
+        },
+      }]),
+      ...(spec.entryCopies ? [entryCopies(spec.entryCopies)] : []),
+    ],
   });
   // External modules are inputs too: the bundle names them, and a stale one must not be trusted.
-  const inputs = [...Object.keys(result.metafile.inputs).map((f) => resolve(root, f)), ...external].sort();
-  const built = stamp(inputs);
-  if (built === null) throw new Error(`an input of the ${spec.name} bundle vanished while it was built`);
+  // A copy's input is named with its namespace: the file is the same.
+  const sources = Object.keys(result.metafile.inputs).map((f) => resolve(root, f.startsWith(`${COPY}:`) ? f.slice(COPY.length + 1) : f));
+  const inputs = [...new Set([...sources, ...external])].sort();
+  const sourceStamp = stamp(inputs);
+  if (sourceStamp === null) throw new Error(`an input of the ${spec.name} bundle vanished while it was built`);
+  const built = sourceStamp + optionsLine(spec);
   const { createHash } = process.getBuiltinModule('node:crypto');
   const fp = createHash('sha256').update(built).digest('hex').slice(0, 16);
   const dir = join(cache, fp);
@@ -119,4 +150,26 @@ async function build(spec: BundleSpec): Promise<string> {
   writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
   renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
   return join(dir, `${spec.name}.mjs`);
+}
+
+/** The esbuild plugin behind BundleSpec.entryCopies: the copies live in their own namespace. */
+function entryCopies(copies: { from: RegExp; modules: RegExp }): import('esbuild').Plugin {
+  return {
+    name: 'entry-copies',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.pluginData === COPY) return undefined;
+        const wanted = args.namespace === COPY || (copies.modules.test(args.path) && copies.from.test(args.importer));
+        if (!wanted) return undefined;
+        const found = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: COPY });
+        if (found.errors.length > 0 || found.external) return found;
+        return { path: found.path, namespace: COPY };
+      });
+      b.onLoad({ filter: /.*/, namespace: COPY }, (args) => ({
+        contents: readFileSync(args.path, 'utf8'),
+        resolveDir: dirname(args.path),
+        loader: args.path.endsWith('.ts') ? 'ts' : 'js',
+      }));
+    },
+  };
 }

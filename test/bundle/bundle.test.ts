@@ -60,3 +60,31 @@ test('concurrent builds of the same sources agree on one bundle', async () => {
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a banner heads every file, entry copies keep the entry in one file, and changed options rebuild', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
+  try {
+    writeFileSync(join(root, 'pure.ts'), 'export const twice = (x: number): number => x * 2;\n');
+    writeFileSync(join(root, 'lazy.ts'), "import { twice } from './pure.ts';\nexport const four = (): number => twice(2);\n");
+    writeFileSync(join(root, 'entry.ts'), "import { twice } from './pure.ts';\nexport const six = (): number => twice(3);\nexport const lazy = () => import('./lazy.ts');\n");
+    const base: BundleSpec = { cache: join(root, 'cache'), entry: join(root, 'entry.ts'), name: 'entry', root, banner: async () => 'globalThis.bannerRuns = (globalThis.bannerRuns ?? 0) + 1;' };
+    const chunksOf = (file: string) => readFileSync(file, 'utf8').match(/from\s*"\.\/chunk-[^"]+"/g) ?? [];
+
+    const shared = await bundle(base);
+    assert.equal(chunksOf(shared).length, 1, 'without copies the entry imports the chunk it shares with lazy.ts');
+    const dir = join(shared, '..');
+    for (const f of readdirSync(dir)) assert.match(readFileSync(join(dir, f), 'utf8'), /^globalThis\.bannerRuns/, `${f} starts with the banner`);
+
+    const copies: BundleSpec = { ...base, entryCopies: { from: /entry\.ts$/, modules: /pure\.ts$/ } };
+    assert.equal(cachedBundle(copies), null, 'other options: the cached bundle is not current');
+    const own = await bundle(copies);
+    assert.notEqual(own, shared);
+    assert.deepEqual(chunksOf(own), [], 'the entry has its own copy');
+    const m = (await import(pathToFileURL(own).href)) as { six: () => number; lazy: () => Promise<{ four: () => number }> };
+    assert.equal(m.six(), 6);
+    assert.equal((await m.lazy()).four(), 4);
+    assert.ok(((globalThis as { bannerRuns?: number }).bannerRuns ?? 0) >= 2, 'the banner ran in the entry and in the lazy file');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

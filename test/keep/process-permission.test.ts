@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { keepCommand } from '../../src/keep/process/launch.ts';
 
 // Code that got control of the Keep's own JS (say, through an engine bug) runs in a Keep process:
@@ -68,6 +68,12 @@ test('code running in a Keep process cannot read outside its grants, connect, li
     // hello), then the hostile code in the same process.
     const flags = args.slice(0, -1);
     const entry = args.at(-1)!;
+    // Whichever file of the bundle Node evaluates first raises the wall: it heads every one of them.
+    const bundleDir = dirname(entry);
+    for (const file of readdirSync(bundleDir)) {
+      const head = readFileSync(join(bundleDir, file), 'utf8').slice(0, 2000);
+      assert.match(head, /^\(function\(\)\{[^]*code generation from strings is disallowed in a Keep/, `${file} starts with the wall`);
+    }
     const r = spawnSync(command, [...flags, `--import=${entry}`, '-e', HOSTILE, granted, writable, outside, port], {
       encoding: 'utf8',
       timeout: 20_000,

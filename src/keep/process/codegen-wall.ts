@@ -1,8 +1,9 @@
 /**
  * The Keep's wall against JavaScript code generated from strings: eval and the constructors of
  * plain, async, generator and async generator functions throw an EvalError, as they do under V8's
- * --disallow-code-generation-from-strings. The Keep's entry raises it before any other module of
- * the Keep is evaluated, so before a byte from the host is read.
+ * --disallow-code-generation-from-strings. It goes up before any module of the Keep is evaluated,
+ * so before a byte from the host is read: launch.ts puts this function's source at the head of
+ * every file of the Keep's bundle (an esbuild banner), and the first file evaluated runs it.
  *
  * Why not that flag: any V8 code-generation flag on Node's command line changes V8's flag hash,
  * and V8 then refuses Node's embedded code cache for every built-in module the Keep loads
@@ -12,37 +13,38 @@
  * process", weighs the trade.
  */
 
-type Constructor = (...args: string[]) => unknown;
-
-/** The intrinsic constructors that compile their string arguments, by name. */
-function codeConstructors(): [string, Constructor][] {
-  const ctorOf = (fn: object) => Object.getPrototypeOf(fn).constructor as Constructor;
-  return [
-    ['Function', Function as unknown as Constructor],
-    ['AsyncFunction', ctorOf(async function () {})],
-    ['GeneratorFunction', ctorOf(function* () {})],
-    ['AsyncGeneratorFunction', ctorOf(async function* () {})],
-  ];
-}
-
-function refusing(name: string, prototype: unknown): Constructor {
-  const refuse = function () {
-    throw new EvalError(`${name}: code generation from strings is disallowed in a Keep`);
-  };
-  Object.defineProperty(refuse, 'name', { value: name });
-  // `f instanceof Function` keeps working: the stand-in's prototype is the intrinsic one.
-  Object.defineProperty(refuse, 'prototype', { value: prototype, writable: false });
-  return refuse;
-}
-
-const FIXED = { writable: false, enumerable: false, configurable: false } as const;
-
-/** Replaces eval and every function constructor with one that throws; no one can put them back. */
+/**
+ * Replaces eval and every function constructor with one that throws; no one can put them back.
+ * Idempotent. Self-contained (it refers to nothing outside its body): its source is the banner.
+ */
 export function closeCodeGeneration(): void {
-  for (const [name, ctor] of codeConstructors()) {
+  const fixed = { writable: false, enumerable: false, configurable: false } as const;
+  if (Object.getOwnPropertyDescriptor(globalThis, 'eval')?.configurable === false) return;
+  const refusing = (name: string, prototype: unknown) => {
+    const refuse = function () {
+      throw new EvalError(`${name}: code generation from strings is disallowed in a Keep`);
+    };
+    Object.defineProperty(refuse, 'name', { value: name });
+    // `f instanceof Function` keeps working: the stand-in's prototype is the intrinsic one.
+    Object.defineProperty(refuse, 'prototype', { value: prototype, writable: false });
+    return refuse;
+  };
+  const constructorOf = (fn: object) => Object.getPrototypeOf(fn).constructor as { prototype: object };
+  const constructors: [string, { prototype: object }][] = [
+    ['Function', Function],
+    ['AsyncFunction', constructorOf(async function () {})],
+    ['GeneratorFunction', constructorOf(function* () {})],
+    ['AsyncGeneratorFunction', constructorOf(async function* () {})],
+  ];
+  for (const [name, ctor] of constructors) {
     const refuse = refusing(name, ctor.prototype);
-    Object.defineProperty(ctor.prototype, 'constructor', { value: refuse, ...FIXED });
-    if (name === 'Function') Object.defineProperty(globalThis, 'Function', { value: refuse, ...FIXED });
+    Object.defineProperty(ctor.prototype, 'constructor', { value: refuse, ...fixed });
+    if (name === 'Function') Object.defineProperty(globalThis, 'Function', { value: refuse, ...fixed });
   }
-  Object.defineProperty(globalThis, 'eval', { value: refusing('eval', undefined), ...FIXED });
+  Object.defineProperty(globalThis, 'eval', { value: refusing('eval', undefined), ...fixed });
+}
+
+/** The statement that raises the wall, as JavaScript source (the Keep bundle's banner). */
+export function codeGenerationWallSource(): string {
+  return `(${closeCodeGeneration.toString()})();`;
 }

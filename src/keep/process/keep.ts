@@ -7,7 +7,8 @@
 import type { Socket } from 'node:net';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
 import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
-import type { ProvisionedKeep, ProvisionedPlan } from './provisioned.ts';
+import { BytesInput, ProvisionedKeep, SealedOutput, planFor } from './provisioned.ts';
+import type { ProvisionedPlan } from './provisioned.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
 import type { IdentityProvider, KeepIdentity } from '../identity.ts';
 import type { WorkloadIdentity } from '../../pki/index.ts';
@@ -204,7 +205,6 @@ export class KeepSide {
         this.#standby = m.init;
         for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
         this.#step(async () => {
-          const { ProvisionedKeep } = await import('./provisioned.ts');
           this.#provisioned = new ProvisionedKeep(this.#endpoint);
           this.#endpoint.send({ t: 'ready', publicKey: await this.#provisioned.makeKey() });
         });
@@ -236,7 +236,6 @@ export class KeepSide {
             return;
           }
           this.#endpoint.send({ t: 'provisioned' });
-          const { planFor } = await import('./provisioned.ts');
           try {
             this.#plan = await planFor(provision, this.#standby!.steward);
           } catch (err) {
@@ -494,12 +493,12 @@ export class KeepSide {
       case 'null':
         return { kind: 'null', name: f.name };
       case 'stdin':
-        if (this.#plan) return { kind: 'input', name: f.name, stream: new (await import('./provisioned.ts')).BytesInput(this.#plan.provision.stdin) };
+        if (this.#plan) return { kind: 'input', name: f.name, stream: new BytesInput(this.#plan.provision.stdin) };
         return { kind: 'input', name: f.name, stream: this.#sinks.get(STDIN_STREAM) as SallyportInput };
       case 'stdout':
       case 'stderr': {
         const channel = this.#provisioned?.channel;
-        if (channel) return { kind: 'output', name: f.name, stream: new (await import('./provisioned.ts')).SealedOutput(channel, f.kind) };
+        if (channel) return { kind: 'output', name: f.name, stream: new SealedOutput(channel, f.kind) };
         return { kind: 'output', name: f.name, stream: new SallyportOutput(this.#endpoint, f.kind === 'stdout' ? STDOUT_STREAM : STDERR_STREAM) };
       }
       case 'listen':

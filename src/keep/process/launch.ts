@@ -21,6 +21,14 @@ const KEEP_BUNDLE: BundleSpec = {
   entry: join(HERE, 'main.ts'),
   name: 'keep',
   root: REPO_ROOT,
+  // The code-generation wall heads every file of the bundle: the first one evaluated raises it.
+  banner: async () => (await import('./codegen-wall.ts')).codeGenerationWallSource(),
+  // What a Keep loads to start is one file: the CBOR codec and the byte helpers, which the lazily
+  // loaded modules share, are copied into it (stateless: the sallyport's CBOR never meets theirs).
+  entryCopies: {
+    from: /\/src\/(keep\/process|sallyport|runtime|wasi|net)\/[^/]+\.ts$/,
+    modules: /^cborg$|\/attestation\/bytes\.ts$/,
+  },
 };
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));

@@ -88,3 +88,12 @@ test('a banner heads every file, entry copies keep the entry in one file, and ch
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a Keep starts from one file of its bundle (and esbuild's helper chunk)", async () => {
+  // Each further file the entry imports costs every Keep about a millisecond to start: a module
+  // that the lazily loaded code starts to share with the Keep's start-up graph shows up here.
+  const { keepBundle } = await import('../../src/keep/process/launch.ts');
+  const entry = readFileSync(await keepBundle(), 'utf8');
+  const imported = [...entry.matchAll(/(?:import|from)\s*"(\.\/[^"]+)"/g)].map((m) => m[1]);
+  assert.ok(imported.length <= 1, `the Keep's entry imports ${imported.join(', ')}`);
+});

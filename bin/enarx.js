@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --no-concurrent-recompilation --no-concurrent-sparkplug
 // Launcher: plain JavaScript so that it runs on any Node and can explain a wrong version.
 const major = Number(process.versions.node.split('.')[0]);
+const argv = process.argv.slice(2);
 if (major < 26) {
   process.stderr.write(
     `enarx: needs Node.js 26 or newer, but this is Node.js ${process.versions.node}.\n` +
@@ -14,6 +15,9 @@ if (major < 26) {
 // ~50 runs of the stdout benchmark). Optimising on the main thread costs nothing measurable here.
 // --no-concurrent-sparkplug: the same hang with a background baseline (Sparkplug) batch compile
 // (caught in the stdout benchmark: the main thread joining a worker parked in a compile job's GC).
+// The process Keep of a plain `enarx run` starts first, before this process loads a module: Node's
+// start-up is most of a short run, and the two can overlap (src/keep/process/prestart.ts).
+if (ungrantedProcessRun(argv)) startKeep();
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
 // Node's own warnings (experimental features, deprecations in dependencies) are not the user's business.
@@ -21,7 +25,6 @@ process.removeAllListeners('warning');
 process.on('warning', (w) => {
   if (process.env.ENARX_NODE_WARNINGS) process.stderr.write(`${w.name}: ${w.message}\n`);
 });
-const argv = process.argv.slice(2);
 // Workloads compile with V8's optimising tier (src/runtime/tier.ts). Not a shebang flag: V8 would then
 // refuse Node's code cache for every built-in module. Set before this process compiles any wasm,
 // unless this run's workload goes to a process Keep, which sets them itself: this process then runs
@@ -53,4 +56,46 @@ function runsInProcessKeep(args) {
     }
   }
   return backend === undefined || backend === 'process';
+}
+
+/** A run for the process Keep that grants it no directory (no --dir, no Enarx.toml): its Keep's command is known. */
+function ungrantedProcessRun(args) {
+  if (!runsInProcessKeep(args) || process.env.ENARX_WASMCFGFILE) return false;
+  for (const arg of args) {
+    if (arg === '--') break;
+    if (/^--(dir|wasmcfgfile)(=|$)/.test(arg)) return false;
+  }
+  return true;
+}
+
+/**
+ * Starts the Keep with the command the last run left next to the Keep's bundle (prestart.ts writes
+ * it, and uses this Keep only if that is still the command it computes; otherwise it kills it). The
+ * file is a cache, so only Node itself, or setpriv starting this Node, is started from it.
+ */
+function startKeep() {
+  const cache = process.env.ENARX_KEEP_CACHE ?? `${import.meta.dirname}/../node_modules/.cache/enarx-keep`;
+  let keep;
+  try {
+    keep = JSON.parse(process.getBuiltinModule('node:fs').readFileSync(`${cache}/launcher-keep.json`, 'utf8'));
+  } catch {
+    return;
+  }
+  const { command, args, options } = keep ?? {};
+  const setpriv = command === '/usr/bin/setpriv' || command === '/bin/setpriv';
+  if ((!setpriv && command !== process.execPath) || !Array.isArray(args) || !args.every((a) => typeof a === 'string')) return;
+  if (setpriv && !args.includes(process.execPath)) return;
+  if (typeof options !== 'object' || !Array.isArray(options?.stdio) || JSON.stringify(options.env) !== '{}') return;
+  const child = process.getBuiltinModule('node:child_process').spawn(command, args, options);
+  const started = { child, command, args, failed: false };
+  child.once('error', () => (started.failed = true));
+  // Until the run takes it, it must not keep this process alive (after a usage error, say).
+  child.unref();
+  for (const pipe of child.stdio) pipe?.unref?.();
+  const key = Symbol.for('enarx.launcher-keep');
+  globalThis[key] = started;
+  // Not taken by the run (another command after all, a usage error): it must not outlive this process.
+  process.once('exit', () => {
+    if (globalThis[key] === started) child.kill('SIGKILL');
+  });
 }

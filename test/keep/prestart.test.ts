@@ -83,3 +83,80 @@ test('an early Keep of a stale bundle is never used: the run builds and starts a
     rmSync(cache, { recursive: true, force: true });
   }
 });
+
+/** Processes whose command line names `dir` (a Keep's bundle lives there). */
+function processesUsing(dir: string): number[] {
+  const { readdirSync: ls } = process.getBuiltinModule('node:fs');
+  const pids: number[] = [];
+  for (const name of ls('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(dir)) pids.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+test('the launcher starts a plain run\'s Keep itself, with the command the last run left, only while it is the host\'s', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-launcher-keep-'));
+  const file = join(cache, 'launcher-keep.json');
+  const run = (...args: string[]) => runEnarx(['run', '--log-level', 'debug', ...args, example('hello')], { env: { ENARX_KEEP_CACHE: cache }, timeoutMs: 120_000 });
+  try {
+    const build = await run(); // builds the Keep's bundle: no Keep starts early
+    assert.equal(build.code, 0, build.stderr);
+    const first = await run();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /started early, by the host/);
+    const left = readFileSync(file, 'utf8');
+    const command = JSON.parse(left) as { command: string; args: string[]; options: { env: object } };
+    assert.ok(command.args.includes('--permission') && command.args.at(-1)!.startsWith(cache), 'the Keep command, with its bundle');
+    assert.deepEqual(command.options.env, {});
+
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(second.stdout, 'Hello, world!\n');
+    assert.match(second.stderr, /started early, by the launcher/);
+
+    // A command that is no longer the host's (here one more Node flag) is killed, not used, and replaced.
+    writeFileSync(file, JSON.stringify({ ...command, args: [...command.args.slice(0, -1), '--max-old-space-size=64', command.args.at(-1)] }));
+    const changed = await run();
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr, /started early, by the host/);
+    assert.equal(readFileSync(file, 'utf8'), left, 'the file holds the current command again');
+
+    // The file is a cache, not a configuration: nothing but Node (through setpriv) is started from it.
+    writeFileSync(file, JSON.stringify({ ...command, command: '/bin/sh', args: ['-c', `touch ${join(cache, 'ran')}`] }));
+    const foreign = await run();
+    assert.equal(foreign.code, 0, foreign.stderr);
+    assert.match(foreign.stderr, /started early, by the host/);
+    assert.equal(processesUsing(join(cache, 'ran')).length, 0);
+    assert.throws(() => readFileSync(join(cache, 'ran')), /ENOENT/);
+
+    // A directory grant changes the Keep's command: the launcher leaves such runs to the host.
+    const granted = await run('--dir', cache);
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.match(granted.stderr, /started early, by the host/);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test('a Keep the launcher started is killed when the run does not take it (a usage error, help)', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-launcher-keep-'));
+  try {
+    for (let i = 0; i < 2; i++) assert.equal((await runEnarx(['run', example('hello')], { env: { ENARX_KEEP_CACHE: cache }, timeoutMs: 120_000 })).code, 0);
+    assert.ok(readFileSync(join(cache, 'launcher-keep.json'), 'utf8').length > 0, 'the launcher has a command to start');
+    for (const args of [['run', '--help'], ['run', '--memory-limit']]) {
+      const r = await runEnarx(args, { env: { ENARX_KEEP_CACHE: cache }, timeoutMs: 20_000 });
+      assert.notEqual(r.stdout + r.stderr, '', args.join(' '));
+      assert.equal(r.signal, null, `enarx ${args.join(' ')} exits on its own: the unused Keep does not hold it`);
+    }
+    // Killed by the launcher as it exits (and by the kernel with it); give the kernel a moment to reap.
+    for (let i = 0; i < 50 && processesUsing(cache).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(processesUsing(cache), []);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});

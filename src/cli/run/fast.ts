@@ -49,7 +49,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
   // start early, the run starts it the regular way (and reports why, if it cannot at all).
   const early = await prestart(parsed.flags).catch(() => undefined);
   const { EnarxError, exitCodeOf, formatError } = await import('../errors.ts');
-  const { setLogLevel } = await import('../output.ts');
+  const { log, setLogLevel } = await import('../output.ts');
   let code: number;
   try {
     if (parsed.logLevel) {
@@ -59,6 +59,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
+    if (early?.by) log('debug', `the Keep process was started early, by ${early.by === 'launcher' ? 'the launcher' : 'the host'}`);
     const { runCommand } = await (await import('./load.ts')).loadRunPath();
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {
@@ -66,7 +67,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
     if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) process.stderr.write(`${err.stack}\n`);
     code = exitCodeOf(err);
   }
-  early?.discardPrestarted();
+  early?.module.discardPrestarted();
   await flushed(process.stdout);
   await flushed(process.stderr);
   process.exit(code);
@@ -77,15 +78,14 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
  * follow from the flags alone (no Enarx.toml to parse); runProcessKeep takes it, or discards it
  * if its grants differ.
  */
-async function prestart(flags: RunFlags): Promise<typeof import('../../keep/process/prestart.ts') | undefined> {
+async function prestart(flags: RunFlags): Promise<{ module: typeof import('../../keep/process/prestart.ts'); by: 'launcher' | 'host' | undefined } | undefined> {
   const backend = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   if ((backend !== undefined && backend !== 'process') || flags.wasmcfgfile !== undefined || process.env.ENARX_WASMCFGFILE) return undefined;
   // --dir HOST or HOST::GUEST: HOST is granted read and write (an invalid value fails later, as usual).
   const dirs = flags.dir.map((d) => (d.includes('::') ? d.slice(0, d.indexOf('::')) : d));
   if (dirs.some((d) => d === '')) return undefined;
-  const early = await import('../../keep/process/prestart.ts');
-  early.prestartKeep({ readDirs: dirs, writeDirs: dirs });
-  return early;
+  const module = await import('../../keep/process/prestart.ts');
+  return { module, by: module.prestartKeep({ readDirs: dirs, writeDirs: dirs }) };
 }
 
 /**

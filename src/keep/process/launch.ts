@@ -88,10 +88,20 @@ export function indexedKeepCommand(grants: KeepGrants): { command: string; args:
   return index ? { ...commandFor(index.file, grants, {}), isCurrent: () => index.isCurrent() } : undefined;
 }
 
-/** Starts a Keep process: no stdin or stdout, stderr (diagnostics) and fd 3 (the sallyport) piped, an empty environment. */
+/** How a Keep process is spawned: no stdin or stdout, stderr (diagnostics) and fd 3 (the sallyport) piped, an empty environment. */
+export const KEEP_SPAWN_OPTIONS = { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true } as const;
+
+/** Starts a Keep process (KEEP_SPAWN_OPTIONS). */
 export function spawnKeep(command: { command: string; args: string[] }): ChildProcess {
-  return spawn(command.command, command.args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true });
+  return spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: [...KEEP_SPAWN_OPTIONS.stdio] });
 }
+
+/**
+ * Where the host leaves the command of a Keep without directory grants, for bin/enarx.js to start
+ * one before it loads any module (see prestart.ts). It sits with the Keep's bundle, which the
+ * host runs anyway: whoever can write one can write the other.
+ */
+export const LAUNCHER_KEEP_FILE = join(KEEP_BUNDLE.cache, 'launcher-keep.json');
 
 function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptions): { command: string; args: string[] } {
   const node = [

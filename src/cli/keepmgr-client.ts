@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EnarxError, UsageError } from './errors.ts';
+import { type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './commands/platform-collateral.ts';
 import type { KeepmgrClient, AttestOptions, Session } from '../keepmgr/client.ts';
 
 export function addConnectionOptions(cmd: Command): Command {
@@ -19,7 +20,7 @@ export function addConnectionOptions(cmd: Command): Command {
 }
 
 export function addAttestOptions(cmd: Command): Command {
-  return cmd
+  return fetchCollateralFlags(cmd)
     .option('--policy <file>', 'attestation policy (steward.toml-style [snp]/[sgx]/[tdx] sections)')
     .option('--trust-test-root <pem>', "trust this test root (a software keep manager's ARK) in addition to the vendors'")
     .option('--insecure-unattested', 'accept a Keep that offers no attestation (software process Keep): development only');
@@ -68,8 +69,10 @@ export async function attestOptionsFrom(o: Record<string, unknown>): Promise<Att
   const policy = typeof o.policy === 'string' ? readFile(o.policy, 'policy') : undefined;
   const root = typeof o.trustTestRoot === 'string' ? readFile(o.trustTestRoot, 'test root') : undefined;
   if (root !== undefined && !root.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--trust-test-root ${String(o.trustTestRoot)} is not a PEM certificate`);
+  // `enarx deploy --keepmgr` has no collateral flags: it fetches with the environment's settings.
+  const collateral = fetchCollateralOptions({ fetchCollateral: true, collateralTimeout: '10', collateralRetries: '1', ...o } as FetchCollateralFlags);
   try {
-    const verifier = await libraryVerifier({ policy, trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [] });
+    const verifier = await libraryVerifier({ policy, trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [], ...(collateral ? { collateral } : {}) });
     return { verifier, allowUnattested: Boolean(o.insecureUnattested) };
   } catch (err) {
     throw new EnarxError(`policy ${String(o.policy)}: ${(err as Error).message}`, { hint: 'fix the policy file; docs/attestation.md describes its keys' });

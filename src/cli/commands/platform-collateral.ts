@@ -138,6 +138,39 @@ export function collateralOptions(
   };
 }
 
+/** The flags of a command that obtains the collateral evidence lacks (`steward serve`, `keep attest`). */
+export interface FetchCollateralFlags {
+  fetchCollateral: boolean;
+  offlineCollateral?: boolean;
+  collateralDir?: string;
+  kdsUrl?: string;
+  pcsUrl?: string;
+  intelCertsUrl?: string;
+  collateralTimeout: string;
+  collateralRetries: string;
+}
+
+export function fetchCollateralFlags(cmd: Command): Command {
+  return cmd
+    .option('--collateral-dir <dir>', 'collateral cache for evidence that lacks it (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
+    .option('--offline-collateral', 'take missing collateral from the cache only (fill it with enarx platform snp|sgx ... or enarx update-cache)')
+    .option('--no-fetch-collateral', 'never obtain collateral: evidence must carry all it needs (Enarx 0.7)')
+    .option('--kds-url <url>', 'AMD KDS base URL (default: $ENARX_KDS_URL or https://kdsintf.amd.com)')
+    .option('--pcs-url <url>', 'Intel PCS or PCCS base URL (default: $ENARX_PCS_URL or https://api.trustedservices.intel.com)')
+    .option('--intel-certs-url <url>', 'where the Intel Root CA CRL is (default: $ENARX_INTEL_CERTS_URL or https://certificates.trustedservices.intel.com)')
+    .option('--collateral-timeout <seconds>', 'per-request timeout for collateral downloads', '10')
+    .option('--collateral-retries <n>', 'retries after a failed collateral download', '1');
+}
+
+/** The collateral settings those flags give, or undefined with --no-fetch-collateral. */
+export function fetchCollateralOptions(flags: FetchCollateralFlags): Omit<CollateralOptions, 'now' | 'onProgress'> | undefined {
+  if (!flags.fetchCollateral) return undefined;
+  return collateralOptions(
+    { cacheDir: flags.collateralDir, offline: flags.offlineCollateral, kdsUrl: flags.kdsUrl, pcsUrl: flags.pcsUrl, intelCertsUrl: flags.intelCertsUrl, timeout: flags.collateralTimeout, retries: flags.collateralRetries },
+    { timeout: ['--collateral-timeout', 10], retries: ['--collateral-retries', 1] },
+  );
+}
+
 /** Runs a collateral operation, turning its errors into one-line CLI errors. */
 export async function run<T>(fn: () => Promise<T>): Promise<T> {
   const { CollateralError } = await import('../../collateral/index.ts');

@@ -3,8 +3,9 @@ import type { Cluster } from 'node:cluster';
 import type { TrustAnchor } from '../../attestation/x509.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
+import { type FetchCollateralFlags, fetchCollateralFlags } from './platform-collateral.ts';
 
-interface ServeFlags {
+interface ServeFlags extends FetchCollateralFlags {
   addr: string;
   port: string;
   key?: string;
@@ -20,14 +21,6 @@ interface ServeFlags {
   maxBody: string;
   workers: string;
   json?: boolean;
-  fetchCollateral: boolean;
-  offlineCollateral?: boolean;
-  collateralDir?: string;
-  kdsUrl?: string;
-  pcsUrl?: string;
-  intelCertsUrl?: string;
-  collateralTimeout: string;
-  collateralRetries: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -49,8 +42,9 @@ function parsePort(text: string): number {
 
 export function register(program: Command): void {
   const steward = program.command('steward').description('the attestation CA: issues certificates to Keeps whose evidence verifies');
-  steward
-    .command('serve')
+  fetchCollateralFlags(
+    steward
+      .command('serve')
     .description('serve certificates to attested Keeps (wire-compatible with Enarx Steward)')
     .option('-a, --addr <address>', 'address to listen on (env ROCKET_ADDRESS)', process.env.ROCKET_ADDRESS ?? '127.0.0.1')
     .option('-p, --port <port>', 'port to listen on; 0 picks a free one (env ROCKET_PORT)', process.env.ROCKET_PORT ?? '3000')
@@ -65,15 +59,8 @@ export function register(program: Command): void {
     .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (PEM/DER); such certificates are marked (repeatable)', collect, [])
     .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
-    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1')
-    .option('--collateral-dir <dir>', 'collateral cache for evidence that lacks it (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
-    .option('--offline-collateral', 'take missing collateral from the cache only (fill it with enarx platform snp|sgx ... or enarx update-cache)')
-    .option('--no-fetch-collateral', 'never obtain collateral: evidence must carry all it needs (Enarx 0.7)')
-    .option('--kds-url <url>', 'AMD KDS base URL (default: $ENARX_KDS_URL or https://kdsintf.amd.com)')
-    .option('--pcs-url <url>', 'Intel PCS or PCCS base URL (default: $ENARX_PCS_URL or https://api.trustedservices.intel.com)')
-    .option('--intel-certs-url <url>', 'where the Intel Root CA CRL is (default: $ENARX_INTEL_CERTS_URL or https://certificates.trustedservices.intel.com)')
-    .option('--collateral-timeout <seconds>', 'per-request timeout for collateral downloads', '10')
-    .option('--collateral-retries <n>', 'retries after a failed collateral download', '1')
+    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1'),
+  )
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
 }
@@ -215,12 +202,9 @@ async function serve(flags: ServeFlags): Promise<void> {
 
 /** The Steward's collateral source: the shared on-disk cache, refreshed from AMD KDS and Intel PCS unless offline. */
 async function collateralSource(flags: ServeFlags) {
-  const { collateralOptions } = await import('./platform-collateral.ts');
+  const { fetchCollateralOptions } = await import('./platform-collateral.ts');
   const { collateralProvider } = await import('../../steward/collateral.ts');
-  const options = collateralOptions(
-    { cacheDir: flags.collateralDir, offline: flags.offlineCollateral, kdsUrl: flags.kdsUrl, pcsUrl: flags.pcsUrl, intelCertsUrl: flags.intelCertsUrl, timeout: flags.collateralTimeout, retries: flags.collateralRetries },
-    { timeout: ['--collateral-timeout', 10], retries: ['--collateral-retries', 1] },
-  );
+  const options = fetchCollateralOptions(flags)!;
   const provider = collateralProvider({
     ...options,
     onProgress: (e) => {

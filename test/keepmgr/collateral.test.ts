@@ -1,0 +1,72 @@
+/**
+ * The keep manager's client verifies a --hardware Keep's bare quote or report: with the same
+ * collateral settings as `steward serve`, it gets what the evidence lacks from the cache and a
+ * (stand-in) AMD KDS / Intel PCS, and verifies again; --no-fetch-collateral keeps it offline.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { libraryVerifier } from '../../src/keepmgr/client.ts';
+import * as fx from '../collateral/fixtures.ts';
+import { closedUrl, startServer, type TestServer } from '../collateral/server.ts';
+import { runEnarx } from '../helpers/cli.ts';
+import { testdata } from '../helpers/paths.ts';
+
+const tdxQuote = new Uint8Array(readFileSync(testdata('attestation', 'tdx', 'phala-tdx-v4', 'quote.bin')));
+const TDX_NOW = new Date('2025-07-01T00:00:00Z');
+const dir = mkdtempSync(join(tmpdir(), 'enarx-keepmgr-collateral-'));
+let pcs: TestServer;
+before(async () => {
+  pcs = await startServer({ ...fx.phalaTdxRoutes(), ...fx.amdRoutes() });
+});
+after(async () => {
+  await pcs.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the keep manager client's verifier obtains missing collateral", () => {
+  it('a bare TDX quote verifies once the TCB info, QE identity and CRLs are fetched; without fetching it is missing collateral', async () => {
+    const offline = await libraryVerifier({ now: TDX_NOW });
+    const bare = await offline('tdx', tdxQuote, []);
+    assert.equal(bare.verified, false);
+    assert.equal(bare.failure?.code, 'missing-collateral');
+
+    const fetching = await libraryVerifier({ now: TDX_NOW, collateral: { cacheDir: join(dir, 'tdx'), intelBaseUrl: pcs.url, intelCertsBaseUrl: pcs.url, retries: 0 } });
+    const result = await fetching('tdx', tdxQuote, []);
+    assert.equal(result.verified, true, String(result.failure?.message));
+    assert.equal(result.revocationChecked, true);
+    assert.notEqual(result.claims.qeStatus, undefined);
+  });
+
+  it('an SNP report without its VCEK: the VCEK is fetched by CHIP_ID and REPORTED_TCB, and the policy still applies', async () => {
+    const fetching = await libraryVerifier({
+      now: new Date('2025-12-06T00:00:00Z'),
+      policy: '[snp]\nhash = ["' + '00'.repeat(48) + '"]\n',
+      collateral: { cacheDir: join(dir, 'snp'), amdBaseUrl: pcs.url, retries: 0 },
+    });
+    const result = await fetching('snp', fx.milanV2Report, []);
+    assert.equal(result.verified, true, String(result.failure?.message));
+    assert.equal(result.policy?.accepted, false, 'verified evidence still meets the policy');
+    assert.ok((pcs.hits.get(fx.MILAN_V2_VCEK_PATH) ?? 0) >= 1);
+  });
+
+  it('collateral that cannot be had is named in the refusal', async () => {
+    const unreachable = await closedUrl();
+    const fetching = await libraryVerifier({ now: TDX_NOW, collateral: { cacheDir: join(dir, 'none'), intelBaseUrl: unreachable, intelCertsBaseUrl: unreachable, retries: 0, timeoutMs: 2000 } });
+    const result = await fetching('tdx', tdxQuote, []);
+    assert.equal(result.verified, false);
+    assert.match(String(result.failure?.message), /\(and its collateral could not be obtained: cannot fetch the TDX TCB info for FMSPC B0C06F000000: /);
+  });
+
+  it('enarx keep attest takes the collateral flags of steward serve, and refuses bad values before connecting', async () => {
+    const help = await runEnarx(['keep', 'attest', '--help']);
+    for (const flag of ['--collateral-dir', '--offline-collateral', '--no-fetch-collateral', '--kds-url', '--pcs-url', '--intel-certs-url', '--collateral-timeout', '--collateral-retries']) {
+      assert.ok(help.stdout.includes(flag), `${flag} in:\n${help.stdout}`);
+    }
+    const bad = await runEnarx(['keep', 'attest', '--keepmgr', 'unix:/nonexistent.sock', '--collateral-timeout', 'soon', 'k']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--collateral-timeout must be a non-negative number, got 'soon'/);
+  });
+});

@@ -84,7 +84,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   const isolation = keepIsolation(o.keepUsers);
   // Keeps under their own users must be able to read the bundle wherever the cache sits.
   const bundle = isolation.users === 'per-keep' ? shareBundle(await keepBundle()) : await keepBundle();
-  const environment = { evidence: await evidenceSource(evidence), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
+  const { log } = await import('../cli/output.ts');
+  const environment = { evidence: await evidenceSource(evidence, { warn: (m) => log('warn', m) }), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({

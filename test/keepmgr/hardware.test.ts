@@ -57,3 +57,49 @@ test('a --hardware source on a machine without an attestation interface tells Ke
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a --hardware source answers its Keeps with their CSR's evidence: the quote and the host's collateral, in Enarx's encoding", async () => {
+  const { parseCsr } = await import('../../src/pki/index.ts');
+  const { ENARX_CRL_URLS } = await import('../../src/collateral/index.ts');
+  const { readFileSync } = await import('node:fs');
+  const extracted = (f: string) => new Uint8Array(readFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', f)));
+  const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
+  try {
+    writeFileSync(join(root, 'attestation_type'), 'dcap\n');
+    writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
+    copyFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', 'quote.bin'), join(root, 'quote'));
+    const asked: unknown[] = [];
+    const warnings: string[] = [];
+    await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
+      const source = await evidenceSource({ kind: 'hardware' }, {
+        warn: (m) => warnings.push(m),
+        collateral: async (request) => {
+          asked.push(request);
+          const crls = [
+            { url: ENARX_CRL_URLS.intelRoot, crl: extracted('crl-root.der') },
+            { url: ENARX_CRL_URLS.intelPck('processor'), crl: extracted('crl-pck-processor.der') },
+            { url: ENARX_CRL_URLS.intelPck('platform'), crl: extracted('crl-pck-platform.der') },
+          ];
+          const tcb = { certs: [extracted('tcb-signing.der'), new Uint8Array(readFileSync(testdata('enarx-steward', 'roots', 'sgx', 'root.der')))], report: extracted('tcb-info.json') };
+          return { collateral: { leaf: null, crls, tcb, qe: null }, missing: ['the QE identity is not needed'] };
+        },
+      });
+      // The report data the recorded quote carries (SHA-256 of the real CSR's key), as a challenge would have it.
+      const quote = extracted('quote.bin');
+      const got = await source.collect(quote.slice(368, 432));
+      assert.deepEqual(got.evidence, quote);
+      assert.deepEqual(asked, [{ kind: 'sgx', fmspc: '00706E470000', ca: 'processor' }]);
+      assert.deepEqual(got.forKeep, parseCsr(new Uint8Array(readFileSync(testdata('enarx-steward', 'csr', 'icelake.signed.tcb.crl.single.i5.csr')))).evidence[0]!.der);
+      assert.deepEqual(warnings, ["collateral for a Keep's CSR: the QE identity is not needed"]);
+
+      // A host without collateral still answers, with the quote alone in Enarx's structure.
+      const bare = await evidenceSource({ kind: 'hardware' }, { warn: (m) => warnings.push(m), collateral: async () => Promise.reject(new Error('offline')) });
+      const alone = await bare.collect(quote.slice(368, 432));
+      const { decodeSgxEvidence } = await import('../../src/pki/index.ts');
+      assert.deepEqual(decodeSgxEvidence(alone.forKeep), { quote, crls: [], tcb: { certs: [], report: new Uint8Array(0) } });
+      assert.match(warnings.at(-1)!, /^a Keep's CSR goes without collateral \(offline\)/);
+    });
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

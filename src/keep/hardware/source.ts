@@ -40,7 +40,7 @@ export interface HardwareSourceOptions {
  * Enarx's Evidence (the VCEK or VLEK from the certificate table the host provisioned through
  * configfs-tsm's auxblob, else from the host's collateral; the ARK CRLs), or, with no VCEK at all,
  * the bare report for a Steward that fetches it; SGX as Enarx's SgxEvidence (quote, CRLs, TCB
- * info); TDX in our TdxEvidence (the same, plus the QE identity). See docs/attestation.md.
+ * info); TDX in our TdxEvidence (the same, plus the QE identity). See docs/keep-hardware.md.
  */
 export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: EvidenceInterface, options: HardwareSourceOptions = {}): EvidenceSource {
   const fs = options.fs ?? nodeFs;
@@ -60,26 +60,34 @@ export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: Evidenc
       if (via.via === 'gramine') {
         if (kind !== 'sgx') throw new CollectionError(`Gramine gives SGX quotes, not ${kind} evidence`);
         const quote = await collectGramine(reportData, { root: via.root, fs });
-        const host = await ask(() => intelCollateralRequest('sgx', quote));
-        return { enarxEvidence: { kind: 'sgx', der: encodeSgxEvidence({ quote, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB }) } };
+        return csrEvidence('sgx', quote, undefined, await ask(() => intelCollateralRequest('sgx', quote)));
       }
       const got = await collectTsm(reportData, { root: via.root, fs });
       if (got.kind !== kind) throw new CollectionError(`configfs-tsm's provider ${got.provider} gives ${got.kind} evidence, not ${kind}`);
-      if (got.kind === 'tdx') {
-        const host = await ask(() => intelCollateralRequest('tdx', got.evidence));
-        const stmt = encodeTdxEvidence({ quote: got.evidence, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB, ...(host?.qe ? { qeIdentity: host.qe } : {}) });
-        return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt }], certs: [] } };
-      }
+      if (got.kind === 'tdx') return csrEvidence('tdx', got.evidence, undefined, await ask(() => intelCollateralRequest('tdx', got.evidence)));
       const provisioned = got.auxblob ? parseCertTable(got.auxblob).find((e) => e.name === 'vcek' || e.name === 'vlek')?.der : undefined;
-      const host = await ask(() => snpCollateralRequest(got.evidence, !provisioned));
-      const vcek = provisioned ?? host?.leaf;
-      if (!vcek) {
-        // No VCEK from anyone: Enarx's SNP Evidence cannot omit it, so the bare report goes in a
-        // csr-attestation statement of ours, and the Steward fetches the VCEK from AMD KDS for the
-        // report's CHIP_ID and REPORTED_TCB (docs/steward.md).
-        return { attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(got.evidence) }], certs: [] } };
-      }
-      return { enarxEvidence: { kind: 'snp', der: encodeSnpEvidence({ vcek, crls: host?.crls ?? [], report: got.evidence }) } };
+      return csrEvidence('snp', got.evidence, provisioned, await ask(() => snpCollateralRequest(got.evidence, !provisioned)));
     },
   };
+}
+
+/**
+ * The CSR evidence for a hardware `evidence` (SNP report, SGX or TDX quote), with the VCEK the
+ * certificate table provisioned (SNP) and the host's collateral, in Enarx's encodings (see
+ * hardwareEvidenceSource). A VCEK from the certificate table wins over the host's.
+ */
+export function csrEvidence(kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, provisionedLeaf: Uint8Array | undefined, host: HostCollateral | null): Awaited<ReturnType<EvidenceSource['collect']>> {
+  if (kind === 'sgx') return { enarxEvidence: { kind: 'sgx', der: encodeSgxEvidence({ quote: evidence, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB }) } };
+  if (kind === 'tdx') {
+    const stmt = encodeTdxEvidence({ quote: evidence, crls: host?.crls ?? [], tcb: host?.tcb ?? NO_TCB, ...(host?.qe ? { qeIdentity: host.qe } : {}) });
+    return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt }], certs: [] } };
+  }
+  const vcek = provisionedLeaf ?? host?.leaf;
+  if (!vcek) {
+    // No VCEK from anyone: Enarx's SNP Evidence cannot omit it, so the bare report goes in a
+    // csr-attestation statement of ours, and the Steward fetches the VCEK from AMD KDS for the
+    // report's CHIP_ID and REPORTED_TCB (docs/steward.md).
+    return { attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: encodeSnpReportEvidence(evidence) }], certs: [] } };
+  }
+  return { enarxEvidence: { kind: 'snp', der: encodeSnpEvidence({ vcek, crls: host?.crls ?? [], report: evidence }) } };
 }

@@ -384,7 +384,7 @@ export class KeepSide {
           '(run inside an SEV-SNP or TDX VM with configfs-tsm, or a Gramine SGX enclave; for development, `enarx platform test-root create` then `enarx run --software-evidence DIR`)',
       );
     }
-    const [{ requestStewardIdentity, postOverDial }, { attestationStatementType }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
+    const [{ requestStewardIdentity, postOverDial }, { attestationStatementType, OID_EVIDENCE_SNP_REPORT }] = await Promise.all([import('../steward.ts'), import('../../pki/index.ts')]);
     // A hardware Keep asks the hardware itself, through the paths its host granted; otherwise the
     // host's `attest` answers (software evidence), which it cannot forge either.
     const hardware = collect
@@ -403,6 +403,9 @@ export class KeepSide {
           const e = await this.services.attest(reportData);
           if (e.kind !== kind) throw new Error(`the host returned ${e.kind} evidence, not the announced ${kind}`);
           if (e.kind === 'tdx') return { attestation: { attestations: [{ type: attestationStatementType('tdx'), stmt: e.bytes }], certs: [] } };
+          // A hardware host with no VCEK for its report sends our bare-report statement (an OCTET
+          // STRING, 0x04), never Enarx's Evidence (a SEQUENCE, 0x30).
+          if (e.kind === 'snp' && e.bytes[0] === 0x04) return { attestation: { attestations: [{ type: OID_EVIDENCE_SNP_REPORT, stmt: e.bytes }], certs: [] } };
           return { enarxEvidence: { kind, der: e.bytes } as { kind: 'snp' | 'sgx'; der: Uint8Array } };
         },
       },

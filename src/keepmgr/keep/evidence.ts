@@ -37,7 +37,14 @@ export interface EvidenceSource {
   collect(reportData: Uint8Array): Promise<Collected>;
 }
 
-export async function evidenceSource(config: EvidenceConfig): Promise<EvidenceSource> {
+export interface EvidenceSourceOptions {
+  /** Where a --hardware daemon gets the collateral its Keeps' CSRs carry; by default the collateral cache (env settings). */
+  collateral?: (request: import('../../sallyport/index.ts').CollateralRequest) => Promise<{ collateral: import('../../sallyport/index.ts').HostCollateral; missing: string[] }>;
+  /** Told what collateral could not be had. */
+  warn?: (message: string) => void;
+}
+
+export async function evidenceSource(config: EvidenceConfig, options: EvidenceSourceOptions = {}): Promise<EvidenceSource> {
   switch (config.kind) {
     case 'none':
       return {
@@ -67,25 +74,42 @@ export async function evidenceSource(config: EvidenceConfig): Promise<EvidenceSo
       };
     }
     case 'hardware': {
-      const [{ collectEvidence }, { encodeSnpEvidence }, { hardwarePaths }, { detectHardware }] = await Promise.all([
+      const [{ collectEvidence }, { hardwarePaths }, { detectHardware }, { csrEvidence }, requests] = await Promise.all([
         import('../../keep/hardware/index.ts'),
-        import('../../pki/index.ts'),
         import('../../keep/hardware/backend.ts'),
         import('../../keep/hardware/detect.ts'),
+        import('../../keep/hardware/source.ts'),
+        import('../../keep/hardware/collateral.ts'),
       ]);
       // The same interfaces `enarx platform info` and `enarx run` use (ENARX_TSM_REPORT_ROOT, ENARX_GRAMINE_ROOT).
       const paths = hardwarePaths();
       // Keeps are told their evidence kind up front, so that a Steward key is made on the curve it
       // needs (P-384 for SNP, P-256 for quotes); where no interface works, challenges say why.
       const { kinds } = await detectHardware(paths);
+      let source = options.collateral;
+      const warn = options.warn ?? (() => {});
+      // What an Enarx 0.7 Steward needs in the Keep's CSR: the host's collateral, as `enarx run` relays it.
+      const collateral = async (kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, haveLeaf: boolean) => {
+        try {
+          source ??= (await import('../../collateral/keep.ts')).keepCollateralSource();
+          const request = kind === 'snp' ? await requests.snpCollateralRequest(evidence, !haveLeaf) : await requests.intelCollateralRequest(kind, evidence);
+          const got = await source(request);
+          for (const m of got.missing) warn(`collateral for a Keep's CSR: ${m}`);
+          return got.collateral;
+        } catch (err) {
+          warn(`a Keep's CSR goes without collateral (${(err as Error).message}); a Steward that fetches none, as Enarx 0.7's, will refuse it`);
+          return null;
+        }
+      };
       return {
         kind: 'hardware',
         keepKind: kinds[0] ?? null,
         collect: async (reportData) => {
           const got = await collectEvidence(reportData, { tsmRoot: paths.tsmRoot, gramineRoot: paths.gramineRoot });
-          const vcek = got.auxCerts[0];
-          // The Keep needs Enarx's DER for a Steward: SNP with its VCEK; quotes go as they are.
-          const forKeep = got.kind === 'snp' && vcek ? encodeSnpEvidence({ vcek, crls: [], report: got.evidence }) : got.evidence;
+          const leaf = got.kind === 'snp' ? got.auxCerts[0] : undefined;
+          // The Keep's `evidence` answer is its CSR's evidence (Enarx's DER, or our statement's).
+          const csr = csrEvidence(got.kind, got.evidence, leaf, await collateral(got.kind, got.evidence, leaf !== undefined));
+          const forKeep = 'enarxEvidence' in csr ? csr.enarxEvidence.der : csr.attestation.attestations[0]!.stmt;
           return { kind: got.kind, evidence: got.evidence, certs: got.auxCerts, forKeep };
         },
       };

@@ -140,6 +140,39 @@ test('collateral requests and answers are checked field by field: only well-form
   assert.throws(() => decodeMessage(encode(['collateral', 1, { ...ok, leaf: Uint8Array.of(0x30, 0x82, 0x00, 0x80, ...new Uint8Array(128)) }, null]), 'host-to-keep'), /one DER SEQUENCE/);
 });
 
+test('collateral messages with well-shaped keys and random values decode or fail with ProtocolError, and what decodes round-trips', () => {
+  const der = fc.uint8Array({ maxLength: 40 }).map((b) => Uint8Array.of(0x30, b.length, ...b));
+  const bytes = fc.oneof(der, fc.uint8Array({ maxLength: 70 }), fc.constant(Uint8Array.of(0x30, 0x81, 0x80)));
+  const anything = fc.oneof(bytes, fc.string({ maxLength: 20 }), fc.integer(), fc.boolean(), fc.constant(null), fc.array(bytes, { maxLength: 3 }));
+  const doc = fc.oneof(fc.constant(null), fc.record({ certs: fc.oneof(fc.array(der, { maxLength: 9 }), anything), report: fc.oneof(bytes, anything) }));
+  const url = fc.oneof(fc.constant('https://kdsintf.amd.com/vcek/v1/Milan/crl'), fc.webUrl(), fc.string({ maxLength: 20 }));
+  const answer = fc.record({
+    leaf: fc.oneof(fc.constant(null), bytes, anything),
+    crls: fc.oneof(fc.array(fc.tuple(url, fc.oneof(der, anything)), { maxLength: 9 }), anything),
+    tcb: doc,
+    qe: doc,
+  });
+  const request = fc.oneof(
+    fc.record({ kind: fc.constantFrom('snp', 'sgx', 'kvm'), key: fc.constantFrom('vcek', 'vlek', 'x'), product: fc.constantFrom(null, 'Milan', 'Turin', 'Naples'), chipId: fc.uint8Array({ minLength: 62, maxLength: 66 }), tcb: fc.uint8Array({ minLength: 7, maxLength: 9 }), leaf: fc.oneof(fc.boolean(), anything) }, { requiredKeys: ['kind'] }),
+    fc.record({ kind: fc.constantFrom('sgx', 'tdx', 'snp'), fmspc: fc.oneof(fc.constant('00906ED50000'), fc.string({ maxLength: 13 })), ca: fc.constantFrom('processor', 'platform', 'root') }, { requiredKeys: ['kind'] }),
+  );
+  const messages = fc.oneof(
+    fc.tuple(fc.constant('host-to-keep' as const), fc.tuple(fc.constant('collateral'), fc.nat(), fc.oneof(answer, anything), fc.oneof(fc.constant(null), fc.string({ maxLength: 30 })))),
+    fc.tuple(fc.constant('keep-to-host' as const), fc.tuple(fc.constant('get-collateral'), fc.nat(), fc.oneof(request, anything))),
+  );
+  fc.assert(
+    fc.property(messages, ([dir, m]) => {
+      try {
+        const decoded = decodeMessage(encode(m), dir);
+        assert.deepEqual(decodeMessage(encodeMessage(decoded), dir), decoded);
+      } catch (e) {
+        assert.ok(e instanceof ProtocolError, String(e));
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});
+
 test('a message is refused in the wrong direction', () => {
   assert.throws(() => decodeMessage(encodeMessage({ t: 'exit', code: 0 }), 'host-to-keep'), /host may not send 'exit'/);
   assert.throws(() => decodeMessage(encodeMessage(hostSamples[0]!), 'keep-to-host'), /Keep may not send 'hello'/);

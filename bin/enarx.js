@@ -87,7 +87,7 @@ function startKeep() {
   if (setpriv && !args.includes(process.execPath)) return;
   if (typeof options !== 'object' || !Array.isArray(options?.stdio) || JSON.stringify(options.env) !== '{}') return;
   const child = process.getBuiltinModule('node:child_process').spawn(command, args, options);
-  const started = { child, command, args, failed: false };
+  const started = { child, command, args, options, failed: false };
   child.once('error', () => (started.failed = true));
   // Until the run takes it, it must not keep this process alive (after a usage error, say).
   child.unref();

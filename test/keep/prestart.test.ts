@@ -126,6 +126,13 @@ test('the launcher starts a plain run\'s Keep itself, with the command the last 
     assert.match(changed.stderr, /started early, by the host/);
     assert.equal(readFileSync(file, 'utf8'), left, 'the file holds the current command again');
 
+    // So is one whose command matches but whose spawn differs (a file another version left).
+    writeFileSync(file, JSON.stringify({ ...command, options: { ...command.options, stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] } }));
+    const otherStdio = await run();
+    assert.equal(otherStdio.code, 0, otherStdio.stderr);
+    assert.match(otherStdio.stderr, /started early, by the host/);
+    assert.equal(readFileSync(file, 'utf8'), left);
+
     // The file is a cache, not a configuration: nothing but Node (through setpriv) is started from it.
     writeFileSync(file, JSON.stringify({ ...command, command: '/bin/sh', args: ['-c', `touch ${join(cache, 'ran')}`] }));
     const foreign = await run();

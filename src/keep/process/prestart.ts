@@ -19,7 +19,7 @@ const { resolve } = process.getBuiltinModule('node:path');
 
 /** Where bin/enarx.js leaves the Keep it started: `{ child, command, args }`. */
 const LAUNCHER_KEEP = Symbol.for('enarx.launcher-keep');
-type LauncherKeep = { child: ChildProcess; command: string; args: string[]; failed: boolean };
+type LauncherKeep = { child: ChildProcess; command: string; args: string[]; options: unknown; failed: boolean };
 
 /** The Keep bin/enarx.js started, handed over once; undefined if it started none. */
 function takeLauncherKeep(): LauncherKeep | undefined {
@@ -63,7 +63,13 @@ export function prestartKeep(grants: KeepGrants): 'launcher' | 'host' | undefine
   if (early) return void started?.child.kill('SIGKILL');
   const command = indexedKeepCommand(grants);
   if (!command) return void started?.child.kill('SIGKILL');
-  const same = started && !started.failed && started.command === command.command && JSON.stringify(started.args) === JSON.stringify(command.args);
+  // The whole spawn, stdio layout included: a file left by another version must not be half right.
+  const same =
+    started &&
+    !started.failed &&
+    started.command === command.command &&
+    JSON.stringify(started.args) === JSON.stringify(command.args) &&
+    JSON.stringify(started.options) === JSON.stringify(KEEP_SPAWN_OPTIONS);
   if (started && !same) started.child.kill('SIGKILL');
   if (same) {
     started.child.ref();

@@ -1,4 +1,5 @@
 import { toHex } from '../attestation/bytes.ts';
+import { KDS_PRODUCT_NAMES, productOfCpu } from '../attestation/snp/report.ts';
 import { parseCertificate, parseCertificates, parseCrl } from '../attestation/x509.ts';
 import { CollateralError, type CollateralService, type Document } from './service.ts';
 
@@ -45,14 +46,8 @@ export function vcekUrl(base: string, product: AmdProduct, chipId: Uint8Array, t
 export function reportIdentity(report: Uint8Array, product?: AmdProduct): { product: AmdProduct; chipId: Uint8Array; tcb: SnpTcb } {
   if (report.length !== 0x4a0) throw new CollateralError(`an SNP report is 1184 bytes, got ${report.length}`);
   const version = report[0]! | (report[1]! << 8);
-  let detected: AmdProduct | undefined;
-  if (version >= 3) {
-    const family = report[0x188]!;
-    const model = report[0x189]!;
-    if (family === 0x19 && model <= 0x0f) detected = 'Milan';
-    else if (family === 0x19 && ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf))) detected = 'Genoa';
-    else if (family === 0x1a && model <= 0x11) detected = 'Turin';
-  }
+  const cpu = version >= 3 ? productOfCpu(report[0x188]!, report[0x189]!) : undefined;
+  const detected: AmdProduct | undefined = cpu && KDS_PRODUCT_NAMES[cpu];
   const chosen = product ?? detected;
   if (!chosen) throw new CollateralError(`cannot tell the AMD product of a version ${version} report; give --product (${AMD_PRODUCTS.join(', ')})`);
   if (product && detected && product !== detected) throw new CollateralError(`the report is from a ${detected} CPU, not ${product}`);

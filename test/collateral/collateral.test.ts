@@ -80,6 +80,10 @@ describe('AMD KDS', () => {
     assert.throws(() => reportIdentity(fx.milanV2Report), /give --product/);
     assert.throws(() => reportIdentity(fx.genoaReport, 'Milan'), /from a Genoa CPU, not Milan/);
     assert.throws(() => reportIdentity(fx.genoaReport.subarray(1)), /1184 bytes, got 1183/);
+    // The verifier's CPUID table: a dense Turin part (family 0x1A, model 0x12) is Turin here too.
+    const denseTurin = fx.genoaReport.slice();
+    denseTurin.set([0x1a, 0x12], 0x188);
+    assert.equal(reportIdentity(denseTurin).product, 'Turin');
   });
   it('fetches cert chains and CRLs, which expire at their nextUpdate', async () => {
     const { s } = service();

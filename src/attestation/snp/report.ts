@@ -236,13 +236,19 @@ export function decodeTcb(raw: Uint8Array, product: SnpProduct): SnpTcb {
  * 0x12) parts.
  */
 export function productFromCpuid(report: SnpReport): SnpProduct | undefined {
-  const c = report.cpuid;
-  if (!c) return undefined;
-  if (c.familyId === 0x19 && c.modelId <= 0x0f) return 'milan';
-  if (c.familyId === 0x19 && ((c.modelId >= 0x10 && c.modelId <= 0x1f) || (c.modelId >= 0xa0 && c.modelId <= 0xaf))) return 'genoa';
-  if (c.familyId === 0x1a && c.modelId <= 0x1f) return 'turin';
+  return report.cpuid ? productOfCpu(report.cpuid.familyId, report.cpuid.modelId) : undefined;
+}
+
+/** productFromCpuid's table, for a family and model read from a report's CPUID bytes (0x188, 0x189). */
+export function productOfCpu(familyId: number, modelId: number): SnpProduct | undefined {
+  if (familyId === 0x19 && modelId <= 0x0f) return 'milan';
+  if (familyId === 0x19 && ((modelId >= 0x10 && modelId <= 0x1f) || (modelId >= 0xa0 && modelId <= 0xaf))) return 'genoa';
+  if (familyId === 0x1a && modelId <= 0x1f) return 'turin';
   return undefined;
 }
+
+/** Each product's name in AMD KDS paths (Genoa's also serves Bergamo and Siena). */
+export const KDS_PRODUCT_NAMES = { milan: 'Milan', genoa: 'Genoa', turin: 'Turin' } as const;
 
 const version = (v: SnpFirmwareVersion) => ({ major: v.major, minor: v.minor, build: v.build, text: `${v.major}.${v.minor}.${v.build}` });
 

@@ -10,14 +10,12 @@ import { CollectionError } from './fs.ts';
 /** Asks the host for collateral; rejects with the host's reason when it has none. */
 export type CollateralFetch = (request: CollateralRequest) => Promise<HostCollateral>;
 
-const PRODUCTS = { milan: 'Milan', genoa: 'Genoa', turin: 'Turin' } as const;
-
 /** The request for an SNP report: its signing key, product (v3+), CHIP_ID and REPORTED_TCB. */
 export async function snpCollateralRequest(report: Uint8Array, needLeaf: boolean): Promise<CollateralRequest> {
-  const { parseSnpReport, productFromCpuid } = await import('../../attestation/snp/report.ts');
+  const { KDS_PRODUCT_NAMES, parseSnpReport, productFromCpuid } = await import('../../attestation/snp/report.ts');
   const parsed = parseSnpReport(report);
   const product = productFromCpuid(parsed);
-  return { kind: 'snp', key: parsed.signingKey, product: product ? PRODUCTS[product] : null, chipId: parsed.chipId, tcb: parsed.reportedTcb, leaf: needLeaf };
+  return { kind: 'snp', key: parsed.signingKey, product: product ? KDS_PRODUCT_NAMES[product] : null, chipId: parsed.chipId, tcb: parsed.reportedTcb, leaf: needLeaf };
 }
 
 /** The request for an SGX or TDX quote: the FMSPC and CA of the PCK certificate it carries. */

@@ -70,7 +70,7 @@ function ungrantedProcessRun(args) {
 
 /**
  * Starts the Keep with the command the last run left next to the Keep's bundle (prestart.ts writes
- * it, and uses this Keep only if that is still the command it computes; otherwise it kills it). The
+ * it, and uses this Keep only if that is still the spawn it computes; otherwise it kills it). The
  * file is a cache, so only Node itself, or setpriv starting this Node, is started from it.
  */
 function startKeep() {

@@ -11,7 +11,8 @@
  * TypeScript stripper, undici, wabt in tests) has run, each combination of them we tried aborted
  * V8 in one case or another (failed CHECKs on tiering feedback, inlining or deopt data).
  * The launcher sets them first thing unless the run's workload goes to a process Keep, and the
- * process Keep sets them once its entry has loaded its code and opened its pipe. Code that runs Keeps in-process (tests) does not.
+ * process Keep sets them once its entry has loaded its code and opened its pipe. Code that runs
+ * Keeps in-process (tests) does not.
  */
 export const OPTIMISING_TIER_FLAGS = '--no-liftoff --no-wasm-dynamic-tiering --no-wasm-deopt';
 

@@ -8,8 +8,8 @@
  *
  * Earlier still: for a run without directory grants, bin/enarx.js starts the Keep before it loads
  * any module, with the command the last run left in LAUNCHER_KEEP_FILE. That Keep is used only if
- * its command is exactly the one this host computes now (else it is killed, and the file brought
- * up to date); like any early Keep, only if its bundle is current.
+ * its command and spawn options are exactly the ones this host computes now (else it is killed, and
+ * the file brought up to date); like any early Keep, only if its bundle is current.
  */
 import type { ChildProcess } from 'node:child_process';
 import { indexedKeepCommand, KEEP_SPAWN_OPTIONS, LAUNCHER_KEEP_FILE, spawnKeep } from './launch.ts';
@@ -17,7 +17,7 @@ import type { KeepGrants } from './launch.ts';
 
 const { resolve } = process.getBuiltinModule('node:path');
 
-/** Where bin/enarx.js leaves the Keep it started: `{ child, command, args }`. */
+/** Where bin/enarx.js leaves the Keep it started, with how it started it. */
 const LAUNCHER_KEEP = Symbol.for('enarx.launcher-keep');
 type LauncherKeep = { child: ChildProcess; command: string; args: string[]; options: unknown; failed: boolean };
 
@@ -65,17 +65,19 @@ export function prestartKeep(grants: KeepGrants): 'launcher' | 'host' | undefine
   if (!command) return void started?.child.kill('SIGKILL');
   // The whole spawn, stdio layout included: a file left by another version must not be half right.
   const same =
-    started &&
+    started !== undefined &&
     !started.failed &&
-    started.command === command.command &&
-    JSON.stringify(started.args) === JSON.stringify(command.args) &&
-    JSON.stringify(started.options) === JSON.stringify(KEEP_SPAWN_OPTIONS);
-  if (started && !same) started.child.kill('SIGKILL');
+    JSON.stringify([started.command, started.args, started.options]) === JSON.stringify([command.command, command.args, KEEP_SPAWN_OPTIONS]);
+  let child: ChildProcess;
   if (same) {
-    started.child.ref();
-    for (const pipe of started.child.stdio) (pipe as { ref?: () => void } | null)?.ref?.();
+    // The launcher unreferenced it so that an unused Keep would not hold the process; now it is used.
+    child = started.child;
+    child.ref();
+    for (const pipe of child.stdio) (pipe as { ref?: () => void } | null)?.ref?.();
+  } else {
+    started?.child.kill('SIGKILL');
+    child = spawnKeep(command);
   }
-  const child = same ? started.child : spawnKeep(command);
   if (grants.readDirs.length === 0 && grants.writeDirs.length === 0 && !grants.attestation) rememberForLauncher(command);
   const entry = { child, key: grantsKey(grants), failed: false };
   // Until the host takes it, nobody else listens: a spawn error must not go unhandled.

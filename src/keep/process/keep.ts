@@ -44,6 +44,33 @@ const HOST_CLOSE_WAIT_MS = 5000;
 
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
 
+/** Requests the Keep makes of the host, answered by id: once each, and an answer to none is a violation. */
+class HostRequests<T, K extends string = string> {
+  readonly #pending = new Map<number, { kind: K; resolve: (value: T) => void; reject: (err: Error) => void }>();
+  readonly #send: (m: KeepMessage) => void;
+  #next = 1;
+
+  constructor(send: (m: KeepMessage) => void) {
+    this.#send = send;
+  }
+
+  request(kind: K, message: (id: number) => KeepMessage): Promise<T> {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { kind, resolve, reject });
+      this.#send(message(id));
+    });
+  }
+
+  /** The request of this kind that `answer` (a message type) answers. */
+  answered(id: number, kind: K, answer: string): { resolve: (value: T) => void; reject: (err: Error) => void } {
+    const pending = this.#pending.get(id);
+    if (pending?.kind !== kind) throw new ProtocolError(`'${answer}' for request ${id}, which was not made`);
+    this.#pending.delete(id);
+    return pending;
+  }
+}
+
 export class KeepSide {
   readonly #endpoint: KeepEndpoint;
   readonly #runWorkload: RunWorkload;
@@ -64,12 +91,10 @@ export class KeepSide {
   #lastHostStream = FIRST_DYNAMIC_STREAM;
   #nextKeepStream = FIRST_DYNAMIC_STREAM;
   readonly #dials = new Map<number, PendingDial>();
-  readonly #attests = new Map<number, { resolve: (e: { kind: string; bytes: Uint8Array }) => void; reject: (err: Error) => void }>();
-  #nextAttest = 1;
-  readonly #collaterals = new Map<number, { resolve: (c: HostCollateral) => void; reject: (err: Error) => void }>();
-  /** File-system calls the host makes for the Keep (symlink, fsync), by request id. */
-  readonly #hostFs = new Map<number, { kind: 'symlink' | 'fsync'; resolve: () => void; reject: (err: Error) => void }>();
-  #nextHostFs = 1;
+  readonly #attests = new HostRequests<{ kind: string; bytes: Uint8Array }>((m) => this.#endpoint.send(m));
+  readonly #collaterals = new HostRequests<HostCollateral>((m) => this.#endpoint.send(m));
+  /** File-system calls the host makes for the Keep (symlink, fsync). */
+  readonly #hostFs = new HostRequests<void, 'symlink' | 'fsync'>((m) => this.#endpoint.send(m));
   #finishing = false;
   readonly #abort = new AbortController();
   readonly services: KeepServices;
@@ -171,17 +196,13 @@ export class KeepSide {
         return;
       }
       case 'evidence': {
-        const pending = this.#attests.get(m.id);
-        if (!pending) throw new ProtocolError(`'evidence' for request ${m.id}, which was not made`);
-        this.#attests.delete(m.id);
+        const pending = this.#attests.answered(m.id, 'attest', m.t);
         if (m.bytes && m.kind) pending.resolve({ kind: m.kind, bytes: m.bytes });
         else pending.reject(new Error(m.error ?? 'no evidence'));
         return;
       }
       case 'collateral': {
-        const pending = this.#collaterals.get(m.id);
-        if (!pending) throw new ProtocolError(`'collateral' for request ${m.id}, which was not made`);
-        this.#collaterals.delete(m.id);
+        const pending = this.#collaterals.answered(m.id, 'get-collateral', m.t);
         if (m.collateral) pending.resolve(m.collateral);
         else pending.reject(new Error(m.error ?? 'no collateral'));
         return;
@@ -189,9 +210,7 @@ export class KeepSide {
       case 'symlinked':
       case 'fsynced': {
         const kind = m.t === 'symlinked' ? 'symlink' : 'fsync';
-        const pending = this.#hostFs.get(m.id);
-        if (pending?.kind !== kind) throw new ProtocolError(`'${m.t}' for request ${m.id}, which was not made`);
-        this.#hostFs.delete(m.id);
+        const pending = this.#hostFs.answered(m.id, kind, m.t);
         if (m.error === null) pending.resolve();
         else pending.reject(Object.assign(new Error(`the host's ${kind} failed: ${m.error}`), { code: m.error }));
         return;
@@ -460,20 +479,12 @@ export class KeepSide {
 
   #attest(reportData: Uint8Array): Promise<{ kind: string; bytes: Uint8Array }> {
     if (reportData.length !== 64) return Promise.reject(new RangeError('report data must be 64 bytes'));
-    const id = this.#nextAttest++;
-    return new Promise((resolve, reject) => {
-      this.#attests.set(id, { resolve, reject });
-      this.#endpoint.send({ t: 'attest', id, reportData });
-    });
+    return this.#attests.request('attest', (id) => ({ t: 'attest', id, reportData }));
   }
 
   /** The host's collateral for this Keep's evidence (public signed data, which the Steward verifies). */
   #collateral(request: CollateralRequest): Promise<HostCollateral> {
-    const id = this.#nextAttest++;
-    return new Promise((resolve, reject) => {
-      this.#collaterals.set(id, { resolve, reject });
-      this.#endpoint.send({ t: 'get-collateral', id, request });
-    });
+    return this.#collaterals.request('get-collateral', (id) => ({ t: 'get-collateral', id, request }));
   }
 
   /**
@@ -484,11 +495,7 @@ export class KeepSide {
     kind: 'symlink' | 'fsync',
     message: (id: number) => Extract<KeepMessage, { t: 'symlink' | 'fsync' }>,
   ): Promise<void> {
-    const id = this.#nextHostFs++;
-    return new Promise((resolve, reject) => {
-      this.#hostFs.set(id, { kind, resolve, reject });
-      this.#endpoint.send(message(id));
-    });
+    return this.#hostFs.request(kind, message);
   }
 
   async #descriptor(f: FileSpec): Promise<DescriptorCapability> {

@@ -3,7 +3,7 @@ import type { Cluster } from 'node:cluster';
 import type { TrustAnchor } from '../../attestation/x509.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
-import { type FetchCollateralFlags, fetchCollateralFlags } from './platform-collateral.ts';
+import { type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './platform-collateral.ts';
 
 interface ServeFlags extends FetchCollateralFlags {
   addr: string;
@@ -42,9 +42,8 @@ function parsePort(text: string): number {
 
 export function register(program: Command): void {
   const steward = program.command('steward').description('the attestation CA: issues certificates to Keeps whose evidence verifies');
-  fetchCollateralFlags(
-    steward
-      .command('serve')
+  const serveCommand = steward
+    .command('serve')
     .description('serve certificates to attested Keeps (wire-compatible with Enarx Steward)')
     .option('-a, --addr <address>', 'address to listen on (env ROCKET_ADDRESS)', process.env.ROCKET_ADDRESS ?? '127.0.0.1')
     .option('-p, --port <port>', 'port to listen on; 0 picks a free one (env ROCKET_PORT)', process.env.ROCKET_PORT ?? '3000')
@@ -59,8 +58,8 @@ export function register(program: Command): void {
     .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (PEM/DER); such certificates are marked (repeatable)', collect, [])
     .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
-    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1'),
-  )
+    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1');
+  fetchCollateralFlags(serveCommand)
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
 }
@@ -202,7 +201,6 @@ async function serve(flags: ServeFlags): Promise<void> {
 
 /** The Steward's collateral source: the shared on-disk cache, refreshed from AMD KDS and Intel PCS unless offline. */
 async function collateralSource(flags: ServeFlags) {
-  const { fetchCollateralOptions } = await import('./platform-collateral.ts');
   const { collateralProvider } = await import('../../steward/collateral.ts');
   const options = fetchCollateralOptions(flags)!;
   const provider = collateralProvider({

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EnarxError, UsageError } from './errors.ts';
+import { log } from './output.ts';
 import { type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './commands/platform-collateral.ts';
 import type { KeepmgrClient, AttestOptions, Session } from '../keepmgr/client.ts';
 
@@ -72,7 +73,11 @@ export async function attestOptionsFrom(o: Record<string, unknown>): Promise<Att
   // `enarx deploy --keepmgr` has no collateral flags: it fetches with the environment's settings.
   const collateral = fetchCollateralOptions({ fetchCollateral: true, collateralTimeout: '10', collateralRetries: '1', ...o } as FetchCollateralFlags);
   try {
-    const verifier = await libraryVerifier({ policy, trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [], ...(collateral ? { collateral } : {}) });
+    const verifier = await libraryVerifier({
+      policy,
+      trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [],
+      ...(collateral ? { collateral, warn: (m: string) => log('warn', m) } : {}),
+    });
     return { verifier, allowUnattested: Boolean(o.insecureUnattested) };
   } catch (err) {
     throw new EnarxError(`policy ${String(o.policy)}: ${(err as Error).message}`, { hint: 'fix the policy file; docs/attestation.md describes its keys' });

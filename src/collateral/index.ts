@@ -35,3 +35,15 @@ export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, t
 export { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';
 export { defaultCacheDir, environmentOptions } from './environment.ts';
 export { collateralForKeep, type KeepCollateral, keepCollateralSource } from './keep.ts';
+export {
+  CLIENT,
+  type CollateralFlowOptions,
+  type CollateralProvider,
+  CollateralUnavailableError,
+  type Obtainer,
+  serviceProvider,
+  STEWARD,
+  verifyWithCollateral,
+  type VerifyInput,
+  wantsCollateral,
+} from './verify.ts';

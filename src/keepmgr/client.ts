@@ -14,7 +14,7 @@ import {
   importKeepPublicKey, importOutputPrivate, toHex, type OutputPayload,
 } from './crypto.ts';
 import type { VerificationResult } from '../attestation/types.ts';
-import type { CollateralOptions } from '../collateral/index.ts';
+import type { CollateralOptions, VerifyInput } from '../collateral/index.ts';
 
 export interface ClientOptions {
   /** https://host:port, or unix:/path/to/keepmgr.sock */
@@ -220,33 +220,38 @@ export type EvidenceVerifier = (kind: string, evidence: Uint8Array, certs: Uint8
  * The attestation library's verifier, with the policy applied when one is given. Test roots (a
  * software keep manager's ARK) are trusted only because they are passed here. With `collateral`,
  * evidence that lacks its collateral (a bare SGX/TDX quote, an SNP report without its VCEK, no
- * CRLs) is verified again with the collateral the cache and AMD KDS / Intel PCS give, as the
- * Steward does (src/steward/collateral.ts): it is all vendor-signed and verified against the roots.
+ * CRLs) is verified again with the collateral the cache and AMD KDS / Intel PCS give, in the
+ * Steward's flow (src/collateral/verify.ts): it is all vendor-signed and verified against the
+ * roots. Collateral that cannot be had fails the evidence at step `collateral`, saying what to run.
  */
 export async function libraryVerifier(
-  opts: { policy?: string; trustedTestRoots?: Array<{ name: string; pem: string }>; now?: Date; collateral?: Omit<CollateralOptions, 'now'> } = {},
+  opts: {
+    policy?: string;
+    trustedTestRoots?: Array<{ name: string; pem: string }>;
+    now?: Date;
+    collateral?: Omit<CollateralOptions, 'now'>;
+    /** Told when evidence that verified could not be supplemented (its CRLs, a QE identity). */
+    warn?: (message: string) => void;
+  } = {},
 ): Promise<EvidenceVerifier> {
   const { verifyEvidence } = await import('../attestation/index.ts');
   const policyLib = opts.policy !== undefined ? await import('../attestation/policy/index.ts') : undefined;
   const policy = policyLib && opts.policy !== undefined ? policyLib.parsePolicy(opts.policy) : undefined;
   const roots = (opts.trustedTestRoots ?? []).map((r) => ({ name: r.name, certificate: r.pem }));
-  const fetching = opts.collateral ? await import('../steward/collateral.ts') : undefined;
-  const provider = fetching && opts.collateral ? fetching.collateralProvider(opts.collateral) : undefined;
+  const fetching = opts.collateral ? await import('../collateral/index.ts') : undefined;
+  const provider = fetching && opts.collateral ? fetching.serviceProvider(opts.collateral) : undefined;
   return async (kind, evidence, certs) => {
     if (kind !== 'snp' && kind !== 'sgx' && kind !== 'tdx') throw new Error(`unknown evidence kind '${kind}'`);
-    const now = opts.now ?? new Date();
-    let result = await verifyEvidence({ evidence, kind, certs, trustedTestRoots: roots, now });
-    if (provider && fetching?.wantsCollateral(result)) {
-      const { CollateralError } = await import('../collateral/index.ts');
-      const { utf8 } = await import('../attestation/bytes.ts');
+    const input: VerifyInput = { kind, evidence, certs, crls: [], collateral: [], now: opts.now ?? new Date() };
+    const verify = (i: VerifyInput) => verifyEvidence({ ...i, trustedTestRoots: roots });
+    let result: VerificationResult;
+    if (!fetching || !provider) result = await verify(input);
+    else {
       try {
-        const got = await provider(evidence, { haveLeaf: !(kind === 'snp' && result.failure?.code === 'missing-collateral'), now });
-        const collateral = got.collateral.map((c) => utf8(c.bytes));
-        result = await verifyEvidence({ evidence, kind, certs: [...certs, ...got.certs], crls: got.crls, collateral, trustedTestRoots: roots, now });
+        result = await fetching.verifyWithCollateral(input, verify, provider, { by: fetching.CLIENT, ...(opts.warn ? { warn: opts.warn } : {}) });
       } catch (err) {
-        if (!(err instanceof CollateralError)) throw err;
-        // What verified stands; what did not says also why its collateral could not be had.
-        if (result.failure) result = { ...result, failure: { ...result.failure, message: `${result.failure.message} (and its collateral could not be obtained: ${err.message})` } };
+        if (!(err instanceof fetching.CollateralUnavailableError)) throw err;
+        result = { ...err.first, failure: { step: 'collateral', ...(err.first.failure?.code ? { code: err.first.failure.code } : {}), message: err.message } };
       }
     }
     return policy && policyLib ? policyLib.applyPolicy(policy, result) : result;

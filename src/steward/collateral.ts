@@ -9,27 +9,22 @@
  * of collateral handling, and one cache serves every Keep.
  */
 import type { VerificationResult } from '../attestation/types.ts';
-import { utf8 } from '../attestation/bytes.ts';
 import {
-  CollateralError,
   type CollateralOptions,
+  type CollateralProvider,
   CollateralService,
+  CollateralUnavailableError,
   collateralForEvidence,
-  type EvidenceCollateral,
-  HttpError,
   readBounded,
-  reportIdentity,
+  STEWARD,
+  verifyWithCollateral as verifyAndFetch,
 } from '../collateral/index.ts';
-import { decodeIntelQuote } from '../attestation/intel/index.ts';
-import { toHex } from '../attestation/bytes.ts';
 import { StewardRefusal } from './problems.ts';
 import type { EvidenceInput, VerifyFn } from './verify.ts';
 
-/**
- * Gets the collateral `evidence` needs, with freshness judged at `now` (the Steward's clock).
- * `client` names who asked (see clientKey in http.ts), for the per-client download budget.
- */
-export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date; client?: string }) => Promise<EvidenceCollateral>;
+// A provider's `client` names who asked (see clientKey in http.ts), for the per-client download budget.
+export type { CollateralProvider } from '../collateral/index.ts';
+export { wantsCollateral } from '../collateral/index.ts';
 
 /** A provider over src/collateral: the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
 export function collateralProvider(options: Omit<CollateralOptions, 'now'>, limits: DownloadLimits = {}): CollateralProvider {
@@ -144,29 +139,10 @@ export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): 
   return anonymous;
 }
 
-const isTestAnchor = (r: VerificationResult) => (r.trustAnchor ?? '').startsWith('test:');
-
 /**
- * Whether a first verification, with what the CSR carried, calls for the Steward's own collateral:
- * something required is missing; a CRL or collateral document was stale or absent (not for
- * evidence under a local test root, which no vendor serves); or genuine evidence verified without
- * revocation checks or (SGX, TDX) without the QE identity.
- */
-export function wantsCollateral(result: VerificationResult): boolean {
-  if (result.failure) {
-    if (result.failure.code === 'missing-collateral') return true;
-    return (result.failure.step === 'crl' || result.failure.step === 'collateral') && !isTestAnchor(result);
-  }
-  if (isTestAnchor(result) || !result.trustAnchor) return false;
-  return !result.revocationChecked || (result.kind !== 'snp' && result.claims.qeStatus == null);
-}
-
-/**
- * Verifies with what the CSR carried and, when that falls short (`wantsCollateral`), again with the
- * collateral `provider` obtains: its documents replace the CSR's documents of the same kind (CRLs,
- * TCB info, QE identity); certificates are added. Collateral that cannot be obtained is a refusal
- * naming what is missing and what the Steward's operator can run, unless the evidence already
- * verified (then the first result stands, with a warning).
+ * The shared flow (src/collateral/verify.ts) as the Steward answers it: collateral it cannot obtain
+ * for evidence that did not verify is a refusal, 400 at step `collateral` when the vendor knows no
+ * such chip, TCB or FMSPC (the evidence is at fault), else 503 (the Steward is).
  */
 export async function verifyWithCollateral(
   input: EvidenceInput,
@@ -175,53 +151,10 @@ export async function verifyWithCollateral(
   warn: (message: string) => void = () => {},
   client?: string,
 ): Promise<VerificationResult> {
-  const first = await verify(input);
-  if (!wantsCollateral(first)) return first;
-  const haveLeaf = !(input.kind === 'snp' && first.failure?.code === 'missing-collateral');
-  let fetched: EvidenceCollateral;
   try {
-    fetched = await provider(input.evidence, { haveLeaf, now: input.now, ...(client === undefined ? {} : { client }) });
+    return await verifyAndFetch(input, verify, provider, { by: STEWARD, warn, ...(client === undefined ? {} : { client }) });
   } catch (err) {
-    if (!(err instanceof CollateralError)) throw err;
-    if (first.verified) {
-      warn(`verified without the Steward's own collateral: ${err.message}`);
-      return first;
-    }
-    const unknown = err.cause instanceof HttpError && err.cause.status === 404;
-    const detail = `the Steward cannot obtain the collateral this ${input.kind.toUpperCase()} evidence needs: ${err.message}${unknown ? '' : `; ${operatorHint(input)}`}`;
-    // The vendor does not know this chip, TCB or FMSPC: the evidence is at fault. Otherwise the Steward is.
-    throw new StewardRefusal(unknown ? 'evidence-rejected' : 'collateral-unavailable', 'collateral', detail, { cause: err });
-  }
-  const merged: EvidenceInput = {
-    ...input,
-    certs: [...input.certs, ...fetched.certs],
-    crls: fetched.crls.length > 0 ? fetched.crls : input.crls,
-    collateral: fetched.collateral.length > 0 ? fetched.collateral.map((c) => utf8(c.bytes)) : input.collateral,
-  };
-  const second = await verify(merged);
-  const f = second.failure;
-  if (f && (f.step === 'crl' || f.step === 'collateral') && /expired|nextUpdate|not yet valid/.test(f.message)) {
-    // The Steward already used the newest copy it could obtain: only a refresh or its clock can help.
-    const source = fetched.documents.some((d) => d.source === 'cache') ? 'its cache and the vendors' : 'the vendors';
-    second.failure = { ...f, message: `${f.message} (in the newest collateral the Steward got from ${source}: refresh its cache with enarx update-cache, or check its clock)` };
-  }
-  return second;
-}
-
-/** What the Steward's operator can run to put this evidence's collateral into the Steward's cache. */
-function operatorHint(input: EvidenceInput): string {
-  const tail = "run on the Steward's host (with --cache-dir for its cache), or let it reach AMD KDS / Intel PCS";
-  try {
-    if (input.kind === 'snp') {
-      const id = reportIdentity(input.evidence);
-      const t = id.tcb;
-      const tcb = [t.bootloader, t.tee, t.snp, t.microcode, ...(t.fmc !== undefined ? [t.fmc] : [])].join(',');
-      return `${tail}: enarx platform snp update --product ${id.product} --chip-id ${toHex(id.chipId)} --tcb ${tcb} && enarx platform snp cache-crl`;
-    }
-    const pck = decodeIntelQuote(input.evidence).pck;
-    const fmspc = pck && !('error' in pck) ? pck.fmspc.toUpperCase() : 'FMSPC';
-    return `${tail}: enarx platform sgx cache-tcb --fmspc ${fmspc}${input.kind === 'tdx' ? ' --tdx' : ''} && enarx platform sgx cache-crl`;
-  } catch {
-    return `${tail}: enarx attest verify --fetch --evidence FILE fills the cache for a saved report or quote`;
+    if (!(err instanceof CollateralUnavailableError)) throw err;
+    throw new StewardRefusal(err.notFound ? 'evidence-rejected' : 'collateral-unavailable', 'collateral', err.message, { cause: err.cause });
   }
 }

@@ -7,7 +7,7 @@ import { utf8 } from '../attestation/bytes.ts';
 import { verifyEvidence } from '../attestation/index.ts';
 import { parseQuote } from '../attestation/intel/quote.ts';
 import { SGX_EXTENSION_OID } from '../attestation/intel/pck.ts';
-import { VerificationError, type EvidenceKind, type VerificationResult } from '../attestation/types.ts';
+import { VerificationError, type VerificationResult } from '../attestation/types.ts';
 import { type Certificate, parseCertificate, parseCertificates, type TrustAnchor } from '../attestation/x509.ts';
 import {
   type CsrEvidence,
@@ -20,20 +20,11 @@ import {
   type NamedCurve,
   OID_EVIDENCE_SNP_REPORT,
 } from '../pki/index.ts';
+import type { VerifyInput } from '../collateral/index.ts';
 import { StewardRefusal } from './problems.ts';
 
 /** What the verifier needs, shaped as src/attestation's verifyEvidence options. */
-export interface EvidenceInput {
-  kind: EvidenceKind;
-  /** The raw SNP report, or the SGX/TDX quote. */
-  evidence: Uint8Array;
-  /** DER certificates: the VCEK; the TCB signing chain; certificates given in a csr-attestation bundle. */
-  certs: Uint8Array[];
-  /** DER CRLs. */
-  crls: Uint8Array[];
-  /** Intel PCS JSON documents (TCB info, QE identity), as received. */
-  collateral: string[];
-  now: Date;
+export interface EvidenceInput extends VerifyInput {
   /** Roots trusted only because the Steward was told to (--trust-test-root). */
   trustedTestRoots: TrustAnchor[];
 }

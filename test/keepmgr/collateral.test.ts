@@ -52,12 +52,40 @@ describe("the keep manager client's verifier obtains missing collateral", () => 
     assert.ok((pcs.hits.get(fx.MILAN_V2_VCEK_PATH) ?? 0) >= 1);
   });
 
-  it('collateral that cannot be had is named in the refusal', async () => {
+  it('collateral that cannot be had is named in the refusal, with what to run: the Steward\'s messages, for this machine', async () => {
     const unreachable = await closedUrl();
     const fetching = await libraryVerifier({ now: TDX_NOW, collateral: { cacheDir: join(dir, 'none'), intelBaseUrl: unreachable, intelCertsBaseUrl: unreachable, retries: 0, timeoutMs: 2000 } });
     const result = await fetching('tdx', tdxQuote, []);
     assert.equal(result.verified, false);
-    assert.match(String(result.failure?.message), /\(and its collateral could not be obtained: cannot fetch the TDX TCB info for FMSPC B0C06F000000: /);
+    assert.equal(result.failure?.step, 'collateral');
+    assert.equal(result.failure?.code, 'missing-collateral');
+    assert.match(
+      String(result.failure?.message),
+      /^this client cannot obtain the collateral this TDX evidence needs: cannot fetch the TDX TCB info for FMSPC B0C06F000000: .*; run on this machine .*: enarx platform sgx cache-tcb --fmspc B0C06F000000 --tdx && enarx platform sgx cache-crl$/,
+    );
+  });
+
+  it('a vendor that does not know the FMSPC (404): the evidence is at fault, and no command is suggested', async () => {
+    const fetching = await libraryVerifier({ now: TDX_NOW, collateral: { cacheDir: join(dir, 'unknown'), intelBaseUrl: `${pcs.url}/nowhere`, intelCertsBaseUrl: pcs.url, retries: 0 } });
+    const result = await fetching('tdx', tdxQuote, []);
+    assert.equal(result.verified, false);
+    assert.match(String(result.failure?.message), /^this client cannot obtain the collateral this TDX evidence needs: .*HTTP 404 \(not found: check the product, chip id, TCB or FMSPC\)/);
+    assert.doesNotMatch(String(result.failure?.message), /enarx platform/);
+  });
+
+  it('evidence that verified keeps its result when its CRLs cannot be had, with a warning', async () => {
+    const warnings: string[] = [];
+    const unreachable = await closedUrl();
+    const fetching = await libraryVerifier({
+      now: new Date('2025-12-06T00:00:00Z'),
+      collateral: { cacheDir: join(dir, 'nocrl'), amdBaseUrl: unreachable, retries: 0, timeoutMs: 2000 },
+      warn: (m) => warnings.push(m),
+    });
+    const result = await fetching('snp', fx.milanV2Report, [fx.milanV2Vcek]);
+    assert.equal(result.verified, true, String(result.failure?.message));
+    assert.equal(result.revocationChecked, false);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0]!, /^verified without this client's own collateral: cannot fetch the Milan /);
   });
 
   it('enarx keep attest takes the collateral flags of steward serve, and refuses bad values before connecting', async () => {

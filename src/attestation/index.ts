@@ -13,7 +13,7 @@ import { emptyResult, verifySnp } from './snp/verify.ts';
 import { type CollateralFile, decodeIntelQuote, loadIntelCollateral, missingIntelCollateral, verifyIntelQuote } from './intel/index.ts';
 import { intelSgxRoot } from './roots.ts';
 import { type EvidenceKind, VerificationError, type VerificationResult, type VerificationStep } from './types.ts';
-import { type Certificate, type Crl, type TrustAnchor, parseCertificate, parseCertificates, parseCrl } from './x509.ts';
+import { type Certificate, type Crl, type TrustAnchor, derFromText, parseCertificate, parseCertificates, parseCrl } from './x509.ts';
 
 export * from './types.ts';
 export { type SnpProduct, amdRoots, intelSgxRoot, PINNED_SHA256 } from './roots.ts';
@@ -85,16 +85,11 @@ export function parseCertificateInputs(inputs: readonly Input[]): Certificate[] 
   return [...new Set(inputs.flatMap((input) => parseCertificates(input)))];
 }
 
-/** CRLs from PEM (any number of blocks) or DER inputs. */
+/** CRLs from DER or text inputs (any number of PEM blocks, URL-encoded PEM, hex or base64 DER). */
 export function parseCrlInputs(inputs: readonly Input[]): Crl[] {
   return inputs.flatMap((input) => {
     const bytes = toBytes(input);
-    if (looksLikeText(bytes)) {
-      const text = utf8(bytes);
-      const blocks = text.split(/(?=-----BEGIN X509 CRL-----)/).filter((b) => b.includes('-----BEGIN X509 CRL-----'));
-      if (blocks.length === 0) throw new VerificationError('parse', 'no PEM X509 CRL block found');
-      return blocks.map((b) => parseCrl(b));
-    }
+    if (looksLikeText(bytes)) return derFromText(utf8(bytes), 'X509 CRL').map((der) => parseCrl(der));
     return [parseCrl(bytes)];
   });
 }

@@ -6,7 +6,7 @@
  * Browser-safe: only WebCrypto and the DER reader. Every failure is a VerificationError naming its
  * step ('parse' for malformed bytes, 'chain' for path and validity problems, 'crl' for revocation).
  */
-import { bytesEqual, concatBytes, fromBase64, looksLikeText, ownBytes, sha256Hex, toBase64 } from './bytes.ts';
+import { bytesEqual, concatBytes, fromBase64, fromHex, looksLikeText, ownBytes, sha256Hex, toBase64 } from './bytes.ts';
 import {
   DerError,
   TAG,
@@ -481,27 +481,66 @@ export function parsePem(text: string): PemBlock[] {
   return out;
 }
 
+/**
+ * The DER objects a text holds, in the forms vendors and tools hand them out: PEM blocks labelled
+ * `label`, also URL-encoded (Intel PCS issuer-chain headers: `-----BEGIN%20CERTIFICATE-----%0A...`);
+ * or, when the text has no PEM armour at all, the whole text as hex (Intel PCCS, dcap-qvl) or as
+ * base64 in either alphabet (Azure's and trustee's JSON evidence carry a bare base64 VCEK). Throws
+ * VerificationError('parse') naming what was expected.
+ */
+export function derFromText(text: string, label: 'CERTIFICATE' | 'X509 CRL'): Uint8Array[] {
+  let body = text.replace(/\0+$/, '').trim();
+  if (/-----BEGIN(%20| )/.test(body) && /%[0-9A-Fa-f]{2}/.test(body)) {
+    try {
+      body = decodeURIComponent(body);
+    } catch (err) {
+      throw parseError(`malformed URL-encoded PEM ${label}`, err);
+    }
+  }
+  if (body.includes('-----BEGIN')) {
+    const blocks = parsePem(body).filter((b) => b.label === label);
+    if (blocks.length === 0) throw new VerificationError('parse', `no PEM ${label} block found`);
+    return blocks.map((b) => b.der);
+  }
+  // Bare DER is taken only when it starts as every certificate and CRL does, with a SEQUENCE.
+  const compact = body.replace(/\s+/g, '');
+  if (/^30([0-9A-Fa-f]{2})+$/.test(compact)) return [fromHex(compact)];
+  if (/^MI[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) {
+    const standard = compact.replace(/-/g, '+').replace(/_/g, '/');
+    try {
+      return [fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='))];
+    } catch {
+      // not base64 either: fall through to the error below
+    }
+  }
+  throw new VerificationError('parse', `no PEM ${label} block found (nor hex or base64 DER)`);
+}
+
 export function toPem(label: string, der: Uint8Array): string {
   const b64 = toBase64(der).replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
 /**
- * Certificates from PEM text (any number of CERTIFICATE blocks, trailing NULs allowed) or DER
- * bytes (one certificate, or a PkiPath: a SEQUENCE OF Certificate as Enarx's *.pkipath files).
+ * Certificates from text (derFromText: any number of PEM CERTIFICATE blocks, trailing NULs allowed,
+ * URL-encoded PEM, or one hex/base64 DER) or DER bytes (one certificate, or a PkiPath: a SEQUENCE
+ * OF Certificate as Enarx's *.pkipath files).
  */
 export function parseCertificates(input: Uint8Array | string): Certificate[] {
   if (typeof input === 'string' || looksLikeText(input)) {
     const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
     const cached = PEM_CACHE.get(text);
     if (cached) return [...cached];
-    const blocks = parsePem(text.replace(/\0+$/, '')).filter((b) => b.label === 'CERTIFICATE');
-    if (blocks.length === 0) throw new VerificationError('parse', 'no PEM CERTIFICATE block found');
-    const certs = blocks.map((b) => parseCertificate(b.der));
+    const armoured = /-----BEGIN(%20| )/.test(text);
+    const certs = derFromText(text, 'CERTIFICATE').flatMap((der) => (armoured ? [parseCertificate(der)] : certificatesFromDer(der)));
     if (PEM_CACHE.size >= CACHE_LIMIT) PEM_CACHE.clear();
     PEM_CACHE.set(text, certs);
     return [...certs];
   }
+  return certificatesFromDer(input);
+}
+
+function certificatesFromDer(input: Uint8Array): Certificate[] {
   let isPkiPath: boolean;
   let outer: Tlv;
   try {
@@ -589,16 +628,14 @@ export class Crl extends SignedObject {
 
 }
 
-/** Parses a CRL from DER or PEM ("X509 CRL"). Throws VerificationError('parse'). */
+/** Parses a CRL from DER, or text (derFromText: PEM "X509 CRL", URL-encoded PEM, hex or base64 DER). Throws VerificationError('parse'). */
 export function parseCrl(input: Uint8Array | string): Crl {
   let der: Uint8Array;
   if (typeof input === 'string' || looksLikeText(input)) {
     const text = typeof input === 'string' ? input : new TextDecoder().decode(input);
     const cached = PEM_CRL_CACHE.get(text);
     if (cached) return cached;
-    const block = parsePem(text).find((b) => b.label === 'X509 CRL');
-    if (!block) throw new VerificationError('parse', 'no PEM X509 CRL block found');
-    const crl = cachedParse(CRL_CACHE, block.der, 'malformed CRL', (bytes) => new Crl(bytes));
+    const crl = cachedParse(CRL_CACHE, derFromText(text, 'X509 CRL')[0]!, 'malformed CRL', (bytes) => new Crl(bytes));
     if (PEM_CRL_CACHE.size >= CACHE_LIMIT) PEM_CRL_CACHE.clear();
     PEM_CRL_CACHE.set(text, crl);
     return crl;

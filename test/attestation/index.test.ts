@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { testdata } from '../helpers/paths.ts';
-import { decodeEvidence, detectEvidenceKind, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
+import { decodeEvidence, detectEvidenceKind, parseCrlInputs, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
+import { loadIntelCollateral } from '../../src/attestation/intel/index.ts';
 import { createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
-import { toPem } from '../../src/attestation/x509.ts';
+import { parseCertificates, parseCrl, toPem } from '../../src/attestation/x509.ts';
 
 const file = (...p: string[]) => new Uint8Array(readFileSync(testdata('attestation', ...p)));
 
@@ -42,6 +43,42 @@ test('verifyEvidence dispatches SNP and Intel evidence, takes PEM/DER inputs, an
   const badCert = await verifyEvidence({ evidence: file('sev-snp', 'milan-v2-gosevguest', 'report.bin'), certs: ['not a certificate'] });
   assert.equal(badCert.failure?.step, 'parse');
   assert.match(badCert.failure!.message, /no PEM CERTIFICATE block/);
+});
+
+test('certificates and CRLs in the forms vendors and tools hand them out: URL-encoded PEM, bare hex and base64 DER', async () => {
+  // A VCEK as bare base64url without padding (Azure's and trustee's JSON evidence), the ASK/ARK chain
+  // URL-encoded (an Intel PCS issuer-chain header), the ARK's CRL as hex (a PCCS answer).
+  const vcekDer = parseCertificates(file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'))[0]!.der;
+  const base64url = Buffer.from(vcekDer).toString('base64url');
+  const chain = encodeURIComponent(new TextDecoder().decode(file('sev-snp', 'amd-roots', 'ask_ark_genoa.pem')));
+  assert.match(chain, /^-----BEGIN%20CERTIFICATE-----%0A/);
+  const crlHex = Buffer.from(parseCrl(new TextDecoder().decode(file('sev-snp', 'amd-roots', 'crl_vcek_genoa.pem'))).der).toString('hex');
+  const result = await verifyEvidence({
+    evidence: file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'),
+    certs: [base64url, new TextEncoder().encode(chain)],
+    crls: [`${crlHex}\n`],
+    now: new Date('2025-06-01T00:00:00Z'),
+  });
+  assert.equal(result.verified, true, result.failure?.message ?? '');
+  assert.equal(result.revocationChecked, true);
+  assert.equal(parseCertificates(`${Buffer.from(vcekDer).toString('base64')}\n`)[0]!.der.length, vcekDer.length);
+  assert.equal(parseCertificates(Buffer.from(vcekDer).toString('hex').toUpperCase())[0]!.der.length, vcekDer.length);
+  // Intel: the Root CA CRL as hex and as URL-encoded PEM, given as CRLs and as collateral files.
+  const rootCrl = file('sgx', 'mobilecoin-sgx-v3', 'root_ca_crl.der');
+  const rootCrlPem = encodeURIComponent(toPem('X509 CRL', rootCrl));
+  assert.equal(parseCrlInputs([Buffer.from(rootCrl).toString('hex'), rootCrlPem]).length, 2);
+  const loaded = loadIntelCollateral([
+    { name: 'rootcacrl.hex', bytes: new TextEncoder().encode(Buffer.from(rootCrl).toString('hex')) },
+    { name: 'chain.urlencoded', bytes: new TextEncoder().encode(encodeURIComponent(new TextDecoder().decode(file('sgx', 'mobilecoin-sgx-v3', 'tcb_signing_cert.pem')))) },
+  ]);
+  assert.equal(loaded.crls?.length, 1);
+  assert.equal(loaded.certs?.[0]?.subject.commonName, 'Intel SGX TCB Signing');
+  // What is none of these still fails with a clear one-line error, also text that happens to be base64.
+  for (const junk of ['hello', 'abcd', '3000zz', '-----BEGIN%20CERTIFICATE-----%E0%A4%A']) {
+    assert.throws(() => parseCertificates(junk), { step: 'parse' });
+    assert.throws(() => parseCrlInputs([junk]), { step: 'parse' });
+  }
+  assert.throws(() => loadIntelCollateral([{ name: 'junk', bytes: new TextEncoder().encode('abcd') }]), { step: 'parse', message: /^junk: not JSON collateral/ });
 });
 
 test('test roots are accepted only through trustedTestRoots and are always reported as test:...', async () => {

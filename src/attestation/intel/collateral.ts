@@ -3,7 +3,7 @@
 // the exact bytes of the inner object, so the signed text is sliced out of the body, never re-serialised.
 import { VerificationError } from '../types.ts';
 import { fromHex as hexToBytes } from '../bytes.ts';
-import { parseCertificate, parseCrl, parsePem, type Certificate, type Crl } from '../x509.ts';
+import { derFromText, parseCertificate, parseCrl, type Certificate, type Crl } from '../x509.ts';
 
 export const TCB_STATUSES = [
   'UpToDate',
@@ -339,22 +339,20 @@ function signed<T>(innerText: string, signature: unknown, parse: (o: Json) => T,
 
 /** A CRL given as DER hex (the shared vectors, dcap-qvl) or as PEM text (PCCS). */
 function crlField(v: string, what: string): Uint8Array {
-  if (v.includes('-----BEGIN X509 CRL-----')) {
-    const block = parsePem(v).find((b) => b.label === 'X509 CRL');
-    if (!block) bad(`${what} holds no PEM X509 CRL`);
-    return block.der;
+  try {
+    return derFromText(v, 'X509 CRL')[0]!;
+  } catch {
+    bad(`${what} holds neither a PEM X509 CRL nor hex DER`);
   }
-  return fromHex(v, what);
 }
 
 /** Every PEM CERTIFICATE block in `text`, as DER (also accepts the URL-encoded form of PCS headers). */
 export function pemCertificates(text: string): Uint8Array[] {
-  const decoded = text.includes('%2D') || text.includes('%0A') ? decodeURIComponent(text) : text;
-  const out = parsePem(decoded)
-    .filter((b) => b.label === 'CERTIFICATE')
-    .map((b) => b.der);
-  if (out.length === 0) bad('issuer chain holds no PEM certificate');
-  return out;
+  try {
+    return derFromText(text, 'CERTIFICATE');
+  } catch {
+    bad('issuer chain holds no PEM certificate');
+  }
 }
 
 /** What a collateral document was detected as. */

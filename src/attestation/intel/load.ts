@@ -1,7 +1,7 @@
 // Helpers for front ends (the CLI, the browser page): turn the files a user gives into collateral,
 // and tell what is missing before verifying.
 import { looksLikeText, toHex } from '../bytes.ts';
-import { parseCertificates, parseCrl, parsePem } from '../x509.ts';
+import { derFromText, parseCertificates, parseCrl } from '../x509.ts';
 import { VerificationError } from '../types.ts';
 import { mergeCollateral, parseCollateralJson, type IntelCollateral } from './collateral.ts';
 import { INTEL_QE_VENDOR_ID, TEE_TYPE_SGX, TEE_TYPE_TDX } from './quote.ts';
@@ -34,11 +34,15 @@ function loadOne(bytes: Uint8Array): IntelCollateral {
   if (looksLikeText(bytes)) {
     const text = new TextDecoder().decode(bytes).trim();
     if (text.startsWith('{')) return parseCollateralJson(text).collateral;
-    if (text.includes('-----BEGIN X509 CRL-----')) {
-      return { crls: parsePem(text).filter((b) => b.label === 'X509 CRL').map((b) => parseCrl(b.der)) };
+    if (/BEGIN(%20| )X509(%20| )CRL/.test(text)) return { crls: derFromText(text, 'X509 CRL').map((der) => parseCrl(der)) };
+    if (/BEGIN(%20| )CERTIFICATE/.test(text)) return { certs: parseCertificates(text) };
+    let der: Uint8Array;
+    try {
+      der = derFromText(text, 'X509 CRL')[0]!; // bare hex or base64 DER (a PCCS answer): a CRL or certificates
+    } catch {
+      throw new VerificationError('parse', 'not JSON collateral, a CRL or certificates (PEM, URL-encoded PEM, or hex/base64 DER)');
     }
-    if (text.includes('-----BEGIN CERTIFICATE-----')) return { certs: parseCertificates(text) };
-    throw new VerificationError('parse', 'not JSON collateral, a PEM CRL or PEM certificates');
+    return loadOne(der);
   }
   try {
     return { crls: [parseCrl(bytes)] };

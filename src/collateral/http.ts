@@ -13,6 +13,8 @@ export interface HttpOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Extra request headers (e.g. Intel's Ocp-Apim-Subscription-Key). */
   headers?: Record<string, string>;
+  /** Ends the download, its retries and its backoff at once (an overall budget); its reason is the error's message. */
+  signal?: AbortSignal;
 }
 
 export type ProgressEvent =
@@ -45,6 +47,7 @@ const RETRY_AFTER_CAP_MS = 60_000;
 export async function httpGet(url: string, options: HttpOptions): Promise<HttpAnswer> {
   let lastError: HttpError | undefined;
   for (let attempt = 0; attempt <= options.retries; attempt++) {
+    stopIfAborted(url, options.signal);
     options.onProgress?.({ type: 'start', url, attempt });
     const started = Date.now();
     let delay = options.backoffMs * 2 ** attempt;
@@ -59,19 +62,38 @@ export async function httpGet(url: string, options: HttpOptions): Promise<HttpAn
       const retryAfter = Number(answer.headers.get('retry-after'));
       if (answer.status === 429 && Number.isFinite(retryAfter) && retryAfter >= 0) delay = Math.min(retryAfter * 1000, RETRY_AFTER_CAP_MS);
     } catch (err) {
+      stopIfAborted(url, options.signal);
       if (err instanceof HttpError && err.status !== undefined && err.status !== 429 && err.status < 500) throw err;
       lastError = err instanceof HttpError ? err : new HttpError(url, describeNetworkError(url, err, options.timeoutMs));
     }
     if (attempt < options.retries) {
       options.onProgress?.({ type: 'retry', url, attempt: attempt + 1, delayMs: delay, reason: lastError.message });
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, options.signal);
     }
   }
   throw new HttpError(url, `${lastError!.message} (gave up after ${options.retries + 1} attempt${options.retries === 0 ? '' : 's'})`, lastError!.status);
 }
 
+/** Not (or no longer) fetched: the caller's signal ended the download. Never retried. */
+function stopIfAborted(url: string, signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new HttpError(url, `${url} was not fetched: ${String(signal.reason)}`);
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 async function once(url: string, options: HttpOptions): Promise<HttpAnswer> {
-  const signal = AbortSignal.timeout(options.timeoutMs);
+  const timeout = AbortSignal.timeout(options.timeoutMs);
+  const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
   const response = await options.fetch(url, { signal, headers: options.headers, redirect: 'follow' });
   const declared = Number(response.headers.get('content-length'));
   if (Number.isFinite(declared) && declared > options.maxBytes) {

@@ -34,7 +34,15 @@ export {
 export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
 export { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';
 export { defaultCacheDir, environmentOptions } from './environment.ts';
-export { collateralForKeep, type KeepCollateral, keepCollateralSource } from './keep.ts';
+export {
+  collateralForKeep,
+  describeKeepCollateral,
+  KEEP_COLLATERAL_DEFAULTS,
+  type KeepCollateral,
+  type KeepCollateralSettings,
+  type KeepCollateralSource,
+  keepCollateralSource,
+} from './keep.ts';
 export {
   CLIENT,
   type CollateralFlowOptions,

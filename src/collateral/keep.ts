@@ -11,7 +11,7 @@ import { type AmdProduct, fetchAmdCrl, fetchVcek, snpTcb } from './amd.ts';
 import { ENARX_CRL_URLS } from './enarx.ts';
 import { environmentOptions } from './environment.ts';
 import { fetchPckCrl, fetchQeIdentity, fetchRootCaCrl, fetchTcbInfo } from './intel.ts';
-import { CollateralError, type CollateralOptions, CollateralService, type Document } from './service.ts';
+import { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
 
 export interface KeepCollateral {
   collateral: HostCollateral;
@@ -26,14 +26,22 @@ export interface KeepCollateral {
 export async function collateralForKeep(service: CollateralService, request: CollateralRequest): Promise<KeepCollateral> {
   const missing: string[] = [];
   const out: HostCollateral = { leaf: null, crls: [], tcb: null, qe: null };
-  const attempt = async <T>(what: Promise<T>): Promise<T | null> => {
+  // Pieces left out because the service's signal (an overall budget) ended their download: said
+  // once, in one line, instead of one "cannot fetch" each.
+  const outOfTime: string[] = [];
+  const attempt = async <T>(what: string, download: () => Promise<T>): Promise<T | null> => {
     try {
-      return await what;
+      return await download();
     } catch (err) {
       if (!(err instanceof CollateralError)) throw err;
-      missing.push(err.message);
+      if (service.options.signal?.aborted) outOfTime.push(what);
+      else missing.push(err.message);
       return null;
     }
+  };
+  const result = () => {
+    if (outOfTime.length > 0) missing.push(`${String(service.options.signal!.reason)}: the Keep goes on without ${[...new Set(outOfTime)].join(', ')}`);
+    return { collateral: out, missing };
   };
   if (request.kind === 'snp') {
     // A version 2 report does not name its product: try each, as Enarx's host cached both.
@@ -43,36 +51,37 @@ export async function collateralForKeep(service: CollateralService, request: Col
         missing.push('a VLEK is not published by AMD KDS: the cloud provider installs it in the certificate table');
       } else {
         for (const product of products) {
-          const vcek = await attempt(fetchVcek(service, product, request.chipId, snpTcb(product, request.tcb)));
+          const vcek = await attempt('the VCEK', () => fetchVcek(service, product, request.chipId, snpTcb(product, request.tcb)));
           if (vcek) {
             out.leaf = vcek.body;
             products = [product];
             missing.length = 0;
+            outOfTime.length = 0;
             break;
           }
         }
       }
     }
     for (const product of products.toSorted()) {
-      const crl = await attempt(fetchAmdCrl(service, product, request.key));
+      const crl = await attempt(`the ${product} ARK CRL`, () => fetchAmdCrl(service, product, request.key));
       if (crl) out.crls.push({ url: ENARX_CRL_URLS.amd(product, request.key), crl: crl.body });
     }
-    if (!out.leaf && out.crls.length === 0) throw new CollateralError(`no SNP collateral could be obtained: ${missing.join('; ')}`);
-    return { collateral: out, missing };
+    if (!out.leaf && out.crls.length === 0 && outOfTime.length === 0) throw new CollateralError(`no SNP collateral could be obtained: ${missing.join('; ')}`);
+    return result();
   }
-  const tcb = await attempt(fetchTcbInfo(service, request.kind, request.fmspc));
+  const tcb = await attempt('the TCB info', () => fetchTcbInfo(service, request.kind, request.fmspc));
   if (tcb) out.tcb = signedDocument(tcb);
   if (request.kind === 'tdx') {
-    const qe = await attempt(fetchQeIdentity(service, 'tdx'));
+    const qe = await attempt('the QE identity', () => fetchQeIdentity(service, 'tdx'));
     if (qe) out.qe = signedDocument(qe);
   }
   // The order Enarx's `platform sgx cache-crl` wrote: the Root CA's CRL, then the PCK CA's.
-  const root = await attempt(fetchRootCaCrl(service));
+  const root = await attempt('the Root CA CRL', () => fetchRootCaCrl(service));
   if (root) out.crls.push({ url: ENARX_CRL_URLS.intelRoot, crl: root.body });
-  const pck = await attempt(fetchPckCrl(service, request.ca));
+  const pck = await attempt('the PCK CRL', () => fetchPckCrl(service, request.ca));
   if (pck) out.crls.push({ url: ENARX_CRL_URLS.intelPck(request.ca), crl: pck.body });
-  if (!out.tcb && out.crls.length === 0) throw new CollateralError(`no ${request.kind.toUpperCase()} collateral could be obtained: ${missing.join('; ')}`);
-  return { collateral: out, missing };
+  if (!out.tcb && out.crls.length === 0 && outOfTime.length === 0) throw new CollateralError(`no ${request.kind.toUpperCase()} collateral could be obtained: ${missing.join('; ')}`);
+  return result();
 }
 
 /** A PCS document with its issuer chain (from the response header the cache kept), leaf first. */
@@ -81,16 +90,59 @@ function signedDocument(d: Document): SignedDocument {
   return { certs: chain ? pemCertificates(chain) : [], report: d.body };
 }
 
+/** How a Keep's host obtains collateral: `enarx run` and `enarx deploy` flags, else the environment. */
+export interface KeepCollateralSettings {
+  /** false: relay none (--no-fetch-collateral); the Keep's CSR goes without. */
+  fetch?: boolean;
+  /** Cache, vendor URLs, offline, per-download timeout and retries (over environmentOptions()). */
+  options?: Partial<Omit<CollateralOptions, 'now' | 'signal'>>;
+  /** All of one Keep's downloads together, from its first request (default 10 s). */
+  budgetMs?: number;
+}
+
+export const KEEP_COLLATERAL_DEFAULTS = { timeoutMs: 10_000, retries: 1, budgetMs: 10_000 } as const;
+
+export type KeepCollateralSource = (request: CollateralRequest) => Promise<KeepCollateral>;
+
 /**
- * The collateral source a Keep's host uses: the cache and the vendors that `enarx platform snp
+ * The collateral source of one Keep's host: the cache and the vendors that `enarx platform snp
  * update` and `enarx platform sgx cache-*` use (ENARX_COLLATERAL_DIR, ENARX_KDS_URL, ENARX_PCS_URL,
- * ENARX_INTEL_CERTS_URL), made on first use. A Keep's start should not wait long for a vendor, so
- * each request gets a shorter timeout and fewer retries than the commands' defaults.
+ * ENARX_INTEL_CERTS_URL, or the settings), made on first use. A Keep's start should not wait long
+ * for a vendor: each download has a short timeout and one retry, and all of this source's downloads
+ * share one budget from its first request; once it is spent, downloads stop, the cache still
+ * answers, and the Keep goes on without what is missing. That is said once, in `missing`.
  */
-export function keepCollateralSource(options: Partial<Omit<CollateralOptions, 'now'>> = {}): (request: CollateralRequest) => Promise<KeepCollateral> {
+export function keepCollateralSource(settings: KeepCollateralSettings = {}): KeepCollateralSource {
   let service: CollateralService | undefined;
-  return (request) => {
-    service ??= new CollateralService({ ...environmentOptions(), timeoutMs: 10_000, retries: 1, ...options });
-    return collateralForKeep(service, request);
+  let said = false;
+  const budgetMs = settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs;
+  return async (request) => {
+    if (settings.fetch === false) throw new CollateralError('this host relays no collateral (--no-fetch-collateral)');
+    if (!service) {
+      const signal = AbortSignal.timeout(budgetMs);
+      const reason = `the host's collateral budget of ${budgetMs / 1000} s ran out (--collateral-budget)`;
+      const budget = new AbortController();
+      signal.addEventListener('abort', () => budget.abort(reason), { once: true });
+      service = new CollateralService({ ...environmentOptions(), timeoutMs: KEEP_COLLATERAL_DEFAULTS.timeoutMs, retries: KEEP_COLLATERAL_DEFAULTS.retries, ...settings.options, signal: budget.signal });
+    }
+    const got = await collateralForKeep(service, request);
+    const budgetLine = service.options.signal!.aborted ? got.missing.findIndex((m) => m.startsWith("the host's collateral budget")) : -1;
+    if (budgetLine >= 0 && said) got.missing.splice(budgetLine, 1);
+    else if (budgetLine >= 0) said = true;
+    return got;
   };
+}
+
+/** One line for logs: where a Keep's host gets collateral from. */
+export function describeKeepCollateral(settings: KeepCollateralSettings = {}): string {
+  if (settings.fetch === false) return 'none (--no-fetch-collateral)';
+  const o = { ...environmentOptions(), ...settings.options };
+  const budget = `${(settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs) / 1000} s in all`;
+  if (o.offline) return `the cache ${o.cacheDir} only (offline)`;
+  const kds = o.amdBaseUrl ?? DEFAULTS.amdBaseUrl;
+  const pcs = o.intelBaseUrl ?? DEFAULTS.intelBaseUrl;
+  const certs = o.intelCertsBaseUrl ?? DEFAULTS.intelCertsBaseUrl;
+  const timeout = (o.timeoutMs ?? KEEP_COLLATERAL_DEFAULTS.timeoutMs) / 1000;
+  const retries = o.retries ?? KEEP_COLLATERAL_DEFAULTS.retries;
+  return `the cache ${o.cacheDir}, refreshed from ${kds}, ${pcs} and ${certs} (${timeout} s a download, ${retries} ${retries === 1 ? 'retry' : 'retries'}, ${budget})`;
 }

@@ -22,6 +22,8 @@ export interface CollateralOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Intel PCS subscription key, needed only for PCK certificates. */
   intelApiKey?: string;
+  /** Ends every download at once when aborted (an overall budget); the cache still answers. */
+  signal?: AbortSignal;
 }
 
 export const DEFAULTS = {
@@ -72,7 +74,7 @@ export interface DocumentSpec {
  * network fails, and works from the cache alone when offline.
  */
 export class CollateralService {
-  readonly options: Required<Omit<CollateralOptions, 'onProgress' | 'intelApiKey'>> & Pick<CollateralOptions, 'onProgress' | 'intelApiKey'>;
+  readonly options: Required<Omit<CollateralOptions, 'onProgress' | 'intelApiKey' | 'signal'>> & Pick<CollateralOptions, 'onProgress' | 'intelApiKey' | 'signal'>;
   readonly cache: DiskCache;
 
   constructor(options: CollateralOptions) {
@@ -90,6 +92,7 @@ export class CollateralService {
       cacheDir: options.cacheDir,
       onProgress: options.onProgress,
       intelApiKey: options.intelApiKey,
+      signal: options.signal,
     };
     this.cache = new DiskCache(options.cacheDir);
   }
@@ -137,6 +140,7 @@ export class CollateralService {
       fetch: this.options.fetch,
       onProgress: this.options.onProgress,
       headers: spec.headers,
+      ...(this.options.signal ? { signal: this.options.signal } : {}),
     });
     let checked: ReturnType<Validate>;
     try {

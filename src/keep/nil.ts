@@ -19,7 +19,7 @@ export const nilBackend: KeepBackend = {
     if (!hasOptimisingTier()) log('debug', "the nil Keep compiles this workload with V8's baseline tier (Liftoff): long-running loops run slower");
     const needsNetwork = plan.files.some((f) => f.kind === 'listen' || f.kind === 'connect');
     // As in the process Keep: a Steward's refusal stops the Keep before any descriptor opens.
-    const identity = plan.steward ? await stewardIdentity(plan.steward, plan.module, plan.evidence) : undefined;
+    const identity = plan.steward ? await stewardIdentity(plan.steward, plan.module, plan.evidence, plan.collateral) : undefined;
     const descriptors = await openDescriptors(plan.files, {
       stdin: processStdin,
       stdout: processStdout,
@@ -43,10 +43,10 @@ export const nilBackend: KeepBackend = {
  * the evidence comes from the software test root the host loaded or, inside a confidential VM or
  * Gramine enclave, from the hardware directly, and the CSR goes straight to the Steward.
  */
-async function stewardIdentity(steward: string, module: Uint8Array, software: EvidenceSource | undefined): Promise<KeepIdentity> {
+async function stewardIdentity(steward: string, module: Uint8Array, software: EvidenceSource | undefined, collateral: RunPlan['collateral']): Promise<KeepIdentity> {
   const { requestStewardIdentity, StewardIdentityError, StewardRefusedError } = await import('./steward.ts');
   try {
-    const evidence = software ?? (await hardwareSource(steward));
+    const evidence = software ?? (await hardwareSource(steward, collateral));
     const digest = new Uint8Array(await crypto.subtle.digest('SHA-384', module as Uint8Array<ArrayBuffer>));
     const identity = await requestStewardIdentity({
       steward,
@@ -62,7 +62,7 @@ async function stewardIdentity(steward: string, module: Uint8Array, software: Ev
   }
 }
 
-async function hardwareSource(steward: string): Promise<EvidenceSource> {
+async function hardwareSource(steward: string, settings: RunPlan['collateral']): Promise<EvidenceSource> {
   const [{ detectOnce, hardwarePaths }, { hardwareEvidenceSource }] = await Promise.all([import('./hardware/backend.ts'), import('./hardware/source.ts')]);
   const kind = (await detectOnce()).kinds[0];
   if (!kind) {
@@ -73,8 +73,9 @@ async function hardwareSource(steward: string): Promise<EvidenceSource> {
   }
   const paths = hardwarePaths();
   // The nil Keep is its own host: it gets the collateral its CSR carries from the cache directly.
+  let source: import('../collateral/keep.ts').KeepCollateralSource | undefined;
   const collateral = async (request: import('../sallyport/index.ts').CollateralRequest) => {
-    const got = await (await import('../collateral/keep.ts')).keepCollateralSource()(request);
+    const got = await (source ??= (await import('../collateral/keep.ts')).keepCollateralSource(settings))(request);
     for (const m of got.missing) log('warn', `collateral for the Keep's CSR: ${m}`);
     return got.collateral;
   };

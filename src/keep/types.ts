@@ -1,6 +1,7 @@
 import type { FileSpec } from '../config/index.ts';
 import type { EvidenceSource } from './steward.ts';
 import type { DeploySpec } from '../sallyport/index.ts';
+import type { KeepCollateralSettings } from '../collateral/keep.ts';
 import type { WorkloadLimits, WorkloadOutcome } from '../runtime/types.ts';
 
 /** Everything a Keep backend needs to run one workload, already merged from Enarx.toml and the command line. */
@@ -27,6 +28,8 @@ export interface RunPlan {
   /** Where the guest's stdout and stderr go (process Keep; default: ours). */
   readonly stdout?: NodeJS.WritableStream;
   readonly stderr?: NodeJS.WritableStream;
+  /** How a hardware Keep's host gets the collateral for the Keep's CSR (flags; default the environment's). */
+  readonly collateral?: KeepCollateralSettings;
 }
 
 export interface BackendAvailability {

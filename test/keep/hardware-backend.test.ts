@@ -289,6 +289,40 @@ describe('enarx run in a Gramine enclave (a disk tree with a recorded SGX quote)
     assert.match(u.stderr, /the sgx Keep attests with its hardware/);
   });
 
+  it("enarx run and enarx deploy take steward serve's collateral flags and a budget; they reach the Keep's host", async () => {
+    for (const command of ['run', 'deploy']) {
+      const help = await runEnarx([command, '--help']);
+      for (const flag of ['--collateral-dir', '--offline-collateral', '--no-fetch-collateral', '--kds-url', '--pcs-url', '--intel-certs-url', '--collateral-timeout', '--collateral-retries', '--collateral-budget']) {
+        assert.ok(help.stdout.includes(flag), `${command}: ${flag} in:\n${help.stdout}`);
+      }
+    }
+    const env = { ENARX_GRAMINE_ROOT: gramineTree('gramine-flags') };
+    const hello = join(REPO_ROOT, 'examples', 'hello.wasm');
+    for (const [flag, value] of [['--collateral-budget', 'soon'], ['--collateral-timeout', '-1'], ['--collateral-retries', 'x']] as const) {
+      const bad = await runEnarx(['run', flag, value, hello], { env });
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, new RegExp(`${flag} must be a non-negative number, got '${value}'`));
+      assert.equal(bad.stdout, '', 'nothing ran');
+    }
+    const cache = join(dir, 'flag-cache');
+    const flags = ['--collateral-dir', cache, '--pcs-url', 'http://127.0.0.1:9/pcs', '--intel-certs-url', 'http://127.0.0.1:9/certs', '--collateral-timeout', '3', '--collateral-retries', '0', '--collateral-budget', '4'];
+    const said = `collateral for the Keep's CSR: the cache ${cache}, refreshed from https://kdsintf.amd.com, http://127.0.0.1:9/pcs and http://127.0.0.1:9/certs (3 s a download, 0 retries, 4 s in all)`;
+    const run = await runEnarx(['--log-level', 'debug', 'run', ...flags, hello], { env: { ...env, ENARX_KDS_URL: '' } });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'Hello, world!\n');
+    assert.ok(run.stderr.includes(said), run.stderr);
+    const deploy = await runEnarx(['--log-level', 'debug', 'deploy', '--backend', 'sgx', ...flags, hello], { env: { ...env, ENARX_KDS_URL: '' } });
+    assert.equal(deploy.code, 0, deploy.stderr);
+    assert.ok(deploy.stderr.includes(said), deploy.stderr);
+    const off = await runEnarx(['--log-level', 'debug', 'run', '--no-fetch-collateral', hello], { env });
+    assert.equal(off.code, 0, off.stderr);
+    assert.match(off.stderr, /collateral for the Keep's CSR: none \(--no-fetch-collateral\)/);
+    // Without flags (the fast path), the environment's settings.
+    const fromEnv = await runEnarx(['run', '--log-level', 'debug', hello], { env: { ...env, ENARX_COLLATERAL_DIR: cache, ENARX_KDS_URL: 'http://127.0.0.1:9/kds' } });
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    assert.match(fromEnv.stderr, /collateral for the Keep's CSR: the cache \S+flag-cache, refreshed from http:\/\/127\.0\.0\.1:9\/kds, .*\(10 s a download, 1 retry, 10 s in all\)/);
+  });
+
   it('a named hardware backend that is not there is an error with the reason, never a fallback', async () => {
     const r = await runEnarx(['run', '--backend', 'sev', join(REPO_ROOT, 'examples', 'hello.wasm')], { env: { ENARX_TSM_REPORT_ROOT: join(dir, 'no-tsm') } });
     assert.equal(r.code, 1);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseCertificates } from '../../src/attestation/x509.ts';
-import { CollateralService, collateralForKeep, ENARX_CRL_URLS, reportIdentity, vcekUrl } from '../../src/collateral/index.ts';
+import { CollateralService, collateralForKeep, ENARX_CRL_URLS, keepCollateralSource, reportIdentity, vcekUrl } from '../../src/collateral/index.ts';
 import { snpCollateralRequest, intelCollateralRequest, type CollateralFetch } from '../../src/keep/hardware/collateral.ts';
 import { hardwareEvidenceSource } from '../../src/keep/hardware/source.ts';
 import { FakeAttestationFs } from '../../src/keep/hardware/testing.ts';
@@ -251,6 +251,52 @@ describe('the host gets the collateral through its cache; a Steward that fetches
 
 });
 
+/** Answers after an hour: a collateral host that never answers (the test server closes its connections). */
+const HANG = 3_600_000;
+const tdxRequest = { kind: 'tdx', fmspc: TDX_FMSPC, ca: 'platform' } as const;
+const BUDGET_LINE = /^the host's collateral budget of 0\.3 s ran out \(--collateral-budget\): the Keep goes on without /;
+
+describe("one budget for a Keep's collateral downloads", () => {
+  /** A host source over `routes`, with a short overall budget and per-download timeouts far beyond it. */
+  async function budgetedSource(name: string, routes: Record<string, Route>, budgetMs = 300) {
+    const server = await startServer(routes);
+    servers.push(server);
+    const urls = { amdBaseUrl: server.url, intelBaseUrl: server.url, intelCertsBaseUrl: server.url };
+    return { server, source: keepCollateralSource({ budgetMs, options: { cacheDir: join(dir, name), ...urls, timeoutMs: HANG, retries: 3 } }) };
+  }
+
+  it('a host that never answers: the source finishes, says so in one line, and a later request adds none', async () => {
+    const hanging = Object.fromEntries(Object.entries(phalaTdxRoutes()).map(([k, r]) => [k, { ...r, delayMs: HANG }]));
+    const { server, source } = await budgetedSource('budget-hang', hanging);
+    const got = await source(tdxRequest);
+    assert.deepEqual(got.collateral, { leaf: null, crls: [], tcb: null, qe: null });
+    assert.equal(got.missing.length, 1, got.missing.join('\n'));
+    assert.match(got.missing[0]!, BUDGET_LINE);
+    assert.match(got.missing[0]!, /without the TCB info, the QE identity, the Root CA CRL, the PCK CRL$/);
+    const again = await source(tdxRequest);
+    assert.deepEqual(again, { collateral: { leaf: null, crls: [], tcb: null, qe: null }, missing: [] });
+    // At most the first download was under way: none was retried, and none started after the budget ran out.
+    assert.ok([...server.hits.values()].reduce((a, b) => a + b, 0) <= 1, JSON.stringify([...server.hits]));
+  });
+
+  it('what arrived in time goes to the Keep; only the rest is missing', async () => {
+    const routes = phalaTdxRoutes();
+    for (const [path, route] of Object.entries(routes)) if (/pckcrl|RootCA/.test(path)) routes[path] = { ...route, delayMs: HANG };
+    // A budget the loopback answers fit in many times over, even on a loaded machine.
+    const { source } = await budgetedSource('budget-partial', routes, 5000);
+    const got = await source(tdxRequest);
+    assert.notEqual(got.collateral.tcb, null);
+    assert.notEqual(got.collateral.qe, null);
+    assert.deepEqual(got.collateral.crls, []);
+    const said = got.missing.filter((m) => m.startsWith("the host's collateral budget"));
+    assert.deepEqual(said, ["the host's collateral budget of 5 s ran out (--collateral-budget): the Keep goes on without the Root CA CRL, the PCK CRL"], got.missing.join('\n'));
+  });
+
+  it('--no-fetch-collateral: the host relays none, and says why', async () => {
+    await assert.rejects(keepCollateralSource({ fetch: false })(tdxRequest), /this host relays no collateral \(--no-fetch-collateral\)/);
+  });
+});
+
 describe('the sallyport relays collateral to hardware Keeps only, a few times', () => {
   /** A stand-in Keep that sends `frames` and appends what the host answers to a file. */
   async function fakeKeep(name: string, frames: Uint8Array[]): Promise<{ launch: () => Promise<{ command: string; args: string[] }>; answers: () => HostMessage[] }> {
@@ -302,5 +348,22 @@ setInterval(() => {}, 1000);`);
     await run2.outcome;
     assert.deepEqual(refused, [{ t: 'collateral', id: 1, collateral: null, error: 'this host relays no collateral (only hardware Keeps get it)' }]);
     assert.equal(seen.length, 4);
+  });
+
+  it("a Keep whose host's collateral server never answers is answered once the budget runs out, and the host says so once", async () => {
+    const server = await startServer(Object.fromEntries(Object.entries(phalaTdxRoutes()).map(([k, r]) => [k, { ...r, delayMs: HANG }])));
+    servers.push(server);
+    const urls = { amdBaseUrl: server.url, intelBaseUrl: server.url, intelCertsBaseUrl: server.url };
+    const collateral = keepCollateralSource({ budgetMs: 300, options: { cacheDir: join(dir, 'budget-keep'), ...urls, timeoutMs: HANG } });
+    const keep = await fakeKeep('hw-hang', [1, 2].map((id) => encodeFrame(encodeMessage({ t: 'get-collateral', id, request: tdxRequest }))));
+    const stop = new AbortController();
+    const run = startKeep('hello', [], { launch: keep.launch, collect: { kind: 'tdx', via: 'configfs-tsm', root: TSM }, collateral, signal: stop.signal });
+    const got = await answerOf(keep.answers, 2);
+    stop.abort();
+    await run.outcome;
+    assert.deepEqual(got.map((m) => m.t === 'collateral' && [m.error, m.collateral?.tcb ?? null]), [[null, null], [null, null]]);
+    const said = run.logs.filter((l) => l.includes('collateral'));
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(said[0]!, /^warn: collateral for the Keep's CSR: the host's collateral budget of 0\.3 s ran out/);
   });
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { KEEP_COLLATERAL_HELP, keepCollateralFlags } from './platform-collateral.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -24,6 +25,8 @@ export function register(program: Command): void {
     .option('--rss-limit <size>', 'kill the Keep past this resident size, e.g. 512MiB')
     .option('--wall-time-limit <duration>', 'stop the Keep after this long, e.g. 30s')
     .option('--descriptor-limit <n>', 'most descriptors the guest may hold open');
+  // Collateral: a local hardware Keep's host, and with --keepmgr the client's verifier, use them.
+  keepCollateralFlags(cmd).addHelpText('after', `${KEEP_COLLATERAL_HELP}\nWith --keepmgr, the same flags (but --collateral-budget) say how this client obtains what the Keep's evidence lacks.`);
   // Through a keep manager instead.
   cmd
     .option('--keepmgr <url>', 'deploy through a keep manager: https://HOST:PORT or unix:/PATH (env ENARX_KEEPMGR)')

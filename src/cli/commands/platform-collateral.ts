@@ -171,6 +171,37 @@ export function fetchCollateralOptions(flags: FetchCollateralFlags): Omit<Collat
   );
 }
 
+/** The flags of a command that starts a Keep (`run`, `deploy`): those above, and the budget of the Keep's start. */
+export interface KeepCollateralFlags extends Partial<FetchCollateralFlags> {
+  collateralBudget?: string;
+}
+
+export const KEEP_COLLATERAL_HELP = `
+Collateral (--collateral-*, --kds-url, --pcs-url, --intel-certs-url): a hardware Keep (sev, tdx, sgx)
+with a Steward carries its host's collateral (VCEK and CRLs, or TCB info and CRLs) in its CSR, so
+that a Steward that fetches none can verify it. The host takes it from the collateral cache,
+refreshed from AMD KDS / Intel PCS; all downloads of one Keep share --collateral-budget, after which
+the Keep goes on without what is missing (said once on stderr). Fill the cache beforehand with
+'enarx update-cache' or 'enarx platform snp|sgx ...' to keep the start off the network.`;
+
+export function keepCollateralFlags(cmd: Command): Command {
+  return fetchCollateralFlags(cmd).option(
+    '--collateral-budget <seconds>',
+    "how long a hardware Keep's start waits for its host's collateral downloads, all together; then it goes on without what is missing",
+    '10',
+  );
+}
+
+/**
+ * A hardware Keep's host collateral settings from those flags, with the environment's defaults
+ * (the fast `enarx run` path passes none of them: all defaults). Bad values are usage errors.
+ */
+export function keepCollateralSettings(flags: KeepCollateralFlags): import('../../collateral/keep.ts').KeepCollateralSettings {
+  const budgetMs = positive(flags.collateralBudget, '--collateral-budget', 10) * 1000;
+  const options = fetchCollateralOptions({ ...flags, fetchCollateral: true, collateralTimeout: flags.collateralTimeout ?? '10', collateralRetries: flags.collateralRetries ?? '1' })!;
+  return flags.fetchCollateral === false ? { fetch: false, budgetMs } : { options, budgetMs };
+}
+
 /** Runs a collateral operation, turning its errors into one-line CLI errors. */
 export async function run<T>(fn: () => Promise<T>): Promise<T> {
   const { CollateralError } = await import('../../collateral/index.ts');

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import type { RunFlags } from '../run/run.ts';
+import { KEEP_COLLATERAL_HELP, keepCollateralFlags } from './platform-collateral.ts';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function register(program: Command): void {
   // Everything after MODULE belongs to the guest, flags included.
   program.enablePositionalOptions();
-  program
+  const cmd = program
     .command('run')
     .description('run a WebAssembly (WASI preview1) module in a Keep')
     .usage('[--backend B] [--wasmcfgfile FILE] [--dir HOST[::GUEST]]... [--env K=V]... MODULE [ARGS...]')
@@ -21,6 +22,9 @@ export function register(program: Command): void {
     .option('--steward <url>', 'get the Keep\'s certificate from this Steward (overrides Enarx.toml steward; https, or http on loopback)')
     .option('--software-evidence <dir>', 'attest with software SNP evidence signed by a test root (enarx platform test-root create); development only')
     .option('--log-level <level>', 'log to stderr at this level: error, warn, info, debug, trace')
+    .addHelpText('after', KEEP_COLLATERAL_HELP);
+  keepCollateralFlags(cmd);
+  cmd
     .argument('<module>', 'the .wasm file')
     .argument('[args...]', 'arguments for the guest, passed verbatim')
     .passThroughOptions()

@@ -6,13 +6,14 @@
  */
 import { EnarxError, UsageError } from '../errors.ts';
 import { printJson } from '../output.ts';
-import { runCommand, type LimitFlags, type RunFlags } from './run.ts';
+import { COLLATERAL_FLAG_KEYS, runCommand, type LimitFlags, type RunFlags } from './run.ts';
+import type { KeepCollateralFlags } from '../commands/platform-collateral.ts';
 import { pemCertificateBlocks } from '../../config/model.ts';
 
 const { existsSync, readFileSync, statSync } = process.getBuiltinModule('node:fs');
 const { join } = process.getBuiltinModule('node:path');
 
-export interface DeployFlags extends LimitFlags {
+export interface DeployFlags extends LimitFlags, KeepCollateralFlags {
   backend?: string;
   steward?: string;
   softwareEvidence?: string;
@@ -136,6 +137,7 @@ export async function deployCommand(target: string, args: string[], flags: Deplo
     ...(flags.descriptorLimit ? { descriptorLimit: flags.descriptorLimit } : {}),
     ...(flags.steward ? { steward: flags.steward } : {}),
     ...(flags.softwareEvidence ? { softwareEvidence: flags.softwareEvidence } : {}),
+    ...Object.fromEntries(COLLATERAL_FLAG_KEYS.flatMap((k) => (flags[k] === undefined ? [] : [[k, flags[k]]]))),
     ...(flags.json ? { stdout: capture(out), stderr: capture(err) } : {}),
     onDeployed: (d) => (deployed = d),
   };

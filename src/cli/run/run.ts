@@ -12,6 +12,8 @@ import { formatDuration, parseLimit, type KeepLimitSettings, type LimitKey } fro
 import type { WorkloadLimits } from '../../runtime/types.ts';
 import type { DeploySpec } from '../../sallyport/index.ts';
 import type { RunPlan } from '../../keep/types.ts';
+import type { KeepCollateralFlags } from '../commands/platform-collateral.ts';
+import type { KeepCollateralSettings } from '../../collateral/keep.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const { readFileSync, statSync } = process.getBuiltinModule('node:fs');
@@ -33,7 +35,7 @@ export interface LimitFlags {
   descriptorLimit?: string;
 }
 
-export interface RunFlags extends LimitFlags {
+export interface RunFlags extends LimitFlags, KeepCollateralFlags {
   backend?: string;
   wasmcfgfile?: string;
   dir: string[];
@@ -138,6 +140,14 @@ function withTlsCas(files: readonly FileSpec[], backend: string): FileSpec[] {
 
 const HARDWARE_BACKENDS = new Set(['sev', 'tdx', 'sgx']);
 
+/** The collateral flags (RunFlags keys); the regular parser always sets those with defaults. */
+export const COLLATERAL_FLAG_KEYS = ['collateralDir', 'offlineCollateral', 'fetchCollateral', 'kdsUrl', 'pcsUrl', 'intelCertsUrl', 'collateralTimeout', 'collateralRetries', 'collateralBudget'] as const;
+
+/** A hardware Keep's host collateral settings (loaded only when a run needs them). */
+async function collateralSettings(flags: RunFlags): Promise<KeepCollateralSettings> {
+  return (await import('../commands/platform-collateral.ts')).keepCollateralSettings(flags);
+}
+
 /** The evidence source for an attested Keep: checked here, so a bad flag fails before any Keep starts. */
 export async function evidenceFor(steward: string | undefined, softwareDir: string | undefined, backend: string) {
   if (softwareDir && !steward) throw new UsageError('--software-evidence needs a Steward to send it to', 'add --steward URL, or steward = "URL" in Enarx.toml');
@@ -200,6 +210,8 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
     }
   }
   const limits = workloadLimits(flags, config);
+  // Given flags are checked before anything starts; the fast path gives none (all defaults).
+  let collateral = COLLATERAL_FLAG_KEYS.some((k) => flags[k] !== undefined) ? await collateralSettings(flags) : undefined;
   const bytes = flags.deploy ? new Uint8Array(0) : readModule(module);
   const backendName = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   let backend;
@@ -215,6 +227,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
   log('info', `running ${module} in the ${backend.name} Keep`);
   const files = withTlsCas(parts.files, backend.name);
   const steward = flags.steward ?? config?.steward;
+  if (HARDWARE_BACKENDS.has(backend.name) || (backend.name === 'nil' && steward)) collateral ??= await collateralSettings(flags);
   const evidence = await evidenceFor(steward, flags.softwareEvidence, backend.name);
   if (limits.maxRssBytes !== undefined && backend.name === 'nil') {
     throw new EnarxError('the rss limit needs a Keep in its own process', { hint: 'use --backend process, or drop the rss limit' });
@@ -266,6 +279,7 @@ export async function runCommand(module: string, args: string[], flags: RunFlags
       files,
       ...(steward ? { steward } : {}),
       ...(evidence ? { evidence } : {}),
+      ...(collateral ? { collateral } : {}),
       limits,
       signal: controller.signal,
       onWait,

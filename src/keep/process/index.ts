@@ -7,6 +7,7 @@ import type { WorkloadOutcome } from '../../runtime/types.ts';
 import { KeepSetupError } from '../capabilities.ts';
 import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
 import type { EvidenceSource } from '../steward.ts';
+import type { KeepCollateralSettings, KeepCollateralSource } from '../../collateral/keep.ts';
 import { log, logEnabled } from '../../cli/output.ts';
 import type { LogLevel } from '../../sallyport/index.ts';
 import { runProcessKeep } from './host.ts';
@@ -43,10 +44,13 @@ function stewardAccess(steward: string, source: EvidenceSource | undefined) {
   };
 }
 
-/** The host's collateral for a hardware Keep's CSR, through the collateral cache (loaded when first asked). */
-function hostCollateral(): NonNullable<ProcessKeepRequest['collateral']> {
-  let source: ReturnType<typeof import('../../collateral/keep.ts').keepCollateralSource> | undefined;
-  return async (request) => (source ??= (await import('../../collateral/keep.ts')).keepCollateralSource())(request);
+/**
+ * The host's collateral for a hardware Keep's CSR, through the collateral cache (loaded when first
+ * asked); one source, so one download budget, for the Keep's whole start.
+ */
+function hostCollateral(settings: KeepCollateralSettings | undefined): NonNullable<ProcessKeepRequest['collateral']> {
+  let source: KeepCollateralSource | undefined;
+  return async (request) => (source ??= (await import('../../collateral/keep.ts')).keepCollateralSource(settings))(request);
 }
 
 function registryDestination(origin: string): { host: string; port: number } {
@@ -68,6 +72,7 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
   // The guest never blocks this process, so Ctrl-C and SIGTERM are handled for the whole run.
   const release = plan.onWait?.();
   try {
+    if (collect && logEnabled('debug')) log('debug', `collateral for the Keep's CSR: ${(await import('../../collateral/keep.ts')).describeKeepCollateral(plan.collateral)}`);
     const outcome = await runProcessKeep({
       module: plan.module,
       args: plan.args,
@@ -82,7 +87,7 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
       logLevel: plan.deploy ? 'info' : currentLogLevel(),
       steward: plan.steward ?? null,
       ...(plan.steward ? stewardAccess(plan.steward, collect ? undefined : plan.evidence) : {}),
-      ...(collect ? { collect, collateral: hostCollateral() } : {}),
+      ...(collect ? { collect, collateral: hostCollateral(plan.collateral) } : {}),
       ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
       ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
       stdin: process.stdin,

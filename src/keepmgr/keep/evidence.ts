@@ -86,12 +86,12 @@ export async function evidenceSource(config: EvidenceConfig, options: EvidenceSo
       // Keeps are told their evidence kind up front, so that a Steward key is made on the curve it
       // needs (P-384 for SNP, P-256 for quotes); where no interface works, challenges say why.
       const { kinds } = await detectHardware(paths);
-      let source = options.collateral;
       const warn = options.warn ?? (() => {});
       // What an Enarx 0.7 Steward needs in the Keep's CSR: the host's collateral, as `enarx run` relays it.
       const collateral = async (kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, haveLeaf: boolean) => {
         try {
-          source ??= (await import('../../collateral/keep.ts')).keepCollateralSource();
+          // A source per Keep's CSR: each gets the whole download budget.
+          const source = options.collateral ?? (await import('../../collateral/keep.ts')).keepCollateralSource();
           const request = kind === 'snp' ? await requests.snpCollateralRequest(evidence, !haveLeaf) : await requests.intelCollateralRequest(kind, evidence);
           const got = await source(request);
           for (const m of got.missing) warn(`collateral for a Keep's CSR: ${m}`);

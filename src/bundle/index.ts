@@ -4,10 +4,17 @@
  * built once into a cache directory and rebuilt when one of its inputs changes (path, size or
  * modification time); concurrent builders each write a complete directory, and the index that
  * names the current one is replaced atomically.
+ *
+ * Each source change leaves a build behind, so a new build prunes the old ones: every process that
+ * uses a build sets its directory's modification time when it finds it, and again every 12 hours
+ * while it lives (a long-running Steward, keep manager or Keep host may still load lazy chunks from
+ * the build it started with, long after a newer one exists). A build nobody has marked for 7 days is
+ * removed, unless it is the current one or the one it replaced; so are a dead builder's temporary
+ * directories. Nothing else in the cache directory is touched.
  */
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run`.
-const { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 const { pathToFileURL } = process.getBuiltinModule('node:url');
 
@@ -71,6 +78,69 @@ function stamp(inputs: readonly string[]): string | null {
   return out;
 }
 
+/** A build no process has marked in use for this long is pruned by the next build. */
+export const PRUNE_UNUSED_MS = 7 * 24 * 3600_000;
+/** How often a live process marks the builds it uses, well inside PRUNE_UNUSED_MS. */
+const MARK_EVERY_MS = 12 * 3600_000;
+const marking = new Set<string>();
+
+/** Marks a build directory as in use now (its mtime), and every MARK_EVERY_MS while this process lives. */
+function markInUse(dir: string): void {
+  const mark = () => {
+    try {
+      const now = new Date();
+      utimesSync(dir, now, now);
+    } catch {
+      // A read-only installation builds nothing, so prunes nothing either.
+    }
+  };
+  mark();
+  if (marking.has(dir)) return;
+  marking.add(dir);
+  setInterval(mark, MARK_EVERY_MS).unref();
+}
+
+const BUILD_DIR = /^[0-9a-f]{16}$/;
+const TMP_DIR = /^tmp-\d+-\d+-[0-9a-f]*$/;
+
+/**
+ * Removes the builds in `spec.cache` that no process has marked in use for PRUNE_UNUSED_MS, and
+ * temporary directories as old (a builder that died), except the builds named in `keep` (the
+ * current one and the one it replaced). Returns the names it removed.
+ */
+export function pruneBuilds(spec: Pick<BundleSpec, 'cache'>, keep: readonly (string | undefined)[], now = Date.now()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(spec.cache);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    if ((!BUILD_DIR.test(name) && !TMP_DIR.test(name)) || keep.includes(name)) continue;
+    const path = join(spec.cache, name);
+    try {
+      const st = statSync(path);
+      if (!st.isDirectory() || now - st.mtimeMs < PRUNE_UNUSED_MS) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(name);
+    } catch {
+      // Another process pruned it first, or it cannot be removed: leave it.
+    }
+  }
+  return removed;
+}
+
+/** The build directory the index names, or undefined. */
+function indexedDir(spec: BundleSpec): string | undefined {
+  try {
+    const dir = (JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { dir?: unknown }).dir;
+    return typeof dir === 'string' && BUILD_DIR.test(dir) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The bundle the index names, if it exists, without checking it: `isCurrent` compares its inputs'
  * stamps, a stat per input (milliseconds), so a caller in a hurry may use the file first and check after.
@@ -80,7 +150,9 @@ export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () =
     const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
     if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
     const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
-    return existsSync(file) ? { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp } : null;
+    if (!existsSync(file)) return null;
+    markInUse(join(spec.cache, index.dir));
+    return { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp };
   } catch {
     return null;
   }
@@ -147,8 +219,11 @@ async function build(spec: BundleSpec): Promise<string> {
   } catch {
     rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
   }
+  markInUse(dir);
+  const replaced = indexedDir(spec);
   writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
   renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
+  pruneBuilds(spec, [fp, replaced]);
   return join(dir, `${spec.name}.mjs`);
 }
 

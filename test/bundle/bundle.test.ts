@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundle, cachedBundle, indexedBundle, type BundleSpec } from '../../src/bundle/index.ts';
+import { bundle, cachedBundle, indexedBundle, PRUNE_UNUSED_MS, pruneBuilds, type BundleSpec } from '../../src/bundle/index.ts';
 
 function tree(): { root: string; spec: BundleSpec } {
   const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
@@ -84,6 +84,62 @@ test('a banner heads every file, entry copies keep the entry in one file, and ch
     assert.equal(m.six(), 6);
     assert.equal((await m.lazy()).four(), 4);
     assert.ok(((globalThis as { bannerRuns?: number }).bannerRuns ?? 0) >= 2, 'the banner ran in the entry and in the lazy file');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a new build prunes builds unused for a week, never the current one, the one it replaced, a recently used one or anything else', async () => {
+  const { root, spec } = tree();
+  const at = (path: string, msAgo: number) => utimesSync(path, new Date(Date.now() - msAgo), new Date(Date.now() - msAgo));
+  const DAY = 24 * 3600_000;
+  const old = 30 * DAY;
+  try {
+    const first = join(await bundle(spec), '..');
+    const fake = (name: string, msAgo: number) => {
+      mkdirSync(join(spec.cache, name, 'chunks'), { recursive: true });
+      writeFileSync(join(spec.cache, name, 'entry.mjs'), 'export {};\n');
+      at(join(spec.cache, name), msAgo);
+      return join(spec.cache, name);
+    };
+    const stale = fake('0123456789abcdef', old);
+    const recent = fake('fedcba9876543210', DAY);
+    const deadBuilder = fake('tmp-12345-1700000000000-9f3a', old);
+    const liveBuilder = fake('tmp-12346-1700000000000-9f3b', 60_000);
+    // Not builds: a file with a build's name, other names, the launcher's cached command.
+    writeFileSync(join(spec.cache, 'aaaaaaaaaaaaaaaa'), 'not a directory');
+    at(join(spec.cache, 'aaaaaaaaaaaaaaaa'), old);
+    const other = fake('mine', old);
+    writeFileSync(join(spec.cache, 'launcher-keep.json'), '{}');
+    at(join(spec.cache, 'launcher-keep.json'), old);
+    // The first build, unused for a month, but current until the rebuild below replaces it.
+    at(first, old);
+
+    utimesSync(join(root, 'part.ts'), new Date(), new Date(Date.now() + 5000));
+    const second = join(await bundle(spec), '..');
+    assert.notEqual(second, first);
+    for (const gone of [stale, deadBuilder]) assert.equal(existsSync(gone), false, `${gone} was pruned`);
+    for (const kept of [first, second, recent, liveBuilder, other, join(spec.cache, 'aaaaaaaaaaaaaaaa'), join(spec.cache, 'launcher-keep.json'), join(spec.cache, 'current.json')]) {
+      assert.equal(existsSync(kept), true, `${kept} was kept`);
+    }
+
+    // Using a build marks it: the second build, found through the index, is fresh again.
+    at(second, old);
+    assert.ok(cachedBundle(spec));
+    assert.ok(Date.now() - statSync(second).mtimeMs < DAY, 'marked in use');
+
+    // The next build may drop the first (a month unused, and no longer the one replaced), not the second.
+    at(first, old);
+    utimesSync(join(root, 'part.ts'), new Date(), new Date(Date.now() + 10_000));
+    const third = join(await bundle(spec), '..');
+    assert.equal(existsSync(first), false);
+    assert.equal(existsSync(second), true);
+    assert.equal(existsSync(third), true);
+    assert.equal(readFileSync(join(third, 'entry.mjs'), 'utf8').length > 0, true);
+
+    // pruneBuilds alone: the age is what counts, and the builds named to keep stay.
+    assert.deepEqual(pruneBuilds(spec, [], Date.now() + PRUNE_UNUSED_MS + DAY).toSorted(), [second, third, recent, liveBuilder].map((d) => d.slice(spec.cache.length + 1)).toSorted());
+    assert.deepEqual(pruneBuilds({ cache: join(root, 'no-such-cache') }, []), []);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

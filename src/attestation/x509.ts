@@ -802,22 +802,23 @@ function checkCriticalExtensions(cert: Certificate): void {
 }
 
 /** Finds the anchor a chain ends at: the last certificate itself (byte-equal, or same subject and key), or its issuer. */
-function findAnchor(chain: readonly Certificate[], anchors: readonly TrustAnchor[]): { anchor: TrustAnchor; path: Certificate[] } {
+/**
+ * The anchors the chain may end at, each with the full path: the chain's own root when it is (or
+ * re-issues) an anchor, else every anchor named as the last certificate's issuer. Several anchors
+ * can share a name (a test root named like a vendor's): verifyChain tries each.
+ */
+function findAnchors(chain: readonly Certificate[], anchors: readonly TrustAnchor[]): Array<{ anchor: TrustAnchor; path: Certificate[] }> {
   const last = chain[chain.length - 1]!;
-  for (const anchor of anchors) {
-    if (bytesEqual(anchor.certificate.der, last.der)) return { anchor, path: [...chain] };
-  }
+  const exact = anchors.find((anchor) => bytesEqual(anchor.certificate.der, last.der));
+  if (exact) return [{ anchor: exact, path: [...chain] }];
   if (last.isSelfIssued) {
-    for (const anchor of anchors) {
-      const a = anchor.certificate;
-      // A re-issued root (same subject and key) is accepted; its own self-signature is checked below.
-      if (bytesEqual(a.subject.der, last.subject.der) && bytesEqual(a.spki, last.spki)) return { anchor, path: [...chain] };
-    }
+    // A re-issued root (same subject and key) is accepted; its own self-signature is checked later.
+    const reissued = anchors.find((a) => bytesEqual(a.certificate.subject.der, last.subject.der) && bytesEqual(a.certificate.spki, last.spki));
+    if (reissued) return [{ anchor: reissued, path: [...chain] }];
     throw new VerificationError('chain', `root ${last.label} is not a pinned trust anchor`);
   }
-  for (const anchor of anchors) {
-    if (bytesEqual(anchor.certificate.subject.der, last.issuer.der)) return { anchor, path: [...chain, anchor.certificate] };
-  }
+  const named = anchors.filter((anchor) => bytesEqual(anchor.certificate.subject.der, last.issuer.der));
+  if (named.length > 0) return named.map((anchor) => ({ anchor, path: [...chain, anchor.certificate] }));
   throw new VerificationError(
     'chain',
     `the chain ends at ${last.label}, whose issuer '${last.issuer.commonName || last.issuer.text}' is not a pinned trust anchor`,
@@ -870,7 +871,20 @@ export async function verifyChain(chain: readonly Certificate[], options: ChainO
   assertValidNow(options.now, 'verifyChain');
   if (chain.length === 0) throw new VerificationError('chain', 'empty certificate chain');
   if (chain.length > MAX_CHAIN_LENGTH) throw new VerificationError('chain', `a chain of ${chain.length} certificates is longer than the ${MAX_CHAIN_LENGTH} accepted`);
-  const { anchor, path } = findAnchor(chain, options.anchors);
+  const candidates = findAnchors(chain, options.anchors);
+  let firstError: unknown;
+  for (const candidate of candidates) {
+    try {
+      return await verifyPath(candidate.anchor, candidate.path, options);
+    } catch (err) {
+      if (!(err instanceof VerificationError) || candidates.length === 1) throw err;
+      firstError ??= err;
+    }
+  }
+  throw firstError;
+}
+
+async function verifyPath(anchor: TrustAnchor, path: Certificate[], options: ChainOptions): Promise<ChainResult> {
   const { now } = options;
   for (const cert of path) {
     checkValidity(cert, now);

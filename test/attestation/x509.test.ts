@@ -60,6 +60,7 @@ test('built-in roots match their pinned fingerprints and the published ones', as
   assert.equal(PINNED_SHA256.ASK_GENOA, '5464738c1546aed5f2cecf1dc98c5c960a92e8913238a61711bc90ec6e828521');
   assert.equal(PINNED_SHA256.ASK_TURIN, '5b77ef5fe7a7a004fd9032668fba9d0fda22f88c4442069a479636a6ae3b3185');
   const intel = await intelSgxRoot();
+  const INTEL_ROOT_NAME = [['CN', 'Intel SGX Root CA'], ['O', 'Intel Corporation'], ['L', 'Santa Clara'], ['ST', 'CA'], ['C', 'US']] as const;
   assert.equal(intel.name, 'intel-sgx-root');
   assert.equal(await intel.certificate.sha256(), '44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3');
   assert.equal(await intel.certificate.spkiSha256(), 'a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e');
@@ -165,6 +166,38 @@ test('a locally generated RSA-PSS/ECDSA chain: revocation, CA constraints, unpin
   // Unknown critical extensions are refused.
   const odd = await issueCertificate({ subject: [['CN', 'Odd']], subjectKey: fakeKey, issuer: { certificate: inter, key: interKey }, notBefore, notAfter, extensions: [{ oid: '1.2.3.4', critical: true, value: Uint8Array.of(5, 0) }] });
   await rejects(verifyChain([odd, inter], { anchors, now }), 'chain', /unsupported critical extension 1\.2\.3\.4/);
+});
+
+test('anchors that share a name: each is tried, and the chain ends at the one whose key signed it', async () => {
+  // Intel's QVL sample data is signed by a test root named exactly "Intel SGX Root CA"; trusted
+  // explicitly beside the pinned one, a chain whose last certificate names that issuer must be
+  // checked against both, not against the first found by name only.
+  const notBefore = new Date('2025-01-01T00:00:00Z');
+  const notAfter = new Date('2035-01-01T00:00:00Z');
+  const now = new Date('2026-01-01T00:00:00Z');
+  const keys = await Promise.all([generateKeyPair('ec-p256'), generateKeyPair('ec-p256')]);
+  const roots = await Promise.all(keys.map((key) => issueCertificate({ subject: [['CN', 'Same Root']], subjectKey: key, notBefore, notAfter, ca: {} })));
+  const signerKey = await generateKeyPair('ec-p256');
+  const signer = await issueCertificate({ subject: [['CN', 'Signer']], subjectKey: signerKey, issuer: { certificate: roots[1]!, key: keys[1]! }, notBefore, notAfter });
+  const anchors: TrustAnchor[] = [
+    { name: 'test:first', certificate: roots[0]! },
+    { name: 'test:second', certificate: roots[1]! },
+  ];
+  assert.equal((await verifyChain([signer], { anchors, now })).anchor.name, 'test:second');
+  assert.equal((await verifyChain([signer], { anchors: [...anchors].reverse(), now })).anchor.name, 'test:second');
+  // Neither key signed it: rejected, naming the first candidate's failure.
+  const strayKey = await generateKeyPair('ec-p256');
+  const strayRoot = await issueCertificate({ subject: [['CN', 'Same Root']], subjectKey: strayKey, notBefore, notAfter, ca: {} });
+  const stray = await issueCertificate({ subject: [['CN', 'Signer']], subjectKey: signerKey, issuer: { certificate: strayRoot, key: strayKey }, notBefore, notAfter });
+  await rejects(verifyChain([stray], { anchors, now }), 'chain', /does not verify with 'Same Root'/);
+  // With only the pinned Intel root, a certificate naming it but signed by another key fails as before.
+  const intel = await intelSgxRoot();
+  const INTEL_ROOT_NAME = [['CN', 'Intel SGX Root CA'], ['O', 'Intel Corporation'], ['L', 'Santa Clara'], ['ST', 'CA'], ['C', 'US']] as const;
+  const fakeIntelKey = await generateKeyPair('ec-p256');
+  const fakeIntel = await issueCertificate({ subject: INTEL_ROOT_NAME, subjectKey: fakeIntelKey, notBefore, notAfter, ca: {} });
+  const underFake = await issueCertificate({ subject: [['CN', 'Intel SGX TCB Signing']], subjectKey: signerKey, issuer: { certificate: fakeIntel, key: fakeIntelKey }, notBefore, notAfter });
+  await rejects(verifyChain([underFake], { anchors: [intel], now }), 'chain', /does not verify with 'Intel SGX Root CA'/);
+  assert.equal((await verifyChain([underFake], { anchors: [intel, { name: 'test:intel-lookalike', certificate: fakeIntel }], now })).anchor.name, 'test:intel-lookalike');
 });
 
 test('PEM and DER inputs: several blocks, trailing NULs, PkiPath, and clear errors', () => {

@@ -18,6 +18,8 @@ import { keepIsolation, shareBundle, type Isolation, type KeepUserRange } from '
 
 export interface DaemonOptions {
   dataDir: string;
+  /** How a --hardware daemon's host gets the collateral for its Keeps' CSRs (default: the environment's settings). */
+  collateral?: import('../collateral/keep.ts').KeepCollateralSettings;
   /** host:port for HTTPS; port 0 picks a free port. Null disables TCP. */
   listen?: string | null;
   /** Unix socket path; default DATA_DIR/keepmgr.sock. Null disables it. */
@@ -85,7 +87,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   // Keeps under their own users must be able to read the bundle wherever the cache sits.
   const bundle = isolation.users === 'per-keep' ? shareBundle(await keepBundle()) : await keepBundle();
   const { log } = await import('../cli/output.ts');
-  const environment = { evidence: await evidenceSource(evidence, { warn: (m) => log('warn', m) }), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
+  const sourceOptions = { warn: (m: string) => log('warn', m), ...(o.collateral ? { collateralSettings: o.collateral } : {}) };
+  const environment = { evidence: await evidenceSource(evidence, sourceOptions), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
   const { store, lost, uncleanRun } = KeepStore.open(join(o.dataDir, 'keepmgr.sqlite'));
   const defaults = { ...DEFAULT_LIMITS, ...o.defaults };
   const manager = new KeepManager({

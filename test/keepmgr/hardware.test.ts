@@ -103,3 +103,50 @@ test("a --hardware source answers its Keeps with their CSR's evidence: the quote
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("keepmgr serve's collateral settings reach a --hardware source, and each Keep's CSR has its own download budget", async () => {
+  const { startServer } = await import('../collateral/server.ts');
+  const { readFileSync } = await import('node:fs');
+  const { runEnarx } = await import('../helpers/cli.ts');
+  const quote = new Uint8Array(readFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', 'quote.bin')));
+  const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
+  // Answers nothing for an hour (closed with the test): a collateral host that hangs.
+  const hanging = await startServer({ '/sgx/certification/v4/tcb?fmspc=00706E470000': { body: '{}', delayMs: 3_600_000 } });
+  const unknown = await startServer({});
+  try {
+    writeFileSync(join(root, 'attestation_type'), 'dcap\n');
+    writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
+    writeFileSync(join(root, 'quote'), quote);
+    await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
+      // The configured PCS is asked (its 404 names it), not the environment's.
+      const warnings: string[] = [];
+      const urls = (url: string) => ({ intelBaseUrl: url, intelCertsBaseUrl: url });
+      const asked = await evidenceSource({ kind: 'hardware' }, { warn: (m) => warnings.push(m), collateralSettings: { options: { cacheDir: join(root, 'cache-a'), ...urls(unknown.url), retries: 0 } } });
+      await asked.collect(quote.slice(368, 432));
+      assert.match(warnings.join('\n'), new RegExp(`${unknown.url.replaceAll('.', '\\.')}/sgx/certification/v4/tcb\\?fmspc=00706E470000 answered HTTP 404`));
+
+      // A hanging PCS: every Keep's collection finishes once its budget is spent, saying so once each.
+      const budgeted: string[] = [];
+      const source = await evidenceSource({ kind: 'hardware' }, {
+        warn: (m) => budgeted.push(m),
+        collateralSettings: { budgetMs: 300, options: { cacheDir: join(root, 'cache-b'), ...urls(hanging.url), timeoutMs: 3_600_000 } },
+      });
+      for (let keep = 0; keep < 2; keep++) {
+        const got = await source.collect(quote.slice(368, 432));
+        const { decodeSgxEvidence } = await import('../../src/pki/index.ts');
+        assert.deepEqual(decodeSgxEvidence(got.forKeep).tcb, { certs: [], report: new Uint8Array(0) });
+      }
+      const said = budgeted.filter((m) => m.includes('budget'));
+      assert.equal(said.length, 2, budgeted.join('\n'));
+      for (const m of said) assert.match(m, /^collateral for a Keep's CSR: the host's collateral budget of 0\.3 s ran out \(--collateral-budget\): the Keep goes on without the TCB info, /);
+    });
+    const help = await runEnarx(['keepmgr', 'serve', '--help']);
+    for (const flag of ['--collateral-dir', '--offline-collateral', '--no-fetch-collateral', '--pcs-url', '--collateral-timeout', '--collateral-budget']) assert.ok(help.stdout.includes(flag), flag);
+    const bad = await runEnarx(['keepmgr', 'serve', '--data-dir', join(root, 'data'), '--collateral-budget', 'soon']);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /--collateral-budget must be a non-negative number, got 'soon'/);
+  } finally {
+    await Promise.all([hanging.close(), unknown.close()]);
+    rmSync(root, { recursive: true, force: true });
+  }
+});

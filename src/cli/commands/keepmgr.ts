@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
+import { KEEP_COLLATERAL_HELP, type KeepCollateralFlags, keepCollateralFlags, keepCollateralSettings } from './platform-collateral.ts';
 
 function defaultDataDir(): string {
   return join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local', 'share'), 'enarx', 'keepmgr');
@@ -30,8 +31,8 @@ function stewardUrlFlag(v: string): string {
 
 export function register(program: Command): void {
   const keepmgr = program.command('keepmgr').description('the keep manager daemon: runs many Keeps for remote clients');
-  keepmgr
-    .command('serve')
+  const serve = keepmgr.command('serve');
+  serve
     .description('serve the keep manager API (HTTPS and a Unix socket) and its dashboard')
     .option('--data-dir <dir>', 'records, TLS material and tokens live here', defaultDataDir())
     .option('--listen <host:port>', 'HTTPS address (port 0: any free port)', '127.0.0.1:3030')
@@ -61,6 +62,7 @@ export function register(program: Command): void {
       if (o.softwareSnp && o.hardware) throw new UsageError('--software-snp and --hardware exclude each other');
       const { isIP } = await import('node:net');
       if (!isIP(String(o.keepListenAddress))) throw new UsageError(`--keep-listen-address must be an IP address, not '${String(o.keepListenAddress)}'`);
+      const collateral = keepCollateralSettings(o as KeepCollateralFlags);
       let daemon;
       try {
         daemon = await startDaemon({
@@ -74,6 +76,7 @@ export function register(program: Command): void {
           tokensFile: o.tokens as string | undefined,
           softwareSnp: o.softwareSnp as string | undefined,
           evidence: o.hardware ? { kind: 'hardware' } : undefined,
+          collateral,
           steward: o.steward === undefined ? null : stewardUrlFlag(String(o.steward)),
           keepListenAddress: String(o.keepListenAddress),
           ...(o.keepUsers === undefined ? {} : { keepUsers: o.keepUsers === 'off' ? null : keepUsersFlag(String(o.keepUsers)) }),
@@ -112,4 +115,5 @@ export function register(program: Command): void {
       await Promise.race([daemon.close(), deadline]);
       process.exit(process.exitCode ?? 0);
     });
+  keepCollateralFlags(serve).addHelpText('after', `${KEEP_COLLATERAL_HELP}\nHere: a --hardware daemon's Keeps, each CSR with a budget of its own.`);
 }

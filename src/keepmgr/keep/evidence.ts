@@ -42,6 +42,8 @@ export interface EvidenceSourceOptions {
   collateral?: (request: import('../../sallyport/index.ts').CollateralRequest) => Promise<{ collateral: import('../../sallyport/index.ts').HostCollateral; missing: string[] }>;
   /** Told what collateral could not be had. */
   warn?: (message: string) => void;
+  /** How the default source gets collateral (`keepmgr serve`'s collateral flags); each Keep's CSR gets the whole budget. */
+  collateralSettings?: import('../../collateral/keep.ts').KeepCollateralSettings;
 }
 
 export async function evidenceSource(config: EvidenceConfig, options: EvidenceSourceOptions = {}): Promise<EvidenceSource> {
@@ -91,7 +93,7 @@ export async function evidenceSource(config: EvidenceConfig, options: EvidenceSo
       const collateral = async (kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, haveLeaf: boolean) => {
         try {
           // A source per Keep's CSR: each gets the whole download budget.
-          const source = options.collateral ?? (await import('../../collateral/keep.ts')).keepCollateralSource();
+          const source = options.collateral ?? (await import('../../collateral/keep.ts')).keepCollateralSource(options.collateralSettings);
           const request = kind === 'snp' ? await requests.snpCollateralRequest(evidence, !haveLeaf) : await requests.intelCollateralRequest(kind, evidence);
           const got = await source(request);
           for (const m of got.missing) warn(`collateral for a Keep's CSR: ${m}`);

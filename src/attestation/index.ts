@@ -7,7 +7,7 @@
  *
  * docs/attestation.md documents the steps, the claims and the trust anchors.
  */
-import { looksLikeText, toHex, utf8 } from './bytes.ts';
+import { fromBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
 import { emptyResult, verifySnp } from './snp/verify.ts';
 import { type CollateralFile, decodeIntelQuote, loadIntelCollateral, missingIntelCollateral, verifyIntelQuote } from './intel/index.ts';
@@ -68,6 +68,29 @@ export function detectEvidenceKind(bytes: Uint8Array): EvidenceKind | undefined 
     if (version >= 2 && version <= 5) return 'snp';
   }
   return undefined;
+}
+
+/**
+ * The evidence a file holds, as tools write it: raw bytes, or text with the bytes as hex (optionally
+ * 0x-prefixed; dcap-qvl, teekit and automata samples) or base64 in either alphabet (Azure's and
+ * GCP's attestation APIs). Text is decoded only when the result is evidence; anything else is
+ * returned unchanged, so detection and its error messages stay those of the raw bytes.
+ */
+export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
+  if (detectEvidenceKind(bytes) || bytes.length > 1 << 20 || !looksLikeText(bytes)) return bytes;
+  const text = utf8(bytes).replace(/\s+/g, '');
+  const hex = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
+  let decoded: Uint8Array | undefined;
+  if (/^([0-9A-Fa-f]{2})+$/.test(hex)) decoded = fromHex(hex);
+  else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
+    try {
+      const standard = text.replace(/-/g, '+').replace(/_/g, '/');
+      decoded = fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='));
+    } catch {
+      decoded = undefined;
+    }
+  }
+  return decoded && detectEvidenceKind(decoded) ? decoded : bytes;
 }
 
 /** The kind to report when detection fails: the closest guess, so the failure still names a kind. */

@@ -3,7 +3,7 @@
  * library the CLI and the Steward use, evaluates an optional policy, and shows the verdict and every
  * claim. Runs entirely in the browser.
  */
-import { detectEvidenceKind, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
+import { detectEvidenceKind, evidenceFromFile, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
 import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/index.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 
@@ -22,9 +22,11 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
 
 /** What a dropped file is, from its content (the name only breaks ties for TOML). */
-export function classify(name: string, bytes: Uint8Array): Classified {
-  const kind = detectEvidenceKind(bytes);
-  if (kind) return { name, bytes, role: 'evidence', detail: `evidence: ${TITLES[kind]}` };
+export function classify(name: string, given: Uint8Array): Classified {
+  const evidence = evidenceFromFile(given);
+  const kind = detectEvidenceKind(evidence);
+  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === given ? '' : ' (decoded from text)'}` };
+  const bytes = given;
   if (isText(bytes)) {
     const t = text(bytes).replace(/\0+$/, '');
     const trimmed = t.trimStart();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { testdata } from '../helpers/paths.ts';
-import { decodeEvidence, detectEvidenceKind, parseCrlInputs, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
+import { decodeEvidence, detectEvidenceKind, evidenceFromFile, parseCrlInputs, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
 import { loadIntelCollateral } from '../../src/attestation/intel/index.ts';
 import { createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
 import { parseCertificates, parseCrl, toPem } from '../../src/attestation/x509.ts';
@@ -79,6 +79,20 @@ test('certificates and CRLs in the forms vendors and tools hand them out: URL-en
     assert.throws(() => parseCrlInputs([junk]), { step: 'parse' });
   }
   assert.throws(() => loadIntelCollateral([{ name: 'junk', bytes: new TextEncoder().encode('abcd') }]), { step: 'parse', message: /^junk: not JSON collateral/ });
+});
+
+test('evidenceFromFile: hex (0x, whitespace), base64 and base64url text of evidence is decoded; anything else is left as it is', () => {
+  for (const raw of [file('sev-snp', 'milan-v5-gcp-teekit', 'report.bin'), file('tdx', 'phala-tdx-v4', 'quote.bin')]) {
+    const hex = Buffer.from(raw).toString('hex');
+    for (const text of [hex, `0x${hex}\n`, hex.toUpperCase().replace(/(.{76})/g, '$1\r\n'), Buffer.from(raw).toString('base64'), Buffer.from(raw).toString('base64url')]) {
+      assert.deepEqual(evidenceFromFile(new TextEncoder().encode(text)), raw);
+    }
+    assert.equal(evidenceFromFile(raw), raw);
+  }
+  for (const text of ['hello', '00'.repeat(1184), Buffer.from(new Uint8Array(1184)).toString('base64'), 'zz', '']) {
+    const bytes = new TextEncoder().encode(text);
+    assert.equal(evidenceFromFile(bytes), bytes);
+  }
 });
 
 test('test roots are accepted only through trustedTestRoots and are always reported as test:...', async () => {

@@ -114,3 +114,32 @@ test('attest verify --cert accepts the SEV-SNP certificate table a Keep collects
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('attest decode and verify take evidence written as hex (0x-prefixed or not) or base64, as many tools store it', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-evidence-text-'));
+  try {
+    const report = readFileSync(T('sev-snp', 'milan-v2-gosevguest', 'report.bin'));
+    const quote = readFileSync(T('sgx', 'phala-sgx-v3', 'quote.bin'));
+    const hexFile = join(dir, 'report.hex');
+    writeFileSync(hexFile, `0x${report.toString('hex').replace(/(.{64})/g, '$1\n')}\n`);
+    const b64File = join(dir, 'quote.b64');
+    writeFileSync(b64File, quote.toString('base64url'));
+    const verified = await runEnarx(['attest', 'verify', '--evidence', hexFile, '--cert', T('sev-snp', 'milan-v2-gosevguest', 'vcek.der'), '--now', '2025-12-06T00:00:00Z', '--json']);
+    assert.equal(verified.code, 0, verified.stderr);
+    assert.equal(JSON.parse(verified.stdout).measurement, 'b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01');
+    const decoded = await runEnarx(['attest', 'decode', '--evidence', b64File, '--json']);
+    assert.equal(decoded.code, 0, decoded.stderr);
+    assert.equal(JSON.parse(decoded.stdout).kind, 'sgx');
+    // Hex of something that is not evidence is still refused, with the size of the file as given.
+    const notEvidence = join(dir, 'zeros.hex');
+    writeFileSync(notEvidence, '00'.repeat(1184));
+    const bad = await runEnarx(['attest', 'decode', '--evidence', notEvidence]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not attestation evidence.*\(2368 bytes\)/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

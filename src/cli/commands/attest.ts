@@ -29,7 +29,7 @@ export function register(program: Command): void {
   attest
     .command('verify')
     .description('verify evidence offline against the built-in AMD and Intel roots; exit 0 verified, 1 rejected, 2 bad input or missing collateral')
-    .requiredOption('--evidence <file>', 'the evidence: a raw 1184-byte SEV-SNP report or an SGX/TDX DCAP quote')
+    .requiredOption('--evidence <file>', 'the evidence: a raw 1184-byte SEV-SNP report or an SGX/TDX DCAP quote (raw, or as hex or base64 text)')
     .addOption(new Option('--kind <kind>', 'the evidence kind (detected when omitted)').choices(KINDS))
     .option('--cert <file>', 'certificates, PEM or DER: VCEK/VLEK, ASK/ASVK, ARK, or an issuer chain (repeatable)', collect, [])
     .option('--collateral <file>', 'Intel PCS TCB info or QE identity JSON, or a combined collateral.json (repeatable)', collect, [])
@@ -44,7 +44,7 @@ export function register(program: Command): void {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
       const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
       const [evidence, certs, collateral, crls] = await Promise.all([
-        readInput(flags.evidence, 'evidence'),
+        readEvidence(flags.evidence),
         Promise.all(flags.cert.map((f) => readCertificates(f))),
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
@@ -80,11 +80,11 @@ export function register(program: Command): void {
   attest
     .command('decode')
     .description('print every field of some evidence without verifying it')
-    .requiredOption('--evidence <file>', 'the evidence: a raw SEV-SNP report or an SGX/TDX DCAP quote')
+    .requiredOption('--evidence <file>', 'the evidence: a raw SEV-SNP report or an SGX/TDX DCAP quote (raw, or as hex or base64 text)')
     .addOption(new Option('--kind <kind>', 'the evidence kind (detected when omitted)').choices(KINDS))
     .option('--json', 'print one JSON object on stdout')
     .action(async (flags: { evidence: string; kind?: EvidenceKind; json?: boolean }) => {
-      const evidence = await readInput(flags.evidence, 'evidence');
+      const evidence = await readEvidence(flags.evidence);
       const { decodeEvidence, VerificationError } = await import('../../attestation/index.ts');
       let decoded: DecodedEvidence;
       try {
@@ -123,6 +123,12 @@ function parseNow(text: string): Date {
     throw new UsageError(`--now '${text}' is not an RFC 3339 time`, 'write it like 2025-12-06T00:00:00Z');
   }
   return date;
+}
+
+/** The --evidence file: raw, or hex/base64 text of the raw bytes (evidenceFromFile). */
+async function readEvidence(path: string): Promise<Uint8Array> {
+  const { evidenceFromFile } = await import('../../attestation/index.ts');
+  return evidenceFromFile(await readInput(path, 'evidence'));
 }
 
 async function readInput(path: string, what: string): Promise<Uint8Array> {

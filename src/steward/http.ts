@@ -9,7 +9,8 @@
  * Refusals are application/problem+json (problems.ts). Bodies are bounded (413), content types
  * checked (415); anything a client sends ends in a 4xx, never a 5xx.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import { BlockList, isIP } from 'node:net';
 import { toPem } from '../attestation/x509.ts';
 import { type Problem, PROBLEM_CONTENT_TYPE, StewardRefusal } from './problems.ts';
 import { toHex } from '../attestation/bytes.ts';
@@ -25,6 +26,11 @@ export interface HandlerOptions {
   maxBodyBytes?: number;
   /** Where to report what happened (one line per request that is refused or fails). */
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /**
+   * Reverse proxies (addresses or CIDR ranges) whose forwarding headers name the client, for the
+   * per-client collateral budget; see trustedProxies.
+   */
+  trustedProxies?: readonly string[];
 }
 
 function send(res: ServerResponse, status: number, type: string | null, body: Uint8Array | string, headers: Record<string, string> = {}): void {
@@ -71,13 +77,70 @@ function readBody(req: IncomingMessage, max: number): Promise<Uint8Array | null>
 /**
  * Who sent a request, for per-client budgets: the TLS client certificate when there is one, else the
  * source address (an IPv6 address by its /64, which one host usually holds whole; an IPv4-mapped
- * address as IPv4). Behind a TLS proxy every client is the proxy.
+ * address as IPv4). Behind a reverse proxy every client is the proxy, unless the proxy is trusted
+ * (`proxies`): then the client is the one its forwarding headers name (forwardedClient).
  */
-export function clientKey(req: IncomingMessage): string {
+export function clientKey(req: IncomingMessage, proxies?: BlockList): string {
   const socket = req.socket as IncomingMessage['socket'] & { getPeerCertificate?: () => { fingerprint256?: string } };
   const fingerprint = socket.getPeerCertificate?.()?.fingerprint256;
   if (fingerprint) return `cert:${fingerprint}`;
-  return `addr:${addressKey(socket.remoteAddress ?? '')}`;
+  const peer = socket.remoteAddress ?? '';
+  return `addr:${addressKey(proxies ? forwardedClient(peer, req.headers, proxies) : peer)}`;
+}
+
+/** The proxies to trust: IP addresses or CIDR ranges (192.0.2.0/24, 2001:db8::/32). Throws on anything else. */
+export function trustedProxies(entries: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of entries) {
+    const [address = '', bits, extra] = entry.trim().split('/');
+    const family = isIP(address);
+    const prefix = bits === undefined ? undefined : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+    if (family === 0 || extra !== undefined || (prefix !== undefined && !(prefix <= (family === 4 ? 32 : 128)))) {
+      throw new Error(`'${entry}' is not an IP address or CIDR range (192.0.2.10, 192.0.2.0/24, 2001:db8::/32)`);
+    }
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    if (prefix === undefined) list.addAddress(address, type);
+    else list.addSubnet(address, prefix, type);
+  }
+  return list;
+}
+
+/** An address without its port, brackets or IPv4-mapped prefix; null when it is not an IP address. */
+function bareAddress(text: string): string | null {
+  let a = text.trim().replace(/^"|"$/g, '');
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(a);
+  if (bracketed) a = bracketed[1]!;
+  else if (/^\d+\.\d+\.\d+\.\d+:\d+$/.test(a)) a = a.slice(0, a.lastIndexOf(':'));
+  a = a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
+  return isIP(a) === 0 ? null : a;
+}
+
+function isTrusted(proxies: BlockList, address: string): boolean {
+  return proxies.check(address, isIP(address) === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * The client behind trusted proxies: when the peer is one, the hops its `X-Forwarded-For` (else
+ * RFC 7239 `Forwarded: for=`) lists are read from the right (the nearest proxy appends last), and
+ * the first that is not a trusted proxy is the client. A client cannot make itself someone else by
+ * sending these headers: only what trusted proxies appended is read. A hop that is not an address
+ * ("unknown", an obfuscated name) stops the walk at the proxy that forwarded it; an untrusted peer
+ * is the client whatever its headers say.
+ */
+export function forwardedClient(peer: string, headers: IncomingHttpHeaders, proxies: BlockList): string {
+  let nearest = bareAddress(peer);
+  if (nearest === null || !isTrusted(proxies, nearest)) return peer;
+  const xff = headers['x-forwarded-for'];
+  const hops = xff !== undefined
+    ? (Array.isArray(xff) ? xff.join(',') : xff).split(',')
+    : String(headers.forwarded ?? '').split(',').flatMap((element) => element.split(';').filter((p) => /^\s*for=/i.test(p)).map((p) => p.replace(/^\s*for=/i, '')));
+  for (const hop of hops.filter((h) => h.trim() !== '').toReversed()) {
+    const address = bareAddress(hop);
+    if (address === null) return nearest;
+    if (!isTrusted(proxies, address)) return address;
+    nearest = address;
+  }
+  return nearest;
 }
 
 export function addressKey(address: string): string {
@@ -95,6 +158,7 @@ export function addressKey(address: string): string {
 export function stewardHandler(steward: Steward, options: HandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const max = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const log = options.log ?? (() => {});
+  const proxies = options.trustedProxies?.length ? trustedProxies(options.trustedProxies) : undefined;
   const refuse = (res: ServerResponse, refusal: StewardRefusal, headers?: Record<string, string>) => {
     log('info', `refused (${refusal.problem.status}, ${refusal.problem.step}): ${refusal.problem.detail}`);
     sendProblem(res, refusal.problem, headers);
@@ -145,12 +209,12 @@ export function stewardHandler(steward: Steward, options: HandlerOptions = {}): 
         }
         try {
           if (type === BUNDLE) {
-            const issued = await steward.issueBundle(body, undefined, clientKey(req));
+            const issued = await steward.issueBundle(body, undefined, clientKey(req, proxies));
             issued.forEach(audit);
             send(res, 200, 'application/octet-stream', steward.bundleOutput(issued));
             return;
           }
-          const issued = await steward.issue(body, undefined, clientKey(req));
+          const issued = await steward.issue(body, undefined, clientKey(req, proxies));
           audit(issued);
           if (mediaType(req.headers.accept) === PEM_CHAIN) {
             // RFC 8555's PEM chain, leaf first, for tools that want a TLS-ready file.

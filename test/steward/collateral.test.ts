@@ -27,7 +27,7 @@ import { testdata } from '../helpers/paths.ts';
 import * as fx from '../collateral/fixtures.ts';
 import { startServer, type TestServer, type Route } from '../collateral/server.ts';
 import { productionSteward } from './helpers.ts';
-import { serveEnarx } from '../helpers/cli.ts';
+import { runEnarx, serveEnarx } from '../helpers/cli.ts';
 
 const read = (...p: string[]) => new Uint8Array(readFileSync(testdata('attestation', ...p)));
 const NO_COLLATERAL = { crls: [], tcb: { certs: [], report: new Uint8Array(0) } };
@@ -317,6 +317,54 @@ describe('Steward: an SNP report without a VCEK (no host-provisioned certificate
     }
   });
 
+  it('over HTTP, clients behind a trusted proxy have budgets of their own; an untrusted peer\'s header changes nothing', async () => {
+    const { listen } = await import('../../src/steward/index.ts');
+    const { request } = await import('node:http');
+    // A Steward of its own (and so an empty cache) per part: each bare report costs three downloads, one CSR's worth per client.
+    const behindProxy = async () => {
+      const steward = await productionSteward({
+        now: () => new Date('2025-06-01T00:00:00Z'),
+        collateral: collateralProvider({ cacheDir: cacheDir(), amdBaseUrl: server.url, retries: 0 }, { perClientPerMinute: 3, clock: () => 0 }),
+      });
+      return listen(steward, { addr: '127.0.0.1', port: 0, trustedProxies: ['127.0.0.1'] });
+    };
+    const post = (url: URL, body: Uint8Array, localAddress: string, forwardedFor: string) =>
+      new Promise<{ status: number; problem: { step?: string; detail?: string } }>((resolve, reject) => {
+        const headers = { 'content-type': 'application/pkcs10', 'x-forwarded-for': forwardedFor };
+        const req = request({ host: url.hostname, port: url.port, method: 'POST', localAddress, headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, problem: JSON.parse(Buffer.concat(chunks).toString() || '{}') }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    const spentBudget = /this client's collateral download budget at the Steward \(3 per minute\) is spent/;
+    const proxied = await behindProxy();
+    const direct = await behindProxy();
+    try {
+      // 127.0.0.1 is the proxy: each client it forwards for spends a budget of its own.
+      const url = new URL(proxied.url);
+      const first = await post(url, await bareCsr(fx.milanV2Report), '127.0.0.1', '198.51.100.7');
+      assert.equal(first.problem.step, 'binding', String(first.problem.detail));
+      const spent = await post(url, await bareCsr(fx.genoaReport), '127.0.0.1', '198.51.100.7');
+      assert.equal(spent.status, 503, String(spent.problem.detail));
+      assert.match(spent.problem.detail ?? '', spentBudget);
+      const other = await post(url, await bareCsr(fx.genoaReport), '127.0.0.1', '198.51.100.8');
+      assert.equal(other.problem.step, 'binding', String(other.problem.detail));
+
+      // 127.0.0.3 is not a proxy: its header is ignored, so it cannot pass itself off as a fresh client.
+      const durl = new URL(direct.url);
+      const mine = await post(durl, await bareCsr(fx.milanV2Report), '127.0.0.3', '203.0.113.50');
+      assert.equal(mine.problem.step, 'binding', String(mine.problem.detail));
+      const again = await post(durl, await bareCsr(fx.genoaReport), '127.0.0.3', '203.0.113.51');
+      assert.equal(again.status, 503, String(again.problem.detail));
+      assert.match(again.problem.detail ?? '', spentBudget);
+    } finally {
+      await Promise.all([proxied.close(), direct.close()]);
+    }
+  });
+
   it('without a collateral source, refuses it and gives the KDS URL of its VCEK', async () => {
     const steward = await productionSteward({ now: () => new Date('2025-06-01T00:00:00Z') });
     const p = await refusal(steward.issue(await bareCsr(fx.genoaReport)));
@@ -481,6 +529,29 @@ describe("the Steward's collateral downloads are guarded", () => {
     assert.equal(clientKey(req({ remoteAddress: '::ffff:127.0.0.2' })), 'addr:127.0.0.2');
     assert.equal(clientKey(req({ remoteAddress: '127.0.0.2', getPeerCertificate: () => ({}) })), 'addr:127.0.0.2');
     assert.equal(clientKey(req({ remoteAddress: '127.0.0.2', getPeerCertificate: () => ({ fingerprint256: 'AA:BB' }) })), 'cert:AA:BB');
+  });
+
+  it('behind trusted proxies the client is the first hop from the right that is not one; a client cannot choose its own name', async () => {
+    const { forwardedClient, trustedProxies } = await import('../../src/steward/http.ts');
+    const proxies = trustedProxies(['10.0.0.0/8', '2001:db8:ffff::/48', '192.0.2.1']);
+    const via = (peer: string, headers: Record<string, string>) => forwardedClient(peer, headers, proxies);
+    assert.equal(via('10.1.2.3', { 'x-forwarded-for': '198.51.100.7' }), '198.51.100.7');
+    assert.equal(via('::ffff:10.1.2.3', { 'x-forwarded-for': '198.51.100.7:51234' }), '198.51.100.7');
+    // What a client put in front of the proxies' own entries is never read.
+    assert.equal(via('10.1.2.3', { 'x-forwarded-for': '203.0.113.99, 198.51.100.7, 10.9.9.9' }), '198.51.100.7');
+    assert.equal(via('192.0.2.1', { 'x-forwarded-for': '2001:db8:1::5, 2001:db8:ffff::2' }), '2001:db8:1::5');
+    // RFC 7239, when there is no X-Forwarded-For.
+    assert.equal(via('10.1.2.3', { forwarded: 'for=203.0.113.99, for="[2001:db8:2::7]:4711";proto=https;by=10.1.2.3' }), '2001:db8:2::7');
+    // An untrusted peer is the client whatever it claims; a proxy that names nobody is the client.
+    assert.equal(via('198.51.100.8', { 'x-forwarded-for': '203.0.113.1' }), '198.51.100.8');
+    assert.equal(via('10.1.2.3', {}), '10.1.2.3');
+    assert.equal(via('10.1.2.3', { 'x-forwarded-for': 'unknown' }), '10.1.2.3');
+    assert.equal(via('10.1.2.3', { 'x-forwarded-for': '203.0.113.1, _hidden, 10.0.0.5' }), '10.0.0.5');
+    assert.equal(via('10.1.2.3', { 'x-forwarded-for': '10.0.0.4, 10.0.0.5' }), '10.0.0.4', 'all trusted: the farthest');
+    for (const bad of ['10.0.0.0/33', 'proxy.example', '10.0.0.1/8/1', '2001:db8::/129', '']) assert.throws(() => trustedProxies([bad]), /is not an IP address or CIDR range/, bad);
+    const cli = await runEnarx(['steward', 'serve', '--port', '0', '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', 'proxy.example']);
+    assert.equal(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, /--trusted-proxy: 'proxy\.example' is not an IP address or CIDR range/);
   });
 
   it('an answer too large to hold is refused', async () => {

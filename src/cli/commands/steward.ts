@@ -20,6 +20,7 @@ interface ServeFlags extends FetchCollateralFlags {
   dataDir?: string;
   maxBody: string;
   workers: string;
+  trustedProxy: string[];
   json?: boolean;
 }
 
@@ -58,7 +59,8 @@ export function register(program: Command): void {
     .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (PEM/DER); such certificates are marked (repeatable)', collect, [])
     .option('--data-dir <dir>', 'where the default CA lives (default $XDG_DATA_HOME/enarx/steward)')
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
-    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1');
+    .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1')
+    .option('--trusted-proxy <address>', "a reverse proxy (IP address or CIDR range) whose X-Forwarded-For / Forwarded headers name the client, for the per-client collateral budget (repeatable)", collect, []);
   fetchCollateralFlags(serveCommand)
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
@@ -78,6 +80,11 @@ async function serve(flags: ServeFlags): Promise<void> {
   const workerCount = Number(flags.workers);
   if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > 64) throw new UsageError(`invalid --workers '${flags.workers}'`, 'give a number of processes from 1 to 64');
   if (Boolean(flags.key) !== Boolean(flags.crt)) throw new UsageError('--key and --crt go together', 'give both, or neither for the default CA');
+  try {
+    s.trustedProxies(flags.trustedProxy);
+  } catch (err) {
+    throw new UsageError(`--trusted-proxy: ${(err as Error).message}`);
+  }
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together', 'give both for HTTPS, or neither for plain HTTP');
   let sans: ReturnType<typeof s.parseSubjectAltName>[];
   try {
@@ -235,6 +242,7 @@ async function startListening(
       addr: flags.addr,
       port,
       maxBodyBytes,
+      trustedProxies: flags.trustedProxy,
       ...(flags.tlsCert && flags.tlsKey ? { tls: { cert: readText(flags.tlsCert, 'the TLS certificate'), key: readText(flags.tlsKey, 'the TLS key') } } : {}),
       log: (level, message) => log(level, message),
     });

@@ -71,13 +71,16 @@ export function detectEvidenceKind(bytes: Uint8Array): EvidenceKind | undefined 
 }
 
 /**
- * The evidence a file holds, as tools write it: raw bytes, or text with the bytes as hex (optionally
+ * The evidence a file holds, as tools write it: raw bytes, an SNP report with the MSG_REPORT_RSP
+ * header the SNP_GET_REPORT ioctl puts before it, or text with the bytes as hex (optionally
  * 0x-prefixed; dcap-qvl, teekit and automata samples) or base64 in either alphabet (Azure's and
  * GCP's attestation APIs). Text is decoded only when the result is evidence; anything else is
  * returned unchanged, so detection and its error messages stay those of the raw bytes.
  */
 export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
-  if (detectEvidenceKind(bytes) || bytes.length > 1 << 20 || !looksLikeText(bytes)) return bytes;
+  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? (detectEvidenceKind(b) ? b : undefined);
+  const raw = asEvidence(bytes);
+  if (raw || bytes.length > 1 << 20 || !looksLikeText(bytes)) return raw ?? bytes;
   const text = utf8(bytes).replace(/\s+/g, '');
   const hex = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
   let decoded: Uint8Array | undefined;
@@ -90,7 +93,20 @@ export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
       decoded = undefined;
     }
   }
-  return decoded && detectEvidenceKind(decoded) ? decoded : bytes;
+  return (decoded && asEvidence(decoded)) ?? bytes;
+}
+
+/**
+ * The report inside an SNP MSG_REPORT_RSP, as the legacy /dev/sev-guest SNP_GET_REPORT ioctl returns
+ * it and some tools save it: STATUS (u32, 0 = success), REPORT_SIZE (u32, 0x4A0), 24 reserved bytes,
+ * then the report (AMD SEV-SNP ABI, MSG_REPORT_RSP). Undefined for anything else.
+ */
+function snpReportFromResponse(bytes: Uint8Array): Uint8Array | undefined {
+  if (bytes.length !== 32 + SNP_REPORT_SIZE) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 32);
+  if (view.getUint32(0, true) !== 0 || view.getUint32(4, true) !== SNP_REPORT_SIZE || bytes.subarray(8, 32).some((b) => b !== 0)) return undefined;
+  const report = bytes.subarray(32);
+  return detectEvidenceKind(report) === 'snp' ? report : undefined;
 }
 
 /** The kind to report when detection fails: the closest guess, so the failure still names a kind. */

@@ -89,6 +89,18 @@ test('evidenceFromFile: hex (0x, whitespace), base64 and base64url text of evide
     }
     assert.equal(evidenceFromFile(raw), raw);
   }
+  // An SNP report behind its MSG_REPORT_RSP header (status 0, size 0x4A0, 24 reserved bytes), also as hex.
+  const report = file('sev-snp', 'milan-v2-gosevguest', 'report.bin');
+  const response = new Uint8Array(32 + 1184);
+  new DataView(response.buffer).setUint32(4, 0x4a0, true);
+  response.set(report, 32);
+  assert.deepEqual(evidenceFromFile(response), report);
+  assert.deepEqual(evidenceFromFile(new TextEncoder().encode(Buffer.from(response).toString('hex'))), report);
+  for (const [offset, value] of [[0, 0x16], [4, 0x4a1], [20, 1]] as const) {
+    const failed = response.slice();
+    new DataView(failed.buffer).setUint32(offset, value, true);
+    assert.equal(evidenceFromFile(failed), failed, `header u32 @${offset} = ${value}`);
+  }
   for (const text of ['hello', '00'.repeat(1184), Buffer.from(new Uint8Array(1184)).toString('base64'), 'zz', '']) {
     const bytes = new TextEncoder().encode(text);
     assert.equal(evidenceFromFile(bytes), bytes);

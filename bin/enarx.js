@@ -17,6 +17,7 @@ if (major < 26) {
 // (caught in the stdout benchmark: the main thread joining a worker parked in a compile job's GC).
 // The process Keep of a plain `enarx run` starts first, before this process loads a module: Node's
 // start-up is most of a short run, and the two can overlap (src/keep/process/prestart.ts).
+closeInheritedDescriptors();
 if (ungrantedProcessRun(argv)) startKeep();
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
@@ -40,6 +41,40 @@ if (argv[0] === 'run') {
 }
 const { main } = await import('../src/cli/main.ts');
 await main(argv);
+
+/**
+ * Closes the descriptors this process inherited that every process it starts would inherit too (open
+ * without close-on-exec: a shell's `9<FILE`, a build tool's pipe). A process Keep would get them, and
+ * its permission model checks paths, not descriptors. enarx uses none of them. Node's IPC channel
+ * to a parent that forked enarx stays.
+ */
+function closeInheritedDescriptors() {
+  const { closeSync, openSync, readdirSync, readSync } = process.getBuiltinModule('node:fs');
+  let names;
+  try {
+    names = readdirSync('/proc/self/fdinfo');
+  } catch {
+    return; // no procfs: not Linux, where the process Keep does not run
+  }
+  const ipc = Number(process.env.NODE_CHANNEL_FD);
+  const O_CLOEXEC = 0o2000000; // in fdinfo's octal `flags:` (the asm-generic value: x86, arm)
+  // `pos:` and `flags:` lead each fdinfo file; a read of 128 bytes holds both. open/read/close
+  // rather than readFileSync: this is on the path of every run, before its Keep starts.
+  const head = Buffer.allocUnsafe(128);
+  for (const name of names) {
+    const fd = Number(name);
+    if (!(fd > 2) || fd === ipc) continue;
+    try {
+      const info = openSync(`/proc/self/fdinfo/${fd}`, 'r');
+      const length = readSync(info, head, 0, head.length, null);
+      closeSync(info);
+      const flags = /^flags:\s*([0-7]+)$/m.exec(head.toString('latin1', 0, length))?.[1];
+      if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) === 0) closeSync(fd);
+    } catch {
+      // the listing's own descriptor, closed since
+    }
+  }
+}
 
 /** `enarx run` with --backend process, or none (the process Keep is the strongest one on Node 26). */
 function runsInProcessKeep(args) {

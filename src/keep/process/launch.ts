@@ -1,9 +1,9 @@
 /**
  * How the host starts a Keep process: Node under the permission model, reading only the
  * Keep's own code (one bundle) and the granted directories, writing only the granted writable
- * ones, with no network, child processes, workers or addons; its entry closes eval first
- * (codegen-wall.ts). The Keep's code is bundled once with esbuild (cached, rebuilt when a source
- * changes): one small file parses far faster than a tree of TypeScript modules, which is most of
+ * ones, with no network, child processes, workers or addons; its walls (wall.ts) go up first:
+ * no code from strings, no modules but its own, no signals. The Keep's code is bundled once with
+ * esbuild (cached, rebuilt when a source changes): one small file parses far faster than a tree of TypeScript modules, which is most of
  * a Keep's start-up time.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -21,8 +21,8 @@ const KEEP_BUNDLE: BundleSpec = {
   entry: join(HERE, 'main.ts'),
   name: 'keep',
   root: REPO_ROOT,
-  // The code-generation wall heads every file of the bundle: the first one evaluated raises it.
-  banner: async () => (await import('./codegen-wall.ts')).codeGenerationWallSource(),
+  // The walls head every file of the bundle: the first one evaluated raises them.
+  banner: async () => (await import('./wall.ts')).keepWallSource(),
   // What a Keep loads to start is one file: the CBOR codec and the byte helpers, which the lazily
   // loaded modules share, are copied into it (stateless: the sallyport's CBOR never meets theirs).
   entryCopies: {
@@ -121,6 +121,10 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
     // the Keep's first scavenge waits for it; a Keep's heap is small (wasm memory lies outside it).
     // Not a code-generation flag: V8 still takes Node's code cache for built-ins.
     '--no-parallel-scavenge',
+    // node:sqlite opens files the permission model does not check (Node 26); node:ffi is refused by
+    // it but need not exist either. The Keep uses neither. Not V8 flags: the code cache stays valid.
+    '--no-experimental-sqlite',
+    '--no-experimental-ffi',
     '--disable-warning=ExperimentalWarning',
     '--disable-warning=SecurityWarning',
     ...(options.nodeFlags ?? []),

@@ -1,13 +1,16 @@
 // The Keep process's entry point (bundled by launch.ts). The sallyport is fd 3.
-// The code-generation wall is up before this runs (launch.ts: it heads every file of the bundle);
-// raising it again here is a no-op that keeps it up where the entry runs unbundled.
-import { closeCodeGeneration } from './codegen-wall.ts';
+// The walls (wall.ts) are up before this runs: their source heads every file of the bundle. Raising
+// them again here is a no-op that keeps them up where the entry runs unbundled (without the module
+// wall, which needs the bundle's directory).
+import { closeCodeGeneration, closeSignals, sealEngineFlags } from './wall.ts';
 import { runWorkload, useOptimisingTier } from '../../runtime/index.ts';
 import { startKeep } from './keep.ts';
 
 closeCodeGeneration();
+closeSignals();
 startKeep(runWorkload);
 // Now: after the built-ins the Keep needs to start (node:net for its pipe, node:stream) have loaded
 // from Node's code cache, and before anything in this process compiles wasm (the host's first
 // message is read on a later turn of the event loop; a Steward's HTTP client may compile wasm).
 useOptimisingTier();
+sealEngineFlags();

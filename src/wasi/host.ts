@@ -803,15 +803,27 @@ export class WasiHost {
     flags |= C.O_NOFOLLOW | C.O_NONBLOCK;
     if (oflags & Oflags.CREAT) flags |= C.O_CREAT;
     if (oflags & Oflags.EXCL) flags |= C.O_EXCL;
-    if (oflags & Oflags.TRUNC) flags |= C.O_TRUNC;
+    // O_TRUNC is applied once the open is confirmed inside the preopen (#confirmBeneath).
     if (fdflags & Fdflags.DSYNC) flags |= C.O_DSYNC;
     if (fdflags & (Fdflags.SYNC | Fdflags.RSYNC)) flags |= C.O_SYNC;
     let rights = base & d.rightsInheriting & FILE_RIGHTS;
     // futimes works on a read-only descriptor, so only the writing rights go.
     if (!wantsWrite) rights &= ~WRITE_INTENT;
     if (!wantsRead) rights &= ~Rights.FD_READ;
-    const osfd = fs.openSync(r.host, flags, 0o666);
+    // A file the walk found missing is created exclusively, so that a failed confirmation removes
+    // only a file this open made; if one appeared since, it is opened as any existing file.
+    let created = st === undefined && (flags & C.O_CREAT) !== 0;
+    let osfd: number;
     try {
+      osfd = fs.openSync(r.host, created ? flags | C.O_EXCL : flags, 0o666);
+    } catch (err) {
+      if (!created || flags & C.O_EXCL || (err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      created = false;
+      osfd = fs.openSync(r.host, flags & ~C.O_CREAT, 0o666);
+    }
+    try {
+      this.#confirmBeneath(d.root, r.host, osfd, created);
+      if (oflags & Oflags.TRUNC) fs.ftruncateSync(osfd, 0);
       return this.fds.add({
         type: 'file', osfd, hostPath: r.host, ...(d.syncFile ? { syncFile: d.syncFile } : {}), position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
       });
@@ -819,6 +831,37 @@ export class WasiHost {
       fs.closeSync(osfd);
       throw err;
     }
+  }
+
+  /**
+   * Node has no openat: the walk checked each directory of the path, then the open named it
+   * again. If another process swapped a checked directory for a symlink in between, the open went
+   * wherever that leads. So the file opened (osfd) must still be the one `hostPath` names once its
+   * symlinks are resolved, below `root`; otherwise the open escaped: it is undone (a file it
+   * created is removed if its path still names it) and refused. Truncation waits for this check.
+   */
+  #confirmBeneath(root: string, hostPath: string, osfd: number, created: boolean): void {
+    const opened = fs.fstatSync(osfd, { bigint: true });
+    let real: string | undefined;
+    try {
+      real = realpathSync.native(hostPath);
+    } catch {
+      // renamed or removed since the open: nothing confirms it
+    }
+    const inside = real !== undefined && (root === '/' || real === root || real.startsWith(`${root}/`));
+    if (inside) {
+      const named = fs.statSync(real!, { bigint: true });
+      if (named.dev === opened.dev && named.ino === opened.ino) return;
+    }
+    if (created && real !== undefined) {
+      try {
+        const named = fs.lstatSync(real, { bigint: true });
+        if (named.dev === opened.dev && named.ino === opened.ino) fs.unlinkSync(real);
+      } catch {
+        // gone already
+      }
+    }
+    throw new WasiError(Errno.NOTCAPABLE, 'a directory of the path was replaced by a symlink while it was opened');
   }
 
   #socket(fd: number, right: bigint): ConnectionEntry {

@@ -3,6 +3,10 @@
  * browser page. Browser-safe: nothing here (or anywhere in src/attestation) imports from node:.
  */
 
+import { oneLine } from './text.ts';
+
+export { oneLine };
+
 export type EvidenceKind = 'snp' | 'sgx' | 'tdx';
 
 /**
@@ -21,18 +25,6 @@ export const VERIFICATION_STEPS = [
   'policy', // the evidence is genuine but the policy refuses it
 ] as const;
 export type VerificationStep = (typeof VERIFICATION_STEPS)[number];
-
-const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
-const MAX_MESSAGE = 1000;
-
-/**
- * Messages quote untrusted text (certificate names, collateral JSON strings): control characters
- * are escaped and the length bounded, so a message or warning is always one readable line.
- */
-export function oneLine(text: string): string {
-  const flat = text.replace(LINE_BREAKING, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-  return flat.length > MAX_MESSAGE ? `${flat.slice(0, MAX_MESSAGE - 3)}...` : flat;
-}
 
 /** A rejection: always names its step. Its message is one line (see oneLine). */
 export class VerificationError extends Error {

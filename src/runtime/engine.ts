@@ -1,6 +1,7 @@
 import { Aborted, ProcExit, SUSPENDING_IMPORTS, WasiHost } from '../wasi/index.ts';
 import { MemoryCapError, PAGE_SIZE, capMemory } from './memory-cap.ts';
 import type { WorkloadOutcome, WorkloadRequest } from './types.ts';
+import { oneLine } from '../attestation/text.ts';
 
 const WASI_MODULE = 'wasi_snapshot_preview1';
 
@@ -69,7 +70,8 @@ function checkInterface(module: WebAssembly.Module, provided: Record<string, unk
 export function describeTrap(err: unknown): string | undefined {
   if (err instanceof WebAssembly.RuntimeError) {
     const where = /at (\S+) \(wasm:\/\//.exec(err.stack ?? '')?.[1];
-    const name = where && !/^\$?wasm-function\[/.test(where) ? ` in function '${where.replace(/^\$/, '')}'` : '';
+    // The name comes from the module's name section: the guest's text, escaped before it reaches a terminal.
+    const name = where && !/^\$?wasm-function\[/.test(where) ? ` in function '${oneLine(where.replace(/^\$/, ''))}'` : '';
     return `wasm trap: ${err.message}${name}`;
   }
   if (err instanceof RangeError && /call stack/i.test(err.message) && /wasm:\/\//.test(err.stack ?? '')) {

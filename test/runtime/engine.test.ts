@@ -115,6 +115,13 @@ describe('running a module', () => {
     const deep = await runWorkload({ module: wat(`(module (memory (export "memory") 1) (func $f (call $f)) (func (export "_start") (call $f)))`), args: [], env: [], descriptors: [] });
     assert.deepEqual(deep, { kind: 'trap', message: 'wasm trap: call stack exhausted' });
   });
+  test("a trap in a function whose name (the guest's text) holds terminal escapes is reported with them escaped", async () => {
+    const module = wat(`(module (memory (export "memory") 1) (func $QQQQQQQQQQQQ unreachable) (func (export "_start") (call $QQQQQQQQQQQQ)))`);
+    // The name section is the guest's: an OSC title sequence, 12 bytes as the placeholder.
+    module.set(new TextEncoder().encode('\u001b]0;pwned\u0007xx'), Buffer.from(module).indexOf('QQQQQQQQQQQQ'));
+    const t = await runWorkload({ module, args: [], env: [], descriptors: [] });
+    assert.deepEqual(t, { kind: 'trap', message: "wasm trap: unreachable in function '\\u001b]0;pwned\\u0007xx'" });
+  });
   test('aborting a waiting guest ends the run with its reason', async () => {
     const stdin = new FakeInput();
     const { descriptors } = io(stdin);

@@ -60,6 +60,42 @@ for (const [name, frames, reason, repeat] of hostileKeeps) {
   });
 }
 
+// The Keep's text reaches the host's terminal (logs, errors, a crash's last stderr lines): its
+// control characters are escaped, so a Keep cannot drive the operator's terminal (titles, the
+// clipboard through OSC 52, cursor moves that hide lines) nor forge lines of enarx's own output.
+const ESCAPES = '\u001b]52;c;cHduZWQ=\u0007\u001b[2J\r\nenarx: all good\u009b';
+const controls = /[\u0000-\u001f\u007f-\u009f]/;
+
+test("a Keep's log lines and error message reach the host with their control characters escaped", async () => {
+  const logs: string[] = [];
+  const run = startKeep('hello', [], {
+    log: (level, text) => logs.push(`${level}: ${text}`),
+    launch: fakeKeep('escapes', [frame(['log', 'warn', `log ${ESCAPES}`]), frame(['fail', 'error', `fail ${ESCAPES}`])]),
+  });
+  run.stdin.end();
+  const outcome = await run.outcome;
+  assert.equal(outcome.kind, 'error');
+  const message = (outcome as { message: string }).message;
+  assert.ok(message.startsWith('fail \\u001b]52;c;'), message);
+  assert.ok(!controls.test(message), JSON.stringify(message));
+  const line = logs.find((l) => l.includes('keep: log'));
+  assert.ok(line, `the log line arrived: ${JSON.stringify(logs)}`);
+  assert.ok(!controls.test(line), JSON.stringify(line));
+});
+
+test("a crashed Keep's last stderr lines are quoted with their control characters escaped", async () => {
+  const file = join(dir, 'crash-escapes.mjs');
+  writeFileSync(file, `process.stderr.write(${JSON.stringify(ESCAPES)}); process.exit(3);`);
+  const run = startKeep('hello', [], { launch: async () => ({ command: process.execPath, args: [file] }) });
+  run.stdin.end();
+  const outcome = await run.outcome;
+  assert.equal(outcome.kind, 'crash');
+  const message = (outcome as { message: string }).message;
+  assert.match(message, /exited with status 3/);
+  assert.ok(message.includes('\\u001b[2J'), message);
+  assert.ok(!controls.test(message), JSON.stringify(message));
+});
+
 test('a Keep that exits without reporting is a crash, with what it printed', async () => {
   const file = join(dir, 'silent.mjs');
   writeFileSync(file, "process.stderr.write('boom: something went wrong\\n'); process.exit(9);");

@@ -13,6 +13,8 @@ import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
 import { formatDuration } from '../limits.ts';
+// Text from the Keep reaches the host's terminal and logs as one line, its control characters escaped.
+import { oneLine } from '../../attestation/text.ts';
 
 export type ProcessKeepFile =
   | { kind: 'null' | 'stdin' | 'stdout' | 'stderr'; name: string }
@@ -277,7 +279,7 @@ class HostSide {
     this.#endpoint = new Endpoint<KeepMessage, HostMessage>(pipe, {
       incoming: 'keep-to-host',
       onMessage: (m) => this.#onMessage(m),
-      onViolation: (err) => this.#kill({ kind: 'crash', message: `the Keep broke the sallyport protocol: ${err.message}; it was stopped` }),
+      onViolation: (err) => this.#kill({ kind: 'crash', message: `the Keep broke the sallyport protocol: ${oneLine(err.message)}; it was stopped` }),
       onClose: () => {},
     });
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
@@ -354,7 +356,7 @@ class HostSide {
     req.signal?.removeEventListener('abort', onAbort);
     this.#cleanup();
     if (this.#outcome) return this.#outcome;
-    const tail = this.#stderrTail.trim().split('\n').slice(-3).join(' / ');
+    const tail = oneLine(this.#stderrTail.trim().split('\n').slice(-3).join(' / '));
     // RLIMIT_CPU (launchOptions.cpuSeconds): the kernel's SIGXCPU at the soft limit, SIGKILL at the hard one.
     if (signal === 'SIGXCPU') {
       return { kind: 'limit', limit: 'cpu', message: `the Keep went over its cpu limit (${req.launchOptions?.cpuSeconds ?? '?'} s of CPU time)` };
@@ -633,22 +635,22 @@ class HostSide {
         return;
       }
       case 'log':
-        this.#log(m.level, `keep: ${m.text}`);
+        this.#log(m.level, `keep: ${oneLine(m.text)}`);
         return;
       case 'deployed':
         if (!this.#req.deploy) throw new Error("'deployed' from a Keep that was not deploying");
         if (this.#deployed) throw new Error("a second 'deployed' from the Keep");
         this.#deployed = true;
         if (!this.#outcome) this.#packageLimits(m);
-        this.#req.onDeployed?.({ slug: m.slug, digest: m.digest, signer: m.signer });
+        this.#req.onDeployed?.({ slug: oneLine(m.slug), digest: oneLine(m.digest), signer: m.signer === null ? null : oneLine(m.signer) });
         return;
       case 'exit':
         this.#settle({ kind: 'exit', code: m.code });
         return;
       case 'fail':
-        if (m.kind === 'trap') this.#settle({ kind: 'trap', message: m.message });
-        else if (m.kind === 'limit') this.#settle({ kind: 'limit', limit: asLimit(m.message), message: `the Keep reached its ${m.message} limit` });
-        else this.#settle({ kind: 'error', message: m.message });
+        if (m.kind === 'trap') this.#settle({ kind: 'trap', message: oneLine(m.message) });
+        else if (m.kind === 'limit') this.#settle({ kind: 'limit', limit: asLimit(m.message), message: `the Keep reached its ${oneLine(m.message)} limit` });
+        else this.#settle({ kind: 'error', message: oneLine(m.message) });
         return;
       case 'credit':
         return;

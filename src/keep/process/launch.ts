@@ -23,11 +23,11 @@ const KEEP_BUNDLE: BundleSpec = {
   root: REPO_ROOT,
   // The walls head every file of the bundle: the first one evaluated raises them.
   banner: async () => (await import('./wall.ts')).keepWallSource(),
-  // What a Keep loads to start is one file: the CBOR codec and the byte helpers, which the lazily
+  // What a Keep loads to start is one file: the CBOR codec, the byte and text helpers, which the lazily
   // loaded modules share, are copied into it (stateless: the sallyport's CBOR never meets theirs).
   entryCopies: {
     from: /\/src\/(keep\/process|sallyport|runtime|wasi|net)\/[^/]+\.ts$/,
-    modules: /^cborg$|\/attestation\/bytes\.ts$/,
+    modules: /^cborg$|\/attestation\/(bytes|text)\.ts$/,
   },
 };
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawnEnarx } from '../helpers/cli.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
@@ -23,7 +23,7 @@ function childrenOf(pid: number): number[] {
 // A descriptor enarx inherits without close-on-exec (a shell's `40<FILE`, a build tool's pipe)
 // would pass on to the process Keep, where the permission model, which checks paths, would not
 // stop the Keep's JavaScript from reading it. enarx closes such descriptors before it starts a Keep.
-test('a process Keep does not inherit the descriptors its host inherited', { skip: process.platform !== 'linux' }, async () => {
+test('a process Keep does not inherit the descriptors or the environment of its host, and may read only its bundle', { skip: process.platform !== 'linux' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'enarx-inherit-'));
   const secret = join(dir, 'host-secret.txt');
   writeFileSync(secret, 'SECRET');
@@ -58,6 +58,13 @@ test('a process Keep does not inherit the descriptors its host inherited', { ski
     });
     assert.ok(held.some((l) => /^3 -> socket:/.test(l)), `positive control: the sallyport is fd 3: ${held.join(', ')}`);
     assert.ok(!held.some((l) => l.endsWith(secret)), `the Keep holds the host's file: ${held.join(', ')}`);
+    // And nothing else of the host's: an empty environment (the host's has PATH, HOME, tokens...),
+    // and the permission model granting reads of its bundle's directory only (no --dir here).
+    assert.equal(readFileSync(`/proc/${keep}/environ`, 'utf8'), '', 'the Keep\'s environment is empty');
+    const argv = readFileSync(`/proc/${keep}/cmdline`, 'utf8').split('\0');
+    const bundle = argv.at(-2)!;
+    assert.match(bundle, /\/keep\.mjs$/);
+    assert.deepEqual(argv.filter((a) => a.startsWith('--allow')), [`--allow-fs-read=${dirname(bundle)}`]);
     child.kill('SIGTERM');
     await exited;
   } finally {

@@ -90,6 +90,17 @@ test('fsync of a file in a grant, while it is still the file the Keep opened', (
   assert.equal(syncFileForKeep(roots, join(grant, 'fifo'), dev, ino, false), 'EINVAL', 'a FIFO is opened without blocking and refused');
 });
 
+test('fsync through a directory symlink that the host left in the grant touches nothing outside', () => {
+  // The Keep resolves paths to real ones, so an honest request never crosses a symlink: one that
+  // does could make the host open (a device's open can act) and probe files outside the grants.
+  const secret = join(root, 'outside', 'probe');
+  writeFileSync(secret, '');
+  const st = statSync(secret, { bigint: true });
+  symlinkSync(join(root, 'outside'), join(grant, 'out'));
+  assert.equal(syncFileForKeep(roots, join(grant, 'out', 'probe'), String(st.dev), String(st.ino), false), 'EACCES');
+  assert.equal(syncFileForKeep(roots, join(grant, 'via', 'x'), '1', '1', false), 'EACCES');
+});
+
 test('fsync outside every grant, or of a path that is not normalised, is a violation', () => {
   writeFileSync(join(root, 'outside', 'f'), '');
   for (const path of [join(root, 'outside', 'f'), `${grant}/../outside/f`, 'relative', '/']) {

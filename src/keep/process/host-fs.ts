@@ -41,13 +41,20 @@ export function createSymlinkForKeep(writableRoots: readonly string[], target: s
 }
 
 /**
- * fsync (or fdatasync) of the regular file at `path`, inside one of the grants, provided it is
- * still the file the Keep opened (device and inode, as decimal text). Any descriptor of an
+ * fsync (or fdatasync) of the regular file at `path`, in a real (symlink-free) directory inside
+ * one of the grants, provided it is still the file the Keep opened (device and inode, as decimal text). Any descriptor of an
  * inode flushes its data, so the host opens the path read-only, without following a final
  * symlink or blocking on a FIFO. Returns null or the POSIX error name for the Keep.
  */
 export function syncFileForKeep(roots: readonly string[], path: string, dev: string, ino: string, dataOnly: boolean): string | null {
-  entryInside(roots, path, 'the file to sync', 'granted directory');
+  const parent = entryInside(roots, path, 'the file to sync', 'granted directory');
+  // The Keep names files by their real paths: a directory on the way that is a symlink (one the
+  // host left in the grant, or swapped in since) could lead the host to open files outside.
+  try {
+    if (realpathSync(parent) !== parent) return 'EACCES';
+  } catch (err) {
+    return errorName(err);
+  }
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);

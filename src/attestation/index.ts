@@ -72,13 +72,13 @@ export function detectEvidenceKind(bytes: Uint8Array): EvidenceKind | undefined 
 
 /**
  * The evidence a file holds, as tools write it: raw bytes, an SNP report with the MSG_REPORT_RSP
- * header the SNP_GET_REPORT ioctl puts before it, or text with the bytes as hex (optionally
+ * header the SNP_GET_REPORT ioctl puts before it or inside an Azure HCL report, or text with the bytes as hex (optionally
  * 0x-prefixed; dcap-qvl, teekit and automata samples) or base64 in either alphabet (Azure's and
  * GCP's attestation APIs). Text is decoded only when the result is evidence; anything else is
  * returned unchanged, so detection and its error messages stay those of the raw bytes.
  */
 export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
-  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? (detectEvidenceKind(b) ? b : undefined);
+  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? snpReportFromAzureHcl(b) ?? (detectEvidenceKind(b) ? b : undefined);
   const raw = asEvidence(bytes);
   if (raw || bytes.length > 1 << 20 || !looksLikeText(bytes)) return raw ?? bytes;
   const text = utf8(bytes).replace(/\s+/g, '');
@@ -106,6 +106,23 @@ function snpReportFromResponse(bytes: Uint8Array): Uint8Array | undefined {
   const view = new DataView(bytes.buffer, bytes.byteOffset, 32);
   if (view.getUint32(0, true) !== 0 || view.getUint32(4, true) !== SNP_REPORT_SIZE || bytes.subarray(8, 32).some((b) => b !== 0)) return undefined;
   const report = bytes.subarray(32);
+  return detectEvidenceKind(report) === 'snp' ? report : undefined;
+}
+
+/**
+ * The SNP report inside an Azure HCL report (vTPM NV index 0x01400001 on Azure confidential VMs): a
+ * 32-byte header starting "HCLA", the 1184-byte report, then the runtime data header (size, version,
+ * report type 2 = SNP, hash type, data size) and the runtime data (JSON with the vTPM key), whose
+ * hash the report's REPORT_DATA carries. Only the report is taken: the runtime data is not checked
+ * here, a policy can compare REPORT_DATA. Undefined for anything else (a TDX HCL report holds a
+ * TDREPORT, which is not evidence on its own).
+ */
+function snpReportFromAzureHcl(bytes: Uint8Array): Uint8Array | undefined {
+  const runtime = 32 + SNP_REPORT_SIZE;
+  if (bytes.length < runtime + 20 || bytes[0] !== 0x48 || bytes[1] !== 0x43 || bytes[2] !== 0x4c || bytes[3] !== 0x41) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(runtime + 8, true) !== 2 || runtime + 20 + view.getUint32(runtime + 16, true) > bytes.length) return undefined;
+  const report = bytes.subarray(32, runtime);
   return detectEvidenceKind(report) === 'snp' ? report : undefined;
 }
 

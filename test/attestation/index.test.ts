@@ -101,6 +101,23 @@ test('evidenceFromFile: hex (0x, whitespace), base64 and base64url text of evide
     new DataView(failed.buffer).setUint32(offset, value, true);
     assert.equal(evidenceFromFile(failed), failed, `header u32 @${offset} = ${value}`);
   }
+  // An SNP report inside an Azure HCL report ("HCLA" header, report, runtime data header and data).
+  const genoa = file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin');
+  const runtimeData = new TextEncoder().encode('{"keys":[]}');
+  const hcl = new Uint8Array(32 + 1184 + 20 + runtimeData.length);
+  const hclView = new DataView(hcl.buffer);
+  hcl.set(new TextEncoder().encode('HCLA'), 0);
+  hclView.setUint32(4, 2, true);
+  hcl.set(genoa, 32);
+  for (const [i, v] of [20 + runtimeData.length, 1, 2, 1, runtimeData.length].entries()) hclView.setUint32(32 + 1184 + 4 * i, v, true);
+  hcl.set(runtimeData, 32 + 1184 + 20);
+  assert.deepEqual(evidenceFromFile(hcl), genoa);
+  assert.deepEqual(evidenceFromFile(new TextEncoder().encode(Buffer.from(hcl).toString('base64'))), genoa);
+  for (const [offset, value] of [[32 + 1184 + 8, 4], [32 + 1184 + 16, runtimeData.length + 1], [0, 0x414c4349]] as const) {
+    const other = hcl.slice();
+    new DataView(other.buffer).setUint32(offset, value, true);
+    assert.equal(evidenceFromFile(other), other, `HCL u32 @${offset} = ${value}`);
+  }
   for (const text of ['hello', '00'.repeat(1184), Buffer.from(new Uint8Array(1184)).toString('base64'), 'zz', '']) {
     const bytes = new TextEncoder().encode(text);
     assert.equal(evidenceFromFile(bytes), bytes);

@@ -165,6 +165,8 @@ test('bad collateral gives one-line parse errors that name the file', () => {
     );
   bad('{"tcbInfo":', /not valid JSON/);
   bad('{"hello":1}', /not recognised/);
+  // PCS API v4 also serves TCB evaluation data numbers; a user passing every PCS document is told to leave it out.
+  bad('{"tcbEvaluationDataNumbers":{"id":"SGX","version":1,"tcbEvalNumbers":[]},"signature":"00"}', /TCB evaluation data numbers .* verification does not use: leave it out/);
   bad('{"tcbInfo":{"version":1},"signature":"00"}', /version 1 is not supported/);
   bad('{"qeIdentity":{},"signature":"00"}', /version 1/);
   const tcb = readText('attestation', 'sgx', 'mobilecoin-sgx-v3', 'tcb_info_fmspc_00906ED50000.json');

@@ -416,6 +416,9 @@ function parseCollateralText(text: string): { format: CollateralFormat; collater
     }
     return { format: 'combined', collateral: c };
   }
+  if ('tcbEvaluationDataNumbers' in top) {
+    bad('this is a PCS TCB evaluation data numbers document (/tcbevaluationdatanumbers), which verification does not use: leave it out');
+  }
   bad('not recognised: expected a PCS TCB info, a PCS enclave identity, or a combined collateral.json');
 }
 

@@ -52,6 +52,17 @@ export function buildProgram(): Command {
 export async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   const first = argv.find((a) => !a.startsWith('-'));
+  // A reader that stops early (`enarx … --help | head`, `--json | head -c`) is not an error: end
+  // quietly, as Unix tools do, instead of with Node's unhandled 'error' trace. Not for run and
+  // deploy, whose guest's output is relayed: the guest sees EPIPE and decides.
+  if (first !== 'run' && first !== 'deploy') {
+    for (const stream of [process.stdout, process.stderr]) {
+      stream.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EPIPE') throw err;
+        process.exit(process.exitCode ?? 0);
+      });
+    }
+  }
   const wanted = first && Object.hasOwn(COMMANDS, first) ? [first] : Object.keys(COMMANDS);
   try {
     for (const name of wanted) {

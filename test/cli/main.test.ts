@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { runEnarx } from '../helpers/cli.ts';
+import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
 import { ENARX_BIN } from '../helpers/paths.ts';
 
 test('--version prints the version and nothing else', async () => {
@@ -67,4 +67,17 @@ test('a server that fails to start exits, even though it had started helpers (ke
   assert.equal(r.signal, null, 'it exited by itself, not by the test timeout');
   assert.equal(r.code, 1);
   assert.match(r.stderr, /did not start: .*99999/);
+});
+
+test('a reader that closes early (| head) ends enarx quietly: exit 0, no Node trace', async () => {
+  for (const args of [['keepmgr', 'serve', '--help'], ['attest', 'decode', '--json', '--evidence', 'no-such-file']]) {
+    const child = spawnEnarx(args);
+    // Closed before enarx has started, so its first write meets a closed pipe.
+    child.stdout!.destroy();
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    assert.doesNotMatch(stderr, /node:events|Unhandled 'error' event|EPIPE/, stderr);
+    if (args[0] === 'keepmgr') assert.equal(code, 0, stderr);
+  }
 });

@@ -85,7 +85,8 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
   }
   const isolation = keepIsolation(o.keepUsers);
   // Keeps under their own users must be able to read the bundle wherever the cache sits.
-  const bundle = isolation.users === 'per-keep' ? shareBundle(await keepBundle()) : await keepBundle();
+  const shared = isolation.users === 'per-keep' ? shareBundle(await keepBundle()) : { file: await keepBundle(), release: () => {} };
+  const bundle = shared.file;
   const { log } = await import('../cli/output.ts');
   const sourceOptions = { warn: (m: string) => log('warn', m), ...(o.collateral ? { collateralSettings: o.collateral } : {}) };
   const environment = { evidence: await evidenceSource(evidence, sourceOptions), steward: o.steward ?? null, listenAddress: o.keepListenAddress ?? '127.0.0.1', bundle };
@@ -150,6 +151,7 @@ export async function startDaemon(o: DaemonOptions): Promise<Daemon> {
         s.closeAllConnections();
       }
       await manager.close();
+      shared.release();
       if (socketPath && existsSync(socketPath)) unlinkSync(socketPath);
     },
   };

@@ -5,7 +5,7 @@
  * uses, so the kernel keeps Keeps apart. Without root, Keeps share the daemon's user, and the
  * daemon says so at start-up and in its contracts.
  */
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, parse } from 'node:path';
 
@@ -67,17 +67,21 @@ export function blockedForOthers(path: string, need: 'read' | 'exec'): string | 
 /**
  * A copy of the Keep bundle that any user may read (a fresh 0755 directory in the temporary
  * directory), for Keeps that run as their own users while the bundle cache sits somewhere they
- * cannot reach. The bundle is the project's public code: nothing secret is exposed.
+ * cannot reach. The bundle is the project's public code: nothing secret is exposed. `release`
+ * removes the copy once no Keep runs from it any more (the daemon's close); it does nothing when
+ * the bundle itself was readable and no copy was made.
  */
-export function shareBundle(bundle: string): string {
-  if (blockedForOthers(bundle, 'read') === null && readdirSync(dirname(bundle)).every((f) => blockedForOthers(join(dirname(bundle), f), 'read') === null)) return bundle;
+export function shareBundle(bundle: string): { file: string; release: () => void } {
+  if (blockedForOthers(bundle, 'read') === null && readdirSync(dirname(bundle)).every((f) => blockedForOthers(join(dirname(bundle), f), 'read') === null)) {
+    return { file: bundle, release: () => {} };
+  }
   const dir = mkdtempSync(join(tmpdir(), 'enarx-keep-bundle-'));
   chmodSync(dir, 0o755);
   for (const f of readdirSync(dirname(bundle))) {
     copyFileSync(join(dirname(bundle), f), join(dir, f));
     chmodSync(join(dir, f), 0o644);
   }
-  return join(dir, parse(bundle).base);
+  return { file: join(dir, parse(bundle).base), release: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 /**

@@ -39,9 +39,11 @@ export function classify(name: string, given: Uint8Array): Classified {
     }
     if (name.endsWith('.toml') || /^\s*(#.*\n\s*)*\[(snp|sgx|tdx)\]/.test(t) || trimmed === '') return { name, bytes, role: 'policy', detail: 'policy (TOML)' };
   }
-  if (safeCount(() => parseCrlInputs([bytes]).length) > 0) return { name, bytes, role: 'crl', detail: 'CRL (DER)' };
+  // DER, or DER written as text (hex, base64, URL-encoded PEM: what PCCS and PCS headers give).
+  const form = isText(bytes) ? 'hex, base64 or URL-encoded' : 'DER';
+  if (safeCount(() => parseCrlInputs([bytes]).length) > 0) return { name, bytes, role: 'crl', detail: `CRL (${form})` };
   const certs = safeCount(() => parseCertificateInputs([bytes]).length);
-  if (certs > 0) return { name, bytes, role: 'certificate', detail: `${certs} certificate${certs === 1 ? '' : 's'} (DER)` };
+  if (certs > 0) return { name, bytes, role: 'certificate', detail: `${certs} certificate${certs === 1 ? '' : 's'} (${form})` };
   return { name, bytes, role: 'unknown', detail: 'not recognised (ignored)' };
 }
 

@@ -1,0 +1,25 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { classify } from '../../src/web/app.ts';
+import { testdata } from '../helpers/paths.ts';
+
+// What the page makes of dropped files in the forms tools write them (the browser test drives the
+// raw forms through Chromium; this covers the text forms without a browser).
+const file = (...p: string[]) => new Uint8Array(readFileSync(testdata('attestation', ...p)));
+const text = (s: string) => new TextEncoder().encode(s);
+
+test('the page classifies evidence, certificates and CRLs written as hex, base64 or URL-encoded text', () => {
+  const quote = file('tdx', 'phala-tdx-v4', 'quote.bin');
+  const asHex = classify('quote.hex', text(`0x${Buffer.from(quote).toString('hex')}\n`));
+  assert.equal(asHex.role, 'evidence');
+  assert.equal(asHex.detail, 'evidence: Intel TDX quote (decoded from text)');
+  assert.deepEqual(asHex.bytes, quote);
+  assert.equal(classify('quote.bin', quote).detail, 'evidence: Intel TDX quote');
+  const rootCrl = file('sgx', 'mobilecoin-sgx-v3', 'root_ca_crl.der');
+  assert.equal(classify('rootcacrl', text(Buffer.from(rootCrl).toString('hex'))).detail, 'CRL (hex, base64 or URL-encoded)');
+  assert.equal(classify('root.crl', rootCrl).detail, 'CRL (DER)');
+  const chain = encodeURIComponent(new TextDecoder().decode(file('sev-snp', 'amd-roots', 'ask_ark_milan.pem')));
+  assert.equal(classify('chain.txt', text(chain)).detail, '2 certificates (hex, base64 or URL-encoded)');
+  assert.equal(classify('notes.txt', text('just some notes')).role, 'unknown');
+});

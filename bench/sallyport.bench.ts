@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { keepBundle } from '../src/keep/process/launch.ts';
 
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
-const ENARX = join(ROOT, 'bin', 'enarx.js');
+// package.json's bin: the shell launcher, which starts a plain run's Keep before the host's Node.
+const ENARX = join(ROOT, 'bin', 'enarx');
 const example = (name: string) => join(ROOT, 'examples', `${name}.wasm`);
 
 const NODE_WASI = `
@@ -25,9 +26,8 @@ const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, ret
 const instance = await WebAssembly.instantiate(await WebAssembly.compile(readFileSync(file)), wasi.getImportObject());
 process.exitCode = wasi.start(instance);`;
 
-// `enarx` runs as a user runs it: the launcher itself, so that its shebang's Node flags apply
-// (they cost start-up time: V8 then compiles the built-in modules the host loads from source),
-// with this Node first in PATH for the shebang's `env node`.
+// `enarx` runs as a user runs it: the launcher npm installs, which runs bin/enarx.js with its
+// shebang's Node flags, with this Node first in PATH for its `node`.
 const PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
 
 /** Runs `enarx ARGS` (args[0] is the launcher) or `node ARGS`, counting its stdout bytes; resolves with the wall time in ms. */

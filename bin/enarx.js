@@ -16,9 +16,11 @@ if (major < 26) {
 // --no-concurrent-sparkplug: the same hang with a background baseline (Sparkplug) batch compile
 // (caught in the stdout benchmark: the main thread joining a worker parked in a compile job's GC).
 // The process Keep of a plain `enarx run` starts first, before this process loads a module: Node's
-// start-up is most of a short run, and the two can overlap (src/keep/process/prestart.ts).
-closeInheritedDescriptors();
-if (ungrantedProcessRun(argv)) startKeep();
+// start-up is most of a short run, and the two can overlap (src/keep/process/prestart.ts). Started
+// as bin/enarx (the shell launcher), it started even before this Node, and is handed over with its pipes.
+const shellKeep = process.env.ENARX_LAUNCHER_KEEP !== undefined ? takeShellKeep() : undefined;
+closeInheritedDescriptors(shellKeep?.options.fds ?? []);
+if (!shellKeep && ungrantedProcessRun(argv)) startKeep();
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
 // Node's own warnings (experimental features, deprecations in dependencies) are not the user's business.
@@ -46,9 +48,9 @@ await main(argv);
  * Closes the descriptors this process inherited that every process it starts would inherit too (open
  * without close-on-exec: a shell's `9<FILE`, a build tool's pipe). A process Keep would get them, and
  * its permission model checks paths, not descriptors. enarx uses none of them. Node's IPC channel
- * to a parent that forked enarx stays.
+ * to a parent that forked enarx stays, and so do the pipes of the Keep bin/enarx started (`keep`).
  */
-function closeInheritedDescriptors() {
+function closeInheritedDescriptors(keep) {
   const { closeSync, openSync, readdirSync, readSync } = process.getBuiltinModule('node:fs');
   let names;
   try {
@@ -63,7 +65,7 @@ function closeInheritedDescriptors() {
   const head = Buffer.allocUnsafe(128);
   for (const name of names) {
     const fd = Number(name);
-    if (!(fd > 2) || fd === ipc) continue;
+    if (!(fd > 2) || fd === ipc || keep.includes(fd)) continue;
     try {
       const info = openSync(`/proc/self/fdinfo/${fd}`, 'r');
       const length = readSync(info, head, 0, head.length, null);
@@ -122,7 +124,7 @@ function startKeep() {
   if (setpriv && !args.includes(process.execPath)) return;
   if (typeof options !== 'object' || !Array.isArray(options?.stdio) || JSON.stringify(options.env) !== '{}') return;
   const child = process.getBuiltinModule('node:child_process').spawn(command, args, options);
-  const started = { child, command, args, options, failed: false };
+  const started = { child, command, args, options, failed: false, discard: () => child.kill('SIGKILL') };
   child.once('error', () => (started.failed = true));
   // Until the run takes it, it must not keep this process alive (after a usage error, say).
   child.unref();
@@ -131,6 +133,52 @@ function startKeep() {
   globalThis[key] = started;
   // Not taken by the run (another command after all, a usage error): it must not outlive this process.
   process.once('exit', () => {
-    if (globalThis[key] === started) child.kill('SIGKILL');
+    if (globalThis[key] === started) started.discard();
   });
+}
+
+/**
+ * Takes the Keep bin/enarx started (ENARX_LAUNCHER_KEEP: '1 PID ARGV', ARGV joined by U+001F; its
+ * pipes on fds 3 to 5, see adopted.ts) for the run, which adopts it only if ARGV is exactly the
+ * command it would start. Only a child of this process is taken (the variable may come from
+ * elsewhere), and killed as this process exits unless the run took it.
+ */
+function takeShellKeep() {
+  const value = process.env.ENARX_LAUNCHER_KEEP;
+  delete process.env.ENARX_LAUNCHER_KEEP; // not for the processes this one starts
+  const m = /^1 ([1-9]\d*) (.+)$/s.exec(value);
+  if (!m) return;
+  const pid = Number(m[1]);
+  let stat;
+  try {
+    stat = process.getBuiltinModule('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return;
+  }
+  if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] !== String(process.pid)) return;
+  const [command, ...args] = m[2].split('\x1f');
+  // How bin/enarx connected it: its spawn options, which the run compares with adopted.ts's SHELL_KEEP_LAYOUT.
+  const options = { launcher: 'bin/enarx', fds: [3, 4, 5], env: {} };
+  const discard = () => {
+    // Its pipes are not close-on-exec: closed before this process starts another Keep.
+    for (const fd of options.fds) {
+      try {
+        process.getBuiltinModule('node:fs').closeSync(fd);
+      } catch {
+        // closed already
+      }
+    }
+    try {
+      process.kill(pid, 'SIGKILL'); // a child that nobody reaps: the pid is still its own
+    } catch {
+      // gone
+    }
+  };
+  const started = { shell: pid, command, args, options, failed: false, discard };
+  const key = Symbol.for('enarx.launcher-keep');
+  globalThis[key] = started;
+  process.once('exit', () => {
+    if (globalThis[key] === started) discard();
+  });
+  return started;
 }

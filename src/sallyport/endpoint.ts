@@ -4,7 +4,7 @@
  * (host or Keep). The first violation stops all processing and is reported once; what
  * happens next is the role's decision (the host kills the Keep, the Keep exits).
  */
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { FrameDecoder, ProtocolError, encodeFrame, joinPieces } from './frame.ts';
 import { decodeMessage, encodeMessage } from './messages.ts';
 import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from './hot.ts';
@@ -73,8 +73,15 @@ interface StreamState {
   waiters: (() => void)[];
 }
 
+/**
+ * What an endpoint speaks over: one duplex (a socket pair's end), or two pipes, one each way,
+ * which end together as a socket does (src/keep/process/pipes.ts).
+ */
+export type SallyportPipe = Duplex | { input: Readable; output: Writable };
+
 export class Endpoint<In extends Message, Out extends Message> {
-  readonly #pipe: Duplex;
+  readonly #in: Readable;
+  readonly #out: Writable;
   readonly #options: EndpointOptions<In>;
   readonly #decoder = new FrameDecoder();
   readonly #frames: TokenBucket;
@@ -89,16 +96,19 @@ export class Endpoint<In extends Message, Out extends Message> {
   #ended = false;
   #endWaiters: (() => void)[] = [];
 
-  constructor(pipe: Duplex, options: EndpointOptions<In>) {
-    this.#pipe = pipe;
+  constructor(pipe: SallyportPipe, options: EndpointOptions<In>) {
+    const [input, output] = 'input' in pipe ? [pipe.input, pipe.output] : [pipe, pipe];
+    this.#in = input;
+    this.#out = output;
     this.#options = options;
     const rates = options.rates ?? DEFAULT_RATES;
     this.#frames = new TokenBucket(rates.frames);
     this.#control = new TokenBucket(rates.control);
-    pipe.on('data', (chunk: Uint8Array) => this.#receive(chunk));
-    pipe.on('error', () => this.#end());
-    pipe.on('close', () => this.#end());
-    pipe.on('end', () => this.#end());
+    input.on('data', (chunk: Uint8Array) => this.#receive(chunk));
+    input.on('error', () => this.#end());
+    input.on('close', () => this.#end());
+    input.on('end', () => this.#end());
+    if ((output as unknown) !== input) output.on('error', () => this.#end());
   }
 
   get failed(): boolean {
@@ -112,7 +122,7 @@ export class Endpoint<In extends Message, Out extends Message> {
   #write(frame: Uint8Array): void {
     if (this.#closed) return;
     this.#unwritten++;
-    this.#pipe.write(frame, this.#written);
+    this.#out.write(frame, this.#written);
   }
 
   /** Registers a stream so that both sides may send data on it with a fresh window. */
@@ -173,10 +183,10 @@ export class Endpoint<In extends Message, Out extends Message> {
       if (n < ZERO_COPY_BYTES) this.#write(dataFrame(stream, chunk));
       else {
         // One writev of the frame's head and the caller's bytes.
-        this.#pipe.cork();
+        this.#out.cork();
         this.#write(dataFrameHead(stream, n));
         this.#write(chunk);
-        this.#pipe.uncork();
+        this.#out.uncork();
       }
       offset += n;
     }
@@ -199,11 +209,11 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   /** Runs `fn`, holding the frames it sends until it returns, so that they leave in one write. */
   batch(fn: () => void): void {
-    this.#pipe.cork();
+    this.#out.cork();
     try {
       fn();
     } finally {
-      this.#pipe.uncork();
+      this.#out.uncork();
     }
   }
 
@@ -220,7 +230,7 @@ export class Endpoint<In extends Message, Out extends Message> {
   drained(): Promise<void> {
     // Not 'drain': it comes only after a write found the buffer full, so a few bytes still
     // queued below the high-water mark would be waited for forever.
-    if (this.#closed || this.#unwritten === 0 || this.#pipe.destroyed) return Promise.resolve();
+    if (this.#closed || this.#unwritten === 0 || this.#out.destroyed) return Promise.resolve();
     return new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
   }
 
@@ -254,7 +264,7 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   /** Ends our side of the pipe; resolves once everything sent has left this process. */
   close(): Promise<void> {
-    const pipe = this.#pipe;
+    const pipe = this.#out;
     if (!this.#closed) {
       this.#closed = true;
       pipe.end();
@@ -338,7 +348,7 @@ export class Endpoint<In extends Message, Out extends Message> {
   #fail(error: ProtocolError): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#pipe.pause();
+    this.#in.pause();
     this.#options.onViolation(error);
   }
 

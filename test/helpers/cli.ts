@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { ENARX_BIN, REPO_ROOT } from './paths.ts';
+import { ENARX_BIN, ENARX_SHELL_BIN, REPO_ROOT } from './paths.ts';
+
+const { dirname } = process.getBuiltinModule('node:path');
 
 export interface CliResult {
   code: number | null;
@@ -22,23 +24,25 @@ export function launcherFlags(source: string): string[] {
   return shebang[1]!.split(' ').filter((f) => f !== '');
 }
 
-/** Starts `enarx ARGS` as the launcher's shebang does, with this test's Node (Node 26). */
-export function spawnEnarx(args: readonly string[], options: SpawnOptions & { env?: NodeJS.ProcessEnv } = {}): ChildProcess {
-  return spawn(process.execPath, [...LAUNCHER_FLAGS, ENARX_BIN, ...args], {
-    cwd: REPO_ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    ...options,
-    env: { ...process.env, ...options.env },
-  });
+/**
+ * Starts `enarx ARGS` as the launcher's shebang does, with this test's Node (Node 26); with
+ * `shell`, through the shell launcher (bin/enarx), with this Node first in PATH.
+ */
+export function spawnEnarx(args: readonly string[], options: SpawnOptions & { env?: NodeJS.ProcessEnv; shell?: boolean } = {}): ChildProcess {
+  const { shell, ...spawnOptions } = options;
+  const env = { ...process.env, ...options.env };
+  const [command, argv] = shell ? [ENARX_SHELL_BIN, args] : [process.execPath, [...LAUNCHER_FLAGS, ENARX_BIN, ...args]];
+  if (shell) env.PATH = `${dirname(process.execPath)}:${env.PATH ?? ''}`;
+  return spawn(command, argv, { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'], ...spawnOptions, shell: false, env });
 }
 
 /** Runs `enarx ARGS` in a child process to its end, as a user would. */
 export function runEnarx(
   args: string[],
-  options: { input?: string | Uint8Array; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
+  options: { input?: string | Uint8Array; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; shell?: boolean } = {},
 ): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawnEnarx(args, { ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}) });
+    const child = spawnEnarx(args, { ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.shell ? { shell: true } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (c: Buffer) => out.push(c));

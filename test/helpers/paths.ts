@@ -16,3 +16,5 @@ export function testdata(...parts: string[]): string {
 
 /** The CLI entry point, for tests that run `enarx` as a user would. */
 export const ENARX_BIN = join(REPO_ROOT, 'bin', 'enarx.js');
+/** The shell launcher (package.json's bin), which starts a plain run's Keep before ENARX_BIN's Node. */
+export const ENARX_SHELL_BIN = join(REPO_ROOT, 'bin', 'enarx');

@@ -167,3 +167,116 @@ test('a Keep the launcher started is killed when the run does not take it (a usa
     rmSync(cache, { recursive: true, force: true });
   }
 });
+
+/** Waits until no process's command line names `dir` (the kernel may take a moment to reap). */
+async function noneUsing(dir: string): Promise<number[]> {
+  for (let i = 0; i < 100 && processesUsing(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  return processesUsing(dir);
+}
+
+test('bin/enarx starts a plain run\'s Keep before the host\'s Node, with the command the last run left, only while it is the host\'s', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-shell-keep-'));
+  const file = join(cache, 'launcher-keep.argv');
+  const run = (...args: string[]) => runEnarx(['run', '--log-level', 'debug', ...args], { env: { ENARX_KEEP_CACHE: cache }, timeoutMs: 120_000, shell: true });
+  try {
+    for (let i = 0; i < 2; i++) assert.equal((await run(example('hello'))).code, 0); // builds the bundle, leaves the command
+    const left = readFileSync(file, 'utf8');
+    const json = JSON.parse(readFileSync(join(cache, 'launcher-keep.json'), 'utf8')) as { command: string; args: string[] };
+    assert.equal(left, [json.command, ...json.args].map((a) => `${a}\0`).join(''), 'the same command as the JavaScript launcher\'s, NUL-separated');
+
+    const adopted = await run(example('hello'));
+    assert.equal(adopted.code, 0, adopted.stderr);
+    assert.equal(adopted.stdout, 'Hello, world!\n');
+    assert.match(adopted.stderr, /started early, by the shell launcher/);
+    const code = await run(example('exitcode'), '7');
+    assert.equal(code.code, 7, 'the guest\'s exit status, through an adopted Keep');
+
+    // A command that is no longer the host's is killed, not used, and replaced.
+    const argv = left.split('\0').slice(0, -1);
+    writeFileSync(file, [...argv.slice(0, -1), '--max-old-space-size=64', argv.at(-1)!].map((a) => `${a}\0`).join(''));
+    const changed = await run(example('hello'));
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stderr, /started early, by the host/);
+    assert.equal(readFileSync(file, 'utf8'), left, 'the file holds the current command again');
+
+    // The file is a cache, not a configuration: nothing but Node under the permission model,
+    // through setpriv with its death signal, is started from it.
+    const ran = join(cache, 'ran');
+    for (const foreign of [['/bin/sh', '-c', `touch ${ran}`, '-', '-', '-', '-'], ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', '/usr/bin/touch', '--permission', ran]]) {
+      writeFileSync(file, foreign.map((a) => `${a}\0`).join(''));
+      const r = await run(example('hello'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.doesNotMatch(r.stderr, /shell launcher/);
+      assert.throws(() => readFileSync(ran), /ENOENT/, foreign.join(' '));
+    }
+
+    // A directory grant or another backend: the shell launcher starts nothing.
+    const granted = await run('--dir', cache, example('hello'));
+    assert.equal(granted.code, 0, granted.stderr);
+    assert.match(granted.stderr, /started early, by the host/);
+    const nil = await run('--backend', 'nil', example('hello'));
+    assert.equal(nil.code, 0, nil.stderr);
+    assert.doesNotMatch(nil.stderr, /started early/);
+    assert.deepEqual(await noneUsing(cache), [], 'no Keep is left behind');
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test('a Keep bin/enarx started dies with its host, its own death is reported, and an unused one is killed', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-shell-keep-'));
+  const env = { ENARX_KEEP_CACHE: cache };
+  try {
+    for (let i = 0; i < 2; i++) assert.equal((await runEnarx(['run', example('hello')], { env, timeoutMs: 120_000, shell: true })).code, 0);
+    const keepRunning = async (child: ChildProcess): Promise<number> => {
+      for (let i = 0; i < 300; i++) {
+        const pids = processesUsing(cache).filter((p) => p !== child.pid);
+        if (pids.length > 0) return pids[0]!;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error('no Keep started');
+    };
+    const { spawnEnarx } = await import('../helpers/cli.ts');
+
+    // The host is killed: the kernel kills its Keep (setpriv's death signal).
+    const host = spawnEnarx(['run', example('sleep'), '60000'], { env, shell: true, stdio: 'ignore' });
+    await keepRunning(host);
+    host.kill('SIGKILL');
+    await ended(host);
+    assert.deepEqual(await noneUsing(cache), [], 'the Keep died with its host');
+
+    // The Keep is killed: the host, which did not spawn it, still learns how it ended.
+    const run = runEnarx(['run', example('sleep'), '60000'], { env, timeoutMs: 60_000, shell: true });
+    const deadline = Date.now() + 30_000;
+    let keep: number | undefined;
+    while (keep === undefined && Date.now() < deadline) {
+      // The Keep's command line names the cache; the host's (bin/enarx.js) does not.
+      keep = processesUsing(cache).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('--permission'));
+      if (keep === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(keep, 'the Keep started');
+    process.kill(keep, 'SIGKILL');
+    const killed = await run;
+    assert.equal(killed.code, 1);
+    assert.match(killed.stderr, /the Keep was killed by SIGKILL before reporting an outcome/);
+
+    // Not a run after all: the Keep is killed as the host exits.
+    const help = await runEnarx(['run', '--help'], { env, timeoutMs: 20_000, shell: true });
+    assert.equal(help.code, 0, help.stderr);
+    assert.deepEqual(await noneUsing(cache), []);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+test('bin/enarx runs bin/enarx.js with its shebang\'s Node flags, and the host takes only a Keep that is its own child', async () => {
+  const { LAUNCHER_FLAGS } = await import('../helpers/cli.ts');
+  const shell = readFileSync(join(REPO_ROOT, 'bin', 'enarx'), 'utf8');
+  const exec = /^exec node ((?:--[\w-]+ )*)"\$bin\/enarx\.js" "\$@"$/m.exec(shell);
+  assert.ok(exec, 'bin/enarx ends by exec-ing node with flags');
+  assert.deepEqual(exec[1]!.trim().split(' '), LAUNCHER_FLAGS);
+  // A variable naming another process (here init) is not a Keep this host started: ignored.
+  const r = await runEnarx(['run', '--log-level', 'debug', example('hello')], { env: { ENARX_LAUNCHER_KEEP: `1 1 /usr/bin/setpriv\x1f--pdeathsig` }, timeoutMs: 120_000 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Hello, world!\n');
+});

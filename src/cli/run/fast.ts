@@ -59,7 +59,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
-    if (early?.by) log('debug', `the Keep process was started early, by ${early.by === 'launcher' ? 'the launcher' : 'the host'}`);
+    if (early?.by) log('debug', `the Keep process was started early, by the ${early.by}`);
     const { runCommand } = await (await import('./load.ts')).loadRunPath();
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {
@@ -78,7 +78,7 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
  * follow from the flags alone (no Enarx.toml to parse); runProcessKeep takes it, or discards it
  * if its grants differ.
  */
-async function prestart(flags: RunFlags): Promise<{ module: typeof import('../../keep/process/prestart.ts'); by: 'launcher' | 'host' | undefined } | undefined> {
+async function prestart(flags: RunFlags): Promise<{ module: typeof import('../../keep/process/prestart.ts'); by: ReturnType<typeof import('../../keep/process/prestart.ts').prestartKeep> } | undefined> {
   const backend = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   if ((backend !== undefined && backend !== 'process') || flags.wasmcfgfile !== undefined || process.env.ENARX_WASMCFGFILE) return undefined;
   // --dir HOST or HOST::GUEST: HOST is granted read and write (an invalid value fails later, as usual).

@@ -8,9 +8,10 @@ import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
-import type { CollateralRequest, DeploySpec, HostCollateral, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol } from '../../sallyport/index.ts';
+import type { CollateralRequest, DeploySpec, HostCollateral, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol, SallyportPipe } from '../../sallyport/index.ts';
 import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
+import { pipeClosed as closed } from './pipes.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
 import { formatDuration } from '../limits.ts';
 // Text from the Keep reaches the host's terminal and logs as one line, its control characters escaped.
@@ -274,8 +275,9 @@ class HostSide {
     child.stderr!.on('data', (chunk: Buffer) => {
       this.#stderrTail = (this.#stderrTail + chunk.toString()).slice(-STDERR_KEEP_BYTES);
     });
-    const pipe = child.stdio[3] as Socket;
-    const pipeClosed = new Promise<void>((resolve) => pipe.once('close', () => resolve()));
+    // A socket, or a pair of pipes for a Keep the shell launcher started (adopted.ts).
+    const pipe = child.stdio[3] as unknown as SallyportPipe;
+    const pipeClosed = closed(pipe);
     this.#endpoint = new Endpoint<KeepMessage, HostMessage>(pipe, {
       incoming: 'keep-to-host',
       onMessage: (m) => this.#onMessage(m),

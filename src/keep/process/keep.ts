@@ -6,7 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
-import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, StandbyInit } from '../../sallyport/index.ts';
+import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, SallyportPipe, StandbyInit } from '../../sallyport/index.ts';
 import { BytesInput, ProvisionedKeep, SealedOutput, planFor } from './provisioned.ts';
 import type { ProvisionedPlan } from './provisioned.ts';
 import { DuplexConnection, QueueListener } from '../../net/connection.ts';
@@ -15,6 +15,7 @@ import type { WorkloadIdentity } from '../../pki/index.ts';
 import { IoError } from '../../wasi/io.ts';
 import type { Connection, DescriptorCapability, DirectoryCapability } from '../../wasi/io.ts';
 import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
+import { pipePair } from './pipes.ts';
 import type { StreamSink } from './streams.ts';
 import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
 import type { KeepLimitSettings } from '../limits.ts';
@@ -102,7 +103,7 @@ export class KeepSide {
   /** Per listen file with client CAs: the Keep's identity asking for client certificates from them. */
   readonly #listenIdentities = new Map<number, Promise<KeepIdentity>>();
 
-  constructor(pipe: Socket, runWorkload: RunWorkload, exit: (code: number) => void = (code) => process.exit(code)) {
+  constructor(pipe: SallyportPipe, runWorkload: RunWorkload, exit: (code: number) => void = (code) => process.exit(code)) {
     this.#runWorkload = runWorkload;
     this.#exit = exit;
     this.#endpoint = new Endpoint<HostMessage, KeepMessage>(pipe, {
@@ -635,6 +636,8 @@ async function sealEnd(channel: NonNullable<ProvisionedKeep['channel']>, last: K
 export function startKeep(runWorkload: RunWorkload): KeepSide {
   // process.getBuiltinModule: node:net's ESM facade costs start-up time, and this runs on every Keep's start.
   const { Socket } = process.getBuiltinModule('node:net');
-  const pipe = new Socket({ fd: 3, readable: true, writable: true });
-  return new KeepSide(pipe, runWorkload);
+  // Spawned by the host: fd 3 is a socket both ways. Started by the shell launcher (bin/enarx),
+  // which has no socket pairs: the host's pipe on fd 3, one to the host on fd 4.
+  if (!process.getBuiltinModule('node:fs').fstatSync(3).isFIFO()) return new KeepSide(new Socket({ fd: 3, readable: true, writable: true }), runWorkload);
+  return new KeepSide(pipePair(3, 4), runWorkload);
 }

@@ -93,15 +93,45 @@ export const KEEP_SPAWN_OPTIONS = { stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
 
 /** Starts a Keep process (KEEP_SPAWN_OPTIONS). */
 export function spawnKeep(command: { command: string; args: string[] }): ChildProcess {
+  // A launcher's Keep not taken by now never will be; the shell launcher's pipes are not
+  // close-on-exec, and must not reach the new Keep.
+  takeLauncherKeep()?.discard();
   return spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: [...KEEP_SPAWN_OPTIONS.stdio] });
 }
 
 /**
+ * A Keep a launcher started for this run, before it loaded a module: bin/enarx.js spawns `child`;
+ * bin/enarx (the shell launcher) started process `shell` before this Node, with its pipes on fds
+ * 3 to 5 (adopted.ts). `options` are its spawn options; `discard` kills it (and closes its pipes).
+ */
+export interface LauncherKeep {
+  child?: ChildProcess;
+  shell?: number;
+  command: string;
+  args: string[];
+  options: unknown;
+  failed: boolean;
+  discard(): void;
+}
+
+const LAUNCHER_KEEP = Symbol.for('enarx.launcher-keep');
+
+/** The Keep a launcher started, handed over once; undefined if it started none. */
+export function takeLauncherKeep(): LauncherKeep | undefined {
+  const g = globalThis as { [LAUNCHER_KEEP]?: LauncherKeep };
+  const started = g[LAUNCHER_KEEP];
+  delete g[LAUNCHER_KEEP];
+  return started;
+}
+
+/**
  * Where the host leaves the command of a Keep without directory grants, for bin/enarx.js to start
- * one before it loads any module (see prestart.ts). It sits with the Keep's bundle, which the
- * host runs anyway: whoever can write one can write the other.
+ * one before it loads any module (see prestart.ts), and the same argv NUL-separated for bin/enarx
+ * (LAUNCHER_KEEP_ARGV_FILE), which starts it before the host's Node. They sit with the Keep's
+ * bundle, which the host runs anyway: whoever can write one can write the other.
  */
 export const LAUNCHER_KEEP_FILE = join(KEEP_BUNDLE.cache, 'launcher-keep.json');
+export const LAUNCHER_KEEP_ARGV_FILE = join(KEEP_BUNDLE.cache, 'launcher-keep.argv');
 
 function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptions): { command: string; args: string[] } {
   const node = [

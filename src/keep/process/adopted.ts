@@ -1,0 +1,98 @@
+/**
+ * The Keep process bin/enarx (the shell launcher) started before this host's Node, seen through
+ * the part of ChildProcess the host uses. The launcher made three pipes and became this process
+ * (exec), so the Keep is this process's child, and its ends are fixed descriptors: the sallyport
+ * from the Keep on fd 3 and to it on fd 4, the Keep's stderr on fd 5.
+ *
+ * Node did not spawn it, so Node never reaps it: when it exits it stays a zombie until this process
+ * exits, its pid cannot be reused meanwhile (kill is safe), and /proc/PID/stat keeps its wait status.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { pipePair } from './pipes.ts';
+
+const { EventEmitter } = process.getBuiltinModule('node:events');
+const { Socket: NetSocket } = process.getBuiltinModule('node:net');
+const { readFileSync } = process.getBuiltinModule('node:fs');
+const { constants } = process.getBuiltinModule('node:os');
+
+const FROM_KEEP_FD = 3;
+const TO_KEEP_FD = 4;
+const KEEP_STDERR_FD = 5;
+
+/** The spawn options bin/enarx.js reports for such a Keep: a run adopts it only if they are these. */
+export const SHELL_KEEP_LAYOUT = { launcher: 'bin/enarx', fds: [FROM_KEEP_FD, TO_KEEP_FD, KEEP_STDERR_FD], env: {} } as const;
+
+/** How often the host looks for the Keep's exit status once both of its pipes have closed. */
+const EXIT_POLL_MS = 2;
+
+/** The Keep bin/enarx started as process `pid`, with its pipes on this process's fds 3, 4 and 5. */
+export function adoptKeep(pid: number): ChildProcess {
+  return new AdoptedKeep(pid) as unknown as ChildProcess;
+}
+
+class AdoptedKeep extends EventEmitter {
+  readonly pid: number;
+  exitCode: number | null = null;
+  signalCode: NodeJS.Signals | null = null;
+  readonly stderr: Socket;
+  readonly stdio: [null, null, Socket, { input: Socket; output: Socket }];
+
+  constructor(pid: number) {
+    super();
+    this.pid = pid;
+    const pipe = pipePair(FROM_KEEP_FD, TO_KEEP_FD);
+    const fromKeep = pipe.input;
+    this.stderr = new NetSocket({ fd: KEEP_STDERR_FD, readable: true, writable: false });
+    this.stdio = [null, null, this.stderr, pipe];
+    // The Keep holds the other ends until it exits: once both are closed, its status follows.
+    let open = 2;
+    const closed = () => {
+      if (--open === 0) this.#awaitExit();
+    };
+    fromKeep.once('close', closed);
+    this.stderr.once('close', closed);
+  }
+
+  kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {
+    if (this.exitCode !== null || this.signalCode !== null) return false;
+    try {
+      process.kill(this.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // A ChildProcess's; this one never holds the event loop by itself (its pipes do, while open).
+  ref(): void {}
+  unref(): void {}
+
+  #awaitExit(): void {
+    const fields = statFields(this.pid);
+    if (fields === undefined) return this.#exited(null, null); // gone: reaped by someone else
+    if (fields[0] !== 'Z') return void setTimeout(() => this.#awaitExit(), EXIT_POLL_MS);
+    // Field 52 of /proc/PID/stat (Linux 3.5+): the wait status.
+    const status = Number(fields[49]);
+    const signal = status & 0x7f;
+    if (signal === 0) return this.#exited((status >> 8) & 0xff, null);
+    const name = Object.entries(constants.signals).find(([, n]) => n === signal)?.[0] as NodeJS.Signals | undefined;
+    this.#exited(null, name ?? 'SIGKILL');
+  }
+
+  #exited(code: number | null, signal: NodeJS.Signals | null): void {
+    this.exitCode = code;
+    this.signalCode = signal;
+    this.emit('exit', code, signal);
+  }
+}
+
+/** The fields of /proc/PID/stat after the command name (state first, then ppid), or undefined. */
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}

@@ -4,7 +4,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawnEnarx } from '../helpers/cli.ts';
+import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 
 /** The process's children (/proc/PID/task/TID/children). */
@@ -24,6 +24,24 @@ function childrenOf(pid: number): number[] {
 // would pass on to the process Keep, where the permission model, which checks paths, would not
 // stop the Keep's JavaScript from reading it. enarx closes such descriptors before it starts a Keep.
 test('a process Keep does not inherit the descriptors or the environment of its host, and may read only its bundle', { skip: process.platform !== 'linux' }, async () => {
+  await keepDoesNotInherit(false);
+});
+
+// The same for the Keep the shell launcher (bin/enarx) starts before the host's Node: the shell
+// passes on what it inherited unless it closes it.
+test('a Keep bin/enarx starts does not inherit the descriptors or the environment of its caller either', { skip: process.platform !== 'linux' }, async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'enarx-inherit-cache-'));
+  try {
+    const env = { ENARX_KEEP_CACHE: cache };
+    // The first run builds the bundle, the second leaves the command the shell starts.
+    for (let i = 0; i < 2; i++) assert.equal((await runEnarx(['run', join(REPO_ROOT, 'examples', 'hello.wasm')], { env, timeoutMs: 120_000, shell: true })).code, 0);
+    await keepDoesNotInherit(true, env);
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+});
+
+async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'enarx-inherit-'));
   const secret = join(dir, 'host-secret.txt');
   writeFileSync(secret, 'SECRET');
@@ -33,7 +51,7 @@ test('a process Keep does not inherit the descriptors or the environment of its 
     const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
     for (let i = 3; i < 40; i++) stdio.push('ignore');
     stdio.push(fd);
-    const child = spawnEnarx(['run', '--backend', 'process', join(REPO_ROOT, 'examples', 'sleep.wasm'), '4000'], { stdio });
+    const child = spawnEnarx(['run', '--backend', 'process', '--log-level', 'debug', join(REPO_ROOT, 'examples', 'sleep.wasm'), '4000'], { stdio, shell, env });
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -56,7 +74,8 @@ test('a process Keep does not inherit the descriptors or the environment of its 
         return `${n} -> ?`;
       }
     });
-    assert.ok(held.some((l) => /^3 -> socket:/.test(l)), `positive control: the sallyport is fd 3: ${held.join(', ')}`);
+    // The sallyport: a socket pair's end, or (from the shell launcher) a pipe, with one back on fd 4.
+    assert.ok(held.some((l) => (shell ? /^3 -> pipe:/ : /^3 -> socket:/).test(l)), `positive control: the sallyport is fd 3: ${held.join(', ')}`);
     assert.ok(!held.some((l) => l.endsWith(secret)), `the Keep holds the host's file: ${held.join(', ')}`);
     // And nothing else of the host's: an empty environment (the host's has PATH, HOME, tokens...),
     // and the permission model granting reads of its bundle's directory only (no --dir here).
@@ -65,10 +84,13 @@ test('a process Keep does not inherit the descriptors or the environment of its 
     const bundle = argv.at(-2)!;
     assert.match(bundle, /\/keep\.mjs$/);
     assert.deepEqual(argv.filter((a) => a.startsWith('--allow')), [`--allow-fs-read=${dirname(bundle)}`]);
+    // The shell's Keep runs before the host's Node is up: the host takes it before it is stopped.
+    for (let i = 0; shell && i < 600 && !/started early/.test(stderr) && child.exitCode === null; i++) await sleep(50);
+    if (shell) assert.match(stderr, /started early, by the shell launcher/);
     child.kill('SIGTERM');
     await exited;
   } finally {
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,9 @@ import { keepBundle } from '../src/keep/process/launch.ts';
 const ROOT = join(fileURLToPath(import.meta.url), '..', '..');
 // package.json's bin: the shell launcher, which starts a plain run's Keep before the host's Node.
 const ENARX = join(ROOT, 'bin', 'enarx');
+const ENARX_JS = join(ROOT, 'bin', 'enarx.js');
+// bin/enarx.js's shebang flags, for running it directly (as bin/enarx does).
+const LAUNCHER_FLAGS = /^#!\S*env -S node((?: --[\w-]+)*)/.exec(readFileSync(ENARX_JS, 'utf8'))![1]!.trim().split(' ');
 const example = (name: string) => join(ROOT, 'examples', `${name}.wasm`);
 
 const NODE_WASI = `
@@ -56,17 +60,22 @@ async function hello(): Promise<void> {
   const ours: number[] = [];
   const peer: number[] = [];
   const floor: number[] = [];
+  const direct: number[] = [];
   await timed(enarx(example('hello'))); // builds the Keep bundle once, like a first run
   for (let i = 0; i < rounds; i++) {
     ours.push((await timed(enarx(example('hello')))).ms);
     peer.push((await timed(nodeWasi(example('hello')))).ms);
     floor.push((await timed(['--input-type=module', '-e', TWO_NODES])).ms);
+    direct.push((await timed([...LAUNCHER_FLAGS, ENARX_JS, 'run', '--backend', 'process', example('hello')])).ms);
   }
   const r = median(ours) / median(peer);
   line('hello (wall, median of 15)', `${median(ours).toFixed(1)} ms`, `${median(peer).toFixed(1)} ms`, r, 'target <= 1.80x', r <= 1.8);
   // Not a target: what any Keep in a second Node process costs before it does anything.
   const f = median(floor) / median(peer);
   process.stdout.write(`${'  floor: two bare Nodes'.padEnd(30)} ${`${median(floor).toFixed(1)} ms`.padStart(14)} ${`${median(peer).toFixed(1)} ms`.padStart(14)} ${f.toFixed(2).padStart(7)}x  (a Node that starts a second one, as enarx starts its Keep, which prints hello)\n`);
+  // Not a target: the same run through bin/enarx.js (node FLAGS bin/enarx.js), whose Keep starts once the host's Node is up.
+  const d = median(direct) / median(peer);
+  process.stdout.write(`${'  via node bin/enarx.js'.padEnd(30)} ${`${median(direct).toFixed(1)} ms`.padStart(14)} ${`${median(peer).toFixed(1)} ms`.padStart(14)} ${d.toFixed(2).padStart(7)}x  (no shell launcher: the Keep starts after the host's Node start-up)\n`);
 }
 
 // The floor under `hello`: a Node process that starts a second one as the host starts its Keep

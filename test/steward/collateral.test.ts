@@ -552,6 +552,14 @@ describe("the Steward's collateral downloads are guarded", () => {
     const cli = await runEnarx(['steward', 'serve', '--port', '0', '--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', 'proxy.example']);
     assert.equal(cli.code, 2, cli.stderr);
     assert.match(cli.stderr, /--trusted-proxy: 'proxy\.example' is not an IP address or CIDR range/);
+    const served = await serve(['--trusted-proxy', '10.0.0.0/8', '--trusted-proxy', '192.0.2.1', '--no-fetch-collateral'], { ...process.env, XDG_DATA_HOME: cacheDir() });
+    try {
+      // stderr and stdout are two pipes: the line may arrive after the JSON document.
+      for (let i = 0; i < 200 && !served.stderr().includes('--trusted-proxy)'); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.match(served.stderr(), /clients are named by the X-Forwarded-For \/ Forwarded headers of 10\.0\.0\.0\/8, 192\.0\.2\.1 \(--trusted-proxy\)/);
+    } finally {
+      await served.stop();
+    }
   });
 
   it('an answer too large to hold is refused', async () => {

@@ -194,6 +194,7 @@ async function serve(flags: ServeFlags): Promise<void> {
   say(`enarx steward: clients trust it with: curl --cacert ${caPath} ...  (or: Enarx.toml / Drawbridge --ca ${caPath})`);
   say(`enarx steward: request a certificate: curl --data-binary @keep.csr -H 'content-type: application/pkcs10' ${url} > chain.der`);
   if (workers > 1) say(`enarx steward: ${workers} processes share the port`);
+  if (flags.trustedProxy.length > 0) say(`enarx steward: clients are named by the X-Forwarded-For / Forwarded headers of ${flags.trustedProxy.join(', ')} (--trusted-proxy)`);
   say(
     collateral
       ? `enarx steward: collateral that evidence lacks comes from ${collateral.description}`

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -41,6 +42,47 @@ test('a Keep bin/enarx starts does not inherit the descriptors or the environmen
   }
 });
 
+/** The process Keep that enarx process `child` started (a child run with --permission), once there is one. */
+async function keepOf(child: ChildProcess, stderr: () => string): Promise<number> {
+  let keep: number | undefined;
+  for (let i = 0; i < 300 && keep === undefined && child.exitCode === null; i++) {
+    keep = childrenOf(child.pid!).find((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--permission');
+      } catch {
+        return false;
+      }
+    });
+    if (keep === undefined) await sleep(50);
+  }
+  assert.ok(keep !== undefined, `the Keep process was found: ${stderr()}`);
+  return keep;
+}
+
+/** A running Keep's --allow flags, and its bundle's directory. */
+function grantsOf(keep: number): { allow: string[]; bundleDir: string } {
+  const argv = readFileSync(`/proc/${keep}/cmdline`, 'utf8').split('\0');
+  const bundle = argv.at(-2)!;
+  assert.match(bundle, /\/keep\.mjs$/);
+  return { allow: argv.filter((a) => a.startsWith('--allow')), bundleDir: dirname(bundle) };
+}
+
+test('a process Keep with a --dir may read its bundle and that directory, and write only that directory', { skip: process.platform !== 'linux' }, async () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'enarx-grant-')));
+  try {
+    const child = spawnEnarx(['run', '--backend', 'process', '--dir', `${dir}::/data`, join(REPO_ROOT, 'examples', 'sleep.wasm'), '4000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const { allow, bundleDir } = grantsOf(await keepOf(child, () => stderr));
+    assert.deepEqual(allow.toSorted(), [`--allow-fs-read=${bundleDir}`, `--allow-fs-read=${dir}`, `--allow-fs-write=${dir}`].toSorted());
+    child.kill('SIGTERM');
+    await exited;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'enarx-inherit-'));
   const secret = join(dir, 'host-secret.txt');
@@ -55,18 +97,7 @@ async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): 
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    let keep: number | undefined;
-    for (let i = 0; i < 300 && keep === undefined && child.exitCode === null; i++) {
-      keep = childrenOf(child.pid!).find((pid) => {
-        try {
-          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--permission');
-        } catch {
-          return false;
-        }
-      });
-      if (keep === undefined) await sleep(50);
-    }
-    assert.ok(keep !== undefined, `the Keep process was found: ${stderr}`);
+    const keep = await keepOf(child, () => stderr);
     const held = readdirSync(`/proc/${keep}/fd`).map((n) => {
       try {
         return `${n} -> ${readlinkSync(`/proc/${keep}/fd/${n}`)}`;
@@ -80,10 +111,8 @@ async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): 
     // And nothing else of the host's: an empty environment (the host's has PATH, HOME, tokens...),
     // and the permission model granting reads of its bundle's directory only (no --dir here).
     assert.equal(readFileSync(`/proc/${keep}/environ`, 'utf8'), '', 'the Keep\'s environment is empty');
-    const argv = readFileSync(`/proc/${keep}/cmdline`, 'utf8').split('\0');
-    const bundle = argv.at(-2)!;
-    assert.match(bundle, /\/keep\.mjs$/);
-    assert.deepEqual(argv.filter((a) => a.startsWith('--allow')), [`--allow-fs-read=${dirname(bundle)}`]);
+    const { allow, bundleDir } = grantsOf(keep);
+    assert.deepEqual(allow, [`--allow-fs-read=${bundleDir}`]);
     // The shell's Keep runs before the host's Node is up: the host takes it before it is stopped.
     for (let i = 0; shell && i < 600 && !/started early/.test(stderr) && child.exitCode === null; i++) await sleep(50);
     if (shell) assert.match(stderr, /started early, by the shell launcher/);

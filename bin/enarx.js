@@ -81,13 +81,15 @@ function closeInheritedDescriptors(keep) {
 /** `enarx run` with --backend process, or none (the process Keep is the strongest one on Node 26). */
 function runsInProcessKeep(args) {
   if (args[0] !== 'run') return false;
+  // The flags of `enarx run` that take no value (test/cli/run-switches.test.ts checks them against the command).
+  const RUN_SWITCHES = ['--offline-collateral', '--no-fetch-collateral'];
   let backend = process.env.ENARX_BACKEND || undefined;
   for (let i = 1; i < args.length; i++) {
     const arg = args[i];
     if (arg === '--' || !arg.startsWith('-') || arg === '-') break;
     if (arg.startsWith('--backend=')) backend = arg.slice('--backend='.length);
-    else if (!arg.includes('=')) {
-      // Every flag of `enarx run` takes a value (--help and the like run no workload).
+    else if (!arg.includes('=') && !RUN_SWITCHES.includes(arg)) {
+      // Every other flag of `enarx run` takes a value (--help and the like run no workload).
       const value = args[++i];
       if (arg === '--backend') backend = value;
     }

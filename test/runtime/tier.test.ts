@@ -48,6 +48,9 @@ test('the nil Keep runs its workload with the optimising tier, however the backe
     [['--backend=nil'], {}],
     [['--dir', REPO_ROOT, '--backend', 'nil'], {}],
     [[], { ENARX_BACKEND: 'nil' }],
+    // Switches take no value: the backend flag after one is still read as such.
+    [['--no-fetch-collateral', '--backend', 'nil'], {}],
+    [['--offline-collateral', '--backend', 'nil'], {}],
   ] as const) {
     const r = await runEnarx(['run', '--log-level', 'debug', ...args, hello], { env });
     assert.equal(r.code, 0, r.stderr);

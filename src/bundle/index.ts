@@ -131,11 +131,11 @@ export function pruneBuilds(spec: Pick<BundleSpec, 'cache'>, keep: readonly (str
   return removed;
 }
 
-/** The build directory the index names, or undefined. */
-function indexedDir(spec: BundleSpec): string | undefined {
+/** The cache's index (the current build: its inputs, their stamp, its directory), or undefined. */
+function readIndex(spec: BundleSpec): { inputs: string[]; stamp: string; dir: string } | undefined {
   try {
-    const dir = (JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { dir?: unknown }).dir;
-    return typeof dir === 'string' && BUILD_DIR.test(dir) ? dir : undefined;
+    const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
+    return typeof index.dir === 'string' && BUILD_DIR.test(index.dir) ? index : undefined;
   } catch {
     return undefined;
   }
@@ -146,16 +146,12 @@ function indexedDir(spec: BundleSpec): string | undefined {
  * stamps, a stat per input (milliseconds), so a caller in a hurry may use the file first and check after.
  */
 export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () => boolean } | null {
-  try {
-    const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
-    if (!/^[0-9a-f]{16}$/.test(index.dir)) return null;
-    const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
-    if (!existsSync(file)) return null;
-    markInUse(join(spec.cache, index.dir));
-    return { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp };
-  } catch {
-    return null;
-  }
+  const index = readIndex(spec);
+  if (!index) return null;
+  const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
+  if (!existsSync(file)) return null;
+  markInUse(join(spec.cache, index.dir));
+  return { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp };
 }
 
 /** The current bundle's file, or null while it is missing or stale. */
@@ -220,7 +216,7 @@ async function build(spec: BundleSpec): Promise<string> {
     rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
   }
   markInUse(dir);
-  const replaced = indexedDir(spec);
+  const replaced = readIndex(spec)?.dir;
   writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
   renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
   pruneBuilds(spec, [fp, replaced]);

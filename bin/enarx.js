@@ -131,6 +131,11 @@ function startKeep() {
   // Until the run takes it, it must not keep this process alive (after a usage error, say).
   child.unref();
   for (const pipe of child.stdio) pipe?.unref?.();
+  handOver(started);
+}
+
+/** Leaves a started Keep for the run (launch.ts takeLauncherKeep); if the run does not take it, it dies with this process. */
+function handOver(started) {
   const key = Symbol.for('enarx.launcher-keep');
   globalThis[key] = started;
   // Not taken by the run (another command after all, a usage error): it must not outlive this process.
@@ -177,10 +182,6 @@ function takeShellKeep() {
     }
   };
   const started = { shell: pid, command, args, options, failed: false, discard };
-  const key = Symbol.for('enarx.launcher-keep');
-  globalThis[key] = started;
-  process.once('exit', () => {
-    if (globalThis[key] === started) discard();
-  });
+  handOver(started);
   return started;
 }

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import type { SallyportPipe } from '../../sallyport/index.ts';
 
 const { Socket: NetSocket } = process.getBuiltinModule('node:net');
@@ -15,8 +16,12 @@ export function pipePair(from: number, to: number): { input: Socket; output: Soc
   return { input, output };
 }
 
+/** The streams a sallyport pipe is made of: a socket, or both pipes of a pair. */
+export function pipeSides(pipe: SallyportPipe): (Readable | Writable)[] {
+  return 'input' in pipe ? [pipe.input, pipe.output] : [pipe];
+}
+
 /** Resolves once the sallyport pipe is closed: a socket, or both pipes of a pair. */
 export function pipeClosed(pipe: SallyportPipe): Promise<void> {
-  const sides = 'input' in pipe ? [pipe.input, pipe.output] : [pipe];
-  return Promise.all(sides.map((s) => (s.closed ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve()))))).then(() => {});
+  return Promise.all(pipeSides(pipe).map((s) => (s.closed ? Promise.resolve() : new Promise<void>((resolve) => s.once('close', () => resolve()))))).then(() => {});
 }

@@ -18,6 +18,7 @@ import type { SallyportPipe } from '../../sallyport/index.ts';
 import { indexedKeepCommand, KEEP_SPAWN_OPTIONS, LAUNCHER_KEEP_ARGV_FILE, LAUNCHER_KEEP_FILE, spawnKeep, takeLauncherKeep } from './launch.ts';
 import type { KeepGrants } from './launch.ts';
 import { adoptKeep, SHELL_KEEP_LAYOUT } from './adopted.ts';
+import { pipeSides } from './pipes.ts';
 
 const { resolve } = process.getBuiltinModule('node:path');
 
@@ -114,6 +115,6 @@ export function discardPrestarted(): void {
 function stop(child: ChildProcess): void {
   child.kill('SIGKILL');
   for (const pipe of child.stdio as unknown as (SallyportPipe | null)[]) {
-    for (const side of pipe && 'input' in pipe ? [pipe.input, pipe.output] : [pipe]) side?.destroy();
+    if (pipe) for (const side of pipeSides(pipe)) side.destroy();
   }
 }

@@ -32,6 +32,12 @@ export function fromBase64(text: string): Uint8Array {
   return out;
 }
 
+/** Base64 in either alphabet (standard or URL-safe), padding optional, as tools write it. Throws a plain Error on anything else. */
+export function fromAnyBase64(text: string): Uint8Array {
+  const standard = text.replace(/-/g, '+').replace(/_/g, '/');
+  return fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='));
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return concatAll(parts);
 }

@@ -7,7 +7,7 @@
  *
  * docs/attestation.md documents the steps, the claims and the trust anchors.
  */
-import { fromBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
+import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
 import { emptyResult, verifySnp } from './snp/verify.ts';
 import { type CollateralFile, decodeIntelQuote, loadIntelCollateral, missingIntelCollateral, verifyIntelQuote } from './intel/index.ts';
@@ -87,8 +87,7 @@ export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
   if (/^([0-9A-Fa-f]{2})+$/.test(hex)) decoded = fromHex(hex);
   else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
     try {
-      const standard = text.replace(/-/g, '+').replace(/_/g, '/');
-      decoded = fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='));
+      decoded = fromAnyBase64(text);
     } catch {
       decoded = undefined;
     }

@@ -6,7 +6,7 @@
  * Browser-safe: only WebCrypto and the DER reader. Every failure is a VerificationError naming its
  * step ('parse' for malformed bytes, 'chain' for path and validity problems, 'crl' for revocation).
  */
-import { bytesEqual, concatBytes, fromBase64, fromHex, looksLikeText, ownBytes, sha256Hex, toBase64 } from './bytes.ts';
+import { bytesEqual, concatBytes, fromAnyBase64, fromBase64, fromHex, looksLikeText, ownBytes, sha256Hex, toBase64 } from './bytes.ts';
 import {
   DerError,
   TAG,
@@ -506,9 +506,8 @@ export function derFromText(text: string, label: 'CERTIFICATE' | 'X509 CRL'): Ui
   const compact = body.replace(/\s+/g, '');
   if (/^30([0-9A-Fa-f]{2})+$/.test(compact)) return [fromHex(compact)];
   if (/^MI[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) {
-    const standard = compact.replace(/-/g, '+').replace(/_/g, '/');
     try {
-      return [fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='))];
+      return [fromAnyBase64(compact)];
     } catch {
       // not base64 either: fall through to the error below
     }

@@ -800,7 +800,6 @@ function checkCriticalExtensions(cert: Certificate): void {
   }
 }
 
-/** Finds the anchor a chain ends at: the last certificate itself (byte-equal, or same subject and key), or its issuer. */
 /**
  * The anchors the chain may end at, each with the full path: the chain's own root when it is (or
  * re-issues) an anchor, else every anchor named as the last certificate's issuer. Several anchors

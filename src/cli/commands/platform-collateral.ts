@@ -77,9 +77,6 @@ export function common(cmd: Command): Command {
     .option('--json', 'print one JSON document on stdout');
 }
 
-
-export { defaultCacheDir };
-
 export function positive(text: string | undefined, name: string, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);

@@ -22,11 +22,10 @@ const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
 
 /** What a dropped file is, from its content (the name only breaks ties for TOML). */
-export function classify(name: string, given: Uint8Array): Classified {
-  const evidence = evidenceFromFile(given);
+export function classify(name: string, bytes: Uint8Array): Classified {
+  const evidence = evidenceFromFile(bytes);
   const kind = detectEvidenceKind(evidence);
-  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === given ? '' : ' (decoded from text)'}` };
-  const bytes = given;
+  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === bytes ? '' : ' (decoded from text)'}` };
   if (isText(bytes)) {
     const t = text(bytes).replace(/\0+$/, '');
     const trimmed = t.trimStart();

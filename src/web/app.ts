@@ -25,7 +25,7 @@ const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b =
 export function classify(name: string, bytes: Uint8Array): Classified {
   const evidence = evidenceFromFile(bytes);
   const kind = detectEvidenceKind(evidence);
-  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === bytes ? '' : ' (decoded from text)'}` };
+  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response or Azure HCL report)'}` };
   if (isText(bytes)) {
     const t = text(bytes).replace(/\0+$/, '');
     const trimmed = t.trimStart();

@@ -16,6 +16,14 @@ test('the page classifies evidence, certificates and CRLs written as hex, base64
   assert.equal(asHex.detail, 'evidence: Intel TDX quote (decoded from text)');
   assert.deepEqual(asHex.bytes, quote);
   assert.equal(classify('quote.bin', quote).detail, 'evidence: Intel TDX quote');
+  // A binary wrapper is not text: the page says what it took the report out of.
+  const report = file('sev-snp', 'milan-v2-gosevguest', 'report.bin');
+  const response = new Uint8Array(32 + report.length);
+  new DataView(response.buffer).setUint32(4, report.length, true);
+  response.set(report, 32);
+  const unwrapped = classify('report.rsp', response);
+  assert.equal(unwrapped.detail, 'evidence: AMD SEV-SNP report (taken out of its SNP_GET_REPORT response or Azure HCL report)');
+  assert.deepEqual(unwrapped.bytes, report);
   const rootCrl = file('sgx', 'mobilecoin-sgx-v3', 'root_ca_crl.der');
   assert.equal(classify('rootcacrl', text(Buffer.from(rootCrl).toString('hex'))).detail, 'CRL (hex, base64 or URL-encoded)');
   assert.equal(classify('root.crl', rootCrl).detail, 'CRL (DER)');

@@ -346,7 +346,7 @@ function crlField(v: string, what: string): Uint8Array {
   }
 }
 
-/** Every PEM CERTIFICATE block in `text`, as DER (also accepts the URL-encoded form of PCS headers). */
+/** Every PEM CERTIFICATE block in `text`, as DER (derFromText: also URL-encoded, as PCS headers give them, or one bare hex/base64 DER). */
 export function pemCertificates(text: string): Uint8Array[] {
   try {
     return derFromText(text, 'CERTIFICATE');

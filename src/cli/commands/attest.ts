@@ -90,7 +90,7 @@ export function register(program: Command): void {
       try {
         decoded = decodeEvidence(evidence, flags.kind);
       } catch (err) {
-        if (err instanceof VerificationError) throw new EnarxError(`${flags.evidence}: ${err.message}`, { hint: 'pass a raw report or quote; --kind snp|sgx|tdx if detection fails' });
+        if (err instanceof VerificationError) throw new EnarxError(`${flags.evidence}: ${err.message}`, { hint: 'pass a raw report or quote, or its hex or base64 text; --kind snp|sgx|tdx if detection fails' });
         throw err;
       }
       if (flags.json) printJson(decoded);

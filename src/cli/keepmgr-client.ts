@@ -70,8 +70,8 @@ export async function attestOptionsFrom(o: Record<string, unknown>): Promise<Att
   const policy = typeof o.policy === 'string' ? readFile(o.policy, 'policy') : undefined;
   const root = typeof o.trustTestRoot === 'string' ? readFile(o.trustTestRoot, 'test root') : undefined;
   if (root !== undefined && !root.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--trust-test-root ${String(o.trustTestRoot)} is not a PEM certificate`);
-  // The defaults, for a library caller that gives no collateral flags (both commands give them all).
-  const collateral = fetchCollateralOptions({ fetchCollateral: true, collateralTimeout: '10', collateralRetries: '1', ...o } as FetchCollateralFlags);
+  // Fetching unless told not to, for a library caller that gives no collateral flags (both commands give them all).
+  const collateral = fetchCollateralOptions({ fetchCollateral: true, ...o } as FetchCollateralFlags);
   try {
     const verifier = await libraryVerifier({
       policy,

@@ -143,8 +143,9 @@ export interface FetchCollateralFlags {
   kdsUrl?: string;
   pcsUrl?: string;
   intelCertsUrl?: string;
-  collateralTimeout: string;
-  collateralRetries: string;
+  /** Seconds; absent: the flag's default (a library caller that gives no flags). */
+  collateralTimeout?: string;
+  collateralRetries?: string;
 }
 
 export function fetchCollateralFlags(cmd: Command): Command {
@@ -195,7 +196,7 @@ export function keepCollateralFlags(cmd: Command): Command {
  */
 export function keepCollateralSettings(flags: KeepCollateralFlags): import('../../collateral/keep.ts').KeepCollateralSettings {
   const budgetMs = positive(flags.collateralBudget, '--collateral-budget', 10) * 1000;
-  const options = fetchCollateralOptions({ ...flags, fetchCollateral: true, collateralTimeout: flags.collateralTimeout ?? '10', collateralRetries: flags.collateralRetries ?? '1' })!;
+  const options = fetchCollateralOptions({ ...flags, fetchCollateral: true })!;
   return flags.fetchCollateral === false ? { fetch: false, budgetMs } : { options, budgetMs };
 }
 

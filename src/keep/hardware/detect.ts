@@ -1,6 +1,6 @@
 import { type AttestationFs, errnoOf, nodeFs } from './fs.ts';
-import { GRAMINE_ROOT, readAttestationType } from './gramine.ts';
-import { TSM_REPORT_ROOT } from './tsm.ts';
+import { readAttestationType } from './gramine.ts';
+import { GRAMINE_ROOT, TSM_REPORT_ROOT } from './paths.ts';
 
 /** One line of `enarx platform info`: what was checked, whether it passed, and what to do if not. */
 export interface HardwareCheck {

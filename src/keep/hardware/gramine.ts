@@ -1,9 +1,7 @@
 import { bytesEqual } from '../../attestation/bytes.ts';
 import { type AttestationFs, CollectionError, checkReportData, errnoOf, nodeFs } from './fs.ts';
-
-/** Gramine's pseudo-files for SGX attestation (Documentation/attestation.rst). */
+// Gramine's pseudo-files for SGX attestation (Documentation/attestation.rst).
 import { GRAMINE_ROOT } from './paths.ts';
-export { GRAMINE_ROOT };
 
 export interface GramineOptions {
   root?: string;

@@ -5,14 +5,16 @@
  */
 import { parseCertTable } from './certtable.ts';
 import { type AttestationFs, CollectionError, nodeFs } from './fs.ts';
-import { collectGramine, GRAMINE_ROOT } from './gramine.ts';
-import { collectTsm, TSM_REPORT_ROOT } from './tsm.ts';
+import { collectGramine } from './gramine.ts';
+import { GRAMINE_ROOT, TSM_REPORT_ROOT } from './paths.ts';
+import { collectTsm } from './tsm.ts';
 
 export { buildCertTable, type CertTableEntry, parseCertTable } from './certtable.ts';
 export { detectHardware, type HardwareCheck, type HardwareReport } from './detect.ts';
 export { type AttestationFs, CollectionError, nodeFs } from './fs.ts';
-export { collectGramine, GRAMINE_ROOT } from './gramine.ts';
-export { collectTsm, TSM_REPORT_ROOT, type TsmEvidence, type TsmOptions } from './tsm.ts';
+export { collectGramine } from './gramine.ts';
+export { GRAMINE_ROOT, TSM_REPORT_ROOT } from './paths.ts';
+export { collectTsm, type TsmEvidence, type TsmOptions } from './tsm.ts';
 
 export interface CollectOptions {
   /** configfs-tsm report directory; default /sys/kernel/config/tsm/report. */

@@ -1,9 +1,7 @@
 import { bytesEqual } from '../../attestation/bytes.ts';
 import { type AttestationFs, CollectionError, checkReportData, errnoOf, nodeFs } from './fs.ts';
-
-/** Linux configfs-tsm (kernel >= 6.7): one directory per request, see Documentation/ABI/testing/configfs-tsm-report. */
+// Linux configfs-tsm (kernel >= 6.7): one directory per request, see Documentation/ABI/testing/configfs-tsm-report.
 import { TSM_REPORT_ROOT } from './paths.ts';
-export { TSM_REPORT_ROOT };
 
 export type TsmKind = 'snp' | 'tdx';
 

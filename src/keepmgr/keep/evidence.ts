@@ -7,6 +7,7 @@
  */
 import type { SnpTcbValues } from '../../attestation/testing/snp.ts';
 import type { SnpProduct } from '../../attestation/roots.ts';
+import type { KeepCollateralSettings, KeepCollateralSource } from '../../collateral/keep.ts';
 
 export type EvidenceConfig =
   /** A software Keep without attestation: clients refuse it unless told otherwise. */
@@ -39,11 +40,11 @@ export interface EvidenceSource {
 
 export interface EvidenceSourceOptions {
   /** Where a --hardware daemon gets the collateral its Keeps' CSRs carry; by default the collateral cache (env settings). */
-  collateral?: (request: import('../../sallyport/index.ts').CollateralRequest) => Promise<{ collateral: import('../../sallyport/index.ts').HostCollateral; missing: string[] }>;
+  collateral?: KeepCollateralSource;
   /** Told what collateral could not be had. */
   warn?: (message: string) => void;
   /** How the default source gets collateral (`keepmgr serve`'s collateral flags); each Keep's CSR gets the whole budget. */
-  collateralSettings?: import('../../collateral/keep.ts').KeepCollateralSettings;
+  collateralSettings?: KeepCollateralSettings;
 }
 
 export async function evidenceSource(config: EvidenceConfig, options: EvidenceSourceOptions = {}): Promise<EvidenceSource> {

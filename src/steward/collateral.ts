@@ -5,8 +5,9 @@
  *
  * Who delivers collateral does not matter: every document is signed by AMD or Intel and the
  * verifier checks it against the pinned roots and at the Steward's clock, whether the Keep sent it
- * or the Steward fetched it. Fetching at the Steward keeps the Keep's TCB and the sallyport free
- * of collateral handling, and one cache serves every Keep.
+ * or the Steward fetched it. Fetching at the Steward lets Keeps whose host has no cache or network
+ * attest (our Keeps carry what their host's cache relays, docs/keep-hardware.md), replaces stale
+ * copies, and one cache serves every Keep.
  */
 import type { VerificationResult } from '../attestation/types.ts';
 import {

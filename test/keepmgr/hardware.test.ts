@@ -4,7 +4,7 @@
 // here is a recorded real quote, which cannot carry a fresh Keep's report data.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evidenceSource } from '../../src/keepmgr/keep/evidence.ts';
@@ -25,12 +25,18 @@ async function withInterfaces(gramine: string, tsm: string, fn: () => Promise<vo
   }
 }
 
-test('a --hardware source inside Gramine (DCAP) tells Keeps "sgx", and collects from the configured interface', async () => {
+/** A directory that stands in for Gramine's /dev/attestation (DCAP), whose quote is `quote`. */
+function fakeGramine(quote: Uint8Array): string {
   const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
+  writeFileSync(join(root, 'attestation_type'), 'dcap\n');
+  writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
+  writeFileSync(join(root, 'quote'), quote);
+  return root;
+}
+
+test('a --hardware source inside Gramine (DCAP) tells Keeps "sgx", and collects from the configured interface', async () => {
+  const root = fakeGramine(readFileSync(testdata('attestation', 'sgx', 'phala-sgx-v3', 'quote.bin')));
   try {
-    writeFileSync(join(root, 'attestation_type'), 'dcap\n');
-    writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
-    copyFileSync(testdata('attestation', 'sgx', 'phala-sgx-v3', 'quote.bin'), join(root, 'quote'));
     await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
       const source = await evidenceSource({ kind: 'hardware' });
       assert.equal(source.kind, 'hardware');
@@ -61,13 +67,9 @@ test('a --hardware source on a machine without an attestation interface tells Ke
 test("a --hardware source answers its Keeps with their CSR's evidence: the quote and the host's collateral, in Enarx's encoding", async () => {
   const { parseCsr } = await import('../../src/pki/index.ts');
   const { ENARX_CRL_URLS } = await import('../../src/collateral/index.ts');
-  const { readFileSync } = await import('node:fs');
   const extracted = (f: string) => new Uint8Array(readFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', f)));
-  const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
+  const root = fakeGramine(extracted('quote.bin'));
   try {
-    writeFileSync(join(root, 'attestation_type'), 'dcap\n');
-    writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
-    copyFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', 'quote.bin'), join(root, 'quote'));
     const asked: unknown[] = [];
     const warnings: string[] = [];
     await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
@@ -106,17 +108,13 @@ test("a --hardware source answers its Keeps with their CSR's evidence: the quote
 
 test("keepmgr serve's collateral settings reach a --hardware source, and each Keep's CSR has its own download budget", async () => {
   const { startServer } = await import('../collateral/server.ts');
-  const { readFileSync } = await import('node:fs');
   const { runEnarx } = await import('../helpers/cli.ts');
   const quote = new Uint8Array(readFileSync(testdata('enarx-steward', 'extracted', 'icelake-i5', 'quote.bin')));
-  const root = mkdtempSync(join(tmpdir(), 'enarx-fake-gramine-'));
+  const root = fakeGramine(quote);
   // Answers nothing for an hour (closed with the test): a collateral host that hangs.
   const hanging = await startServer({ '/sgx/certification/v4/tcb?fmspc=00706E470000': { body: '{}', delayMs: 3_600_000 } });
   const unknown = await startServer({});
   try {
-    writeFileSync(join(root, 'attestation_type'), 'dcap\n');
-    writeFileSync(join(root, 'user_report_data'), new Uint8Array(64));
-    writeFileSync(join(root, 'quote'), quote);
     await withInterfaces(root, join(root, 'no-configfs-tsm-here'), async () => {
       // The configured PCS is asked (its 404 names it), not the environment's.
       const warnings: string[] = [];

@@ -110,8 +110,10 @@ export class Steward {
     return new Steward(options, issuer);
   }
 
-  /** Verifies one DER CSR and issues its certificate, or throws a StewardRefusal. */
-  /** `client` names who sent it (http.ts clientKey), for the per-client collateral download budget. */
+  /**
+   * Verifies one DER CSR and issues its certificate, or throws a StewardRefusal. `client` names who
+   * sent it (http.ts clientKey), for the per-client collateral download budget.
+   */
   async issue(der: Uint8Array, now: Date = this.#now(), client?: string): Promise<Issued> {
     const csr = await this.#checkRequest(der);
     const origin = await this.#attest(csr, now, client);

@@ -4,7 +4,7 @@ import { parseCertificate, parseCertificates, parseCrl } from '../attestation/x5
 import { CollateralError, type CollateralService, type Document } from './service.ts';
 
 /** KDS product path components. Genoa also covers Bergamo and Siena. */
-export const AMD_PRODUCTS = ['Milan', 'Genoa', 'Turin'] as const;
+export const AMD_PRODUCTS = Object.values(KDS_PRODUCT_NAMES);
 export type AmdProduct = (typeof AMD_PRODUCTS)[number];
 export type AmdKeyKind = 'vcek' | 'vlek';
 

@@ -7,6 +7,8 @@
  */
 import { Tokenizer, Type, decode, encode } from 'cborg';
 import { ProtocolError } from './frame.ts';
+// Type only: the SNP parser's module must stay out of the Keep's start-up file.
+import type { AmdProduct } from '../collateral/amd.ts';
 
 /** The longest wall-time limit, in ms (Node's timers; src/keep/limits.ts refuses longer ones). */
 const MAX_WALL_TIME_MS = 2 ** 31 - 1;
@@ -113,7 +115,7 @@ export interface StandbyInit {
  * SGX/TDX: the FMSPC and the CA of the PCK certificate in the quote.
  */
 export type CollateralRequest =
-  | { kind: 'snp'; key: 'vcek' | 'vlek'; product: 'Milan' | 'Genoa' | 'Turin' | null; chipId: Uint8Array; tcb: Uint8Array; leaf: boolean }
+  | { kind: 'snp'; key: 'vcek' | 'vlek'; product: AmdProduct | null; chipId: Uint8Array; tcb: Uint8Array; leaf: boolean }
   | { kind: 'sgx' | 'tdx'; fmspc: string; ca: 'processor' | 'platform' };
 
 /** A signed PCS document (TCB info, QE identity) and its issuer chain, DER leaf first. */
@@ -670,7 +672,7 @@ function readCollateralRequest(value: unknown): CollateralRequest {
     return {
       kind,
       key: m.oneOf('key', ['vcek', 'vlek'] as const),
-      product: m.get('product') === null ? null : m.oneOf('product', ['Milan', 'Genoa', 'Turin'] as const),
+      product: m.get('product') === null ? null : m.oneOf<AmdProduct>('product', ['Milan', 'Genoa', 'Turin']),
       chipId: m.bytes('chipId', 64, 64),
       tcb: m.bytes('tcb', 8, 8),
       leaf: m.bool('leaf'),

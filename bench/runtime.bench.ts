@@ -3,7 +3,8 @@
 //   - stdout throughput and file write/read throughput (examples/iobench.wasm), against node:wasi;
 //   - CPU kernels (examples/kernels.c) built natively with clang -O2, against kernels.wasm under
 //     `enarx run`: end to end, and the kernel's own time (CLOCK_MONOTONIC inside the program).
-// enarx is started the way a user starts it: bin/enarx.js through its shebang (npx does the same).
+// enarx is started as bin/enarx.js through its shebang; npm's bin, bin/enarx, execs the same Node with the
+// same flags for a nil-Keep run.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

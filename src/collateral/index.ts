@@ -31,7 +31,7 @@ export {
   type PckId,
   parsePckIdCsv,
 } from './intel.ts';
-export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
+export { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document, downloadBudget } from './service.ts';
 export { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';
 export { defaultCacheDir, environmentOptions } from './environment.ts';
 export {

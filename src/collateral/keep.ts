@@ -11,17 +11,23 @@ import { type AmdProduct, fetchAmdCrl, fetchVcek, snpTcb } from './amd.ts';
 import { ENARX_CRL_URLS } from './enarx.ts';
 import { environmentOptions } from './environment.ts';
 import { fetchPckCrl, fetchQeIdentity, fetchRootCaCrl, fetchTcbInfo } from './intel.ts';
-import { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document } from './service.ts';
+import { CollateralError, type CollateralOptions, CollateralService, DEFAULTS, type Document, downloadBudget } from './service.ts';
 
 export interface KeepCollateral {
   collateral: HostCollateral;
   /** What could not be obtained (the rest is still worth sending). */
   missing: string[];
+  /**
+   * Set when the service's signal (an overall budget) ended downloads: its reason and what the Keep
+   * goes without, in one line (not in `missing`; keepCollateralSource says it once).
+   */
+  outOfTime?: string;
 }
 
 /**
- * Gets what `request` names. Pieces that cannot be obtained are listed in `missing`; when nothing
- * at all could be obtained, a CollateralError says why.
+ * Gets what `request` names. Pieces that cannot be obtained are listed in `missing` (those the
+ * service's signal ended, in `outOfTime`); when nothing at all could be obtained, a CollateralError
+ * says why.
  */
 export async function collateralForKeep(service: CollateralService, request: CollateralRequest): Promise<KeepCollateral> {
   const missing: string[] = [];
@@ -39,10 +45,10 @@ export async function collateralForKeep(service: CollateralService, request: Col
       return null;
     }
   };
-  const result = () => {
-    if (outOfTime.length > 0) missing.push(`${String(service.options.signal!.reason)}: the Keep goes on without ${[...new Set(outOfTime)].join(', ')}`);
-    return { collateral: out, missing };
-  };
+  const result = (): KeepCollateral =>
+    outOfTime.length > 0
+      ? { collateral: out, missing, outOfTime: `${String(service.options.signal!.reason)}: the Keep goes on without ${[...new Set(outOfTime)].join(', ')}` }
+      : { collateral: out, missing };
   if (request.kind === 'snp') {
     // A version 2 report does not name its product: try each, as Enarx's host cached both.
     let products: AmdProduct[] = request.product ? [request.product] : ['Milan', 'Genoa'];
@@ -115,21 +121,19 @@ export type KeepCollateralSource = (request: CollateralRequest) => Promise<KeepC
 export function keepCollateralSource(settings: KeepCollateralSettings = {}): KeepCollateralSource {
   let service: CollateralService | undefined;
   let said = false;
-  const budgetMs = settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs;
   return async (request) => {
     if (settings.fetch === false) throw new CollateralError('this host relays no collateral (--no-fetch-collateral)');
-    if (!service) {
-      const signal = AbortSignal.timeout(budgetMs);
-      const reason = `the host's collateral budget of ${budgetMs / 1000} s ran out (--collateral-budget)`;
-      const budget = new AbortController();
-      signal.addEventListener('abort', () => budget.abort(reason), { once: true });
-      service = new CollateralService({ ...environmentOptions(), timeoutMs: KEEP_COLLATERAL_DEFAULTS.timeoutMs, retries: KEEP_COLLATERAL_DEFAULTS.retries, ...settings.options, signal: budget.signal });
-    }
-    const got = await collateralForKeep(service, request);
-    const budgetLine = service.options.signal!.aborted ? got.missing.findIndex((m) => m.startsWith("the host's collateral budget")) : -1;
-    if (budgetLine >= 0 && said) got.missing.splice(budgetLine, 1);
-    else if (budgetLine >= 0) said = true;
-    return got;
+    service ??= new CollateralService({
+      ...environmentOptions(),
+      timeoutMs: KEEP_COLLATERAL_DEFAULTS.timeoutMs,
+      retries: KEEP_COLLATERAL_DEFAULTS.retries,
+      ...settings.options,
+      signal: downloadBudget(settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs, "the host's"),
+    });
+    const { collateral, missing, outOfTime } = await collateralForKeep(service, request);
+    if (outOfTime === undefined || said) return { collateral, missing };
+    said = true;
+    return { collateral, missing: [...missing, outOfTime] };
   };
 }
 

@@ -36,6 +36,17 @@ export const DEFAULTS = {
   refreshFraction: 0.25,
 } as const;
 
+/**
+ * A signal for CollateralOptions.signal that ends every download once `ms` have passed: one time
+ * budget for all of them. Its reason is the line that says so: "WHOSE collateral budget of N s ran
+ * out (FLAG)".
+ */
+export function downloadBudget(ms: number, whose: string, flag = '--collateral-budget'): AbortSignal {
+  const budget = new AbortController();
+  setTimeout(() => budget.abort(`${whose} collateral budget of ${ms / 1000} s ran out (${flag})`), ms).unref();
+  return budget.signal;
+}
+
 /** A cached or freshly downloaded collateral document. */
 export interface Document {
   /** The file in the cache that holds it. */

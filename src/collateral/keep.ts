@@ -123,13 +123,7 @@ export function keepCollateralSource(settings: KeepCollateralSettings = {}): Kee
   let said = false;
   return async (request) => {
     if (settings.fetch === false) throw new CollateralError('this host relays no collateral (--no-fetch-collateral)');
-    service ??= new CollateralService({
-      ...environmentOptions(),
-      timeoutMs: KEEP_COLLATERAL_DEFAULTS.timeoutMs,
-      retries: KEEP_COLLATERAL_DEFAULTS.retries,
-      ...settings.options,
-      signal: downloadBudget(settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs, "the host's"),
-    });
+    service ??= new CollateralService({ ...keepServiceOptions(settings), signal: downloadBudget(settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs, "the host's") });
     const { collateral, missing, outOfTime } = await collateralForKeep(service, request);
     if (outOfTime === undefined || said) return { collateral, missing };
     said = true;
@@ -137,10 +131,15 @@ export function keepCollateralSource(settings: KeepCollateralSettings = {}): Kee
   };
 }
 
+/** The collateral service's settings for a Keep's host: the environment's, the Keep's defaults, then `settings`. */
+function keepServiceOptions(settings: KeepCollateralSettings): Omit<CollateralOptions, 'now' | 'signal'> {
+  return { ...environmentOptions(), timeoutMs: KEEP_COLLATERAL_DEFAULTS.timeoutMs, retries: KEEP_COLLATERAL_DEFAULTS.retries, ...settings.options };
+}
+
 /** One line for logs: where a Keep's host gets collateral from. */
 export function describeKeepCollateral(settings: KeepCollateralSettings = {}): string {
   if (settings.fetch === false) return 'none (--no-fetch-collateral)';
-  const o = { ...environmentOptions(), ...settings.options };
+  const o = keepServiceOptions(settings);
   const budget = `${(settings.budgetMs ?? KEEP_COLLATERAL_DEFAULTS.budgetMs) / 1000} s in all`;
   if (o.offline) return `the cache ${o.cacheDir} only (offline)`;
   const kds = o.amdBaseUrl ?? DEFAULTS.amdBaseUrl;

@@ -7,6 +7,7 @@ import { processStderr, processStdin, processStdout } from './stdio.ts';
 import type { EvidenceSource } from './steward.ts';
 import type { KeepBackend, RunPlan } from './types.ts';
 import { log } from '../cli/output.ts';
+import { lazyKeepCollateralSource } from './host-collateral.ts';
 
 /**
  * The nil Keep: no isolation beyond the WASI sandbox. The workload runs inside the enarx
@@ -73,9 +74,9 @@ async function hardwareSource(steward: string, settings: RunPlan['collateral']):
   }
   const paths = hardwarePaths();
   // The nil Keep is its own host: it gets the collateral its CSR carries from the cache directly.
-  let source: import('../collateral/keep.ts').KeepCollateralSource | undefined;
+  const source = lazyKeepCollateralSource(settings);
   const collateral = async (request: import('../sallyport/index.ts').CollateralRequest) => {
-    const got = await (source ??= (await import('../collateral/keep.ts')).keepCollateralSource(settings))(request);
+    const got = await source(request);
     for (const m of got.missing) log('warn', `collateral for the Keep's CSR: ${m}`);
     return got.collateral;
   };

@@ -7,7 +7,7 @@ import type { WorkloadOutcome } from '../../runtime/types.ts';
 import { KeepSetupError } from '../capabilities.ts';
 import type { BackendAvailability, KeepBackend, RunPlan } from '../types.ts';
 import type { EvidenceSource } from '../steward.ts';
-import type { KeepCollateralSettings, KeepCollateralSource } from '../../collateral/keep.ts';
+import { lazyKeepCollateralSource } from '../host-collateral.ts';
 import { log, logEnabled } from '../../cli/output.ts';
 import type { LogLevel } from '../../sallyport/index.ts';
 import { runProcessKeep } from './host.ts';
@@ -44,15 +44,6 @@ function stewardAccess(steward: string, source: EvidenceSource | undefined) {
   };
 }
 
-/**
- * The host's collateral for a hardware Keep's CSR, through the collateral cache (loaded when first
- * asked); one source, so one download budget, for the Keep's whole start.
- */
-function hostCollateral(settings: KeepCollateralSettings | undefined): NonNullable<ProcessKeepRequest['collateral']> {
-  let source: KeepCollateralSource | undefined;
-  return async (request) => (source ??= (await import('../../collateral/keep.ts')).keepCollateralSource(settings))(request);
-}
-
 function registryDestination(origin: string): { host: string; port: number } {
   const url = new URL(origin);
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
@@ -87,7 +78,7 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
       logLevel: plan.deploy ? 'info' : currentLogLevel(),
       steward: plan.steward ?? null,
       ...(plan.steward ? stewardAccess(plan.steward, collect ? undefined : plan.evidence) : {}),
-      ...(collect ? { collect, collateral: hostCollateral(plan.collateral) } : {}),
+      ...(collect ? { collect, collateral: lazyKeepCollateralSource(plan.collateral) } : {}),
       ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
       ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
       stdin: process.stdin,

@@ -192,12 +192,13 @@ export function keepCollateralFlags(cmd: Command): Command {
 
 /**
  * A hardware Keep's host collateral settings from those flags, with the environment's defaults
- * (the fast `enarx run` path passes none of them: all defaults). Bad values are usage errors.
+ * (the fast `enarx run` path passes none of them: all defaults). Bad values are usage errors;
+ * with --no-fetch-collateral the download settings are unused, and not read.
  */
 export function keepCollateralSettings(flags: KeepCollateralFlags): import('../../collateral/keep.ts').KeepCollateralSettings {
+  if (flags.fetchCollateral === false) return { fetch: false };
   const budgetMs = positive(flags.collateralBudget, '--collateral-budget', 10) * 1000;
-  const options = fetchCollateralOptions({ ...flags, fetchCollateral: true })!;
-  return flags.fetchCollateral === false ? { fetch: false, budgetMs } : { options, budgetMs };
+  return { options: fetchCollateralOptions({ ...flags, fetchCollateral: true })!, budgetMs };
 }
 
 /** Runs a collateral operation, turning its errors into one-line CLI errors. */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -116,6 +117,13 @@ async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): 
     // The shell's Keep runs before the host's Node is up: the host takes it before it is stopped.
     for (let i = 0; shell && i < 600 && !/started early/.test(stderr) && child.exitCode === null; i++) await sleep(50);
     if (shell) assert.match(stderr, /started early, by the shell launcher/);
+    // Its pipes hold a sallyport window, not 64 KiB: bin/enarx has perl resize them (bash cannot).
+    if (shell && existsSync('/usr/bin/perl')) {
+      for (const n of [3, 4]) {
+        const size = execFileSync('/usr/bin/perl', ['-e', `open(my $p, "+<", "/proc/${keep}/fd/${n}") or die "$!"; print fcntl($p, 1032, 0)`], { encoding: 'utf8' });
+        assert.equal(Number(size), 1 << 20, `the Keep's fd ${n} holds 1 MiB`);
+      }
+    }
     child.kill('SIGTERM');
     await exited;
   } finally {

@@ -8,6 +8,7 @@
  * docs/attestation.md documents the steps, the claims and the trust anchors.
  */
 import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
+import { AZURE_VTPM_NOT_VERIFIED, type AzureHclReport, azureRuntimeClaims, checkAzureBinding, parseAzureHcl } from './azure.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
 import { emptyResult, verifySnp } from './snp/verify.ts';
 import { type CollateralFile, decodeIntelQuote, loadIntelCollateral, missingIntelCollateral, verifyIntelQuote } from './intel/index.ts';
@@ -21,6 +22,7 @@ export { type TrustAnchor, Certificate, Crl, parseCertificate, parseCertificates
 export { verifySnp, type SnpVerifyOptions } from './snp/verify.ts';
 export { verifyIntelQuote, verifySgxQuote, verifyTdxQuote, decodeIntelQuote, type IntelVerifyOptions, type CollateralFile } from './intel/index.ts';
 export { parseSnpReport, type SnpReport } from './snp/report.ts';
+export { parseAzureHcl, type AzureHclReport, type AzureRuntimeClaims } from './azure.ts';
 
 /** Bytes or text (PEM, JSON). */
 export type Input = Uint8Array | string;
@@ -32,8 +34,14 @@ export interface TestRoot {
 }
 
 export interface VerifyEvidenceOptions {
-  /** The raw evidence: a 1184-byte SEV-SNP report, or an SGX/TDX DCAP quote. */
+  /** The raw evidence: a 1184-byte SEV-SNP report (also inside an Azure HCL report), or an SGX/TDX DCAP quote. */
   evidence: Uint8Array;
+  /**
+   * An Azure HCL report whose runtime data (vTPM key, VM configuration) the evidence's report data
+   * must bind: with a TD quote on an Azure TDX VM (the HCL report holds the TDREPORT it was made from).
+   * An SNP HCL report given as `evidence` needs nothing here.
+   */
+  azureHcl?: Uint8Array;
   /** Skips detection. Evidence of another kind is then rejected at step 'parse'. */
   kind?: EvidenceKind;
   /** Certificates, PEM or DER (one, a PEM bundle or a PkiPath): VCEK/VLEK, ASK/ASVK, ARK; Intel PCK or TCB signing chains. */
@@ -63,24 +71,54 @@ export function detectEvidenceKind(bytes: Uint8Array): EvidenceKind | undefined 
       if (tee === 0) return 'sgx';
     }
   }
-  if (bytes.length === SNP_REPORT_SIZE) {
-    const version = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true);
-    if (version >= 2 && version <= 5) return 'snp';
-  }
+  if (isSnpReport(bytes)) return 'snp';
+  const hcl = parseAzureHcl(bytes);
+  if (hcl?.reportType === 'snp' && isSnpReport(hcl.hardwareReport)) return 'snp';
   return undefined;
 }
 
+function isSnpReport(bytes: Uint8Array): boolean {
+  return bytes.length === SNP_REPORT_SIZE && [2, 3, 4, 5].includes(new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true));
+}
+
+/** The hardware evidence itself: the SNP report inside an Azure HCL report, else the bytes as they are. */
+export function hardwareEvidence(bytes: Uint8Array): Uint8Array {
+  const hcl = parseAzureHcl(bytes);
+  return hcl?.reportType === 'snp' && isSnpReport(hcl.hardwareReport) ? hcl.hardwareReport : bytes;
+}
+
+/** Why some bytes are not evidence, in one line that says what to do instead. */
+function notEvidence(bytes: Uint8Array): string {
+  const hcl = parseAzureHcl(bytes);
+  if (hcl?.reportType === 'tdx') {
+    return 'an Azure HCL report holding a TDX TDREPORT, which only the local CPU can check: verify the TD quote made from it (Azure IMDS /acc/tdquote) with this file as its Azure HCL report (enarx attest verify --azure-hcl)';
+  }
+  return `not attestation evidence: neither a ${SNP_REPORT_SIZE}-byte SEV-SNP report nor an SGX/TDX DCAP quote (${bytes.length} bytes)`;
+}
+
 /**
- * The evidence a file holds, as tools write it: raw bytes, an SNP report with the MSG_REPORT_RSP
- * header the SNP_GET_REPORT ioctl puts before it or inside an Azure HCL report, or text with the bytes as hex (optionally
+ * The evidence a file holds, as tools write it: raw bytes (also an Azure HCL report, kept whole so
+ * that its runtime data can be checked), an SNP report with the MSG_REPORT_RSP header the
+ * SNP_GET_REPORT ioctl puts before it, or text with the bytes as hex (optionally
  * 0x-prefixed; dcap-qvl, teekit and automata samples) or base64 in either alphabet (Azure's and
  * GCP's attestation APIs). Text is decoded only when the result is evidence; anything else is
  * returned unchanged, so detection and its error messages stay those of the raw bytes.
  */
 export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
-  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? snpReportFromAzureHcl(b) ?? (detectEvidenceKind(b) ? b : undefined);
-  const raw = asEvidence(bytes);
-  if (raw || bytes.length > 1 << 20 || !looksLikeText(bytes)) return raw ?? bytes;
+  // A TDX HCL report is not evidence, but decoding it from text lets the verifier say what to do with it.
+  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? (detectEvidenceKind(b) || parseAzureHcl(b) ? b : undefined);
+  return fromFile(bytes, asEvidence) ?? bytes;
+}
+
+/** An Azure HCL report from a file: raw, or as hex or base64 text (as evidenceFromFile reads them). Undefined when it holds none. */
+export function azureHclFromFile(bytes: Uint8Array): Uint8Array | undefined {
+  return fromFile(bytes, (b) => (parseAzureHcl(b) ? b : undefined));
+}
+
+/** The bytes `accept` takes: the file's own, else its hex or base64 text decoded (up to 1 MiB of text). */
+function fromFile(bytes: Uint8Array, accept: (b: Uint8Array) => Uint8Array | undefined): Uint8Array | undefined {
+  const raw = accept(bytes);
+  if (raw || bytes.length > 1 << 20 || !looksLikeText(bytes)) return raw;
   const text = utf8(bytes).replace(/\s+/g, '');
   const hex = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
   let decoded: Uint8Array | undefined;
@@ -92,7 +130,7 @@ export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
       decoded = undefined;
     }
   }
-  return (decoded && asEvidence(decoded)) ?? bytes;
+  return decoded && accept(decoded);
 }
 
 /**
@@ -108,25 +146,10 @@ function snpReportFromResponse(bytes: Uint8Array): Uint8Array | undefined {
   return detectEvidenceKind(report) === 'snp' ? report : undefined;
 }
 
-/**
- * The SNP report inside an Azure HCL report (vTPM NV index 0x01400001 on Azure confidential VMs): a
- * 32-byte header starting "HCLA", the 1184-byte report, then the runtime data header (size, version,
- * report type 2 = SNP, hash type, data size) and the runtime data (JSON with the vTPM key), whose
- * hash the report's REPORT_DATA carries. Only the report is taken: the runtime data is not checked
- * here, a policy can compare REPORT_DATA. Undefined for anything else (a TDX HCL report holds a
- * TDREPORT, which is not evidence on its own).
- */
-function snpReportFromAzureHcl(bytes: Uint8Array): Uint8Array | undefined {
-  const runtime = 32 + SNP_REPORT_SIZE;
-  if (bytes.length < runtime + 20 || bytes[0] !== 0x48 || bytes[1] !== 0x43 || bytes[2] !== 0x4c || bytes[3] !== 0x41) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(runtime + 8, true) !== 2 || runtime + 20 + view.getUint32(runtime + 16, true) > bytes.length) return undefined;
-  const report = bytes.subarray(32, runtime);
-  return detectEvidenceKind(report) === 'snp' ? report : undefined;
-}
-
 /** The kind to report when detection fails: the closest guess, so the failure still names a kind. */
 function guessKind(bytes: Uint8Array): EvidenceKind {
+  const hcl = parseAzureHcl(bytes);
+  if (hcl) return hcl.reportType;
   if (bytes.length >= 8 && bytes[2] === 2 && bytes[3] === 0) return bytes[4] === 0x81 ? 'tdx' : 'sgx';
   return 'snp';
 }
@@ -168,31 +191,69 @@ export function rejectedResult(evidence: Uint8Array, failure: { step: Verificati
  * is `verified: false` with `failure.step` naming the step. Throws only on programming errors.
  */
 export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<VerificationResult> {
-  const { evidence } = options;
-  const detected = detectEvidenceKind(evidence);
-  const kind = options.kind ?? detected ?? guessKind(evidence);
+  const detected = detectEvidenceKind(options.evidence);
+  const kind = options.kind ?? detected ?? guessKind(options.evidence);
+  let result: VerificationResult;
+  let hcl: AzureHclReport | undefined;
   try {
-    if (!detected) {
-      throw new VerificationError('parse', `not attestation evidence: neither a ${SNP_REPORT_SIZE}-byte SEV-SNP report nor an SGX/TDX DCAP quote (${evidence.length} bytes)`);
-    }
+    if (!detected) throw new VerificationError('parse', notEvidence(options.evidence));
     if (options.kind && detected !== options.kind) {
       throw new VerificationError('parse', `the evidence is ${kindName(detected)}, not ${kindName(options.kind)}`);
     }
+    hcl = azureHclFor(options);
+    const evidence = hardwareEvidence(options.evidence);
     const trustedTestRoots = testAnchors(options.trustedTestRoots ?? []);
     if (kind === 'snp') {
-      return await verifySnp(evidence, {
+      result = await verifySnp(evidence, {
         certs: parseCertificateInputs(options.certs ?? []),
         crls: parseCrlInputs(options.crls ?? []),
         now: options.now,
         trustedTestRoots,
       });
+    } else {
+      result = await verifyIntel(kind, { ...options, evidence }, trustedTestRoots);
     }
-    return await verifyIntel(kind, options, trustedTestRoots);
   } catch (err) {
     if (!(err instanceof VerificationError)) throw err;
-    const result = emptyResult(kind);
+    result = emptyResult(kind);
     result.failure = { step: err.step, message: err.message, ...(err.code ? { code: err.code } : {}) };
     return result;
+  }
+  if (hcl) await bindAzureRuntimeData(result, hcl);
+  return result;
+}
+
+/** The Azure HCL report that goes with the evidence: the evidence itself (SNP), or `azureHcl`. Throws 'parse' when `azureHcl` is not one, or is for the other TEE. */
+function azureHclFor(options: VerifyEvidenceOptions): AzureHclReport | undefined {
+  const wrapping = parseAzureHcl(options.evidence);
+  if (options.azureHcl === undefined) return wrapping;
+  if (wrapping) throw new VerificationError('parse', 'the evidence is an Azure HCL report already: give no second one');
+  const given = parseAzureHcl(options.azureHcl);
+  if (!given) throw new VerificationError('parse', 'the Azure HCL report given is not one (no "HCLA" header with a known report type, hash type and runtime data size)');
+  const kind = detectEvidenceKind(options.evidence)!;
+  if (given.reportType !== (kind === 'snp' ? 'snp' : 'tdx')) {
+    throw new VerificationError('parse', `the Azure HCL report holds a${given.reportType === 'snp' ? 'n SEV-SNP report' : ' TDX TDREPORT'}, but the evidence is ${kindName(kind)}`);
+  }
+  return given;
+}
+
+/**
+ * Azure: REPORT_DATA (SNP) or REPORTDATA (the TD quote) must start with the hash of the HCL runtime
+ * data. Checked once the evidence parsed; a mismatch rejects at 'binding' unless an earlier step
+ * already did. The runtime data's vTPM keys and VM configuration become `claims.azure`.
+ */
+async function bindAzureRuntimeData(result: VerificationResult, hcl: AzureHclReport): Promise<void> {
+  if (result.reportData === '') return;
+  try {
+    const { claims, warnings } = await checkAzureBinding(hcl, fromHex(result.reportData));
+    result.claims = { ...result.claims, azure: claims };
+    result.warnings.push(...warnings, AZURE_VTPM_NOT_VERIFIED);
+  } catch (err) {
+    if (!(err instanceof VerificationError)) throw err;
+    if (!result.failure) {
+      result.verified = false;
+      result.failure = { step: err.step, message: err.message };
+    }
   }
 }
 
@@ -231,16 +292,17 @@ export interface DecodedEvidence {
 /** Decodes evidence without verifying it. Throws VerificationError('parse') for bytes that are not evidence. */
 export function decodeEvidence(evidence: Uint8Array, kind?: EvidenceKind): DecodedEvidence {
   const detected = detectEvidenceKind(evidence);
-  if (!detected) throw new VerificationError('parse', `not attestation evidence: neither a ${SNP_REPORT_SIZE}-byte SEV-SNP report nor an SGX/TDX DCAP quote (${evidence.length} bytes)`);
+  if (!detected) throw new VerificationError('parse', notEvidence(evidence));
   if (kind && kind !== detected) throw new VerificationError('parse', `the evidence is ${kindName(detected)}, not ${kindName(kind)}`);
   if (detected === 'snp') {
-    const report = parseSnpReport(evidence);
+    const report = parseSnpReport(hardwareEvidence(evidence));
+    const hcl = parseAzureHcl(evidence);
     return {
       kind: 'snp',
       measurement: toHex(report.measurement),
       reportData: toHex(report.reportData),
       debug: report.policy.debug,
-      claims: snpClaims(report, productFromCpuid(report) ?? null),
+      claims: { ...snpClaims(report, productFromCpuid(report) ?? null), ...(hcl ? { azure: azureRuntimeClaims(hcl).claims } : {}) },
     };
   }
   const { kind: quoteKind, measurement, reportData, debug, claims, ...rest } = decodeIntelQuote(evidence);

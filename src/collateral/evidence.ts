@@ -1,3 +1,4 @@
+import { hardwareEvidence } from '../attestation/index.ts';
 import { decodeIntelQuote } from '../attestation/intel/index.ts';
 import { type AmdKeyKind, type AmdProduct, fetchAmdCrl, fetchCertChain, fetchVcek, reportIdentity } from './amd.ts';
 import { fetchPckCrl, fetchQeIdentity, fetchRootCaCrl, fetchTcbInfo } from './intel.ts';
@@ -17,12 +18,14 @@ const SNP_REPORT_SIZE = 0x4a0;
  * Gets the collateral some evidence needs: for an SEV-SNP report its VCEK (unless `haveLeaf`),
  * the ASK/ARK (or ASVK/ARK) chain and the ARK CRL; for an SGX or TDX quote the TCB info for the
  * FMSPC of the PCK certificate inside it, the QE identity, the PCK CRL of its CA and the Root CA CRL.
+ * An SNP report inside an Azure HCL report is looked at directly.
  */
 export async function collateralForEvidence(
   service: CollateralService,
-  evidence: Uint8Array,
+  given: Uint8Array,
   options: { haveLeaf?: boolean } = {},
 ): Promise<EvidenceCollateral> {
+  const evidence = hardwareEvidence(given);
   const out: EvidenceCollateral = { certs: [], crls: [], collateral: [], documents: [] };
   const keep = (d: Document) => {
     out.documents.push(d);

@@ -3,13 +3,13 @@
  * library the CLI and the Steward use, evaluates an optional policy, and shows the verdict and every
  * claim. Runs entirely in the browser.
  */
-import { detectEvidenceKind, evidenceFromFile, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
+import { azureHclFromFile, detectEvidenceKind, evidenceFromFile, parseAzureHcl, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
 import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/index.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 
 const TITLES: Record<EvidenceKind, string> = { snp: 'AMD SEV-SNP report', sgx: 'Intel SGX quote', tdx: 'Intel TDX quote' };
 
-export type Role = 'evidence' | 'certificate' | 'crl' | 'collateral' | 'policy' | 'unknown';
+export type Role = 'evidence' | 'azure-hcl' | 'certificate' | 'crl' | 'collateral' | 'policy' | 'unknown';
 
 export interface Classified {
   name: string;
@@ -25,7 +25,13 @@ const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b =
 export function classify(name: string, bytes: Uint8Array): Classified {
   const evidence = evidenceFromFile(bytes);
   const kind = detectEvidenceKind(evidence);
-  if (kind) return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response or Azure HCL report)'}` };
+  if (kind) {
+    const from = evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)';
+    const azure = parseAzureHcl(evidence) ? ' in an Azure HCL report (its runtime data is checked too)' : '';
+    return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${azure}${from}` };
+  }
+  const hcl = azureHclFromFile(bytes);
+  if (hcl) return { name, bytes: hcl, role: 'azure-hcl', detail: 'Azure HCL report with a TDX TDREPORT: the TD quote must bind its runtime data' };
   if (isText(bytes)) {
     const t = text(bytes).replace(/\0+$/, '');
     const trimmed = t.trimStart();
@@ -65,6 +71,8 @@ export async function verifyFiles(files: readonly Classified[], now: Date): Prom
   const evidence = files.filter((f) => f.role === 'evidence');
   if (evidence.length === 0) return { result: null, error: 'Drop an evidence file: a raw SEV-SNP report or an SGX/TDX quote.' };
   if (evidence.length > 1) return { result: null, error: `Drop one evidence file at a time (got ${evidence.map((f) => f.name).join(', ')}).` };
+  const hcls = files.filter((f) => f.role === 'azure-hcl');
+  if (hcls.length > 1) return { result: null, error: `Drop at most one Azure HCL report (got ${hcls.map((f) => f.name).join(', ')}).` };
   const policies = files.filter((f) => f.role === 'policy');
   if (policies.length > 1) return { result: null, error: `Drop at most one policy (got ${policies.map((f) => f.name).join(', ')}).` };
   let policy: Policy | null = null;
@@ -77,6 +85,7 @@ export async function verifyFiles(files: readonly Classified[], now: Date): Prom
   }
   const result = await verifyEvidence({
     evidence: evidence[0]!.bytes,
+    ...(hcls[0] ? { azureHcl: hcls[0].bytes } : {}),
     certs: files.filter((f) => f.role === 'certificate').map((f) => f.bytes),
     crls: files.filter((f) => f.role === 'crl').map((f) => f.bytes),
     collateral: files.filter((f) => f.role === 'collateral').map((f) => ({ name: f.name, bytes: f.bytes })),

@@ -234,13 +234,18 @@ export function qeIdentityJson(o: { id?: string; levels: Array<{ isvsvn: number;
   });
 }
 
-/** Signs TCB info / QE identity JSON with the test TCB signing key and wraps them as PCS bodies. */
-export async function signedCollateral(pki: TestPki, tcbInfo: string, qeIdentity?: string, crls: Crl[] = []): Promise<IntelCollateral> {
+/** Signs TCB info / QE identity JSON with the test TCB signing key, as one combined collateral.json text. */
+export async function signedCollateralJson(pki: TestPki, tcbInfo: string, qeIdentity?: string): Promise<string> {
   const sign = async (text: string) => toHex(await signRaw(pki.tcbSigner.key.privateKey, new TextEncoder().encode(text)));
   const chain = toPem('CERTIFICATE', pki.tcbSigner.certificate.der) + toPem('CERTIFICATE', pki.root.certificate.der);
   const combined: Record<string, string> = { tcb_info: tcbInfo, tcb_info_signature: await sign(tcbInfo), tcb_info_issuer_chain: chain };
   if (qeIdentity) Object.assign(combined, { qe_identity: qeIdentity, qe_identity_signature: await sign(qeIdentity), qe_identity_issuer_chain: chain });
-  const c = parseCollateralJson(JSON.stringify(combined)).collateral;
+  return JSON.stringify(combined);
+}
+
+/** signedCollateralJson, parsed, with CRLs. */
+export async function signedCollateral(pki: TestPki, tcbInfo: string, qeIdentity?: string, crls: Crl[] = []): Promise<IntelCollateral> {
+  const c = parseCollateralJson(await signedCollateralJson(pki, tcbInfo, qeIdentity)).collateral;
   c.crls = crls;
   return c;
 }

@@ -143,3 +143,41 @@ test('attest decode and verify take evidence written as hex (0x-prefixed or not)
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('attest verify and decode read an Azure HCL report whole, and --azure-hcl binds one to a TD quote', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { hclReport } = await import('../attestation/azure-hcl.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-azure-'));
+  try {
+    // Real reports, with runtime data they were not made for: the signature holds, the binding does not.
+    const snpHcl = join(dir, 'hcl-snp.bin');
+    writeFileSync(snpHcl, hclReport(readFileSync(T('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'))));
+    const snp = await runEnarx(['attest', 'verify', '--evidence', snpHcl, '--cert', T('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'), '--now', '2025-06-01T00:00:00Z', '--json']);
+    assert.equal(snp.code, 1, snp.stderr);
+    assert.equal(JSON.parse(snp.stdout).failure.step, 'binding');
+    const decoded = await runEnarx(['attest', 'decode', '--evidence', snpHcl]);
+    assert.equal(decoded.code, 0, decoded.stderr);
+    assert.match(decoded.stdout, /^ {2}azure\.akPub\.n: ak-modulus$/m);
+    assert.match(decoded.stdout, /^ {2}azure\.vmConfiguration\.secure-boot: true$/m);
+    const tdxHcl = join(dir, 'hcl-tdx.b64');
+    writeFileSync(tdxHcl, Buffer.from(hclReport(new Uint8Array(1024), { type: 'tdx' })).toString('base64'));
+    const quote = ['--evidence', T('tdx', 'phala-tdx-v4', 'quote.bin'), '--collateral', T('tdx', 'phala-tdx-v4', 'collateral.json'), '--now', '2025-07-01T00:00:00Z'];
+    const tdx = await runEnarx(['attest', 'verify', ...quote, '--azure-hcl', tdxHcl, '--json']);
+    assert.equal(tdx.code, 1, tdx.stderr);
+    const out = JSON.parse(tdx.stdout);
+    assert.deepEqual(Object.keys(out), KEYS);
+    assert.equal(out.tcbStatus, 'UpToDate');
+    assert.equal(out.failure.step, 'binding');
+    // A TDX HCL report is not evidence on its own; --azure-hcl must be one.
+    const alone = await runEnarx(['attest', 'verify', '--evidence', tdxHcl]);
+    assert.equal(alone.code, 1);
+    assert.match(alone.stdout, /TDX TDREPORT, which only the local CPU can check.*--azure-hcl/);
+    const notHcl = await runEnarx(['attest', 'verify', ...quote, '--azure-hcl', T('tdx', 'phala-tdx-v4', 'collateral.json')]);
+    assert.equal(notHcl.code, 2);
+    assert.match(notHcl.stderr, /is not an Azure HCL report/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

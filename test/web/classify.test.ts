@@ -22,8 +22,22 @@ test('the page classifies evidence, certificates and CRLs written as hex, base64
   new DataView(response.buffer).setUint32(4, report.length, true);
   response.set(report, 32);
   const unwrapped = classify('report.rsp', response);
-  assert.equal(unwrapped.detail, 'evidence: AMD SEV-SNP report (taken out of its SNP_GET_REPORT response or Azure HCL report)');
+  assert.equal(unwrapped.detail, 'evidence: AMD SEV-SNP report (taken out of its SNP_GET_REPORT response)');
   assert.deepEqual(unwrapped.bytes, report);
+  // An Azure HCL report is evidence as it is (its runtime data is checked); a TDX one goes with a TD quote.
+  const hcl = new Uint8Array(32 + 1184 + 20 + 2);
+  const hclView = new DataView(hcl.buffer);
+  hcl.set(text('HCLA'), 0);
+  hcl.set(report, 32);
+  for (const [i, v] of [22, 1, 2, 1, 2].entries()) hclView.setUint32(1216 + 4 * i, v, true);
+  hcl.set(text('{}'), 1236);
+  const azure = classify('hcl.bin', hcl);
+  assert.equal(azure.detail, 'evidence: AMD SEV-SNP report in an Azure HCL report (its runtime data is checked too)');
+  assert.equal(azure.bytes, hcl);
+  hclView.setUint32(1216 + 8, 4, true);
+  const tdx = classify('hcl-tdx.b64', text(Buffer.from(hcl).toString('base64')));
+  assert.equal(tdx.role, 'azure-hcl');
+  assert.deepEqual(tdx.bytes, hcl);
   const rootCrl = file('sgx', 'mobilecoin-sgx-v3', 'root_ca_crl.der');
   assert.equal(classify('rootcacrl', text(Buffer.from(rootCrl).toString('hex'))).detail, 'CRL (hex, base64 or URL-encoded)');
   assert.equal(classify('root.crl', rootCrl).detail, 'CRL (DER)');

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
 import { registerPageCommand } from './attest-page.ts';
-import type { DecodedEvidence } from '../../attestation/index.ts';
+import type { AzureRuntimeClaims, DecodedEvidence } from '../../attestation/index.ts';
 import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 
 const KINDS: EvidenceKind[] = ['snp', 'sgx', 'tdx'];
@@ -17,6 +17,7 @@ interface VerifyFlags {
   crl: string[];
   now?: string;
   policy?: string;
+  azureHcl?: string;
   fetch?: boolean;
   offline?: boolean;
   cacheDir?: string;
@@ -36,6 +37,7 @@ export function register(program: Command): void {
     .option('--crl <file>', 'a CRL, PEM or DER: AMD KDS CRLs, Intel PCK and Root CA CRLs (repeatable)', collect, [])
     .option('--now <time>', 'check validity at this RFC 3339 time instead of the current time')
     .option('--policy <file>', 'a policy (TOML, steward.toml-compatible; docs/policy.md): exit 0 only if it accepts the evidence')
+    .option('--azure-hcl <file>', "an Azure HCL report (vTPM NV index 0x01400001) whose runtime data the TD quote's REPORTDATA must bind (an SNP one is given as --evidence itself)")
     .option('--fetch', 'get the collateral the evidence needs from the cache, or from AMD KDS / Intel PCS (docs/collateral.md)')
     .option('--offline', 'with --fetch: use only the collateral cache')
     .option('--cache-dir <dir>', 'with --fetch: the collateral cache (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
@@ -43,8 +45,9 @@ export function register(program: Command): void {
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
       const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
-      const [evidence, certs, collateral, crls] = await Promise.all([
+      const [evidence, azureHcl, certs, collateral, crls] = await Promise.all([
         readEvidence(flags.evidence),
+        flags.azureHcl === undefined ? undefined : readAzureHcl(flags.azureHcl),
         Promise.all(flags.cert.map((f) => readCertificates(f))),
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
@@ -62,7 +65,7 @@ export function register(program: Command): void {
       const result =
         tableError && 'error' in tableError
           ? rejectedResult(evidence, { step: 'parse', message: tableError.error }, flags.kind)
-          : await verifyEvidence({ evidence, kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
+          : await verifyEvidence({ evidence, azureHcl, kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
       if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
       for (const warning of result.warnings) log('warn', warning);
       if (flags.json) printJson(jsonView(result));
@@ -131,6 +134,14 @@ async function readEvidence(path: string): Promise<Uint8Array> {
   return evidenceFromFile(await readInput(path, 'evidence'));
 }
 
+/** The --azure-hcl file: raw, or hex/base64 text. Anything else is a usage error (exit 2). */
+async function readAzureHcl(path: string): Promise<Uint8Array> {
+  const { azureHclFromFile } = await import('../../attestation/index.ts');
+  const hcl = azureHclFromFile(await readInput(path, 'Azure HCL report'));
+  if (!hcl) throw new UsageError(`${path} is not an Azure HCL report (no "HCLA" header with a known report type, hash type and runtime data size)`, 'read it from the vTPM: tpm2_nvread -C o 0x01400001');
+  return hcl;
+}
+
 async function readInput(path: string, what: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
@@ -197,8 +208,20 @@ function humanView(result: VerificationResult): string {
   if (result.measurement) rows.push(['debug', result.debug ? 'yes (a production policy should refuse it)' : 'no']);
   if (result.trustAnchor) rows.push(['revocation', result.revocationChecked ? 'checked' : 'not checked (no CRL given)']);
   if (result.trailingBytes) rows.push(['trailing bytes', `${result.trailingBytes} (ignored)`]);
+  rows.push(...azureRows(claims.azure as AzureRuntimeClaims | undefined));
   const width = Math.max(0, ...rows.map(([k]) => k.length));
   return `${KIND_TITLE[result.kind]}: ${verdict}\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}\n`).join('')}`;
+}
+
+/** What the Azure HCL runtime data said, once bound to the report data (its strings come escaped from the verifier). */
+function azureRows(azure: AzureRuntimeClaims | undefined): Array<[string, string]> {
+  if (!azure) return [];
+  const rows: Array<[string, string]> = [['Azure runtime data', `bound to the report data (${azure.runtimeDataHash})`]];
+  const key = azure.akPub;
+  rows.push(['vTPM AK', key ? `${key.kty ?? '?'} ${String(key.n ?? key.x ?? '').slice(0, 24)}... (claims.azure.akPub; the vTPM quote is not verified)` : 'none in the runtime data']);
+  if (azure.vmConfiguration) rows.push(['VM configuration', Object.entries(azure.vmConfiguration).map(([k, v]) => `${k}=${v}`).join(', ')]);
+  if (azure.userData !== null) rows.push(['Azure user data', azure.userData]);
+  return rows;
 }
 
 /** "a.b.c: value" lines for every leaf field, in order. */

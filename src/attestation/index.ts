@@ -8,6 +8,7 @@
  * docs/attestation.md documents the steps, the claims and the trust anchors.
  */
 import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
+import { type EvidenceBundle, evidenceFromJson } from './json-evidence.ts';
 import { AZURE_VTPM_NOT_VERIFIED, type AzureHclReport, azureRuntimeClaims, checkAzureBinding, parseAzureHcl } from './azure.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
 import { emptyResult, verifySnp } from './snp/verify.ts';
@@ -23,6 +24,7 @@ export { verifySnp, type SnpVerifyOptions } from './snp/verify.ts';
 export { verifyIntelQuote, verifySgxQuote, verifyTdxQuote, decodeIntelQuote, type IntelVerifyOptions, type CollateralFile } from './intel/index.ts';
 export { parseSnpReport, type SnpReport } from './snp/report.ts';
 export { parseAzureHcl, type AzureHclReport, type AzureRuntimeClaims } from './azure.ts';
+export type { EvidenceBundle } from './json-evidence.ts';
 
 /** Bytes or text (PEM, JSON). */
 export type Input = Uint8Array | string;
@@ -89,6 +91,8 @@ export function hardwareEvidence(bytes: Uint8Array): Uint8Array {
 
 /** Why some bytes are not evidence, in one line that says what to do instead. */
 function notEvidence(bytes: Uint8Array): string {
+  const json = jsonEvidence(bytes);
+  if (json && 'error' in json) return json.error;
   const hcl = parseAzureHcl(bytes);
   if (hcl?.reportType === 'tdx') {
     return 'an Azure HCL report holding a TDX TDREPORT, which only the local CPU can check: verify the TD quote made from it (Azure IMDS /acc/tdquote) with this file as its Azure HCL report (enarx attest verify --azure-hcl)';
@@ -105,10 +109,25 @@ function notEvidence(bytes: Uint8Array): string {
  * returned unchanged, so detection and its error messages stay those of the raw bytes.
  */
 export function evidenceFromFile(bytes: Uint8Array): Uint8Array {
-  // A TDX HCL report is not evidence, but decoding it from text lets the verifier say what to do with it.
-  const asEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? (detectEvidenceKind(b) || parseAzureHcl(b) ? b : undefined);
-  return fromFile(bytes, asEvidence) ?? bytes;
+  return evidenceBundleFromFile(bytes).evidence;
 }
+
+/**
+ * evidenceFromFile, also for a JSON document that carries the evidence in a field (as a byte array,
+ * hex or base64: Confidential Containers' attesters, DCAP tools), with the certificates and the
+ * Azure HCL report it carries beside it. A JSON document without exactly one piece of evidence is
+ * returned as it is (verifying it then says why).
+ */
+export function evidenceBundleFromFile(bytes: Uint8Array): EvidenceBundle {
+  const json = jsonEvidence(bytes);
+  if (json && 'bundle' in json) return { ...json.bundle, evidence: unwrapEvidence(json.bundle.evidence) ?? json.bundle.evidence };
+  return { evidence: fromFile(bytes, unwrapEvidence) ?? bytes, certs: [], field: '' };
+}
+
+// A TDX HCL report is not evidence, but decoding it from text lets the verifier say what to do with it.
+const unwrapEvidence = (b: Uint8Array) => snpReportFromResponse(b) ?? (detectEvidenceKind(b) || parseAzureHcl(b) ? b : undefined);
+
+const jsonEvidence = (bytes: Uint8Array) => evidenceFromJson(bytes, (b) => unwrapEvidence(b) !== undefined && !(parseAzureHcl(b)?.reportType === 'tdx'));
 
 /** An Azure HCL report from a file: raw, or as hex or base64 text (as evidenceFromFile reads them). Undefined when it holds none. */
 export function azureHclFromFile(bytes: Uint8Array): Uint8Array | undefined {

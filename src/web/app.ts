@@ -3,7 +3,7 @@
  * library the CLI and the Steward use, evaluates an optional policy, and shows the verdict and every
  * claim. Runs entirely in the browser.
  */
-import { azureHclFromFile, detectEvidenceKind, evidenceFromFile, parseAzureHcl, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
+import { azureHclFromFile, detectEvidenceKind, evidenceBundleFromFile, parseAzureHcl, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
 import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/index.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 
@@ -16,6 +16,8 @@ export interface Classified {
   bytes: Uint8Array;
   role: Role;
   detail: string;
+  /** Evidence inside a JSON document: the certificates and the Azure HCL report it carries beside it. */
+  beside?: { certs: Array<Uint8Array | string>; azureHcl?: Uint8Array };
 }
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -23,12 +25,16 @@ const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b =
 
 /** What a dropped file is, from its content (the name only breaks ties for TOML). */
 export function classify(name: string, bytes: Uint8Array): Classified {
-  const evidence = evidenceFromFile(bytes);
+  const bundle = evidenceBundleFromFile(bytes);
+  const evidence = bundle.evidence;
   const kind = detectEvidenceKind(evidence);
   if (kind) {
-    const from = evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)';
-    const azure = parseAzureHcl(evidence) ? ' in an Azure HCL report (its runtime data is checked too)' : '';
-    return { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${azure}${from}` };
+    const inJson = bundle.field ? ` (field ${bundle.field} of a JSON document${bundle.certs.length ? `, with ${bundle.certs.length} certificate${bundle.certs.length === 1 ? '' : 's'}` : ''})` : '';
+    const from = inJson || (evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)');
+    const azure = parseAzureHcl(evidence) ? ' in an Azure HCL report (its runtime data is checked too)' : bundle.azureHcl ? ' with an Azure HCL report (its runtime data is checked too)' : '';
+    const classified: Classified = { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${azure}${from}` };
+    if (bundle.field) classified.beside = { certs: bundle.certs, ...(bundle.azureHcl ? { azureHcl: bundle.azureHcl } : {}) };
+    return classified;
   }
   const hcl = azureHclFromFile(bytes);
   if (hcl) return { name, bytes: hcl, role: 'azure-hcl', detail: 'Azure HCL report with a TDX TDREPORT: the TD quote must bind its runtime data' };
@@ -71,7 +77,8 @@ export async function verifyFiles(files: readonly Classified[], now: Date): Prom
   const evidence = files.filter((f) => f.role === 'evidence');
   if (evidence.length === 0) return { result: null, error: 'Drop an evidence file: a raw SEV-SNP report or an SGX/TDX quote.' };
   if (evidence.length > 1) return { result: null, error: `Drop one evidence file at a time (got ${evidence.map((f) => f.name).join(', ')}).` };
-  const hcls = files.filter((f) => f.role === 'azure-hcl');
+  const beside = evidence[0]!.beside;
+  const hcls = [...files.filter((f) => f.role === 'azure-hcl'), ...(beside?.azureHcl ? [{ name: evidence[0]!.name, bytes: beside.azureHcl }] : [])];
   if (hcls.length > 1) return { result: null, error: `Drop at most one Azure HCL report (got ${hcls.map((f) => f.name).join(', ')}).` };
   const policies = files.filter((f) => f.role === 'policy');
   if (policies.length > 1) return { result: null, error: `Drop at most one policy (got ${policies.map((f) => f.name).join(', ')}).` };
@@ -86,7 +93,7 @@ export async function verifyFiles(files: readonly Classified[], now: Date): Prom
   const result = await verifyEvidence({
     evidence: evidence[0]!.bytes,
     ...(hcls[0] ? { azureHcl: hcls[0].bytes } : {}),
-    certs: files.filter((f) => f.role === 'certificate').map((f) => f.bytes),
+    certs: [...files.filter((f) => f.role === 'certificate').map((f) => f.bytes), ...(beside?.certs ?? [])],
     crls: files.filter((f) => f.role === 'crl').map((f) => f.bytes),
     collateral: files.filter((f) => f.role === 'collateral').map((f) => ({ name: f.name, bytes: f.bytes })),
     now,

@@ -181,3 +181,38 @@ test('attest verify and decode read an Azure HCL report whole, and --azure-hcl b
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('attest verify takes evidence inside a JSON document, with the certificates and the HCL report it carries', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { hclReport } = await import('../attestation/azure-hcl.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-json-evidence-'));
+  try {
+    const report = readFileSync(T('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'));
+    const evidence = join(dir, 'evidence.json');
+    writeFileSync(evidence, JSON.stringify({ report: Array.from(report), vcek: readFileSync(T('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'), 'utf8') }));
+    const ok = await runEnarx(['attest', 'verify', '--evidence', evidence, '--now', '2025-06-01T00:00:00Z', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).claims.product, 'genoa');
+    const decoded = await runEnarx(['attest', 'decode', '--evidence', evidence, '--json']);
+    assert.equal(JSON.parse(decoded.stdout).kind, 'snp');
+    // An HCL report in the file and another through --azure-hcl: which one is meant is a usage error.
+    const tdx = hclReport(new Uint8Array(1024), { type: 'tdx' });
+    const both = join(dir, 'tdx.json');
+    writeFileSync(both, JSON.stringify({ td_quote: readFileSync(T('tdx', 'phala-tdx-v4', 'quote.bin')).toString('base64'), hcl_report: Buffer.from(tdx).toString('base64') }));
+    writeFileSync(join(dir, 'hcl.bin'), tdx);
+    const twice = await runEnarx(['attest', 'verify', '--evidence', both, '--azure-hcl', join(dir, 'hcl.bin')]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /carries an Azure HCL report \(beside td_quote\) and --azure-hcl gives another/);
+    const bound = await runEnarx(['attest', 'verify', '--evidence', both, '--collateral', T('tdx', 'phala-tdx-v4', 'collateral.json'), '--now', '2025-07-01T00:00:00Z', '--json']);
+    assert.equal(JSON.parse(bound.stdout).failure.step, 'binding');
+    const empty = join(dir, 'empty.json');
+    writeFileSync(empty, '{"pcrs": []}');
+    const refused = await runEnarx(['attest', 'verify', '--evidence', empty]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, /JSON document in which no field holds evidence/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

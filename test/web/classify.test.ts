@@ -38,10 +38,32 @@ test('the page classifies evidence, certificates and CRLs written as hex, base64
   const tdx = classify('hcl-tdx.b64', text(Buffer.from(hcl).toString('base64')));
   assert.equal(tdx.role, 'azure-hcl');
   assert.deepEqual(tdx.bytes, hcl);
+  // Evidence inside a JSON document brings the certificates it carries.
+  const vcek = new TextDecoder().decode(file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'));
+  const bundled = classify('evidence.json', text(JSON.stringify({ report: Array.from(report), vcek })));
+  assert.equal(bundled.role, 'evidence');
+  assert.equal(bundled.detail, 'evidence: AMD SEV-SNP report (field report of a JSON document, with 1 certificate)');
+  assert.deepEqual(bundled.bytes, report);
+  assert.equal(bundled.beside?.certs.length, 1);
   const rootCrl = file('sgx', 'mobilecoin-sgx-v3', 'root_ca_crl.der');
   assert.equal(classify('rootcacrl', text(Buffer.from(rootCrl).toString('hex'))).detail, 'CRL (hex, base64 or URL-encoded)');
   assert.equal(classify('root.crl', rootCrl).detail, 'CRL (DER)');
   const chain = encodeURIComponent(new TextDecoder().decode(file('sev-snp', 'amd-roots', 'ask_ark_milan.pem')));
   assert.equal(classify('chain.txt', text(chain)).detail, '2 certificates (hex, base64 or URL-encoded)');
   assert.equal(classify('notes.txt', text('just some notes')).role, 'unknown');
+});
+
+test('the page verifies evidence from a JSON document with the certificate it carries, and binds an Azure HCL report dropped beside a TD quote', async () => {
+  const { verifyFiles } = await import('../../src/web/app.ts');
+  const report = file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin');
+  const vcek = new TextDecoder().decode(file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'));
+  const bundled = await verifyFiles([classify('evidence.json', text(JSON.stringify({ report: Array.from(report), vcek })))], new Date('2025-06-01T00:00:00Z'));
+  assert.equal(bundled.result?.verified, true, bundled.result?.failure?.message ?? '');
+  const { hclReport } = await import('../attestation/azure-hcl.ts');
+  const tdx = hclReport(new Uint8Array(1024), { type: 'tdx' });
+  const files = [classify('quote.bin', file('tdx', 'phala-tdx-v4', 'quote.bin')), classify('collateral.json', file('tdx', 'phala-tdx-v4', 'collateral.json')), classify('hcl.bin', tdx)];
+  const bound = await verifyFiles(files, new Date('2025-07-01T00:00:00Z'));
+  assert.equal(bound.result?.failure?.step, 'binding');
+  const two = await verifyFiles([...files, classify('hcl2.bin', tdx)], new Date('2025-07-01T00:00:00Z'));
+  assert.match(two.error ?? '', /at most one Azure HCL report/);
 });

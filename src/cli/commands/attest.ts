@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
 import { registerPageCommand } from './attest-page.ts';
-import type { AzureRuntimeClaims, DecodedEvidence } from '../../attestation/index.ts';
+import type { AzureRuntimeClaims, DecodedEvidence, EvidenceBundle } from '../../attestation/index.ts';
 import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 
 const KINDS: EvidenceKind[] = ['snp', 'sgx', 'tdx'];
@@ -45,13 +45,18 @@ export function register(program: Command): void {
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
       const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
-      const [evidence, azureHcl, certs, collateral, crls] = await Promise.all([
+      const [bundle, givenHcl, certs, collateral, crls] = await Promise.all([
         readEvidence(flags.evidence),
         flags.azureHcl === undefined ? undefined : readAzureHcl(flags.azureHcl),
         Promise.all(flags.cert.map((f) => readCertificates(f))),
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
       ]);
+      const { evidence } = bundle;
+      if (bundle.azureHcl && givenHcl) throw new UsageError(`${flags.evidence} carries an Azure HCL report (${bundle.field ? 'beside ' + bundle.field : 'in it'}) and --azure-hcl gives another`, 'give one of them');
+      const azureHcl = givenHcl ?? bundle.azureHcl;
+      // Certificates the evidence file carries (a VCEK beside the report) are used like --cert ones.
+      if (bundle.certs.length > 0) certs.push({ der: bundle.certs.map((c) => (typeof c === 'string' ? new TextEncoder().encode(c) : c)) });
       if (flags.fetch || flags.offline) {
         const { fetchForVerify } = await import('./platform-collateral.ts');
         const given = certs.flatMap((c) => ('der' in c ? c.der : []));
@@ -87,7 +92,7 @@ export function register(program: Command): void {
     .addOption(new Option('--kind <kind>', 'the evidence kind (detected when omitted)').choices(KINDS))
     .option('--json', 'print one JSON object on stdout')
     .action(async (flags: { evidence: string; kind?: EvidenceKind; json?: boolean }) => {
-      const evidence = await readEvidence(flags.evidence);
+      const { evidence } = await readEvidence(flags.evidence);
       const { decodeEvidence, VerificationError } = await import('../../attestation/index.ts');
       let decoded: DecodedEvidence;
       try {
@@ -128,10 +133,10 @@ function parseNow(text: string): Date {
   return date;
 }
 
-/** The --evidence file: raw, or hex/base64 text of the raw bytes (evidenceFromFile). */
-async function readEvidence(path: string): Promise<Uint8Array> {
-  const { evidenceFromFile } = await import('../../attestation/index.ts');
-  return evidenceFromFile(await readInput(path, 'evidence'));
+/** The --evidence file: raw, hex/base64 text of the raw bytes, or a JSON document carrying them (evidenceBundleFromFile). */
+async function readEvidence(path: string): Promise<EvidenceBundle> {
+  const { evidenceBundleFromFile } = await import('../../attestation/index.ts');
+  return evidenceBundleFromFile(await readInput(path, 'evidence'));
 }
 
 /** The --azure-hcl file: raw, or hex/base64 text. Anything else is a usage error (exit 2). */

@@ -1,0 +1,102 @@
+/**
+ * Evidence that tools hand over inside a JSON document: Confidential Containers' attesters
+ * (`{"report": [bytes], "vcek": "..."}`, `{"hcl_report": "<base64url>", "td_quote": "..."}`),
+ * DCAP tools (`{"quote": "<hex>"}`) and the like. Every field, at any depth up to a few levels, is
+ * looked at: a byte array, hex or base64 (either alphabet) that decodes to an SEV-SNP report, a
+ * DCAP quote or an Azure HCL report is evidence; one that decodes to a certificate (or a PEM text)
+ * is a certificate to verify it with. Browser-safe.
+ */
+import { fromAnyBase64, fromHex, looksLikeText, utf8 } from './bytes.ts';
+import { parseAzureHcl } from './azure.ts';
+import { parseCertificates } from './x509.ts';
+
+export interface EvidenceBundle {
+  /** The evidence: an SNP report (or the Azure HCL report holding one) or a DCAP quote. */
+  evidence: Uint8Array;
+  /** An Azure TDX HCL report found beside a TD quote. */
+  azureHcl?: Uint8Array;
+  /** Certificates found beside it (a VCEK, a chain): DER, or PEM text. */
+  certs: Array<Uint8Array | string>;
+  /** The JSON path of the evidence, e.g. "hcl_report", for messages. */
+  field: string;
+}
+
+/** The outcome for a JSON document: a bundle, or why none (several candidates, none). */
+export type JsonEvidence = { bundle: EvidenceBundle } | { error: string };
+
+const MAX_JSON = 4 << 20;
+const MAX_DEPTH = 4;
+
+/** Bytes a JSON value may hold: an array of byte values, or a string of hex or base64 (at least 64 bytes' worth). */
+function bytesOf(value: unknown): Uint8Array | undefined {
+  if (Array.isArray(value)) {
+    if (value.length < 64 || !value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return undefined;
+    return Uint8Array.from(value as number[]);
+  }
+  if (typeof value !== 'string' || value.length < 86) return undefined;
+  const text = value.replace(/\s+/g, '');
+  const hex = /^0x/i.test(text) ? text.slice(2) : text;
+  if (/^([0-9A-Fa-f]{2})+$/.test(hex)) return fromHex(hex);
+  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
+    try {
+      return fromAnyBase64(text);
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function isCertificate(bytes: Uint8Array | string): boolean {
+  if (typeof bytes !== 'string' && bytes[0] !== 0x30) return false;
+  try {
+    return parseCertificates(bytes).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The evidence in a JSON document, or undefined when the bytes are not a JSON object. `isEvidence`
+ * says which decoded bytes are evidence (the caller's detection), so that this module needs no
+ * knowledge of the formats beyond the Azure HCL report.
+ */
+export function evidenceFromJson(bytes: Uint8Array, isEvidence: (b: Uint8Array) => boolean): JsonEvidence | undefined {
+  if (bytes.length > MAX_JSON || !looksLikeText(bytes)) return undefined;
+  const text = utf8(bytes).trim();
+  if (!text.startsWith('{')) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const evidence: Array<{ field: string; bytes: Uint8Array }> = [];
+  const hcls: Array<{ field: string; bytes: Uint8Array }> = [];
+  const certs: Array<Uint8Array | string> = [];
+  const visit = (value: unknown, path: string, depth: number): void => {
+    if (typeof value === 'string' && value.includes('-----BEGIN CERTIFICATE-----')) {
+      if (isCertificate(value)) certs.push(value);
+      return;
+    }
+    const decoded = bytesOf(value);
+    if (decoded) {
+      if (isEvidence(decoded)) evidence.push({ field: path, bytes: decoded });
+      else if (parseAzureHcl(decoded)) hcls.push({ field: path, bytes: decoded });
+      else if (isCertificate(decoded)) certs.push(decoded);
+      return;
+    }
+    if (depth >= MAX_DEPTH || value === null || typeof value !== 'object') return;
+    for (const [key, child] of Object.entries(value)) visit(child, path ? `${path}.${key}` : key, depth + 1);
+  };
+  visit(json, '', 0);
+  const names = (list: Array<{ field: string }>) => list.map((e) => e.field || '(the document)').join(', ');
+  if (evidence.length > 1) return { error: `the JSON document holds more than one piece of evidence (${names(evidence)}): save the one to verify on its own` };
+  if (hcls.length > 1) return { error: `the JSON document holds more than one Azure HCL report (${names(hcls)})` };
+  // A TDX HCL report alone: the verifier then says to verify the TD quote with it.
+  const found = evidence[0] ?? (hcls.length === 1 ? hcls.pop() : undefined);
+  if (!found) return { error: 'a JSON document in which no field holds evidence (an SEV-SNP report, an Azure HCL report or a DCAP quote, as a byte array, hex or base64)' };
+  const bundle: EvidenceBundle = { evidence: found.bytes, certs, field: found.field };
+  if (hcls[0]) bundle.azureHcl = hcls[0].bytes;
+  return { bundle };
+}

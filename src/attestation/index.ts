@@ -9,6 +9,7 @@
  */
 import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
 import { type EvidenceBundle, evidenceFromJson } from './json-evidence.ts';
+import { looksLikeCertTable, parseCertTable } from './snp/certtable.ts';
 import { AZURE_VTPM_NOT_VERIFIED, type AzureHclReport, azureRuntimeClaims, checkAzureBinding, parseAzureHcl } from './azure.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
 import { emptyResult, verifySnp } from './snp/verify.ts';
@@ -46,7 +47,7 @@ export interface VerifyEvidenceOptions {
   azureHcl?: Uint8Array;
   /** Skips detection. Evidence of another kind is then rejected at step 'parse'. */
   kind?: EvidenceKind;
-  /** Certificates, PEM or DER (one, a PEM bundle or a PkiPath): VCEK/VLEK, ASK/ASVK, ARK; Intel PCK or TCB signing chains. */
+  /** Certificates, PEM or DER (one, a PEM bundle or a PkiPath), or an SEV-SNP certificate table: VCEK/VLEK, ASK/ASVK, ARK; Intel PCK or TCB signing chains. */
   certs?: readonly Input[];
   /** Intel collateral: PCS TCB info / QE identity JSON, or the combined collateral.json (named files give better messages). */
   collateral?: readonly (Input | CollateralFile)[];
@@ -177,9 +178,18 @@ function toBytes(input: Input): Uint8Array {
   return typeof input === 'string' ? new TextEncoder().encode(input) : input;
 }
 
-/** Certificates from PEM (any number of blocks) or DER (one certificate or a PkiPath) inputs. */
+/**
+ * Certificates from PEM (any number of blocks), DER (one certificate or a PkiPath) or SEV-SNP
+ * certificate table (configfs-tsm auxblob: its VCEK/VLEK, ASK and ARK entries) inputs.
+ */
 export function parseCertificateInputs(inputs: readonly Input[]): Certificate[] {
-  return [...new Set(inputs.flatMap((input) => parseCertificates(input)))];
+  return [...new Set(inputs.flatMap((input) => (typeof input !== 'string' && looksLikeCertTable(input) ? certTableCertificates(input) : parseCertificates(input))))];
+}
+
+function certTableCertificates(table: Uint8Array): Certificate[] {
+  return parseCertTable(table)
+    .filter((e) => e.name === 'vcek' || e.name === 'vlek' || e.name === 'ask' || e.name === 'ark')
+    .map((e) => parseCertificate(e.der));
 }
 
 /** CRLs from DER or text inputs (any number of PEM blocks, URL-encoded PEM, hex or base64 DER). */

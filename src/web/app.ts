@@ -5,6 +5,7 @@
  */
 import { azureHclFromFile, detectEvidenceKind, evidenceBundleFromFile, parseAzureHcl, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
 import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/index.ts';
+import { looksLikeCertTable } from '../attestation/snp/certtable.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 
 const TITLES: Record<EvidenceKind, string> = { snp: 'AMD SEV-SNP report', sgx: 'Intel SGX quote', tdx: 'Intel TDX quote' };
@@ -51,7 +52,7 @@ export function classify(name: string, bytes: Uint8Array): Classified {
     if (name.endsWith('.toml') || /^\s*(#.*\n\s*)*\[(snp|sgx|tdx)\]/.test(t) || trimmed === '') return { name, bytes, role: 'policy', detail: 'policy (TOML)' };
   }
   // DER, or DER written as text (hex, base64, URL-encoded PEM: what PCCS and PCS headers give).
-  const form = isText(bytes) ? 'hex, base64 or URL-encoded' : 'DER';
+  const form = isText(bytes) ? 'hex, base64 or URL-encoded' : looksLikeCertTable(bytes) ? 'SEV-SNP certificate table' : 'DER';
   if (safeCount(() => parseCrlInputs([bytes]).length) > 0) return { name, bytes, role: 'crl', detail: `CRL (${form})` };
   const certs = safeCount(() => parseCertificateInputs([bytes]).length);
   if (certs > 0) return { name, bytes, role: 'certificate', detail: `${certs} certificate${certs === 1 ? '' : 's'} (${form})` };

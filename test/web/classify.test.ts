@@ -67,3 +67,24 @@ test('the page verifies evidence from a JSON document with the certificate it ca
   const two = await verifyFiles([...files, classify('hcl2.bin', tdx)], new Date('2025-07-01T00:00:00Z'));
   assert.match(two.error ?? '', /at most one Azure HCL report/);
 });
+
+test('the page takes the SEV-SNP certificate table a Keep collects (configfs-tsm auxblob) as certificates', async () => {
+  const { verifyFiles } = await import('../../src/web/app.ts');
+  const { buildCertTable } = await import('../../src/attestation/snp/certtable.ts');
+  const { parseCertificates } = await import('../../src/attestation/x509.ts');
+  const [ask, ark] = parseCertificates(file('sev-snp', 'amd-roots', 'ask_ark_milan.pem'));
+  const table = buildCertTable([
+    { guid: '63da758d-e664-4564-adc5-f4b93be8accd', der: file('sev-snp', 'milan-v2-gosevguest', 'vcek.der') },
+    { guid: '4ab7b379-bbac-4fe4-a02f-05aef327c782', der: ask!.der },
+    { guid: 'c0b406a4-a803-4952-9743-3fb6014cd0ae', der: ark!.der },
+  ]);
+  const classified = classify('auxblob', table);
+  assert.equal(classified.role, 'certificate');
+  assert.equal(classified.detail, '3 certificates (SEV-SNP certificate table)');
+  const r = await verifyFiles([classify('report.bin', file('sev-snp', 'milan-v2-gosevguest', 'report.bin')), classified], new Date('2025-12-06T00:00:00Z'));
+  assert.equal(r.result?.verified, true, r.result?.failure?.message ?? '');
+  // A table cut short is a clear rejection, not a crash.
+  const cut = await verifyFiles([classify('report.bin', file('sev-snp', 'milan-v2-gosevguest', 'report.bin')), { ...classified, bytes: table.subarray(0, 40) }], new Date('2025-12-06T00:00:00Z'));
+  assert.equal(cut.result?.failure?.step, 'parse');
+  assert.match(cut.result?.failure?.message ?? "", /SNP certificate table entry 0 points outside the table/);
+});

@@ -158,17 +158,16 @@ async function readInput(path: string, what: string): Promise<Uint8Array> {
 
 /**
  * A --cert file: PEM or DER as it is, or an SEV-SNP certificate table (the configfs-tsm auxblob a
- * Keep collects), whose VCEK/VLEK, ASK and ARK entries are passed on as DER.
+ * Keep collects), checked here so that a malformed one is named by its path (the verifier reads
+ * its VCEK/VLEK, ASK and ARK entries).
  */
 async function readCertificates(path: string): Promise<{ der: Uint8Array[] } | { error: string }> {
   const bytes = await readInput(path, 'certificate');
-  const { CERT_TABLE_GUIDS, parseCertTable } = await import('../../keep/hardware/certtable.ts');
-  const guid = Array.from(bytes.subarray(0, 16), (b) => b.toString(16).padStart(2, '0')).join('');
-  const isTable = bytes.length >= 24 && Object.keys(CERT_TABLE_GUIDS).some((g) => g.replaceAll('-', '') === guid);
-  if (!isTable) return { der: [bytes] };
+  const { looksLikeCertTable, parseCertTable } = await import('../../attestation/snp/certtable.ts');
+  if (!looksLikeCertTable(bytes)) return { der: [bytes] };
   try {
-    const wanted = parseCertTable(bytes).filter((e) => e.name === 'vcek' || e.name === 'vlek' || e.name === 'ask' || e.name === 'ark');
-    return { der: wanted.map((e) => e.der) };
+    parseCertTable(bytes);
+    return { der: [bytes] };
   } catch (err) {
     return { error: `${path}: ${(err as Error).message}` };
   }

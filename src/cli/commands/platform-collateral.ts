@@ -357,10 +357,10 @@ export async function updateCache(opts: CommonOptions & { products?: string }): 
  */
 export async function fetchForVerify(evidence: Uint8Array, givenCerts: readonly Uint8Array[], opts: CommonOptions, now?: Date) {
   const c = await import('../../collateral/index.ts');
-  const { parseCertificates } = await import('../../attestation/x509.ts');
+  const { parseCertificateInputs } = await import('../../attestation/index.ts');
   const haveLeaf = givenCerts.some((bytes) => {
     try {
-      return parseCertificates(bytes).some((cert) => /SEV-(VCEK|VLEK)/.test(cert.subject.text));
+      return parseCertificateInputs([bytes]).some((cert) => /SEV-(VCEK|VLEK)/.test(cert.subject.text));
     } catch {
       return false;
     }

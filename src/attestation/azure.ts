@@ -14,6 +14,7 @@
  */
 import { bytesEqual, digest, isAllZero, toHex } from './bytes.ts';
 import { VerificationError, oneLine } from './types.ts';
+import type { VtpmQuoteClaims } from './tpm.ts';
 
 const MAGIC = [0x48, 0x43, 0x4c, 0x41]; // "HCLA"
 const HEADER_SIZE = 32;
@@ -72,6 +73,8 @@ export interface AzureRuntimeClaims {
   vmConfiguration: Record<string, string | number | boolean> | null;
   /** The "user-data" string (hex of the 64 bytes the guest asked for); null when absent. */
   userData: string | null;
+  /** Set when a vTPM quote was given and verified with akPub: its nonce and PCR values. */
+  vtpmQuote?: VtpmQuoteClaims;
 }
 
 /** Strings from the runtime data reach terminals and pages: control characters come out escaped. */
@@ -150,6 +153,6 @@ export async function checkAzureBinding(hcl: AzureHclReport, reportData: Uint8Ar
   return { claims, warnings };
 }
 
-/** The warning every Azure result carries: what this binding does not cover. */
+/** The warning an Azure result without a vTPM quote carries: what the binding alone does not cover. */
 export const AZURE_VTPM_NOT_VERIFIED =
-  "the Azure vTPM quote (PCRs) is not verified: only the HCL runtime data (vTPM attestation key, VM configuration, user data) is bound to the hardware report; check a vTPM quote with claims.azure.akPub";
+  "the Azure vTPM quote (PCRs) is not verified: only the HCL runtime data (vTPM attestation key, VM configuration, user data) is bound to the hardware report; give the vTPM quote too, or check one with claims.azure.akPub";

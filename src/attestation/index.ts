@@ -9,6 +9,7 @@
  */
 import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
 import { type EvidenceBundle, evidenceFromJson } from './json-evidence.ts';
+import { type VtpmQuote, verifyVtpmQuote } from './tpm.ts';
 import { looksLikeCertTable, parseCertTable } from './snp/certtable.ts';
 import { AZURE_VTPM_NOT_VERIFIED, type AzureHclReport, azureRuntimeClaims, checkAzureBinding, parseAzureHcl } from './azure.ts';
 import { parseSnpReport, productFromCpuid, snpClaims, SNP_REPORT_SIZE } from './snp/report.ts';
@@ -26,6 +27,7 @@ export { verifyIntelQuote, verifySgxQuote, verifyTdxQuote, decodeIntelQuote, typ
 export { parseSnpReport, type SnpReport } from './snp/report.ts';
 export { parseAzureHcl, type AzureHclReport, type AzureRuntimeClaims } from './azure.ts';
 export type { EvidenceBundle } from './json-evidence.ts';
+export { parseTpmQuote, verifyVtpmQuote, type VtpmQuote, type VtpmQuoteClaims } from './tpm.ts';
 
 /** Bytes or text (PEM, JSON). */
 export type Input = Uint8Array | string;
@@ -45,6 +47,11 @@ export interface VerifyEvidenceOptions {
    * An SNP HCL report given as `evidence` needs nothing here.
    */
   azureHcl?: Uint8Array;
+  /**
+   * Azure: the vTPM quote made with the attestation key the HCL runtime data carries. Verified
+   * with that key once the runtime data is bound; its PCRs and nonce become claims.azure.vtpmQuote.
+   */
+  vtpmQuote?: VtpmQuote;
   /** Skips detection. Evidence of another kind is then rejected at step 'parse'. */
   kind?: EvidenceKind;
   /** Certificates, PEM or DER (one, a PEM bundle or a PkiPath), or an SEV-SNP certificate table: VCEK/VLEK, ASK/ASVK, ARK; Intel PCK or TCB signing chains. */
@@ -230,6 +237,7 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ve
       throw new VerificationError('parse', `the evidence is ${kindName(detected)}, not ${kindName(options.kind)}`);
     }
     hcl = azureHclFor(options);
+    if (options.vtpmQuote && !hcl) throw new VerificationError('parse', 'a vTPM quote was given without the Azure HCL report whose runtime data holds its key');
     const evidence = hardwareEvidence(options.evidence);
     const trustedTestRoots = testAnchors(options.trustedTestRoots ?? []);
     if (kind === 'snp') {
@@ -248,7 +256,7 @@ export async function verifyEvidence(options: VerifyEvidenceOptions): Promise<Ve
     result.failure = { step: err.step, message: err.message, ...(err.code ? { code: err.code } : {}) };
     return result;
   }
-  if (hcl) await bindAzureRuntimeData(result, hcl);
+  if (hcl) await bindAzureRuntimeData(result, hcl, options.vtpmQuote);
   return result;
 }
 
@@ -271,12 +279,18 @@ function azureHclFor(options: VerifyEvidenceOptions): AzureHclReport | undefined
  * data. Checked once the evidence parsed; a mismatch rejects at 'binding' unless an earlier step
  * already did. The runtime data's vTPM keys and VM configuration become `claims.azure`.
  */
-async function bindAzureRuntimeData(result: VerificationResult, hcl: AzureHclReport): Promise<void> {
+async function bindAzureRuntimeData(result: VerificationResult, hcl: AzureHclReport, vtpmQuote: VtpmQuote | undefined): Promise<void> {
   if (result.reportData === '') return;
   try {
     const { claims, warnings } = await checkAzureBinding(hcl, fromHex(result.reportData));
     result.claims = { ...result.claims, azure: claims };
-    result.warnings.push(...warnings, AZURE_VTPM_NOT_VERIFIED);
+    result.warnings.push(...warnings);
+    if (!vtpmQuote) {
+      result.warnings.push(AZURE_VTPM_NOT_VERIFIED);
+      return;
+    }
+    if (!claims.akPub) throw new VerificationError('binding', 'a vTPM quote was given, but the HCL runtime data holds no attestation key (HCLAkPub) to check it with');
+    claims.vtpmQuote = await verifyVtpmQuote(vtpmQuote, claims.akPub);
   } catch (err) {
     if (!(err instanceof VerificationError)) throw err;
     if (!result.failure) {

@@ -9,12 +9,15 @@
 import { fromAnyBase64, fromHex, looksLikeText, utf8 } from './bytes.ts';
 import { parseAzureHcl } from './azure.ts';
 import { parseCertificates } from './x509.ts';
+import type { VtpmQuote } from './tpm.ts';
 
 export interface EvidenceBundle {
   /** The evidence: an SNP report (or the Azure HCL report holding one) or a DCAP quote. */
   evidence: Uint8Array;
   /** An Azure TDX HCL report found beside a TD quote. */
   azureHcl?: Uint8Array;
+  /** A vTPM quote found beside it (`{message, signature, pcrs}`, as Azure attesters write it). */
+  vtpmQuote?: VtpmQuote;
   /** Certificates found beside it (a VCEK, a chain): DER, or PEM text. */
   certs: Array<Uint8Array | string>;
   /** The JSON path of the evidence, e.g. "hcl_report", for messages. */
@@ -47,6 +50,25 @@ function bytesOf(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 
+/** A short byte value (a PCR): an array of byte values or hex. */
+function smallBytesOf(value: unknown): Uint8Array | undefined {
+  if (Array.isArray(value) && value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) return Uint8Array.from(value as number[]);
+  if (typeof value === 'string' && /^([0-9A-Fa-f]{2})*$/.test(value)) return fromHex(value);
+  return undefined;
+}
+
+/** `{message, signature, pcrs}` whose message is a TPM-generated structure (magic ff544347). */
+function vtpmQuoteOf(value: unknown): VtpmQuote | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const o = value as Record<string, unknown>;
+  const message = bytesOf(o.message) ?? smallBytesOf(o.message);
+  const signature = bytesOf(o.signature);
+  if (!message || !signature || message[0] !== 0xff || message[1] !== 0x54 || message[2] !== 0x43 || message[3] !== 0x47) return undefined;
+  const pcrs = Array.isArray(o.pcrs) ? o.pcrs.map(smallBytesOf) : [];
+  if (pcrs.some((p) => p === undefined)) return undefined;
+  return { message, signature, pcrs: pcrs as Uint8Array[] };
+}
+
 function isCertificate(bytes: Uint8Array | string): boolean {
   if (typeof bytes !== 'string' && bytes[0] !== 0x30) return false;
   try {
@@ -74,7 +96,13 @@ export function evidenceFromJson(bytes: Uint8Array, isEvidence: (b: Uint8Array) 
   const evidence: Array<{ field: string; bytes: Uint8Array }> = [];
   const hcls: Array<{ field: string; bytes: Uint8Array }> = [];
   const certs: Array<Uint8Array | string> = [];
+  const quotes: VtpmQuote[] = [];
   const visit = (value: unknown, path: string, depth: number): void => {
+    const vtpm = vtpmQuoteOf(value);
+    if (vtpm) {
+      quotes.push(vtpm);
+      return;
+    }
     if (typeof value === 'string' && value.includes('-----BEGIN CERTIFICATE-----')) {
       if (isCertificate(value)) certs.push(value);
       return;
@@ -93,10 +121,12 @@ export function evidenceFromJson(bytes: Uint8Array, isEvidence: (b: Uint8Array) 
   const names = (list: Array<{ field: string }>) => list.map((e) => e.field || '(the document)').join(', ');
   if (evidence.length > 1) return { error: `the JSON document holds more than one piece of evidence (${names(evidence)}): save the one to verify on its own` };
   if (hcls.length > 1) return { error: `the JSON document holds more than one Azure HCL report (${names(hcls)})` };
+  if (quotes.length > 1) return { error: 'the JSON document holds more than one vTPM quote' };
   // A TDX HCL report alone: the verifier then says to verify the TD quote with it.
   const found = evidence[0] ?? (hcls.length === 1 ? hcls.pop() : undefined);
   if (!found) return { error: 'a JSON document in which no field holds evidence (an SEV-SNP report, an Azure HCL report or a DCAP quote, as a byte array, hex or base64)' };
   const bundle: EvidenceBundle = { evidence: found.bytes, certs, field: found.field };
   if (hcls[0]) bundle.azureHcl = hcls[0].bytes;
+  if (quotes[0]) bundle.vtpmQuote = quotes[0];
   return { bundle };
 }

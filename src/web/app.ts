@@ -6,6 +6,7 @@
 import { azureHclFromFile, detectEvidenceKind, evidenceBundleFromFile, parseAzureHcl, parseCertificateInputs, parseCrlInputs, verifyEvidence } from '../attestation/index.ts';
 import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/index.ts';
 import { looksLikeCertTable } from '../attestation/snp/certtable.ts';
+import type { VtpmQuote } from '../attestation/tpm.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 
 const TITLES: Record<EvidenceKind, string> = { snp: 'AMD SEV-SNP report', sgx: 'Intel SGX quote', tdx: 'Intel TDX quote' };
@@ -18,7 +19,7 @@ export interface Classified {
   role: Role;
   detail: string;
   /** Evidence inside a JSON document: the certificates and the Azure HCL report it carries beside it. */
-  beside?: { certs: Array<Uint8Array | string>; azureHcl?: Uint8Array };
+  beside?: { certs: Array<Uint8Array | string>; azureHcl?: Uint8Array; vtpmQuote?: VtpmQuote };
 }
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
@@ -34,7 +35,7 @@ export function classify(name: string, bytes: Uint8Array): Classified {
     const from = inJson || (evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)');
     const azure = parseAzureHcl(evidence) ? ' in an Azure HCL report (its runtime data is checked too)' : bundle.azureHcl ? ' with an Azure HCL report (its runtime data is checked too)' : '';
     const classified: Classified = { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${azure}${from}` };
-    if (bundle.field) classified.beside = { certs: bundle.certs, ...(bundle.azureHcl ? { azureHcl: bundle.azureHcl } : {}) };
+    if (bundle.field) classified.beside = { certs: bundle.certs, ...(bundle.azureHcl ? { azureHcl: bundle.azureHcl } : {}), ...(bundle.vtpmQuote ? { vtpmQuote: bundle.vtpmQuote } : {}) };
     return classified;
   }
   const hcl = azureHclFromFile(bytes);
@@ -94,6 +95,7 @@ export async function verifyFiles(files: readonly Classified[], now: Date): Prom
   const result = await verifyEvidence({
     evidence: evidence[0]!.bytes,
     ...(hcls[0] ? { azureHcl: hcls[0].bytes } : {}),
+    ...(beside?.vtpmQuote ? { vtpmQuote: beside.vtpmQuote } : {}),
     certs: [...files.filter((f) => f.role === 'certificate').map((f) => f.bytes), ...(beside?.certs ?? [])],
     crls: files.filter((f) => f.role === 'crl').map((f) => f.bytes),
     collateral: files.filter((f) => f.role === 'collateral').map((f) => ({ name: f.name, bytes: f.bytes })),

@@ -70,7 +70,7 @@ export function register(program: Command): void {
       const result =
         tableError && 'error' in tableError
           ? rejectedResult(evidence, { step: 'parse', message: tableError.error }, flags.kind)
-          : await verifyEvidence({ evidence, azureHcl, kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
+          : await verifyEvidence({ evidence, azureHcl, ...(bundle.vtpmQuote ? { vtpmQuote: bundle.vtpmQuote } : {}), kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
       if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
       for (const warning of result.warnings) log('warn', warning);
       if (flags.json) printJson(jsonView(result));
@@ -222,7 +222,9 @@ function azureRows(azure: AzureRuntimeClaims | undefined): Array<[string, string
   if (!azure) return [];
   const rows: Array<[string, string]> = [['Azure runtime data', `bound to the report data (${azure.runtimeDataHash})`]];
   const key = azure.akPub;
-  rows.push(['vTPM AK', key ? `${key.kty ?? '?'} ${String(key.n ?? key.x ?? '').slice(0, 24)}... (claims.azure.akPub; the vTPM quote is not verified)` : 'none in the runtime data']);
+  const quote = azure.vtpmQuote;
+  rows.push(['vTPM AK', key ? `${key.kty ?? '?'} ${String(key.n ?? key.x ?? '').slice(0, 24)}... (claims.azure.akPub${quote ? '' : '; no vTPM quote was given'})` : 'none in the runtime data']);
+  if (quote) rows.push(['vTPM quote', `verified: ${quote.pcrBank} PCRs ${Object.keys(quote.pcrs).join(',')}, nonce ${quote.nonce || '(none)'}`]);
   if (azure.vmConfiguration) rows.push(['VM configuration', Object.entries(azure.vmConfiguration).map(([k, v]) => `${k}=${v}`).join(', ')]);
   if (azure.userData !== null) rows.push(['Azure user data', azure.userData]);
   return rows;

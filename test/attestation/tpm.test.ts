@@ -1,0 +1,114 @@
+// Azure vTPM quotes: TPMS_ATTEST signed by the attestation key the HCL runtime data carries. The
+// keys here are made locally (as a test root is): the report that binds the runtime data is signed
+// under a test SNP chain, the quote by a fresh RSA attestation key.
+import { before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fc from 'fast-check';
+import { evidenceBundleFromFile, parseTpmQuote, verifyEvidence, VerificationError, type VtpmQuote } from '../../src/attestation/index.ts';
+import { createTestSnpChain, createTestSnpReport, type TestSnpChain } from '../../src/attestation/testing/snp.ts';
+import { hclReport, reportDataFor } from './azure-hcl.ts';
+
+const be16 = (n: number) => Uint8Array.of(n >> 8, n & 0xff);
+const be32 = (n: number) => Uint8Array.of(n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+const cat = (...parts: Uint8Array[]): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.concat(parts));
+const sized = (b: Uint8Array) => cat(be16(b.length), b);
+
+/** A TPMS_ATTEST quote over PCRs 0-23 of the SHA-256 bank, as a vTPM makes it. */
+function tpmsAttest(nonce: Uint8Array, pcrs: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const digest = createHash('sha256').update(Buffer.concat(pcrs)).digest();
+  return cat(
+    be32(0xff544347), be16(0x8018), sized(new Uint8Array(34)), sized(nonce),
+    new Uint8Array(8), be32(3), be32(1), Uint8Array.of(1), new Uint8Array(8),
+    be32(1), be16(0x000b), Uint8Array.of(3, 0xff, 0xff, 0xff), sized(new Uint8Array(digest)),
+  );
+}
+
+describe('vTPM quote verified with the attestation key the HCL runtime data binds', () => {
+  let chain: TestSnpChain;
+  let ak: CryptoKeyPair;
+  let evidence: Uint8Array;
+  let quote: VtpmQuote;
+  const now = new Date('2026-01-01T00:00:00Z');
+  const pcrs = Array.from({ length: 24 }, (_, i) => new Uint8Array(32).fill(i));
+  const verify = (q: VtpmQuote, e = evidence) =>
+    verifyEvidence({ evidence: e, vtpmQuote: q, certs: [chain.leaf.der, chain.ask.der], now, trustedTestRoots: [{ name: 'azure', certificate: chain.ark.der }] });
+
+  before(async () => {
+    chain = await createTestSnpChain({ product: 'milan' });
+    ak = (await crypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: Uint8Array.of(1, 0, 1), hash: 'SHA-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const jwk = await crypto.subtle.exportKey('jwk', ak.publicKey);
+    const runtime = JSON.stringify({ keys: [{ kid: 'HCLAkPub', key_ops: ['sign'], kty: 'RSA', e: jwk.e, n: jwk.n }], 'vm-configuration': { 'secure-boot': true } });
+    evidence = hclReport(await createTestSnpReport(chain, { reportData: reportDataFor(runtime) }), { runtime: new TextEncoder().encode(runtime) });
+    const message = tpmsAttest(new TextEncoder().encode('challenge'), pcrs);
+    quote = { message, signature: new Uint8Array(await crypto.subtle.sign('RSASSA-PKCS1-v1_5', ak.privateKey, message)), pcrs };
+  });
+
+  test('a good quote: its PCRs and nonce become claims, and the "not verified" warning goes', async () => {
+    const r = await verify(quote);
+    assert.equal(r.verified, true, r.failure?.message ?? '');
+    const q = (r.claims.azure as any).vtpmQuote;
+    assert.equal(q.nonce, Buffer.from('challenge').toString('hex'));
+    assert.equal(q.pcrBank, 'SHA-256');
+    assert.equal(q.pcrs['7'], '07'.repeat(32));
+    assert.equal(Object.keys(q.pcrs).length, 24);
+    assert.ok(!r.warnings.some((w) => /vTPM quote \(PCRs\) is not verified/.test(w)));
+    // tpm2_quote's default signature file, a TPMT_SIGNATURE (RSASSA, SHA-256, size), is read too.
+    const wrapped = { ...quote, signature: cat(be16(0x0014), be16(0x000b), be16(quote.signature.length), quote.signature) };
+    assert.equal((await verify(wrapped)).verified, true);
+  });
+
+  test('a forged signature, other PCR values, missing PCRs, or a quote without its HCL report are refused', async () => {
+    const sig = quote.signature.slice();
+    sig[10] = sig[10]! ^ 1;
+    assert.equal((await verify({ ...quote, signature: sig })).failure?.step, 'signature');
+    const other = quote.pcrs.map((p, i) => (i === 7 ? new Uint8Array(32).fill(0xee) : p));
+    const changed = await verify({ ...quote, pcrs: other });
+    assert.equal(changed.failure?.step, 'binding');
+    assert.match(changed.failure!.message, /PCR digest differs/);
+    assert.match((await verify({ ...quote, pcrs: quote.pcrs.slice(0, 10) })).failure!.message, /were not all given/);
+    const noHcl = await verifyEvidence({ evidence: evidence.subarray(32, 32 + 1184), vtpmQuote: quote, now });
+    assert.match(noHcl.failure!.message, /without the Azure HCL report/);
+    const message = quote.message.slice();
+    message[40] = message[40]! ^ 1;
+    assert.equal((await verify({ ...quote, message })).failure?.step, 'signature');
+  });
+
+  test('the JSON forms attesters write ({message, signature, pcrs} as byte arrays or hex) carry the quote beside the evidence', async () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    for (const form of [
+      { report: Array.from(evidence), quote: { message: Array.from(quote.message), pcrs: quote.pcrs.map((p) => Array.from(p)), signature: Array.from(quote.signature) } },
+      { version: 1, hcl_report: Buffer.from(evidence).toString('base64url'), tpm_quote: { signature: hex(quote.signature), message: hex(quote.message), pcrs: quote.pcrs.map(hex) } },
+    ]) {
+      const bundle = evidenceBundleFromFile(new TextEncoder().encode(JSON.stringify(form)));
+      assert.deepEqual(bundle.vtpmQuote?.message, quote.message);
+      assert.equal((await verify(bundle.vtpmQuote!, bundle.evidence)).verified, true);
+    }
+  });
+});
+
+test('TPMS_ATTEST parsing: a quote parses; anything cut, extended or random is a parse error, never a crash', () => {
+  const pcrs = Array.from({ length: 24 }, () => new Uint8Array(32));
+  const good = tpmsAttest(Uint8Array.of(1, 2, 3), pcrs);
+  const info = parseTpmQuote(good);
+  assert.deepEqual(info.selections, [{ hash: 'SHA-256', pcrs: Array.from({ length: 24 }, (_, i) => i) }]);
+  assert.deepEqual(info.extraData, Uint8Array.of(1, 2, 3));
+  assert.throws(() => parseTpmQuote(cat(good, Uint8Array.of(0))), { step: 'parse', message: /1 bytes after the quote information/ });
+  const certify = good.slice();
+  certify[5] = 0x17;
+  assert.throws(() => parseTpmQuote(certify), { message: /is not a quote/ });
+  fc.assert(
+    fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.tuple(fc.nat(good.length), fc.nat(good.length - 1), fc.integer({ min: 0, max: 255 })).map(([cut, at, v]) => {
+      const b = good.slice(0, cut);
+      if (at < b.length) b[at] = v;
+      return b;
+    })), (bytes) => {
+      try {
+        parseTpmQuote(bytes);
+      } catch (err) {
+        assert.ok(err instanceof VerificationError && err.step === 'parse', String(err));
+      }
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -1,7 +1,7 @@
 /**
  * The Steward: an attestation CA, wire-compatible with Enarx's. See docs/steward.md.
  */
-export { Steward, type StewardMode, type StewardOptions, type Issued, DEFAULT_LIFETIME_SECONDS } from './steward.ts';
+export { Steward, type StewardMode, type StewardOptions, type Issued, DEFAULT_LIFETIME_SECONDS, checkBinding } from './steward.ts';
 export { StewardRefusal, PROBLEMS, PROBLEM_CONTENT_TYPE, type Problem, type ProblemName } from './problems.ts';
 export { collateralProvider, type CollateralProvider, verifyWithCollateral, wantsCollateral } from './collateral.ts';
 export { builtinVerifier, unpackEvidence, type EvidenceInput, type VerifyFn } from './verify.ts';

@@ -256,7 +256,7 @@ export class Steward {
 }
 
 /** The key binding exactly as Enarx checks it, then our identity binding in the remaining bytes. */
-async function checkBinding(kind: 'snp' | 'sgx' | 'tdx', csr: ParsedCsr, reportDataHex: string): Promise<void> {
+export async function checkBinding(kind: 'snp' | 'sgx' | 'tdx', csr: ParsedCsr, reportDataHex: string): Promise<void> {
   const reportData = fromHex(reportDataHex);
   if (reportData.length !== 64) throw new StewardRefusal('binding-mismatch', 'binding', `the evidence has ${reportData.length} bytes of report data, not 64`);
   const { hash, length } = KEY_HASH[kind];

@@ -216,3 +216,40 @@ test('attest verify takes evidence inside a JSON document, with the certificates
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('attest verify reads a Keep certificate request (real Enarx CSRs): its evidence and collateral, then the key binding the Steward checks', async () => {
+  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const csr = (name: string) => testdata('enarx-steward', 'csr', name);
+  const now = '2023-02-01T00:00:00Z';
+  const snp = await runEnarx(['attest', 'verify', '--evidence', csr('milan.signed.crl.csr'), '--now', now, '--json']);
+  assert.equal(snp.code, 0, snp.stdout + snp.stderr);
+  const out = JSON.parse(snp.stdout);
+  assert.deepEqual(Object.keys(out), KEYS);
+  assert.equal(out.kind, 'snp');
+  assert.equal(out.claims.verification.trustAnchor, 'amd-milan');
+  const sgx = await runEnarx(['attest', 'verify', '--evidence', csr('icelake.signed.tcb.crl.single.i5.csr'), '--now', now, '--json']);
+  assert.equal(sgx.code, 0, sgx.stdout + sgx.stderr);
+  assert.equal(JSON.parse(sgx.stdout).kind, 'sgx');
+  assert.equal(JSON.parse(sgx.stdout).claims.verification.revocationChecked, true, 'the CRLs the CSR carries are used');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-attest-csr-'));
+  try {
+    // The same CSR as PEM; then with one byte of the signed request changed: the self-signature fails after the evidence verified.
+    const der = readFileSync(csr('milan.signed.crl.csr'));
+    const pem = join(dir, 'keep.pem');
+    writeFileSync(pem, `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`);
+    assert.equal((await runEnarx(['attest', 'verify', '--evidence', pem, '--now', now])).code, 0);
+    const forged = Buffer.from(der);
+    forged[forged.length - 1] = forged[forged.length - 1]! ^ 1; // the last byte of the request's own signature
+    writeFileSync(join(dir, 'forged.csr'), forged);
+    const bad = await runEnarx(['attest', 'verify', '--evidence', join(dir, 'forged.csr'), '--now', now, '--json']);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.equal(JSON.parse(bad.stdout).failure.step, 'signature');
+    assert.match(JSON.parse(bad.stdout).failure.message, /self-signature does not verify/);
+    const decoded = await runEnarx(['attest', 'decode', '--evidence', csr('icelake.signed.tcb.crl.multi.xeon.csr'), '--json']);
+    assert.equal(JSON.parse(decoded.stdout).kind, 'sgx');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

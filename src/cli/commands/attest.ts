@@ -57,6 +57,8 @@ export function register(program: Command): void {
       const azureHcl = givenHcl ?? bundle.azureHcl;
       // Certificates the evidence file carries (a VCEK beside the report) are used like --cert ones.
       if (bundle.certs.length > 0) certs.push({ der: bundle.certs.map((c) => (typeof c === 'string' ? new TextEncoder().encode(c) : c)) });
+      crls.push(...bundle.crls);
+      collateral.push(...bundle.collateral.map((text, i) => ({ name: `${flags.evidence} (collateral #${i + 1})`, bytes: new TextEncoder().encode(text) })));
       if (flags.fetch || flags.offline) {
         const { fetchForVerify } = await import('./platform-collateral.ts');
         const given = certs.flatMap((c) => ('der' in c ? c.der : []));
@@ -71,6 +73,7 @@ export function register(program: Command): void {
         tableError && 'error' in tableError
           ? rejectedResult(evidence, { step: 'parse', message: tableError.error }, flags.kind)
           : await verifyEvidence({ evidence, azureHcl, ...(bundle.vtpmQuote ? { vtpmQuote: bundle.vtpmQuote } : {}), kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
+      await bundle.bind?.(result);
       if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
       for (const warning of result.warnings) log('warn', warning);
       if (flags.json) printJson(jsonView(result));
@@ -133,10 +136,23 @@ function parseNow(text: string): Date {
   return date;
 }
 
-/** The --evidence file: raw, hex/base64 text of the raw bytes, or a JSON document carrying them (evidenceBundleFromFile). */
-async function readEvidence(path: string): Promise<EvidenceBundle> {
-  const { evidenceBundleFromFile } = await import('../../attestation/index.ts');
-  return evidenceBundleFromFile(await readInput(path, 'evidence'));
+/** What --evidence names: the evidence and what came with it (a JSON document's certificates, a Keep CSR's collateral and binding). */
+interface EvidenceFile extends EvidenceBundle {
+  crls: Uint8Array[];
+  collateral: string[];
+  bind?: (result: VerificationResult) => Promise<void>;
+}
+
+/** The --evidence file: raw, hex/base64 text of the raw bytes, a JSON document carrying them (evidenceBundleFromFile), or a Keep's CSR. */
+async function readEvidence(path: string): Promise<EvidenceFile> {
+  const bytes = await readInput(path, 'evidence');
+  const { evidenceBundleFromFile, detectEvidenceKind } = await import('../../attestation/index.ts');
+  const bundle = evidenceBundleFromFile(bytes);
+  if (!detectEvidenceKind(bundle.evidence)) {
+    const csr = await (await import('./attest-csr.ts')).evidenceFromCsr(bytes, path);
+    if (csr) return { evidence: csr.evidence, certs: csr.certs, crls: csr.crls, collateral: csr.collateral, bind: csr.bind, field: '' };
+  }
+  return { ...bundle, crls: [], collateral: [] };
 }
 
 /** The --azure-hcl file: raw, or hex/base64 text. Anything else is a usage error (exit 2). */

@@ -36,9 +36,11 @@ if (!runsInProcessKeep(argv)) {
   process.getBuiltinModule('node:v8').setFlagsFromString('--no-liftoff --no-wasm-dynamic-tiering --no-wasm-deopt');
   globalThis[Symbol.for('enarx.wasm-optimising-tier')] = true;
 }
-// `enarx run` starts without the command-line framework when its arguments are simple.
+// `enarx run` starts without the command-line framework when its arguments are simple, and its
+// host's code loads as one bundle file (src/cli/run/load.ts).
 if (argv[0] === 'run') {
-  const { runFast } = await import('../src/cli/run/fast.ts');
+  const { loadFastPath } = await import('../src/cli/run/load.ts');
+  const { runFast } = await loadFastPath();
   await runFast(argv.slice(1));
 }
 const { main } = await import('../src/cli/main.ts');

@@ -18,6 +18,20 @@ const { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, st
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 const { pathToFileURL } = process.getBuiltinModule('node:url');
 
+/**
+ * This installation's root: its bundles are cached under node_modules/.cache. This module finds it
+ * relative to itself, so bundled code imports it from its source (it is external in every bundle).
+ */
+export const INSTALL_ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** Where a bundle of this installation is cached. */
+export function cacheDir(name: string): string {
+  return join(INSTALL_ROOT, 'node_modules', '.cache', name);
+}
+
+/** The process Keep's bundle cache; ENARX_KEEP_CACHE moves it (tests use their own). */
+export const KEEP_CACHE = process.env.ENARX_KEEP_CACHE ?? cacheDir('enarx-keep');
+
 export interface BundleSpec {
   /** The directory that holds the builds and the index naming the current one. */
   cache: string;
@@ -46,12 +60,20 @@ export interface BundleSpec {
    * instanceof, module variables) the two sides never exchange.
    */
   entryCopies?: { from: RegExp; modules: RegExp };
+  /**
+   * One file, lazily loaded modules included (esbuild wraps each in a function that runs at its
+   * first import): for a start-up path, where every file loaded costs about a millisecond. False
+   * puts each lazily loaded module in a chunk of its own, with chunks for the code they share.
+   * The sources' imports of built-in modules become process.getBuiltinModule calls (lazyBuiltins),
+   * or one file would load every built-in that any lazily loaded module imports. Not with entryCopies.
+   */
+  oneFile?: boolean;
 }
 
 /** How the bundle is built beyond its inputs, as a line of its stamp: a change rebuilds it. */
 function optionsLine(spec: BundleSpec): string {
   const copies = spec.entryCopies ? `${spec.entryCopies.from.source} ${spec.entryCopies.modules.source}` : '';
-  return `options\0${spec.banner ? 'banner' : ''}\0${copies}\n`;
+  return `options\0${spec.banner ? 'banner' : ''}\0${copies}${spec.oneFile ? '\0one file' : ''}\n`;
 }
 
 /** The esbuild namespace of the entry's own copies (BundleSpec.entryCopies). */
@@ -65,17 +87,46 @@ const INDEX = 'current.json';
  * Compared as is on every start (hashing it would load node:crypto, tens of milliseconds of a
  * short run's start-up); hashed only to name a new bundle's directory.
  */
-function stamp(inputs: readonly string[]): string | null {
+function stamp(inputs: readonly string[], seen?: Map<string, string | null>): string | null {
   let out = '';
   for (const file of inputs) {
-    try {
-      const st = statSync(file);
-      out += `${file}\0${st.size}\0${st.mtimeMs}\n`;
-    } catch {
-      return null;
+    let line = seen?.get(file);
+    if (line === undefined) {
+      try {
+        const st = statSync(file);
+        line = `${file}\0${st.size}\0${st.mtimeMs}\n`;
+      } catch {
+        line = null;
+      }
+      seen?.set(file, line);
     }
+    if (line === null) return null;
+    out += line;
   }
   return out;
+}
+
+/**
+ * Builds whose inputs `checkSources` found unchanged, by cache directory: the build's directory,
+ * the index's stamp and the inputs' part of it. The next isCurrent of that build (once) uses it
+ * instead of statting every input again.
+ */
+const checked = new Map<string, { dir: string; stamp: string; sources: string }>();
+
+/**
+ * Stats the inputs of the current builds in these caches, each input once: the bundles one
+ * `enarx run` loads (its host's and its Keep's) share most of their sources, and a stat per input
+ * is milliseconds of a short run. What it finds serves each build's next isCurrent (which still
+ * compares the build options); a build whose inputs changed is left to isCurrent to find stale.
+ */
+export function checkSources(caches: readonly string[]): void {
+  const seen = new Map<string, string | null>();
+  for (const cache of caches) {
+    const index = readIndex(cache);
+    if (!index) continue;
+    const sources = stamp(index.inputs, seen);
+    if (sources !== null && index.stamp.startsWith(`${sources}options\0`)) checked.set(cache, { dir: index.dir, stamp: index.stamp, sources });
+  }
 }
 
 /** A build no process has marked in use for this long is pruned by the next build. */
@@ -132,9 +183,9 @@ export function pruneBuilds(spec: Pick<BundleSpec, 'cache'>, keep: readonly (str
 }
 
 /** The cache's index (the current build: its inputs, their stamp, its directory), or undefined. */
-function readIndex(spec: BundleSpec): { inputs: string[]; stamp: string; dir: string } | undefined {
+function readIndex(cache: string): { inputs: string[]; stamp: string; dir: string } | undefined {
   try {
-    const index = JSON.parse(readFileSync(join(spec.cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
+    const index = JSON.parse(readFileSync(join(cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
     return typeof index.dir === 'string' && BUILD_DIR.test(index.dir) ? index : undefined;
   } catch {
     return undefined;
@@ -146,12 +197,18 @@ function readIndex(spec: BundleSpec): { inputs: string[]; stamp: string; dir: st
  * stamps, a stat per input (milliseconds), so a caller in a hurry may use the file first and check after.
  */
 export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () => boolean } | null {
-  const index = readIndex(spec);
+  const index = readIndex(spec.cache);
   if (!index) return null;
   const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
   if (!existsSync(file)) return null;
   markInUse(join(spec.cache, index.dir));
-  return { file, isCurrent: () => stamp(index.inputs) + optionsLine(spec) === index.stamp };
+  const isCurrent = () => {
+    const found = checked.get(spec.cache);
+    checked.delete(spec.cache);
+    const sources = found?.dir === index.dir && found.stamp === index.stamp ? found.sources : stamp(index.inputs);
+    return sources !== null && sources + optionsLine(spec) === index.stamp;
+  };
+  return { file, isCurrent };
 }
 
 /** The current bundle's file, or null while it is missing or stale. */
@@ -177,7 +234,7 @@ async function build(spec: BundleSpec): Promise<string> {
     outdir: tmp,
     outExtension: { '.js': '.mjs' },
     bundle: true,
-    splitting: true,
+    splitting: !spec.oneFile,
     format: 'esm',
     platform: 'node',
     target: 'node22',
@@ -198,6 +255,7 @@ async function build(spec: BundleSpec): Promise<string> {
         },
       }]),
       ...(spec.entryCopies ? [entryCopies(spec.entryCopies)] : []),
+      ...(spec.oneFile ? [lazyBuiltins(root)] : []),
     ],
   });
   // External modules are inputs too: the bundle names them, and a stale one must not be trusted.
@@ -216,11 +274,52 @@ async function build(spec: BundleSpec): Promise<string> {
     rmSync(tmp, { recursive: true, force: true }); // another process built the same sources first
   }
   markInUse(dir);
-  const replaced = readIndex(spec)?.dir;
+  const replaced = readIndex(cache)?.dir;
   writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
   renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
   pruneBuilds(spec, [fp, replaced]);
   return join(dir, `${spec.name}.mjs`);
+}
+
+/**
+ * For BundleSpec.oneFile: an ES import of a built-in module (`import { x } from 'node:tls'`) stays
+ * an import in the bundle, and the bundle's file imports them all when it loads, while a lazily
+ * loaded module's `const { x } = process.getBuiltinModule('node:tls')` runs only when that module
+ * does (node:tls and node:crypto alone cost milliseconds). So the project's own sources (under
+ * `root`, not node_modules) get their value imports of built-ins rewritten that way.
+ */
+function lazyBuiltins(root: string): import('esbuild').Plugin {
+  return {
+    name: 'lazy-builtins',
+    setup(b) {
+      b.onLoad({ filter: /\.ts$/ }, (args) => {
+        if (args.namespace !== 'file' || !args.path.startsWith(`${root}/`) || args.path.includes('/node_modules/')) return undefined;
+        return { contents: builtinImportsAsCalls(readFileSync(args.path, 'utf8')), loader: 'ts' };
+      });
+    },
+  };
+}
+
+/** Rewrites `import [D,] [{ a, b as c } | * as N] from 'node:M';` as getBuiltinModule calls (type-only imports stay). */
+export function builtinImportsAsCalls(source: string): string {
+  return source.replace(/^import\s+(?!type\s)([\w$]+\s*,\s*)?(\{[^}]*\}|\*\s+as\s+[\w$]+|[\w$]+)\s+from\s+'(node:[\w/]+)';/gm, (whole, first: string | undefined, clause: string, name: string) => {
+    const call = `process.getBuiltinModule(${JSON.stringify(name)})`;
+    const bindings: string[] = [];
+    if (first) bindings.push(`const ${first.replace(/[\s,]/g, '')} = ${call};`);
+    if (clause.startsWith('{')) {
+      const names = clause
+        .slice(1, -1)
+        .split(',')
+        .map((n) => n.trim())
+        .filter((n) => n !== '' && !/^type\s/.test(n))
+        .map((n) => n.replace(/^([\w$]+)\s+as\s+([\w$]+)$/, '$1: $2'));
+      if (names.length > 0) bindings.push(`const { ${names.join(', ')} } = ${call};`);
+    } else {
+      bindings.push(`const ${clause.replace(/^\*\s+as\s+/, '')} = ${call};`);
+    }
+    // Same line count, so that positions in errors stay those of the source.
+    return bindings.join(' ') + '\n'.repeat((whole.match(/\n/g) ?? []).length);
+  });
 }
 
 /** The esbuild plugin behind BundleSpec.entryCopies: the copies live in their own namespace. */

@@ -2,6 +2,9 @@ import { Aborted, ProcExit, SUSPENDING_IMPORTS, WasiHost } from '../wasi/index.t
 import { MemoryCapError, PAGE_SIZE, capMemory } from './memory-cap.ts';
 import type { WorkloadOutcome, WorkloadRequest } from './types.ts';
 import { oneLine } from '../attestation/text.ts';
+import { WorkloadError } from './errors.ts';
+
+export { WorkloadError };
 
 const WASI_MODULE = 'wasi_snapshot_preview1';
 
@@ -13,16 +16,6 @@ const JSPI = WebAssembly as unknown as {
 };
 /** The wasm32 address space: 65536 pages of 64 KiB. */
 const MAX_PAGES = 65536;
-
-/** The workload could not be started (bad module, missing import, limit too small): exit 1. */
-export class WorkloadError extends Error {
-  readonly hint: string | undefined;
-  constructor(message: string, hint?: string) {
-    super(message);
-    this.name = 'WorkloadError';
-    this.hint = hint;
-  }
-}
 
 /** Compiles a module, applying the memory cap. Errors say what is wrong with the module in one line. */
 export function compileWorkload(bytes: Uint8Array, maxMemoryBytes?: number): WebAssembly.Module {

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundle, cachedBundle, indexedBundle, PRUNE_UNUSED_MS, pruneBuilds, type BundleSpec } from '../../src/bundle/index.ts';
+import { builtinImportsAsCalls, bundle, cachedBundle, checkSources, indexedBundle, PRUNE_UNUSED_MS, pruneBuilds, type BundleSpec } from '../../src/bundle/index.ts';
+import { REPO_ROOT } from '../helpers/paths.ts';
 
 function tree(): { root: string; spec: BundleSpec } {
   const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
@@ -152,4 +153,95 @@ test("a Keep starts from one file of its bundle (and esbuild's helper chunk)", a
   const entry = readFileSync(await keepBundle(), 'utf8');
   const imported = [...entry.matchAll(/(?:import|from)\s*"(\.\/[^"]+)"/g)].map((m) => m[1]);
   assert.ok(imported.length <= 1, `the Keep's entry imports ${imported.join(', ')}`);
+});
+
+test('one stat pass checks several bundles: the next isCurrent of each uses it once, and a stale one stays stale', async () => {
+  const a = tree();
+  const b = tree();
+  try {
+    const fileA = await bundle(a.spec);
+    await bundle(b.spec);
+    // b's input changes before the pass: the pass finds it stale, and so does b's isCurrent.
+    utimesSync(join(b.root, 'part.ts'), new Date(), new Date(Date.now() + 5000));
+    checkSources([a.spec.cache, b.spec.cache, join(a.root, 'no-such-cache')]);
+    // a's input changes after the pass: a's next isCurrent answers as of the pass (the run's check),
+    // the one after that stats again.
+    utimesSync(join(a.root, 'part.ts'), new Date(), new Date(Date.now() + 5000));
+    assert.equal(cachedBundle(a.spec), fileA, 'as of the pass');
+    assert.equal(cachedBundle(a.spec), null, 'checked again: stale');
+    assert.equal(cachedBundle(b.spec), null);
+    // The pass checks the inputs only: other build options still make a build stale.
+    const rebuilt = await bundle(a.spec);
+    checkSources([a.spec.cache]);
+    assert.equal(cachedBundle({ ...a.spec, oneFile: true }), null);
+    assert.equal(cachedBundle(a.spec), rebuilt);
+  } finally {
+    rmSync(a.root, { recursive: true, force: true });
+    rmSync(b.root, { recursive: true, force: true });
+  }
+});
+
+test('a one-file bundle holds its lazily loaded modules, which load their built-ins only when they run', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
+  try {
+    writeFileSync(join(root, 'shared.ts'), 'export const state = { n: 0 };\n');
+    writeFileSync(join(root, 'lazy.ts'), "import { state } from './shared.ts';\nimport { createHash } from 'node:crypto';\nimport * as zlib from 'node:zlib';\nexport const digest = (): string => { state.n += 1; return createHash('sha256').update(String(typeof zlib.gzipSync)).digest('hex').slice(0, 8); };\n");
+    writeFileSync(join(root, 'entry.ts'), "import { state } from './shared.ts';\nimport type { Hash } from 'node:crypto';\nexport type H = Hash;\nexport { state };\nexport const lazy = () => import('./lazy.ts');\n");
+    const spec: BundleSpec = { cache: join(root, 'cache'), entry: join(root, 'entry.ts'), name: 'entry', root, oneFile: true };
+    const file = await bundle(spec);
+    assert.deepEqual(readdirSync(join(file, '..')), ['entry.mjs'], 'one file');
+    const text = readFileSync(file, 'utf8');
+    assert.doesNotMatch(text, /from\s*"node:|import\s*"node:/, 'no ES import of a built-in: the file would load them all');
+    assert.match(text, /getBuiltinModule\("node:crypto"\)/);
+    const m = (await import(pathToFileURL(file).href)) as { state: { n: number }; lazy: () => Promise<{ digest: () => string }> };
+    assert.equal((await m.lazy()).digest().length, 8);
+    assert.equal(m.state.n, 1, 'one instance of the module both use');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("the one-file bundle's rewrite of built-in imports: every value import form, type imports kept, lines kept", () => {
+  const source = [
+    "import { a, b as c, type T } from 'node:tls';",
+    "import type { X } from 'node:net';",
+    "import fs, { readFileSync } from 'node:fs';",
+    "import * as p from 'node:path';",
+    "import {",
+    '  x,',
+    '  y,',
+    "} from 'node:os';",
+    "import { local } from './local.ts';",
+    'use();',
+  ].join('\n');
+  assert.equal(
+    builtinImportsAsCalls(source),
+    [
+      'const { a, b: c } = process.getBuiltinModule("node:tls");',
+      "import type { X } from 'node:net';",
+      'const fs = process.getBuiltinModule("node:fs"); const { readFileSync } = process.getBuiltinModule("node:fs");',
+      'const p = process.getBuiltinModule("node:path");',
+      'const { x, y } = process.getBuiltinModule("node:os");',
+      '',
+      '',
+      '',
+      "import { local } from './local.ts';",
+      'use();',
+    ].join('\n'),
+  );
+});
+
+test("an `enarx run` host loads one file of its bundle", async () => {
+  // Each further file costs every run about a millisecond: the run path's lazily loaded modules
+  // stay in the same file (BundleSpec.oneFile), and only the bundle module itself and the Keep's
+  // banner source (wall.ts, for building the Keep) are imported from their sources.
+  const { loadFastPath } = await import('../../src/cli/run/load.ts');
+  await loadFastPath();
+  const index = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', '.cache', 'enarx-run', 'current.json'), 'utf8')) as { dir: string };
+  const dir = join(REPO_ROOT, 'node_modules', '.cache', 'enarx-run', index.dir);
+  assert.deepEqual(readdirSync(dir), ['run.mjs']);
+  const text = readFileSync(join(dir, 'run.mjs'), 'utf8');
+  // Files, not built-ins (a lazily loaded module's `await import('node:http')` costs nothing until it runs).
+  const imported = [...text.matchAll(/(?:import|from)\s*\(?"((?:\.|file:)[^"]+)"/g)].map((m) => m[1]!.replace(/^file:\/\/.*\/src\//, 'src/'));
+  assert.deepEqual([...new Set(imported)].sort(), ['src/bundle/index.ts', 'src/keep/process/wall.ts']);
 });

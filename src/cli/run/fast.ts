@@ -1,4 +1,8 @@
-import type { RunFlags } from './run.ts';
+// Static imports: this module is the entry of the host's bundle (load.ts), which loads as one file.
+import { runCommand, type RunFlags } from './run.ts';
+import { EnarxError, exitCodeOf, formatError } from '../errors.ts';
+import { log, setLogLevel } from '../output.ts';
+import { discardPrestarted, prestartKeep } from '../../keep/process/prestart.ts';
 
 /**
  * `enarx run` without loading the command-line framework: start-up is most of a short
@@ -45,11 +49,15 @@ export function parseRunArgs(argv: readonly string[]): { module: string; args: s
 export async function runFast(argv: readonly string[]): Promise<boolean> {
   const parsed = parseRunArgs(argv);
   if (!parsed) return false;
-  // The Keep first: everything else the host loads, it loads while the Keep boots. If it cannot
-  // start early, the run starts it the regular way (and reports why, if it cannot at all).
-  const early = await prestart(parsed.flags).catch(() => undefined);
-  const { EnarxError, exitCodeOf, formatError } = await import('../errors.ts');
-  const { log, setLogLevel } = await import('../output.ts');
+  // The Keep first: the rest of the run (reading the module, the plan, the backend) goes on while
+  // it boots. If it cannot start early, the run starts it the regular way (and reports why, if it
+  // cannot at all).
+  let early: ReturnType<typeof prestartKeep>;
+  try {
+    early = prestart(parsed.flags);
+  } catch {
+    early = undefined;
+  }
   let code: number;
   try {
     if (parsed.logLevel) {
@@ -59,33 +67,31 @@ export async function runFast(argv: readonly string[]): Promise<boolean> {
         throw new EnarxError((err as Error).message, { exitCode: 2 });
       }
     }
-    if (early?.by) log('debug', `the Keep process was started early, by the ${early.by}`);
-    const { runCommand } = await (await import('./load.ts')).loadRunPath();
+    if (early) log('debug', `the Keep process was started early, by the ${early}`);
     code = await runCommand(parsed.module, parsed.args, parsed.flags);
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);
     if (!(err instanceof EnarxError) && err instanceof Error && process.env.ENARX_DEBUG) process.stderr.write(`${err.stack}\n`);
     code = exitCodeOf(err);
   }
-  early?.module.discardPrestarted();
+  discardPrestarted();
   await flushed(process.stdout);
   await flushed(process.stderr);
   process.exit(code);
 }
 
 /**
- * Starts the process Keep before the run path loads, when the run will use it and its grants
+ * Starts the process Keep before the run does anything else, when the run will use it and its grants
  * follow from the flags alone (no Enarx.toml to parse); runProcessKeep takes it, or discards it
  * if its grants differ.
  */
-async function prestart(flags: RunFlags): Promise<{ module: typeof import('../../keep/process/prestart.ts'); by: ReturnType<typeof import('../../keep/process/prestart.ts').prestartKeep> } | undefined> {
+function prestart(flags: RunFlags): ReturnType<typeof prestartKeep> {
   const backend = flags.backend ?? (process.env.ENARX_BACKEND || undefined);
   if ((backend !== undefined && backend !== 'process') || flags.wasmcfgfile !== undefined || process.env.ENARX_WASMCFGFILE) return undefined;
   // --dir HOST or HOST::GUEST: HOST is granted read and write (an invalid value fails later, as usual).
   const dirs = flags.dir.map((d) => (d.includes('::') ? d.slice(0, d.indexOf('::')) : d));
   if (dirs.some((d) => d === '')) return undefined;
-  const module = await import('../../keep/process/prestart.ts');
-  return { module, by: module.prestartKeep({ readDirs: dirs, writeDirs: dirs }) };
+  return prestartKeep({ readDirs: dirs, writeDirs: dirs });
 }
 
 /**

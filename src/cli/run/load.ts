@@ -1,44 +1,49 @@
 /**
- * The run path (run.ts and all it loads: backends, sallyport, CBOR) as one cached bundle, for the
- * fast path of `enarx run`: loading some 40 TypeScript modules cost the host about 20 ms of CPU
- * per run (with the compile cache warm), which on a 2-CPU machine competes with the Keep that
- * boots meanwhile. Built like the Keep's bundle (src/bundle), on the first run after a change.
+ * The host side of `enarx run`'s fast path (fast.ts and all it loads: the early Keep, the run
+ * path, the backends, the sallyport, CBOR) as one cached bundle file. Loading some 50 TypeScript
+ * modules cost the host about 20 ms of CPU per run even with the compile cache warm, and every
+ * file more than one costs about a millisecond, on a machine where the Keep boots meanwhile.
+ * Built like the Keep's bundle (src/bundle), on the first run after a change.
  */
-import { bundle, cachedBundle, type BundleSpec } from '../../bundle/index.ts';
+import { bundle, cacheDir, cachedBundle, checkSources, INSTALL_ROOT, KEEP_CACHE, type BundleSpec } from '../../bundle/index.ts';
 
-const { join, resolve } = process.getBuiltinModule('node:path');
+const { join } = process.getBuiltinModule('node:path');
 const { pathToFileURL } = process.getBuiltinModule('node:url');
 
-type RunPath = typeof import('./run.ts');
+type FastPath = typeof import('./fast.ts');
 
-const SRC = resolve(import.meta.dirname, '..', '..');
-const REPO_ROOT = resolve(SRC, '..');
+const SRC = join(INSTALL_ROOT, 'src');
 
-const RUN_BUNDLE: BundleSpec = {
-  cache: join(REPO_ROOT, 'node_modules', '.cache', 'enarx-run'),
-  entry: join(import.meta.dirname, 'run.ts'),
+const HOST_BUNDLE: BundleSpec = {
+  cache: cacheDir('enarx-run'),
+  entry: join(SRC, 'cli', 'run', 'fast.ts'),
   name: 'run',
-  root: REPO_ROOT,
-  // Shared with the code that loads the bundle: the log level, the error classes the CLI
-  // recognises, the early Keep; launch.ts finds the Keep's code relative to itself.
+  root: INSTALL_ROOT,
+  oneFile: true,
   external: [
-    join(SRC, 'cli', 'errors.ts'),
-    join(SRC, 'cli', 'output.ts'),
-    join(SRC, 'keep', 'process', 'prestart.ts'),
-    join(SRC, 'keep', 'process', 'launch.ts'),
+    // Finds the installation relative to itself (import.meta), and remembers this run's check of
+    // the bundles' sources for the Keep's (checkSources).
+    join(SRC, 'bundle', 'index.ts'),
+    // Only to build the Keep's bundle: its functions' source text is the Keep's banner, which
+    // must not depend on how the host's code was built.
+    join(SRC, 'keep', 'process', 'wall.ts'),
   ],
 };
 
-/** run.ts, from the bundle (built first if missing or stale), or from its sources if no bundle can be built here. */
-export async function loadRunPath(): Promise<RunPath> {
-  let file = cachedBundle(RUN_BUNDLE);
+/**
+ * fast.ts, from the bundle (built first if missing or stale), or from its sources if no bundle
+ * can be built here (a read-only installation). The host's bundle and the Keep's share most of
+ * their sources: one stat of each input checks both, and the Keep's check later uses it.
+ */
+export async function loadFastPath(): Promise<FastPath> {
+  checkSources([HOST_BUNDLE.cache, KEEP_CACHE]);
+  let file = cachedBundle(HOST_BUNDLE);
   if (!file) {
     try {
-      file = await bundle(RUN_BUNDLE);
+      file = await bundle(HOST_BUNDLE);
     } catch {
-      // A read-only installation: the sources run as they are.
-      return import('./run.ts');
+      return import('./fast.ts');
     }
   }
-  return (await import(pathToFileURL(file).href)) as RunPath;
+  return (await import(pathToFileURL(file).href)) as FastPath;
 }

@@ -5,7 +5,7 @@ import { PlanError, buildPlanParts } from '../../keep/plan.ts';
 
 /** Where a deployed package's files appear for the guest, read-only (as src/keep/deploy.ts PACKAGE_GUEST_PATH). */
 const PACKAGE_GUEST_PATH = '/package';
-import { WorkloadError } from '../../runtime/index.ts';
+import { WorkloadError } from '../../runtime/errors.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log } from '../output.ts';
 import { formatDuration, parseLimit, type KeepLimitSettings, type LimitKey } from '../../keep/limits.ts';

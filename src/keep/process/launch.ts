@@ -7,20 +7,19 @@
  * a Keep's start-up time.
  */
 import type { ChildProcess } from 'node:child_process';
-import { bundle, indexedBundle, type BundleSpec } from '../../bundle/index.ts';
+import { bundle, indexedBundle, INSTALL_ROOT, KEEP_CACHE, type BundleSpec } from '../../bundle/index.ts';
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run` (it starts the Keep as early as it can).
 const { existsSync } = process.getBuiltinModule('node:fs');
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
-const { spawn } = process.getBuiltinModule('node:child_process');
 
-const HERE = import.meta.dirname;
-const REPO_ROOT = resolve(HERE, '..', '..', '..');
+// Paths from the installation's root, not import.meta: this module is bundled into the host's
+// fast path (src/cli/run/load.ts).
 const KEEP_BUNDLE: BundleSpec = {
-  cache: process.env.ENARX_KEEP_CACHE ?? join(REPO_ROOT, 'node_modules', '.cache', 'enarx-keep'),
-  entry: join(HERE, 'main.ts'),
+  cache: KEEP_CACHE,
+  entry: join(INSTALL_ROOT, 'src', 'keep', 'process', 'main.ts'),
   name: 'keep',
-  root: REPO_ROOT,
+  root: INSTALL_ROOT,
   // The walls head every file of the bundle: the first one evaluated raises them.
   banner: async () => (await import('./wall.ts')).keepWallSource(),
   // What a Keep loads to start is one file: the CBOR codec, the byte and text helpers, which the lazily
@@ -96,6 +95,9 @@ export function spawnKeep(command: { command: string; args: string[] }): ChildPr
   // A launcher's Keep not taken by now never will be; the shell launcher's pipes are not
   // close-on-exec, and must not reach the new Keep.
   takeLauncherKeep()?.discard();
+  // node:child_process only now: loading it costs milliseconds, and a run that adopts the Keep
+  // bin/enarx started never spawns one.
+  const { spawn } = process.getBuiltinModule('node:child_process');
   return spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: [...KEEP_SPAWN_OPTIONS.stdio] });
 }
 

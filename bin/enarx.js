@@ -112,7 +112,8 @@ function ungrantedProcessRun(args) {
 /**
  * Starts the Keep with the command the last run left next to the Keep's bundle (prestart.ts writes
  * it, and uses this Keep only if that is still the spawn it computes; otherwise it kills it). The
- * file is a cache, so only Node itself, or setpriv starting this Node, is started from it.
+ * file is a cache, so only this Node under the permission model, by itself or through setpriv with
+ * its walls, is started from it.
  */
 function startKeep() {
   const cache = process.env.ENARX_KEEP_CACHE ?? `${import.meta.dirname}/../node_modules/.cache/enarx-keep`;
@@ -123,9 +124,12 @@ function startKeep() {
     return;
   }
   const { command, args, options } = keep ?? {};
-  const setpriv = command === '/usr/bin/setpriv' || command === '/bin/setpriv';
-  if ((!setpriv && command !== process.execPath) || !Array.isArray(args) || !args.every((a) => typeof a === 'string')) return;
-  if (setpriv && !args.includes(process.execPath)) return;
+  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) return;
+  // setpriv's walls (launch.ts SETPRIV_WALLS) and death signal, then this Node under the permission model.
+  const setpriv = ['--nnp', '--inh-caps=-all', '--ambient-caps=-all', ...(process.geteuid() === 0 ? ['--bounding-set=-all'] : []), '--pdeathsig', 'KILL', '--'];
+  if (command === '/usr/bin/setpriv' || command === '/bin/setpriv') {
+    if (!setpriv.every((a, i) => args[i] === a) || args[setpriv.length] !== process.execPath || args[setpriv.length + 1] !== '--permission') return;
+  } else if (command !== process.execPath || args[0] !== '--permission') return;
   if (typeof options !== 'object' || !Array.isArray(options?.stdio) || JSON.stringify(options.env) !== '{}') return;
   const child = process.getBuiltinModule('node:child_process').spawn(command, args, options);
   const started = { child, command, args, options, failed: false, discard: () => child.kill('SIGKILL') };

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
@@ -58,4 +59,20 @@ export function startKeep(name: string, args: string[], request: Partial<Process
     files,
   });
   return { outcome, stdout: () => stdout.text(), stderr: () => stderr.text(), stdin, logs };
+}
+
+/**
+ * Asserts that process `pid` (a running Keep) holds no privilege the kernel could honour:
+ * no_new_privs set, and no capability in any set (the bounding set too, when the host is root:
+ * exec as uid 0 would refill the others from it). Read from /proc/PID/status.
+ */
+export function assertUnprivileged(pid: number, what = `process ${pid}`): void {
+  assert.equal(statusField(pid, 'NoNewPrivs'), '1', `${what} runs with no_new_privs`);
+  const sets = ['CapInh', 'CapPrm', 'CapEff', 'CapAmb', ...(process.geteuid?.() === 0 ? ['CapBnd'] : [])];
+  for (const set of sets) assert.equal(statusField(pid, set), '0000000000000000', `${what}: ${set} is empty`);
+}
+
+/** One field of /proc/PID/status (`CapEff`, `NoNewPrivs`...). */
+export function statusField(pid: number, name: string): string | undefined {
+  return new RegExp(`^${name}:\\s+(\\S+)$`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1];
 }

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
+import { assertUnprivileged, statusField } from '../helpers/process-keep.ts';
 
 /** The process's children (/proc/PID/task/TID/children). */
 function childrenOf(pid: number): number[] {
@@ -75,8 +76,10 @@ test('a process Keep with a --dir may read its bundle and that directory, and wr
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr += c));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    const { allow, bundleDir } = grantsOf(await keepOf(child, () => stderr));
+    const keep = await keepOf(child, () => stderr);
+    const { allow, bundleDir } = grantsOf(keep);
     assert.deepEqual(allow.toSorted(), [`--allow-fs-read=${bundleDir}`, `--allow-fs-read=${dir}`, `--allow-fs-write=${dir}`].toSorted());
+    assertUnprivileged(keep, 'the host-spawned Keep');
     child.kill('SIGTERM');
     await exited;
   } finally {
@@ -114,6 +117,10 @@ async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): 
     assert.equal(readFileSync(`/proc/${keep}/environ`, 'utf8'), '', 'the Keep\'s environment is empty');
     const { allow, bundleDir } = grantsOf(keep);
     assert.deepEqual(allow, [`--allow-fs-read=${bundleDir}`]);
+    // Nor its privileges: the kernel gives the Keep no capability and no way to gain one by exec,
+    // though its host (root, here) holds them all.
+    assertUnprivileged(keep, 'the Keep');
+    if (process.geteuid?.() === 0) assert.notEqual(statusField(child.pid!, 'CapEff'), '0000000000000000', 'positive control: the host holds capabilities');
     // The shell's Keep runs before the host's Node is up: the host takes it before it is stopped.
     for (let i = 0; shell && i < 600 && !/started early/.test(stderr) && child.exitCode === null; i++) await sleep(50);
     if (shell) assert.match(stderr, /started early, by the shell launcher/);

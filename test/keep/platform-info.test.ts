@@ -17,3 +17,21 @@ it('enarx platform info reports the hardware interfaces, with remedies', async (
   assert.match(human.stdout, /^sgx:\n {2}[✔✗] Gramine SGX attestation/m);
   assert.match(human.stdout, /^sev:\n {2}[✔✗] confidential VM guest device/m);
 });
+
+// setpriv empties a Keep's bounding set only if enarx holds CAP_SETPCAP, and says nothing when it
+// cannot: a root enarx without it (a container that dropped it) would start Keeps with capabilities.
+it('platform info says whether a Keep starts without capabilities, and why not as root without CAP_SETPCAP', { skip: process.geteuid?.() !== 0 && 'needs root' }, async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { ENARX_BIN } = await import('../helpers/paths.ts');
+  const { LAUNCHER_FLAGS } = await import('../helpers/cli.ts');
+  const check = (prefix: string[]) => {
+    const r = spawnSync(prefix[0]!, [...prefix.slice(1), process.execPath, ...LAUNCHER_FLAGS, ENARX_BIN, 'platform', 'info', '--json'], { encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const info = JSON.parse(r.stdout) as { backends: { backend: string; data: { name: string; pass: boolean; mesg?: string }[] }[] };
+    return info.backends.find((b) => b.backend === 'process')!.data.find((c) => /no capabilities/.test(c.name))!;
+  };
+  assert.equal(check(['/usr/bin/env']).pass, true);
+  const without = check(['setpriv', '--bounding-set=-setpcap', '--']);
+  assert.equal(without.pass, false);
+  assert.match(without.mesg!, /CAP_SETPCAP/);
+});

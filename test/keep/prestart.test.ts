@@ -280,3 +280,42 @@ test('bin/enarx runs bin/enarx.js with its shebang\'s Node flags, and the host t
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'Hello, world!\n');
 });
+
+// What bin/enarx accepts from launcher-keep.argv, checked without a real Node: a stand-in `node`
+// (first in PATH, and the program the argv names) reports whether the launcher exported a Keep
+// for it, so the answer does not depend on how fast anything starts.
+test('bin/enarx starts only setpriv with its exact walls and death signal, then Node under the permission model', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { chmodSync } = await import('node:fs');
+  const { SETPRIV_WALLS } = await import('../../src/keep/process/launch.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-shell-argv-'));
+  try {
+    const node = join(dir, 'node');
+    // As the host it prints what the launcher left it, and ends the Keep the launcher started (its child).
+    writeFileSync(node, '#!/bin/sh\nprintf %s "$ENARX_LAUNCHER_KEEP"\nkill -9 $(cat /proc/$$/task/*/children) 2>/dev/null\nexit 0\n');
+    chmodSync(node, 0o755);
+    const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => { try { return readFileSync(p).length > 0; } catch { return false; } });
+    const started = (argv: string[]): boolean => {
+      writeFileSync(join(dir, 'launcher-keep.argv'), argv.map((a) => `${a}\0`).join(''));
+      const r = spawnSync(join(REPO_ROOT, 'bin', 'enarx'), ['run', example('hello')], {
+        env: { PATH: `${dir}:/usr/bin:/bin`, ENARX_KEEP_CACHE: dir },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout !== '';
+    };
+    const rest = [node, '--permission', `--allow-fs-read=${dir}`, join(dir, 'keep.mjs')];
+    const walls = [...SETPRIV_WALLS, '--pdeathsig', 'KILL', '--'];
+    assert.ok(started([setpriv!, ...walls, ...rest]), 'positive control: the command the host writes is started');
+    assert.equal(started([setpriv!, '--pdeathsig', 'KILL', '--', ...rest]), false, 'without no_new_privs and the capability drop (session 5\'s command)');
+    assert.equal(started([setpriv!, '--reuid=0', ...walls, ...rest]), false, 'with another setpriv option');
+    assert.equal(started([setpriv!, ...walls.filter((w) => w !== '--nnp'), ...rest]), false, 'with a wall missing');
+    const other = process.geteuid?.() === 0 ? walls.filter((w) => w !== '--bounding-set=-all') : [...SETPRIV_WALLS, '--bounding-set=-all', '--pdeathsig', 'KILL', '--'];
+    assert.equal(started([setpriv!, ...other, ...rest]), false, 'with the walls of a host of the other kind (root or not)');
+    assert.equal(started([setpriv!, ...walls, node, '-e', 'x', 'y']), false, 'Node without the permission model');
+    assert.equal(started([setpriv!, ...walls, '/bin/sh', '--permission', 'x', 'y']), false, 'another program');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { startTestDaemon, pidAlive, waitFor, type TestDaemon } from './helpers.ts';
+import { assertUnprivileged } from '../helpers/process-keep.ts';
 
 const ROOT = process.getuid?.() === 0;
 const SKIP = ROOT ? false : 'needs root: only a root daemon can start Keeps under other users';
@@ -43,6 +44,8 @@ test('each Keep runs as its own uid and gid, without supplementary groups', { ti
     assert.equal(i.groups, '');
   }
   assert.notEqual(ia.uid, ib.uid);
+  // And the kernel gives them nothing more: no capability (an empty bounding set too), no_new_privs.
+  for (const id of [a.id, b.id]) assertUnprivileged((await t.client.get(id)).pid!, `Keep ${id}`);
   const contract = (await t.client.contracts()).contracts[0]!;
   assert.deepEqual(contract.isolation, { users: 'per-keep' });
   await Promise.all([t.client.stop(a.id), t.client.stop(b.id)]);
@@ -67,6 +70,22 @@ test('one Keep cannot signal another: the kernel refuses a kill from one Keep\'s
   assert.ok(pidAlive(pidB));
   assert.equal((await t.client.get(b.id)).state, 'ready');
   await Promise.all([t.client.stop(a.id), t.client.stop(b.id)]);
+});
+
+// A root daemon told not to use per-Keep users runs its Keeps as root: the kernel still gives them
+// no capability, so root's uid buys them only what it owns.
+test('a root daemon\'s Keeps hold no capability and run with no_new_privs, even without users of their own', { timeout: 120_000, skip: SKIP }, async () => {
+  const shared = await startTestDaemon({ poolSize: 1, keepUsers: null });
+  try {
+    const k = await shared.client.create();
+    await waitFor(async () => (await shared.client.get(k.id)).pid !== null, 60_000, 'the Keep to start');
+    const pid = (await shared.client.get(k.id)).pid!;
+    assert.equal(readFileSync(`/proc/${pid}/status`, 'latin1').match(/^Uid:\s+(\d+)/m)?.[1], '0', 'positive control: the Keep runs as root');
+    assertUnprivileged(pid, 'the Keep');
+    await shared.client.stop(k.id);
+  } finally {
+    await shared.close();
+  }
 });
 
 test('without per-Keep users the contracts say Keeps share one user, and why', { timeout: 120_000, skip: ROOT ? false : undefined }, async () => {

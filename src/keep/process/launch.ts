@@ -31,6 +31,22 @@ const KEEP_BUNDLE: BundleSpec = {
 };
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
 const PRLIMIT = ['/usr/bin/prlimit', '/bin/prlimit'].find((p) => existsSync(p));
+/**
+ * setpriv's kernel walls, before the death signal: no_new_privs (no exec of the Keep's, were it ever
+ * to get one, gains a setuid user or file capabilities) and no capability: started by root, the
+ * Keep's Node would otherwise hold every one (CAP_DAC_OVERRIDE, CAP_KILL, CAP_SYS_PTRACE...) behind
+ * the permission model alone. Exec as uid 0 gives a process its bounding set, so that set is
+ * emptied (which needs CAP_SETPCAP, root's; it cannot be refilled). The launchers accept exactly
+ * these words (bin/enarx, bin/enarx.js).
+ */
+export const SETPRIV_WALLS: readonly string[] = [
+  '--nnp',
+  // A host that is not root may still carry ambient capabilities (a service's AmbientCapabilities=):
+  // they would pass to the Keep across exec.
+  '--inh-caps=-all',
+  '--ambient-caps=-all',
+  ...(process.geteuid?.() === 0 ? ['--bounding-set=-all'] : []),
+];
 
 export interface KeepGrants {
   readDirs: readonly string[];
@@ -174,7 +190,7 @@ function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptio
   if (SETPRIV) {
     argv.push(SETPRIV);
     if (options.user) argv.push(`--reuid=${options.user.uid}`, `--regid=${options.user.gid}`, '--clear-groups');
-    argv.push('--pdeathsig', 'KILL', '--');
+    argv.push(...SETPRIV_WALLS, '--pdeathsig', 'KILL', '--');
   }
   argv.push(process.execPath, ...node);
   return { command: argv[0]!, args: argv.slice(1) };

@@ -61,6 +61,7 @@ export function processChecks(): KeepCheck[] {
       info: diesWithHost ? 'setpriv --pdeathsig KILL' : 'only when the sallyport closes',
       mesg: 'install util-linux (setpriv) so that a Keep is killed even if enarx is SIGKILLed while the guest computes',
     },
+    keepPrivileges(),
     {
       // The keep manager (docs/keepmgr.md) starts each Keep under its own user when it can.
       name: 'Keeps under users of their own (keep manager)',
@@ -75,6 +76,27 @@ export function processChecks(): KeepCheck[] {
       mesg: 'the rss limit reads /proc/PID/statm, which this system lacks: the other limits still apply',
     },
   ];
+}
+
+/**
+ * Whether a Keep starts without capabilities (launch.ts SETPRIV_WALLS). Root can empty the bounding
+ * set only holding CAP_SETPCAP (a container may have dropped it), and setpriv then leaves it full
+ * without a word: the Keep, exec'd as uid 0, would get every capability left in it.
+ */
+function keepPrivileges(): KeepCheck {
+  const name = 'Keep holds no capabilities (no_new_privs)';
+  if (!diesWithHost) return { name, pass: false, mesg: 'install util-linux (setpriv): without it a Keep started by root holds root\'s capabilities' };
+  if (process.geteuid?.() !== 0) return { name, pass: true, info: 'setpriv --nnp, inheritable and ambient sets cleared' };
+  let setpcap = false;
+  try {
+    const eff = /^CapEff:\s+([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'))?.[1];
+    setpcap = eff !== undefined && (BigInt(`0x${eff}`) & (1n << 8n)) !== 0n; // CAP_SETPCAP is capability 8
+  } catch {
+    // no /proc: unknown, reported as missing
+  }
+  return setpcap
+    ? { name, pass: true, info: 'root: setpriv --nnp, all capability sets emptied (bounding set included)' }
+    : { name, pass: false, mesg: 'enarx runs as root without CAP_SETPCAP, so setpriv cannot empty the Keep\'s bounding set: give enarx CAP_SETPCAP, or run it as another user' };
 }
 
 /** The process Keep runs where Node 26 does; the optional pieces only weaken limits. */

@@ -14,6 +14,15 @@ export interface KeepLimitSettings {
   descriptors?: number;
 }
 
+/**
+ * The descriptors a guest may hold when neither the command line, nor Enarx.toml, nor a deployed
+ * package sets a limit: a process's usual `ulimit -n`, and the WASI descriptor table's own default
+ * (src/wasi/fdtable.ts), so that the process Keep's host, which relays every socket, and the guest
+ * agree. It bounds what one Keep can make its host buffer: a window (1 MiB) per connection. There
+ * is no unlimited setting; a limit may be raised (up to 2^20) or lowered (to 3).
+ */
+export const DEFAULT_DESCRIPTORS = 1024;
+
 /** The longest wall-time limit: Node's timers hold at most 2^31-1 ms. */
 export const MAX_WALL_TIME_MS = 2 ** 31 - 1;
 

@@ -77,6 +77,7 @@ export class FdTable {
   readonly #max: number;
   #count = 0;
 
+  // 1024 unless told: a process's usual `ulimit -n`, and what the process Keep's host allows (src/keep/limits.ts DEFAULT_DESCRIPTORS).
   constructor(max = 1024) {
     if (!Number.isInteger(max) || max < 1) throw new RangeError(`descriptor limit must be a positive integer, got ${max}`);
     this.#max = max;

@@ -201,3 +201,31 @@ test('the descriptors limit turns away connections beyond it, and the Keep goes 
   assert.equal(got, 'still served');
   assert.deepEqual(await run.outcome, { kind: 'exit', code: 0 });
 });
+
+// Without a limit from the command line, Enarx.toml or a package, the host still relays at most
+// DEFAULT_DESCRIPTORS descriptors' worth of connections: each holds up to a 1 MiB window on the
+// host, so a workload that never accepts must not make it buffer without bound.
+test('without a descriptors limit the host turns away connections beyond the default one', { timeout: 120_000 }, async () => {
+  const { DEFAULT_DESCRIPTORS } = await import('../../src/keep/limits.ts');
+  const { run, port } = echoServer('tcp', 1);
+  const p = await port;
+  // stdin, stdout, stderr and the listener count too (as in the WASI table).
+  const room = DEFAULT_DESCRIPTORS - 4;
+  const extra = 6;
+  let closed = 0;
+  let allClosed: () => void;
+  const enough = new Promise<void>((r) => (allClosed = r));
+  const clients = Array.from({ length: room + extra }, () => {
+    const c = netConnect(p, '127.0.0.1');
+    c.on('error', () => {});
+    c.on('close', () => {
+      if (++closed === extra) allClosed();
+    });
+    return c;
+  });
+  await enough;
+  assert.equal(closed, extra, `${extra} connections beyond ${room} are turned away, no more`);
+  for (const c of clients) c.destroy();
+  const outcome = await run.outcome;
+  assert.equal(outcome.kind, 'exit');
+});

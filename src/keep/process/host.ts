@@ -13,7 +13,7 @@ import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { pipeClosed as closed } from './pipes.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
-import { formatDuration } from '../limits.ts';
+import { DEFAULT_DESCRIPTORS, formatDuration } from '../limits.ts';
 // Text from the Keep reaches the host's terminal and logs as one line, its control characters escaped.
 import { oneLine } from '../../attestation/text.ts';
 
@@ -417,7 +417,7 @@ class HostSide {
     this.#lastKeepStream = listener;
     const addr = at?.addr ?? this.#req.listenAddress ?? '127.0.0.1';
     // Each listener is a host socket: a Keep may not hold more than its descriptors allow.
-    const max = this.#maxDescriptors() ?? DEFAULT_MAX_LISTENERS;
+    const max = this.#givenDescriptors() ?? DEFAULT_MAX_LISTENERS;
     // Counted before binding: requests that arrive together must not all pass the check.
     if (this.#listenRequests >= max) {
       this.#endpoint.send({ t: 'listening', listener, port: 0, error: `no more than ${max} listen files` });
@@ -472,7 +472,7 @@ class HostSide {
       return;
     }
     const max = this.#maxDescriptors();
-    if (this.#outcome || (max !== undefined && this.#descriptorsInUse() >= max)) {
+    if (this.#outcome || this.#descriptorsInUse() >= max) {
       // Like accept(2) failing with EMFILE: the client is turned away, the Keep goes on.
       socket.destroy();
       return;
@@ -690,7 +690,7 @@ class HostSide {
     // package, which only the Keep has read: the host dials what they ask.
     if (this.#req.module && !this.#req.deploy && !this.#allowed.has(destination(host, port))) throw new Error(`dial to ${host}:${port}, which no connect file names`);
     const max = this.#maxDescriptors();
-    if (max !== undefined && this.#descriptorsInUse() >= max) {
+    if (this.#descriptorsInUse() >= max) {
       this.#kill({ kind: 'limit', limit: 'descriptors', message: `the Keep went over its descriptors limit (${max})` });
       return;
     }
@@ -771,8 +771,12 @@ class HostSide {
     if (m.descriptors !== null && given.descriptors === undefined) this.#packageDescriptors = m.descriptors;
   }
 
-  /** The most descriptors the Keep may hold: the deployer's limit, else a deployed package's. */
-  #maxDescriptors(): number | undefined {
+  /** The most descriptors the Keep may hold: the deployer's limit, else a deployed package's, else the default. */
+  #maxDescriptors(): number {
+    return this.#givenDescriptors() ?? DEFAULT_DESCRIPTORS;
+  }
+
+  #givenDescriptors(): number | undefined {
     return this.#req.limits?.descriptors ?? this.#packageDescriptors;
   }
 

@@ -9,7 +9,7 @@ import {
 } from './fdtable.ts';
 import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
 import { GuestTimes, OMIT_TIME, secondsFor } from './times.ts';
-import { decodePath, hostPathOf, isDescendingTarget, resolvePath, type ResolvedPath } from './paths.ts';
+import { decodePath, hostPathOf, inDirectory, isDescendingTarget, resolvePath, splitLast, type ResolvedPath } from './paths.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const fs = process.getBuiltinModule('node:fs');
@@ -172,6 +172,31 @@ export class WasiHost {
 
   #resolve(dir: DirEntry, pathPtr: number, pathLen: number, follow: boolean): ResolvedPath {
     return resolvePath(dir.root, dir.rel, this.#path(pathPtr, pathLen), follow);
+  }
+
+  /**
+   * Runs an operation on `r`'s last component by its name alone, from inside the directory that
+   * holds it (paths.ts inDirectory): a directory of the path that another host process swaps for
+   * a symlink after the walk cannot redirect it.
+   */
+  #at<T>(d: DirEntry, r: ResolvedPath, op: (name: string) => T): T {
+    const [dir, name] = splitLast(r.rel);
+    return inDirectory(d.root, dir, () => op(name));
+  }
+
+  /**
+   * The same for two names (rename, link), from the deepest directory both lie in: the names below
+   * it are still looked up component by component, and two preopens' paths (which share no
+   * directory below a root) by their whole host paths, as before (docs/wasi.md, "The race that remains").
+   */
+  #atBoth<T>(a: DirEntry, ra: ResolvedPath, b: DirEntry, rb: ResolvedPath, op: (from: string, to: string) => T): T {
+    if (a.root !== b.root) return op(ra.host, rb.host);
+    const [da] = splitLast(ra.rel);
+    const [db] = splitLast(rb.rel);
+    let common = 0;
+    while (common < da.length && common < db.length && da[common] === db[common]) common++;
+    const below = (r: ResolvedPath) => (r.rel.length === 0 ? '.' : r.rel.slice(common).join('/'));
+    return inDirectory(a.root, da.slice(0, common), () => op(below(ra), below(rb)));
   }
 
   /** A directory in which something will change: EROFS in a read-only preopen, then the right. */
@@ -416,7 +441,7 @@ export class WasiHost {
       fd_filestat_get: (fd: number, out: number) => {
         const e = this.#entry(fd, Rights.FD_FILESTAT_GET);
         if (e.type === 'file') this.#putFilestat(out, fs.fstatSync(e.osfd, { bigint: true }));
-        else if (e.type === 'dir') this.#putFilestat(out, fs.statSync(hostPathOf(e.root, e.rel), { bigint: true }));
+        else if (e.type === 'dir') this.#putFilestat(out, inDirectory(e.root, e.rel, () => fs.statSync('.', { bigint: true })));
         else this.#putStreamFilestat(out, this.#filetype(e));
         return 0;
       },
@@ -435,10 +460,11 @@ export class WasiHost {
         } else if (e.type === 'dir') {
           // The read-only preopen keeps its directory rights (so changes say EROFS): check here too.
           if (e.readonly) throw new WasiError(Errno.ROFS, 'the preopen is read-only');
-          const path = hostPathOf(e.root, e.rel);
           const [a, m] = setTimes(flags, atim, mtim);
-          fs.utimesSync(path, a, m);
-          this.#recordTimes(flags, atim, mtim, fs.statSync(path, { bigint: true }));
+          inDirectory(e.root, e.rel, () => {
+            fs.utimesSync('.', a, m);
+            this.#recordTimes(flags, atim, mtim, fs.statSync('.', { bigint: true }));
+          });
         } else {
           throw new WasiError(Errno.BADF, 'not a file');
         }
@@ -480,7 +506,7 @@ export class WasiHost {
       },
       fd_readdir: (fd: number, buf: number, bufLen: number, cookie: bigint, out: number) => {
         const d = this.#dir(fd, Rights.FD_READDIR);
-        if (cookie === 0n || !d.listing) d.listing = listDirectory(hostPathOf(d.root, d.rel));
+        if (cookie === 0n || !d.listing) d.listing = inDirectory(d.root, d.rel, () => listDirectory('.'));
         const target = this.#slice(buf, bufLen);
         let used = 0;
         for (let i = Number(cookie); i < d.listing.length && used < bufLen; i++) {
@@ -549,13 +575,13 @@ export class WasiHost {
       },
       path_create_directory: (fd: number, path: number, len: number) => {
         const d = this.#writableDir(fd, Rights.PATH_CREATE_DIRECTORY);
-        fs.mkdirSync(this.#resolve(d, path, len, false).host);
+        this.#at(d, this.#resolve(d, path, len, false), (name) => fs.mkdirSync(name));
         return 0;
       },
       path_filestat_get: (fd: number, flags: number, path: number, len: number, out: number) => {
         const d = this.#dir(fd, Rights.PATH_FILESTAT_GET);
         const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
-        const st = fs.lstatSync(r.host, { bigint: true });
+        const st = this.#at(d, r, (name) => fs.lstatSync(name, { bigint: true }));
         if (r.mustBeDir && !st.isDirectory()) throw new WasiError(Errno.NOTDIR);
         this.#putFilestat(out, st);
         return 0;
@@ -564,9 +590,11 @@ export class WasiHost {
         const d = this.#writableDir(fd, Rights.PATH_FILESTAT_SET_TIMES);
         const r = this.#resolve(d, path, len, (flags & Lookupflags.SYMLINK_FOLLOW) !== 0);
         const [a, m] = setTimes(fst, atim, mtim);
-        if (r.mustBeDir && !fs.lstatSync(r.host).isDirectory()) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
-        fs.lutimesSync(r.host, a, m);
-        this.#recordTimes(fst, atim, mtim, fs.lstatSync(r.host, { bigint: true }));
+        this.#at(d, r, (name) => {
+          if (r.mustBeDir && !fs.lstatSync(name).isDirectory()) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
+          fs.lutimesSync(name, a, m);
+          this.#recordTimes(fst, atim, mtim, fs.lstatSync(name, { bigint: true }));
+        });
         return 0;
       },
       path_link: (oldFd: number, oldFlags: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
@@ -575,10 +603,12 @@ export class WasiHost {
         const dst = this.#writableDir(newFd, Rights.PATH_LINK_TARGET);
         const from = this.#resolve(src, oldPath, oldLen, (oldFlags & Lookupflags.SYMLINK_FOLLOW) !== 0);
         const to = this.#resolve(dst, newPath, newLen, false);
-        if (fs.lstatSync(from.host).isDirectory()) throw new WasiError(Errno.PERM, 'hard links to directories are not allowed');
-        if (from.mustBeDir) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
-        if (to.mustBeDir) throw new WasiError(Errno.NOENT);
-        fs.linkSync(from.host, to.host);
+        this.#atBoth(src, from, dst, to, (a, b) => {
+          if (fs.lstatSync(a).isDirectory()) throw new WasiError(Errno.PERM, 'hard links to directories are not allowed');
+          if (from.mustBeDir) throw new WasiError(Errno.NOTDIR, 'a trailing slash names a directory');
+          if (to.mustBeDir) throw new WasiError(Errno.NOENT);
+          fs.linkSync(a, b);
+        });
         return 0;
       },
       path_open: (
@@ -593,7 +623,7 @@ export class WasiHost {
         const d = this.#dir(fd, Rights.PATH_READLINK);
         const dest = this.#slice(buf, bufLen); // the whole buffer is the guest's claim: check it all, before any I/O
         const r = this.#resolve(d, path, len, false);
-        const target = fs.readlinkSync(r.host, { encoding: 'buffer' });
+        const target = this.#at(d, r, (name) => fs.readlinkSync(name, { encoding: 'buffer' }));
         const n = Math.min(target.length, bufLen);
         dest.set(target.subarray(0, n));
         this.#setU32(out, n);
@@ -606,8 +636,10 @@ export class WasiHost {
         if (r.rel.length === 0) throw new WasiError(Errno.BUSY, 'cannot remove the preopen itself');
         // rmdir("x/.") is EINVAL in POSIX: it would remove a directory through a name that is not its own.
         if (guestPath.split('/').filter((c) => c !== '').pop() === '.') throw new WasiError(Errno.INVAL, "cannot remove '.'");
-        if (!fs.lstatSync(r.host).isDirectory()) throw new WasiError(Errno.NOTDIR);
-        fs.rmdirSync(r.host);
+        this.#at(d, r, (name) => {
+          if (!fs.lstatSync(name).isDirectory()) throw new WasiError(Errno.NOTDIR);
+          fs.rmdirSync(name);
+        });
         return 0;
       },
       path_rename: (fd: number, oldPath: number, oldLen: number, newFd: number, newPath: number, newLen: number) => {
@@ -616,9 +648,10 @@ export class WasiHost {
         const from = this.#resolve(src, oldPath, oldLen, false);
         const to = this.#resolve(dst, newPath, newLen, false);
         if (from.rel.length === 0 || to.rel.length === 0) throw new WasiError(Errno.BUSY, 'cannot rename a preopen');
-        const st = fs.lstatSync(from.host);
-        if ((from.mustBeDir || to.mustBeDir) && !st.isDirectory()) throw new WasiError(Errno.NOTDIR);
-        fs.renameSync(from.host, to.host);
+        this.#atBoth(src, from, dst, to, (a, b) => {
+          if ((from.mustBeDir || to.mustBeDir) && !fs.lstatSync(a).isDirectory()) throw new WasiError(Errno.NOTDIR);
+          fs.renameSync(a, b);
+        });
         this.#followRename(from.host, to.host);
         return 0;
       },
@@ -633,16 +666,17 @@ export class WasiHost {
         // Linux's PATH_MAX, checked here so that both Keeps answer alike (the sallyport caps both at 4096 bytes).
         if (oslen(target) >= PATH_MAX || oslen(r.host) >= PATH_MAX) throw new WasiError(Errno.NAMETOOLONG);
         if (d.createSymlink) return d.createSymlink(target, r.host).then(() => 0);
-        fs.symlinkSync(target, r.host);
+        this.#at(d, r, (name) => fs.symlinkSync(target, name));
         return 0;
       },
       path_unlink_file: (fd: number, path: number, len: number) => {
         const d = this.#writableDir(fd, Rights.PATH_UNLINK_FILE);
         const r = this.#resolve(d, path, len, false);
-        const st = fs.lstatSync(r.host);
-        if (st.isDirectory()) throw new WasiError(Errno.ISDIR);
-        if (r.mustBeDir) throw new WasiError(Errno.NOTDIR);
-        fs.unlinkSync(r.host);
+        this.#at(d, r, (name) => {
+          if (fs.lstatSync(name).isDirectory()) throw new WasiError(Errno.ISDIR);
+          if (r.mustBeDir) throw new WasiError(Errno.NOTDIR);
+          fs.unlinkSync(name);
+        });
         return 0;
       },
       poll_oneoff: (inPtr: number, outPtr: number, n: number, neventsPtr: number) => this.#poll(inPtr, outPtr, n, neventsPtr),

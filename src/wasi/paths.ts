@@ -104,3 +104,41 @@ export function resolvePath(root: string, base: readonly string[], path: string,
   }
   return { host: hostPathOf(root, stack), rel: stack, mustBeDir };
 }
+
+/**
+ * Runs `op` with the process's working directory in directory `dir` (components below `root`),
+ * for operations that name their files relative to it: the kernel then looks their names up in
+ * that very directory, whatever the path's names lead to by then (openat without openat, which
+ * Node lacks). Where the move landed is read back from the kernel (getcwd) and must lie below
+ * `root`: a directory of the path swapped for a symlink before the move is refused
+ * (ENOTCAPABLE), one swapped after it no longer matters. The working directory is put back after
+ * (the process Keep's permission model may refuse its starting one: it then stays here; no code
+ * of a Keep names files relative to it).
+ */
+export function inDirectory<T>(root: string, dir: readonly string[], op: () => T): T {
+  let back: string | undefined;
+  try {
+    back = process.cwd();
+  } catch {
+    // removed since: there is nothing to go back to
+  }
+  process.chdir(hostPathOf(root, dir));
+  try {
+    const here = process.cwd();
+    if (root !== '/' && here !== root && !here.startsWith(`${root}/`)) {
+      throw new WasiError(Errno.NOTCAPABLE, 'a directory of the path was replaced by a symlink to outside the preopen');
+    }
+    return op();
+  } finally {
+    try {
+      if (back !== undefined) process.chdir(back);
+    } catch {
+      // refused or gone: stays
+    }
+  }
+}
+
+/** `rel` as the directory that holds its last component and that component's name ('.' for the root itself). */
+export function splitLast(rel: readonly string[]): [readonly string[], string] {
+  return rel.length === 0 ? [rel, '.'] : [rel.slice(0, -1), rel.at(-1)!];
+}

@@ -28,7 +28,7 @@ export function compileWorkload(bytes: Uint8Array, maxMemoryBytes?: number): Web
     try {
       capped = capMemory(bytes, pages);
     } catch (err) {
-      if (err instanceof MemoryCapError) throw new WorkloadError(err.message, 'raise the memory limit');
+      if (err instanceof MemoryCapError) throw new WorkloadError(err.message, err.hint ?? 'raise the memory limit');
       throw err;
     }
   }

@@ -7,9 +7,12 @@
 export const PAGE_SIZE = 65536;
 
 export class MemoryCapError extends Error {
-  constructor(message: string) {
+  /** What to do next, when it is not to raise the limit. */
+  readonly hint: string | undefined;
+  constructor(message: string, hint?: string) {
     super(message);
     this.name = 'MemoryCapError';
+    this.hint = hint;
   }
 }
 
@@ -50,9 +53,10 @@ function leb(n: number): number[] {
 }
 
 /**
- * Returns the module with every defined memory's maximum lowered to `maxPages` (or the
- * bytes unchanged when no memory section exists, or the module is malformed: compiling it
- * then reports the real problem). Throws MemoryCapError when a memory needs more at start.
+ * Returns the module with its memory's maximum lowered to `maxPages` (or the bytes unchanged
+ * when no memory section exists, or the module is malformed: compiling it then reports the real
+ * problem). Throws MemoryCapError when the memory needs more at start, or when the module
+ * defines more than one memory.
  */
 export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
   if (bytes.length < 8) return bytes;
@@ -71,6 +75,14 @@ export function capMemory(bytes: Uint8Array, maxPages: number): Uint8Array {
       }
       const body: number[] = [];
       const count = r.u32();
+      // The limit is the module's whole linear memory; the engine caps each memory on its own, so
+      // N memories (multi-memory, on by default in V8) would get N times the limit.
+      if (count > 1) {
+        throw new MemoryCapError(
+          `the module defines ${count} linear memories, and a memory limit caps one`,
+          'build the module with a single memory, or run it without a memory limit (the process Keep\'s rss limit still bounds it)',
+        );
+      }
       body.push(...leb(count));
       for (let i = 0; i < count; i++) {
         const flags = r.byte();

@@ -59,6 +59,19 @@ describe('linear memory cap', () => {
       return true;
     });
   });
+  // V8 caps each memory on its own: two memories under a 1 MiB limit could hold 2 MiB (measured
+  // before this check: both grew to the cap).
+  test('a module with two memories is refused under a memory limit, and runs without one', async () => {
+    const src = `(module (memory $a (export "memory") 1) (memory $b 1)
+      (func (export "_start") (if (i32.lt_s (i32.add (memory.grow $a (i32.const 15)) (memory.grow $b (i32.const 15))) (i32.const 2)) (then unreachable))))`;
+    const module = wabt.parseWat('t.wat', src, { multi_memory: true } as object).toBinary({}).buffer as Uint8Array;
+    await assert.rejects(runWorkload({ module, args: [], env: [], descriptors: [], limits: { maxMemoryBytes: 16 * 65536 } }), (err: unknown) => {
+      assert.ok(err instanceof WorkloadError);
+      assert.match(err.message, /defines 2 linear memories, and a memory limit caps one/);
+      return true;
+    });
+    assert.deepEqual(await runWorkload({ module, args: [], env: [], descriptors: [] }), { kind: 'exit', code: 0 }, 'positive control: it runs, and grows both');
+  });
   test('an existing smaller maximum is kept', () => {
     const module = wat(`(module (memory (export "memory") 1 3) (func (export "_start")))`);
     const capped = new WebAssembly.Module(capMemory(module, 100) as Uint8Array<ArrayBuffer>);

@@ -11,7 +11,7 @@ import { encode } from 'cborg';
 import { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from '../../src/sallyport/index.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { keepCommand } from '../../src/keep/process/launch.ts';
-import { startKeep } from '../helpers/process-keep.ts';
+import { STDIO, startKeep } from '../helpers/process-keep.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'enarx-hostile-'));
 
@@ -59,6 +59,32 @@ for (const [name, frames, reason, repeat] of hostileKeeps) {
     assert.match(message, /it was stopped$/);
   });
 }
+
+// A hostile Keep dials its one allowed destination over and over: without a descriptors limit
+// from the run, the host once opened a socket for each, without bound (its own descriptors, and a
+// window of buffering each). The default limit (src/keep/limits.ts) stops it.
+test('a hostile Keep that dials without end is stopped at the default descriptors limit', { timeout: 120_000 }, async () => {
+  const { createServer } = await import('node:net');
+  const { DEFAULT_DESCRIPTORS } = await import('../../src/keep/limits.ts');
+  const accepted: Socket[] = [];
+  const server = createServer((s) => accepted.push(s.on('error', () => {})));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const dials = Array.from({ length: DEFAULT_DESCRIPTORS + 8 }, (_, i) => frame(['dial', 16 + 2 * i, '127.0.0.1', port]));
+    const run = startKeep('hello', [], {
+      files: [...STDIO, { kind: 'connect', name: 'peer', prot: 'tcp', host: '127.0.0.1', port }],
+      launch: fakeKeep('dial-flood', dials),
+    });
+    run.stdin.end();
+    const outcome = await run.outcome;
+    assert.equal(outcome.kind, 'limit', JSON.stringify(outcome));
+    assert.match((outcome as { message: string }).message, new RegExp(`descriptors limit \\(${DEFAULT_DESCRIPTORS}\\)`));
+  } finally {
+    for (const s of accepted) s.destroy();
+    server.close();
+  }
+});
 
 // The Keep's text reaches the host's terminal (logs, errors, a crash's last stderr lines): its
 // control characters are escaped, so a Keep cannot drive the operator's terminal (titles, the

@@ -198,6 +198,8 @@ class HostSide {
   #outcome: ProcessKeepOutcome | undefined;
   readonly #servers: Server[] = [];
   readonly #sockets = new Map<number, Socket>();
+  /** Keep dials not connected yet: they hold a descriptor of this host already. */
+  readonly #dialing = new Set<number>();
   #nextHostStream = FIRST_DYNAMIC_STREAM + 1;
   #lastKeepStream = FIRST_DYNAMIC_STREAM - 2;
   readonly #allowed = new Set<string>();
@@ -461,7 +463,7 @@ class HostSide {
 
   /** Descriptors the guest holds: its non-socket files plus every relayed socket. */
   #descriptorsInUse(): number {
-    const sockets = this.#sockets.size + this.#early.length;
+    const sockets = this.#sockets.size + this.#early.length + this.#dialing.size;
     return this.#req.files.filter((f) => f.kind !== 'connect').length + sockets;
   }
 
@@ -695,8 +697,12 @@ class HostSide {
       return;
     }
     this.#endpoint.openStream(stream);
+    // Counted from now: dials sent together must not all pass the check before one connects.
+    this.#dialing.add(stream);
     const socket = netConnect({ host: host === 'localhost' ? '127.0.0.1' : host, port, noDelay: true, allowHalfOpen: true });
+    socket.once('close', () => this.#dialing.delete(stream));
     socket.once('connect', () => {
+      this.#dialing.delete(stream);
       if (!this.#endpoint.isOpen(stream)) return socket.destroy();
       this.#endpoint.send({ t: 'dialed', stream, error: null });
       this.#wire(stream, socket);

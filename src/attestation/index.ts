@@ -69,7 +69,7 @@ export interface VerifyEvidenceOptions {
 /**
  * The kind of some evidence from its bytes: an Intel DCAP quote header (version 3-5, attestation key
  * type 2, Intel's QE vendor id; TEE type 0 = SGX, 0x81 = TDX), else an SNP report (VERSION 2-5 as a
- * u32 and 1184 bytes long). Undefined when neither fits.
+ * u32 and 1184 bytes long), alone or inside an Azure HCL report. Undefined when none fits.
  */
 export function detectEvidenceKind(bytes: Uint8Array): EvidenceKind | undefined {
   if (bytes.length >= 48) {
@@ -99,6 +99,8 @@ export function hardwareEvidence(bytes: Uint8Array): Uint8Array {
 
 /** Why some bytes are not evidence, in one line that says what to do instead. */
 function notEvidence(bytes: Uint8Array): string {
+  const other = otherInput(bytes);
+  if (other) return `not attestation evidence: this is ${other}`;
   const json = jsonEvidence(bytes);
   if (json && 'error' in json) return json.error;
   const hcl = parseAzureHcl(bytes);
@@ -171,6 +173,42 @@ function snpReportFromResponse(bytes: Uint8Array): Uint8Array | undefined {
   if (view.getUint32(0, true) !== 0 || view.getUint32(4, true) !== SNP_REPORT_SIZE || bytes.subarray(8, 32).some((b) => b !== 0)) return undefined;
   const report = bytes.subarray(32);
   return detectEvidenceKind(report) === 'snp' ? report : undefined;
+}
+
+/**
+ * What a file that is not evidence is instead, when it is one of the other inputs a verification
+ * takes (a certificate, a CRL, Intel collateral) or a verifier's answer (a JWT): users drop those on
+ * --evidence too.
+ */
+function otherInput(bytes: Uint8Array): string | undefined {
+  if (bytes.length > 1 << 20) return undefined;
+  const text = looksLikeText(bytes) ? utf8(bytes).trim() : '';
+  if (/^eyJ[\w-]*\.[\w-]+\.[\w-]*$/.test(text)) return 'a JSON Web Token: an attestation service\'s verdict (Azure MAA, Intel Trust Authority), not the evidence it judged';
+  if (/"(tcbInfo|enclaveIdentity|tcb_info|qe_identity)"\s*:/.test(text)) return 'Intel collateral (TCB info, QE identity): give it as collateral (--collateral), with the quote as the evidence';
+  if (text.includes('-----BEGIN X509 CRL-----') || (!text && isDerCrl(bytes))) return 'a CRL: give it as a CRL (--crl), with the report or quote as the evidence';
+  if (text.includes('-----BEGIN CERTIFICATE-----') || (!text && certificateCount(bytes) > 0)) {
+    return 'a certificate: give it as a certificate (--cert), with the report or quote as the evidence';
+  }
+  return undefined;
+}
+
+function isDerCrl(bytes: Uint8Array): boolean {
+  if (bytes[0] !== 0x30) return false;
+  try {
+    parseCrl(bytes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function certificateCount(bytes: Uint8Array): number {
+  if (bytes[0] !== 0x30) return 0;
+  try {
+    return parseCertificates(bytes).length;
+  } catch {
+    return 0;
+  }
 }
 
 /** The kind to report when detection fails: the closest guess, so the failure still names a kind. */

@@ -163,3 +163,23 @@ test('verifyEvidence never throws on truncated, oversized or random evidence', a
     { numRuns: 120 },
   );
 });
+
+test('inputs that are not evidence but another input of a verification are named, with where they go', async () => {
+  const cases: Array<[Uint8Array, RegExp]> = [
+    [file('sev-snp', 'milan-v2-gosevguest', 'vcek.der'), /this is a certificate: give it as a certificate \(--cert\)/],
+    [file('sev-snp', 'amd-roots', 'ask_ark_milan.pem'), /this is a certificate/],
+    [file('sev-snp', 'amd-roots', 'crl_vcek_milan.pem'), /this is a CRL: give it as a CRL \(--crl\)/],
+    [file('sgx', 'mobilecoin-sgx-v3', 'pck_crl_processor.der'), /this is a CRL/],
+    [file('tdx', 'phala-tdx-v4', 'collateral.json'), /this is Intel collateral .*--collateral/],
+    [file('sgx', 'mobilecoin-sgx-v3', 'tcb_info_fmspc_00906ED50000.json'), /this is Intel collateral/],
+    [new TextEncoder().encode('eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.c2ln\n'), /JSON Web Token: an attestation service's verdict/],
+  ];
+  for (const [bytes, message] of cases) {
+    const r = await verifyEvidence({ evidence: bytes });
+    assert.equal(r.failure?.step, 'parse');
+    assert.match(r.failure!.message, message);
+    assert.throws(() => decodeEvidence(bytes), { step: 'parse', message });
+  }
+  // Bytes that are none of these keep the general message.
+  assert.match((await verifyEvidence({ evidence: new Uint8Array(300) })).failure!.message, /neither a 1184-byte SEV-SNP report nor an SGX\/TDX DCAP quote \(300 bytes\)/);
+});

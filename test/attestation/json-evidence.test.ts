@@ -47,8 +47,8 @@ test('a JSON document without exactly one piece of evidence is refused with a me
   assert.match(r.failure!.message, /JSON document in which no field holds evidence/);
   const two = json({ a: Buffer.from(genoa).toString('hex'), b: Array.from(file('sev-snp', 'milan-v2-gosevguest', 'report.bin')) });
   assert.match((await verifyEvidence({ evidence: two })).failure!.message, /more than one piece of evidence \(a, b\)/);
-  // Intel collateral is JSON too, and is not evidence: it is still refused as before, not mistaken.
-  assert.match((await verifyEvidence({ evidence: file('tdx', 'phala-tdx-v4', 'collateral.json') })).failure!.message, /no field holds evidence/);
+  // Intel collateral is JSON too, and is not evidence: it is refused, and named.
+  assert.match((await verifyEvidence({ evidence: file('tdx', 'phala-tdx-v4', 'collateral.json') })).failure!.message, /this is Intel collateral/);
 });
 
 test('property: any JSON value, and JSON with evidence bytes cut or flipped, never throws from the JSON reader', () => {

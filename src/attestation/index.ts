@@ -165,15 +165,21 @@ function fromFile(bytes: Uint8Array, accept: (b: Uint8Array) => Uint8Array | und
 /**
  * The report inside an SNP MSG_REPORT_RSP, as the legacy /dev/sev-guest SNP_GET_REPORT ioctl returns
  * it and some tools save it: STATUS (u32, 0 = success), REPORT_SIZE (u32, 0x4A0), 24 reserved bytes,
- * then the report (AMD SEV-SNP ABI, MSG_REPORT_RSP). Undefined for anything else.
+ * then the report (AMD SEV-SNP ABI, MSG_REPORT_RSP), possibly followed by the zeros of the rest of
+ * the 4000-byte response buffer. Undefined for anything else.
  */
 function snpReportFromResponse(bytes: Uint8Array): Uint8Array | undefined {
-  if (bytes.length !== 32 + SNP_REPORT_SIZE) return undefined;
+  // The ioctl's response buffer is 4000 bytes (struct snp_report_resp): tools that save it whole leave zeros after the report.
+  if (bytes.length < 32 + SNP_REPORT_SIZE || bytes.length > SNP_RESPONSE_BUFFER) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, 32);
   if (view.getUint32(0, true) !== 0 || view.getUint32(4, true) !== SNP_REPORT_SIZE || bytes.subarray(8, 32).some((b) => b !== 0)) return undefined;
-  const report = bytes.subarray(32);
+  if (bytes.subarray(32 + SNP_REPORT_SIZE).some((b) => b !== 0)) return undefined;
+  const report = bytes.subarray(32, 32 + SNP_REPORT_SIZE);
   return detectEvidenceKind(report) === 'snp' ? report : undefined;
 }
+
+/** The size of the legacy SNP_GET_REPORT ioctl's response buffer (Linux uapi sev-guest.h, snp_report_resp). */
+const SNP_RESPONSE_BUFFER = 4000;
 
 /**
  * What a file that is not evidence is instead, when it is one of the other inputs a verification

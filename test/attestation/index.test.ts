@@ -101,6 +101,16 @@ test('evidenceFromFile: hex (0x, whitespace), base64 and base64url text of evide
     new DataView(failed.buffer).setUint32(offset, value, true);
     assert.equal(evidenceFromFile(failed), failed, `header u32 @${offset} = ${value}`);
   }
+  // The whole 4000-byte response buffer (struct snp_report_resp), zeros after the report; not with anything else there, nor longer.
+  const buffer = new Uint8Array(4000);
+  buffer.set(response);
+  assert.deepEqual(evidenceFromFile(buffer), report);
+  const dirty = buffer.slice();
+  dirty[3999] = 1;
+  assert.equal(evidenceFromFile(dirty), dirty);
+  const longer = new Uint8Array(4001);
+  longer.set(response);
+  assert.equal(evidenceFromFile(longer), longer);
   // An Azure HCL report stays whole (test/attestation/azure.test.ts checks its runtime data), also from text.
   const genoa = file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin');
   const runtimeData = new TextEncoder().encode('{"keys":[]}');

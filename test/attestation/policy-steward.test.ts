@@ -123,7 +123,7 @@ describe('enarx-steward policies that parse (README §6)', () => {
     assert.equal(p.tdx, null);
   });
   it('empty: no sections', () => {
-    assert.deepEqual(parsePolicy(''), { snp: null, sgx: null, tdx: null });
+    assert.deepEqual(parsePolicy(''), { snp: null, sgx: null, tdx: null, azure: null });
   });
   it('sgx-features-misc-select: DEBUG|INIT|MODE64BIT, EXINFO', () => {
     const p = parsePolicy(policyText('parse/sgx-features-misc-select.toml'));

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { evidenceBundleFromFile, parseTpmQuote, verifyEvidence, VerificationError, type VtpmQuote } from '../../src/attestation/index.ts';
 import { createTestSnpChain, createTestSnpReport, type TestSnpChain } from '../../src/attestation/testing/snp.ts';
 import { hclReport, reportDataFor } from './azure-hcl.ts';
+import { evaluatePolicy, parsePolicy } from '../../src/attestation/policy/index.ts';
 
 const be16 = (n: number) => Uint8Array.of(n >> 8, n & 0xff);
 const be32 = (n: number) => Uint8Array.of(n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
@@ -72,6 +73,35 @@ describe('vTPM quote verified with the attestation key the HCL runtime data bind
     const message = quote.message.slice();
     message[40] = message[40]! ^ 1;
     assert.equal((await verify({ ...quote, message })).failure?.step, 'signature');
+  });
+
+  test('an [azure] policy checks the VM configuration, that a vTPM quote verified, and the quoted PCRs', async () => {
+    const good = await verify(quote);
+    const withoutQuote = await verifyEvidence({ evidence, certs: [chain.leaf.der, chain.ask.der], now, trustedTestRoots: [{ name: 'azure', certificate: chain.ark.der }] });
+    const plain = await verifyEvidence({ evidence: evidence.subarray(32, 32 + 1184), certs: [chain.leaf.der, chain.ask.der], now, trustedTestRoots: [{ name: 'azure', certificate: chain.ark.der }] });
+    assert.equal(withoutQuote.verified, true);
+    assert.equal(plain.verified, true);
+    const pcr7 = '07'.repeat(32);
+    const policy = parsePolicy(`[azure]\nvtpm_quote = true\npcrs = { "7" = ["${pcr7.toUpperCase()}"], "0" = ["${'00'.repeat(32)}", "${'aa'.repeat(32)}"] }\nvm_configuration = { secure-boot = true }\n`);
+    assert.deepEqual(evaluatePolicy(policy, good), { accepted: true, reasons: [] });
+    assert.deepEqual(evaluatePolicy(policy, withoutQuote).reasons, ['azure: no vTPM quote was verified, and the policy requires one (give the vTPM quote with the HCL report)']);
+    assert.deepEqual(evaluatePolicy(policy, plain).reasons, ['azure: the report data binds no Azure HCL runtime data (give the HCL report)']);
+    const strict = parsePolicy(`[azure]\npcrs = { "7" = ["${'ee'.repeat(32)}"] }\nvm_configuration = { secure-boot = false, console-enabled = false }\n`);
+    assert.deepEqual(evaluatePolicy(strict, good).reasons, [
+      'azure: vm-configuration secure-boot is true, the policy requires false',
+      "azure: the runtime data's vm-configuration has no 'console-enabled'",
+      `azure: PCR 7 is ${pcr7}, not a value the policy allows`,
+    ]);
+    // Without an [azure] section, or with an empty one, Azure evidence and plain evidence are judged alike.
+    assert.equal(evaluatePolicy(parsePolicy('[azure]\n'), plain).accepted, true);
+    for (const [text, message] of [
+      ['[azure]\npcrs = { "24" = ["' + pcr7 + '"] }', /\[azure\] pcrs.24: a PCR index is 0 to 23/],
+      ['[azure]\npcrs = { "7" = ["abc"] }', /\[azure\] pcrs.7\[0\]: expected the hex of a SHA-1, SHA-256/],
+      ['[azure]\nvm_configuration = { a = [1] }', /\[azure\] vm_configuration.a: expected a string, a number or true\/false/],
+      ['[azure]\nrequire = true', /\[azure\] unknown key 'require'/],
+    ] as const) {
+      assert.throws(() => parsePolicy(text), { name: 'PolicyError', message });
+    }
   });
 
   test('the JSON forms attesters write ({message, signature, pcrs} as byte arrays or hex) carry the quote beside the evidence', async () => {

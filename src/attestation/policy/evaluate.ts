@@ -1,7 +1,8 @@
 import type { PolicyOutcome, VerificationResult } from '../types.ts';
 import { Claims, MissingClaim } from './claims.ts';
 import { SNP_POLICY_FLAGS } from './parse.ts';
-import type { CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, TdxPolicy } from './types.ts';
+import type { AzurePolicy, CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, TdxPolicy } from './types.ts';
+import type { AzureRuntimeClaims } from '../azure.ts';
 
 /**
  * Decides whether a verification result is acceptable under a policy. Every failing check adds one
@@ -37,7 +38,39 @@ export function evaluatePolicy(policy: Policy, result: VerificationResult): Poli
     default:
       reasons.push(`unknown evidence kind '${String((result as { kind: unknown }).kind)}'`);
   }
+  if (policy.azure) evaluateAzure(policy.azure, result, check);
   return { accepted: reasons.length === 0, reasons };
+}
+
+/** `[azure]`: the claims the Azure HCL runtime data and vTPM quote gave (claims.azure), after they verified. */
+function evaluateAzure(p: AzurePolicy, result: VerificationResult, check: Check): void {
+  const azure = result.claims.azure as AzureRuntimeClaims | undefined;
+  const wantsQuote = p.vtpmQuote || Object.keys(p.pcrs).length > 0;
+  const wantsAnything = p.required || wantsQuote || Object.keys(p.vmConfiguration).length > 0;
+  if (!azure) {
+    check(() => wantsAnything && 'azure: the report data binds no Azure HCL runtime data (give the HCL report)');
+    return;
+  }
+  for (const [member, expected] of Object.entries(p.vmConfiguration)) {
+    check(() => {
+      const actual = azure.vmConfiguration?.[member];
+      if (actual === undefined) return `azure: the runtime data's vm-configuration has no '${member}'`;
+      return actual !== expected && `azure: vm-configuration ${member} is ${JSON.stringify(actual)}, the policy requires ${JSON.stringify(expected)}`;
+    });
+  }
+  if (!wantsQuote) return;
+  const quote = azure.vtpmQuote;
+  if (!quote) {
+    check(() => 'azure: no vTPM quote was verified, and the policy requires one (give the vTPM quote with the HCL report)');
+    return;
+  }
+  for (const [index, allowed] of Object.entries(p.pcrs)) {
+    check(() => {
+      const value = quote.pcrs[index];
+      if (value === undefined) return `azure: the vTPM quote does not cover PCR ${index}`;
+      return !allowed.includes(value.toLowerCase()) && `azure: PCR ${index} is ${value}, not a value the policy allows`;
+    });
+  }
 }
 
 /** Returns a copy of the result with its `policy` key filled. */

@@ -1,7 +1,7 @@
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { VersionReq } from './semver.ts';
 import { PolicyError } from './types.ts';
-import type { CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, SnpTcbMinimum, TdxPolicy } from './types.ts';
+import type { AzurePolicy, CommonPolicy, IntelMinimums, Policy, SgxPolicy, SnpPolicy, SnpTcbMinimum, TdxPolicy } from './types.ts';
 
 /** SNP guest POLICY bits 16..20, shifted down by 16, named as in Enarx's steward.toml. */
 export const SNP_POLICY_FLAGS = { SMT: 1 << 0, Reserved: 1 << 1, MigrateMA: 1 << 2, Debug: 1 << 3, SingleSocket: 1 << 4 } as const;
@@ -46,15 +46,48 @@ export function parsePolicy(text: string): Policy {
     throw new PolicyError(`invalid TOML: ${(err as Error).message}`);
   }
   for (const key of Object.keys(doc)) {
-    if (key !== 'snp' && key !== 'sgx' && key !== 'tdx') {
-      throw new PolicyError(`unknown section or key '${key}' (expected [snp], [sgx] or [tdx])`);
+    if (key !== 'snp' && key !== 'sgx' && key !== 'tdx' && key !== 'azure') {
+      throw new PolicyError(`unknown section or key '${key}' (expected [snp], [sgx], [tdx] or [azure])`);
     }
   }
   return {
     snp: doc.snp === undefined ? null : parseSnp(new Section('snp', doc.snp)),
     sgx: doc.sgx === undefined ? null : parseSgx(new Section('sgx', doc.sgx)),
     tdx: doc.tdx === undefined ? null : parseTdx(new Section('tdx', doc.tdx)),
+    azure: doc.azure === undefined ? null : parseAzure(new Section('azure', doc.azure)),
   };
+}
+
+/** `[azure]`: required, vtpm_quote, pcrs = { "7" = ["hex", ...] }, vm_configuration = { secure-boot = true, ... }. */
+function parseAzure(s: Section): AzurePolicy {
+  const pcrs: Record<string, string[]> = {};
+  const pcrTable = s.raw('pcrs');
+  if (pcrTable !== undefined) {
+    if (!isTable(pcrTable)) s.fail('pcrs', 'expected a table of PCR index = [hex values]');
+    for (const [index, values] of Object.entries(pcrTable)) {
+      const key = `pcrs.${index}`;
+      if (!/^(0|[1-9]\d?)$/.test(index) || Number(index) > 23) s.fail(key, 'a PCR index is 0 to 23');
+      if (!Array.isArray(values) || values.length === 0) s.fail(key, 'expected a non-empty array of hex values');
+      pcrs[index] = [...new Set(values.map((v, i) => {
+        if (typeof v !== 'string' || !/^([0-9a-fA-F]{40}|[0-9a-fA-F]{64}|[0-9a-fA-F]{96}|[0-9a-fA-F]{128})$/.test(v)) {
+          s.fail(`${key}[${i}]`, 'expected the hex of a SHA-1, SHA-256, SHA-384 or SHA-512 PCR value');
+        }
+        return v.toLowerCase();
+      }))];
+    }
+  }
+  const vmConfiguration: Record<string, string | number | boolean> = {};
+  const vmTable = s.raw('vm_configuration');
+  if (vmTable !== undefined) {
+    if (!isTable(vmTable)) s.fail('vm_configuration', 'expected a table of member = value');
+    for (const [member, value] of Object.entries(vmTable)) {
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') s.fail(`vm_configuration.${member}`, 'expected a string, a number or true/false');
+      vmConfiguration[member] = value;
+    }
+  }
+  const out: AzurePolicy = { required: s.bool('required', false), vtpmQuote: s.bool('vtpm_quote', false), pcrs, vmConfiguration };
+  s.finish();
+  return out;
 }
 
 /** Reads the keys of one table and remembers which it used, so the rest can be reported as unknown. */

@@ -9,6 +9,20 @@ export interface Policy {
   snp: SnpPolicy | null;
   sgx: SgxPolicy | null;
   tdx: TdxPolicy | null;
+  /** `[azure]`: checks on the Azure HCL runtime data and vTPM quote of SNP or TDX evidence; absent = none. */
+  azure?: AzurePolicy | null;
+}
+
+/** `[azure]`: what the Azure claims (claims.azure) must say. */
+export interface AzurePolicy {
+  /** `required`: the report data must bind Azure HCL runtime data. */
+  required: boolean;
+  /** `vtpm_quote`: a vTPM quote must have been verified with the bound attestation key. */
+  vtpmQuote: boolean;
+  /** `pcrs`: PCR index to allowed values (lower-case hex); a vTPM quote is then required. */
+  pcrs: Readonly<Record<string, readonly string[]>>;
+  /** `vm_configuration`: members of the runtime data's "vm-configuration" and the values they must have. */
+  vmConfiguration: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Keys every section has. */

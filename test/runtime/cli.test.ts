@@ -1,6 +1,6 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, mkdirSync, chmodSync, existsSync, readdirSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import wabtInit from 'wabt';
@@ -103,6 +103,32 @@ describe('enarx run: workloads', { concurrency: true }, () => {
     assert.equal(r.code, 0);
     assert.equal(r.stdout, 'read: first line\nread: second line\nsize: 23\nentry: notes.txt\ndone\n');
     assert.equal(existsSync(join(data, 'notes.old')), false);
+  });
+  test('a --dir named through a symlink works in both Keeps, on the directory it leads to', async () => {
+    const real = join(work, 'linked-real');
+    mkdirSync(real);
+    const link = join(work, 'linked');
+    symlinkSync(real, link);
+    for (const backend of ['nil', 'process']) {
+      const r = await runEnarx(['run', '--backend', backend, '--dir', `${link}::/data`, ex('fileio'), '/data']);
+      assert.equal(r.stderr, '', backend);
+      assert.equal(r.code, 0, backend);
+      assert.equal(r.stdout, 'read: first line\nread: second line\nsize: 23\nentry: notes.txt\ndone\n', backend);
+      assert.deepEqual(readdirSync(real), [], backend);
+    }
+  });
+  test("the process Keep refuses two --dir whose names extend one another, with what to do (Node's permission model would deny the shorter one)", async () => {
+    const a = join(work, 'pair');
+    const b = join(work, 'pair2');
+    mkdirSync(a);
+    mkdirSync(b);
+    const r = await runEnarx(['run', '--backend', 'process', '--dir', `${a}::/a`, '--dir', `${b}::/b`, ex('fileio'), '/a']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /cannot be granted both .*pair and .*pair2: .*rename one of them, or use --backend nil\n$/);
+    assert.equal(r.stderr.split('\n').length, 2, r.stderr);
+    const nil = await runEnarx(['run', '--backend', 'nil', '--dir', `${a}::/a`, '--dir', `${b}::/b`, ex('fileio'), '/a']);
+    assert.equal(nil.code, 0, nil.stderr);
   });
   test('a file outside the preopens is out of reach', async () => {
     const r = await runEnarx(['run', ex('fileio'), '/etc']);

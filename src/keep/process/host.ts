@@ -9,7 +9,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
 import type { CollateralRequest, DeploySpec, HostCollateral, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol, SallyportPipe } from '../../sallyport/index.ts';
-import { keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
+import { grantedDir, keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { pipeClosed as closed } from './pipes.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
@@ -264,7 +264,16 @@ class HostSide {
     };
     // Only a plain run takes an early Keep: launch options (keepmgr's limits and users) start their own.
     const early = !req.launch && !req.launchOptions ? takePrestarted(grants) : undefined;
-    const child = early ?? spawnKeep(await (req.launch ? req.launch() : keepCommand(grants, req.launchOptions)));
+    let command: Awaited<ReturnType<typeof keepCommand>> | undefined;
+    if (!early) {
+      try {
+        command = await (req.launch ? req.launch() : keepCommand(grants, req.launchOptions));
+      } catch (err) {
+        this.#cleanup();
+        return { kind: 'error', message: (err as Error).message };
+      }
+    }
+    const child = early ?? spawnKeep(command!);
     this.#child = child;
     if (child.pid !== undefined) req.onSpawn?.(child.pid);
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
@@ -450,6 +459,9 @@ class HostSide {
       }
       case 'connect':
         return { kind: 'connect', name: f.name, prot: f.prot, host: f.host, port: f.port, ca: [...(f.ca ?? [])] };
+      case 'dir':
+        // The directory the Keep was granted (launch.ts grantedDir), not a symlink's name for it.
+        return { ...f, path: grantedDir(f.path) };
       default:
         return { ...f };
     }

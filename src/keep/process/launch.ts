@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { bundle, indexedBundle, INSTALL_ROOT, KEEP_CACHE, type BundleSpec } from '../../bundle/index.ts';
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run` (it starts the Keep as early as it can).
-const { existsSync } = process.getBuiltinModule('node:fs');
+const { existsSync, realpathSync } = process.getBuiltinModule('node:fs');
 const { dirname, join, resolve } = process.getBuiltinModule('node:path');
 
 // Paths from the installation's root, not import.meta: this module is bundled into the host's
@@ -151,12 +151,46 @@ export function takeLauncherKeep(): LauncherKeep | undefined {
 export const LAUNCHER_KEEP_FILE = join(KEEP_BUNDLE.cache, 'launcher-keep.json');
 export const LAUNCHER_KEEP_ARGV_FILE = join(KEEP_BUNDLE.cache, 'launcher-keep.argv');
 
+/**
+ * A granted directory as the Keep works in it: the directory a symlinked path leads to, since the
+ * Keep's WASI layer works below the real path of each preopen (as the nil Keep does) and the
+ * permission model compares path strings. The host sends the Keep this path, never the named one.
+ * A missing directory stays as named (the run then reports it).
+ */
+export function grantedDir(dir: string): string {
+  const named = resolve(dir);
+  try {
+    return realpathSync(named);
+  } catch {
+    return named;
+  }
+}
+
+/**
+ * Node 26's permission model denies a granted directory itself (not what lies below it) when
+ * another granted directory's path extends its name, as /data and /data2 do: its radix tree then
+ * has no end node for /data. The Keep needs its preopens themselves (to resolve, list and stat
+ * them), so such a pair is refused with what to do instead.
+ */
+function refuseSiblingPrefixes(dirs: readonly string[]): void {
+  for (const a of dirs) {
+    for (const b of dirs) {
+      if (b.length > a.length && b.startsWith(a) && b[a.length] !== '/') {
+        throw new Error(`the process Keep cannot be granted both ${a} and ${b}: Node's permission model then refuses ${a} itself (one directory's name extends the other's); rename one of them, or use --backend nil`);
+      }
+    }
+  }
+}
+
 function commandFor(bundle: string, grants: KeepGrants, options: KeepLaunchOptions): { command: string; args: string[] } {
+  const readDirs = [...new Set(grants.readDirs.map(grantedDir))];
+  const writeDirs = [...new Set(grants.writeDirs.map(grantedDir))];
+  refuseSiblingPrefixes([dirname(bundle), ...readDirs]);
   const node = [
     '--permission',
     `--allow-fs-read=${dirname(bundle)}`,
-    ...grants.readDirs.map((d) => `--allow-fs-read=${resolve(d)}`),
-    ...grants.writeDirs.map((d) => `--allow-fs-write=${resolve(d)}`),
+    ...readDirs.map((d) => `--allow-fs-read=${d}`),
+    ...writeDirs.map((d) => `--allow-fs-write=${d}`),
     ...(grants.attestation?.read ?? []).map((p) => `--allow-fs-read=${resolve(p)}`),
     ...(grants.attestation?.write ?? []).map((p) => `--allow-fs-write=${resolve(p)}`),
     // JavaScript optimises on the main thread: a background Maglev job that needs a GC while the

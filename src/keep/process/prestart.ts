@@ -15,12 +15,10 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { SallyportPipe } from '../../sallyport/index.ts';
-import { indexedKeepCommand, KEEP_SPAWN_OPTIONS, LAUNCHER_KEEP_ARGV_FILE, LAUNCHER_KEEP_FILE, spawnKeep, takeLauncherKeep } from './launch.ts';
+import { grantedDir, indexedKeepCommand, KEEP_SPAWN_OPTIONS, LAUNCHER_KEEP_ARGV_FILE, LAUNCHER_KEEP_FILE, spawnKeep, takeLauncherKeep } from './launch.ts';
 import type { KeepGrants } from './launch.ts';
 import { adoptKeep, SHELL_KEEP_LAYOUT } from './adopted.ts';
 import { pipeSides } from './pipes.ts';
-
-const { resolve } = process.getBuiltinModule('node:path');
 
 /** Leaves the command of a Keep without directory grants for the launchers' next start (best effort). */
 function rememberForLauncher(command: { command: string; args: string[] }): void {
@@ -52,7 +50,7 @@ let early: { child: ChildProcess; key: string; failed: boolean } | undefined;
 
 function grantsKey(grants: KeepGrants): string {
   // A hardware Keep's attestation paths are grants too: an early Keep without them is not its Keep.
-  return JSON.stringify([grants.readDirs.map((d) => resolve(d)), grants.writeDirs.map((d) => resolve(d)), grants.attestation ?? null]);
+  return JSON.stringify([grants.readDirs.map(grantedDir), grants.writeDirs.map(grantedDir), grants.attestation ?? null]);
 }
 
 /**

@@ -49,6 +49,7 @@ export {
   type CollateralProvider,
   CollateralUnavailableError,
   type Obtainer,
+  type ProviderSettings,
   serviceProvider,
   STEWARD,
   verifyWithCollateral,

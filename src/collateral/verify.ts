@@ -35,9 +35,16 @@ export interface VerifyInput {
  */
 export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boolean; now: Date; client?: string }) => Promise<EvidenceCollateral>;
 
+export interface ProviderSettings {
+  /** The fetch for one verification's downloads, by who asked (the Steward's guarded, per-client fetch). */
+  fetchFor?: (client: string | undefined) => typeof fetch;
+}
+
 /** A provider over the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
-export function serviceProvider(options: Omit<CollateralOptions, 'now'>): CollateralProvider {
-  return (evidence, { haveLeaf, now }) => collateralForEvidence(new CollateralService({ ...options, now: () => now }), evidence, { haveLeaf });
+export function serviceProvider(options: Omit<CollateralOptions, 'now'>, settings: ProviderSettings = {}): CollateralProvider {
+  const { fetchFor } = settings;
+  return (evidence, { haveLeaf, now, client }) =>
+    collateralForEvidence(new CollateralService({ ...options, ...(fetchFor ? { fetch: fetchFor(client) } : {}), now: () => now }), evidence, { haveLeaf });
 }
 
 /** Who obtains the collateral, as its messages name it and tell its operator what to do. */

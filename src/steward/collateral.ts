@@ -13,10 +13,9 @@ import type { VerificationResult } from '../attestation/types.ts';
 import {
   type CollateralOptions,
   type CollateralProvider,
-  CollateralService,
   CollateralUnavailableError,
-  collateralForEvidence,
   readBounded,
+  serviceProvider,
   STEWARD,
   verifyWithCollateral as verifyAndFetch,
 } from '../collateral/index.ts';
@@ -32,8 +31,7 @@ export function collateralProvider(options: Omit<CollateralOptions, 'now'>, limi
   // One guard for all the Steward's requests: what a CSR names (a bare SNP report's chip id and
   // TCB, a quote's FMSPC) is unauthenticated until the document fetched for it verifies it.
   const guard = guardedFetch(options.fetch ?? globalThis.fetch, limits);
-  return (evidence, { haveLeaf, now, client }) =>
-    collateralForEvidence(new CollateralService({ ...options, fetch: client === undefined ? guard : guard.forClient(client), now: () => now }), evidence, { haveLeaf });
+  return serviceProvider(options, { fetchFor: (client) => (client === undefined ? guard : guard.forClient(client)) });
 }
 
 export interface DownloadLimits {

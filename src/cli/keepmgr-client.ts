@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { EnarxError, UsageError } from './errors.ts';
 import { log } from './output.ts';
-import { type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './commands/platform-collateral.ts';
+import { collateralBudgetMs, type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './commands/platform-collateral.ts';
 import type { KeepmgrClient, AttestOptions, Session } from '../keepmgr/client.ts';
 
 export function addConnectionOptions(cmd: Command): Command {
@@ -21,7 +21,7 @@ export function addConnectionOptions(cmd: Command): Command {
 }
 
 export function addAttestOptions(cmd: Command): Command {
-  return fetchCollateralFlags(cmd)
+  return fetchCollateralFlags(cmd, "how long the verification of a Keep's evidence may wait for collateral downloads, all together; then what is missing fails it")
     .option('--policy <file>', 'attestation policy (steward.toml-style [snp]/[sgx]/[tdx] sections)')
     .option('--trust-test-root <pem>', "trust this test root (a software keep manager's ARK) in addition to the vendors'")
     .option('--insecure-unattested', 'accept a Keep that offers no attestation (software process Keep): development only');
@@ -72,11 +72,12 @@ export async function attestOptionsFrom(o: Record<string, unknown>): Promise<Att
   if (root !== undefined && !root.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--trust-test-root ${String(o.trustTestRoot)} is not a PEM certificate`);
   // Fetching unless told not to, for a library caller that gives no collateral flags (both commands give them all).
   const collateral = fetchCollateralOptions({ fetchCollateral: true, ...o } as FetchCollateralFlags);
+  const collateralBudget = collateral ? collateralBudgetMs(o as { collateralBudget?: string }) : undefined;
   try {
     const verifier = await libraryVerifier({
       policy,
       trustedTestRoots: root ? [{ name: 'keepmgr-software-snp', pem: root }] : [],
-      ...(collateral ? { collateral, warn: (m: string) => log('warn', m) } : {}),
+      ...(collateral ? { collateral, collateralBudgetMs: collateralBudget, warn: (m: string) => log('warn', m) } : {}),
     });
     return { verifier, allowUnattested: Boolean(o.insecureUnattested) };
   } catch (err) {

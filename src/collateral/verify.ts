@@ -13,7 +13,7 @@ import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
 import { reportIdentity } from './amd.ts';
 import { collateralForEvidence, type EvidenceCollateral } from './evidence.ts';
 import { HttpError } from './http.ts';
-import { CollateralError, type CollateralOptions, CollateralService } from './service.ts';
+import { CollateralError, type CollateralOptions, CollateralService, downloadBudget } from './service.ts';
 
 /** What a verifier is given, as src/attestation's verifyEvidence takes it (callers may add fields). */
 export interface VerifyInput {
@@ -38,13 +38,28 @@ export type CollateralProvider = (evidence: Uint8Array, options: { haveLeaf: boo
 export interface ProviderSettings {
   /** The fetch for one verification's downloads, by who asked (the Steward's guarded, per-client fetch). */
   fetchFor?: (client: string | undefined) => typeof fetch;
+  /**
+   * All of one verification's downloads together may take this long (ms), whatever their timeouts
+   * and retries; then they stop, the cache still answers, and what is missing cannot be had, with
+   * the budget's message. Whose budget it is names it: "the Steward's", "this client's".
+   */
+  budget?: { ms: number; whose: string };
 }
 
 /** A provider over the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
-export function serviceProvider(options: Omit<CollateralOptions, 'now'>, settings: ProviderSettings = {}): CollateralProvider {
-  const { fetchFor } = settings;
+export function serviceProvider(options: Omit<CollateralOptions, 'now' | 'signal'>, settings: ProviderSettings = {}): CollateralProvider {
+  const { fetchFor, budget } = settings;
   return (evidence, { haveLeaf, now, client }) =>
-    collateralForEvidence(new CollateralService({ ...options, ...(fetchFor ? { fetch: fetchFor(client) } : {}), now: () => now }), evidence, { haveLeaf });
+    collateralForEvidence(
+      new CollateralService({
+        ...options,
+        ...(fetchFor ? { fetch: fetchFor(client) } : {}),
+        ...(budget ? { signal: downloadBudget(budget.ms, budget.whose) } : {}),
+        now: () => now,
+      }),
+      evidence,
+      { haveLeaf },
+    );
 }
 
 /** Who obtains the collateral, as its messages name it and tell its operator what to do. */

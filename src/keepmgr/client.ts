@@ -229,7 +229,9 @@ export async function libraryVerifier(
     policy?: string;
     trustedTestRoots?: Array<{ name: string; pem: string }>;
     now?: Date;
-    collateral?: Omit<CollateralOptions, 'now'>;
+    collateral?: Omit<CollateralOptions, 'now' | 'signal'>;
+    /** With `collateral`: all of one verification's downloads together may take this long (ms); no limit when absent. */
+    collateralBudgetMs?: number;
     /** Told when evidence that verified could not be supplemented (its CRLs, a QE identity). */
     warn?: (message: string) => void;
   } = {},
@@ -239,7 +241,8 @@ export async function libraryVerifier(
   const policy = policyLib && opts.policy !== undefined ? policyLib.parsePolicy(opts.policy) : undefined;
   const roots = (opts.trustedTestRoots ?? []).map((r) => ({ name: r.name, certificate: r.pem }));
   const fetching = opts.collateral ? await import('../collateral/index.ts') : undefined;
-  const provider = fetching && opts.collateral ? fetching.serviceProvider(opts.collateral) : undefined;
+  const budget = opts.collateralBudgetMs === undefined ? {} : { budget: { ms: opts.collateralBudgetMs, whose: "this client's" } };
+  const provider = fetching && opts.collateral ? fetching.serviceProvider(opts.collateral, budget) : undefined;
   return async (kind, evidence, certs) => {
     if (kind !== 'snp' && kind !== 'sgx' && kind !== 'tdx') throw new Error(`unknown evidence kind '${kind}'`);
     const input: VerifyInput = { kind, evidence, certs, crls: [], collateral: [], now: opts.now ?? new Date() };

@@ -27,11 +27,14 @@ export type { CollateralProvider } from '../collateral/index.ts';
 export { wantsCollateral } from '../collateral/index.ts';
 
 /** A provider over src/collateral: the on-disk cache, refreshed from AMD KDS and Intel PCS unless `offline`. */
-export function collateralProvider(options: Omit<CollateralOptions, 'now'>, limits: DownloadLimits = {}): CollateralProvider {
+export function collateralProvider(options: Omit<CollateralOptions, 'now' | 'signal'>, limits: DownloadLimits = {}): CollateralProvider {
   // One guard for all the Steward's requests: what a CSR names (a bare SNP report's chip id and
   // TCB, a quote's FMSPC) is unauthenticated until the document fetched for it verifies it.
   const guard = guardedFetch(options.fetch ?? globalThis.fetch, limits);
-  return serviceProvider(options, { fetchFor: (client) => (client === undefined ? guard : guard.forClient(client)) });
+  return serviceProvider(options, {
+    fetchFor: (client) => (client === undefined ? guard : guard.forClient(client)),
+    ...(limits.budgetMs === undefined ? {} : { budget: { ms: limits.budgetMs, whose: "the Steward's" } }),
+  });
 }
 
 export interface DownloadLimits {
@@ -41,6 +44,12 @@ export interface DownloadLimits {
   perClientPerMinute?: number;
   /** How long a vendor's "not found" for a URL is remembered and answered without asking again (default 10 minutes). */
   notFoundMs?: number;
+  /**
+   * All of one CSR's downloads together may take this long (ms), whatever their timeouts and
+   * retries; then the CSR is refused (503) unless its evidence verified without them. None by
+   * default; `steward serve --collateral-budget` gives 10 s.
+   */
+  budgetMs?: number;
   clock?: () => number;
 }
 
@@ -69,6 +78,17 @@ class Bucket {
 
 /** fetch for anonymous requests, and per client through `forClient`: one guard, shared state. */
 export type GuardedFetch = typeof fetch & { forClient(client: string): typeof fetch };
+
+/** `promise`, or, once `signal` aborts first, the rejection fetch gives then. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | null | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const stop = () => reject(signal.reason instanceof Error ? signal.reason : new DOMException(String(signal.reason), 'AbortError'));
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop));
+  });
+}
 
 const rateLimited = (message: string) => Object.assign(new Error(message), { name: 'RateLimited' });
 
@@ -106,7 +126,8 @@ export function guardedFetch(inner: typeof fetch, limits: DownloadLimits = {}): 
       notFound.delete(url);
     }
     const shared = inflight.get(url);
-    if (shared) return answer(await shared);
+    // A request that joins another's download still ends at its own timeout or budget.
+    if (shared) return answer(await abortable(shared, init?.signal));
     const now = clock();
     const own = client === undefined ? undefined : clientBucket(client, now);
     if (own && own.refill(now) < 1) {

@@ -88,13 +88,34 @@ describe("the keep manager client's verifier obtains missing collateral", () => 
     assert.match(warnings[0]!, /^verified without this client's own collateral: cannot fetch the Milan /);
   });
 
+  it("a collateral host that never answers holds a verification no longer than the budget: it finishes, failing with the budget's message", async () => {
+    // Per-download timeouts and retries far beyond the budget: only the budget can end the wait.
+    const hanging = await startServer(Object.fromEntries(Object.entries(fx.phalaTdxRoutes()).map(([k, r]) => [k, { ...r, delayMs: 3_600_000 }])));
+    try {
+      const fetching = await libraryVerifier({
+        now: TDX_NOW,
+        collateral: { cacheDir: join(dir, 'budget'), intelBaseUrl: hanging.url, intelCertsBaseUrl: hanging.url, retries: 3, timeoutMs: 3_600_000 },
+        collateralBudgetMs: 300,
+      });
+      const result = await fetching('tdx', tdxQuote, []);
+      assert.equal(result.verified, false);
+      assert.equal(result.failure?.step, 'collateral');
+      assert.match(String(result.failure?.message), /^this client cannot obtain the collateral this TDX evidence needs: cannot fetch the TDX TCB info .*this client's collateral budget of 0\.3 s ran out \(--collateral-budget\)/);
+    } finally {
+      await hanging.close();
+    }
+  });
+
   it('enarx keep attest takes the collateral flags of steward serve, and refuses bad values before connecting', async () => {
     const help = await runEnarx(['keep', 'attest', '--help']);
-    for (const flag of ['--collateral-dir', '--offline-collateral', '--no-fetch-collateral', '--kds-url', '--pcs-url', '--intel-certs-url', '--collateral-timeout', '--collateral-retries']) {
+    for (const flag of ['--collateral-dir', '--offline-collateral', '--no-fetch-collateral', '--kds-url', '--pcs-url', '--intel-certs-url', '--collateral-timeout', '--collateral-retries', '--collateral-budget']) {
       assert.ok(help.stdout.includes(flag), `${flag} in:\n${help.stdout}`);
     }
     const bad = await runEnarx(['keep', 'attest', '--keepmgr', 'unix:/nonexistent.sock', '--collateral-timeout', 'soon', 'k']);
     assert.equal(bad.code, 2, bad.stderr);
     assert.match(bad.stderr, /--collateral-timeout must be a non-negative number, got 'soon'/);
+    const badBudget = await runEnarx(['keep', 'attest', '--keepmgr', 'unix:/nonexistent.sock', '--collateral-budget', 'forever', 'k']);
+    assert.equal(badBudget.code, 2, badBudget.stderr);
+    assert.match(badBudget.stderr, /--collateral-budget must be a non-negative number, got 'forever'/);
   });
 });

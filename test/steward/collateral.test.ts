@@ -224,6 +224,41 @@ describe('Steward: collateral the evidence lacks', () => {
   });
 });
 
+/** Serves the recorded SGX collateral after an hour: a PCS that never answers (closing the server ends its connections). */
+const hangingPcs = () => startServer(Object.fromEntries(Object.entries(phalaSgxRoutes()).map(([k, r]) => [k, { ...r, delayMs: 3_600_000 }])));
+
+describe("one budget for a CSR's collateral downloads", () => {
+  it("a PCS that never answers holds a CSR no longer than the budget: 503 with the budget's message", async () => {
+    const hanging = await hangingPcs();
+    try {
+      // Per-download timeouts and retries far beyond the budget: only the budget can end the wait.
+      const urls = { intelBaseUrl: hanging.url, intelCertsBaseUrl: hanging.url, retries: 3, timeoutMs: 3_600_000 };
+      const steward = await productionSteward({ now: () => SGX_NOW, collateral: collateralProvider({ cacheDir: cacheDir(), ...urls }, { budgetMs: 300 }) });
+      const p = await refusal(steward.issue(await sgxCsr()));
+      assert.equal(p.status, 503);
+      assert.equal(p.type, 'urn:enarx:steward:problem:collateral-unavailable');
+      assert.match(p.detail, /cannot fetch the SGX TCB info .*the Steward's collateral budget of 0\.3 s ran out \(--collateral-budget\)/);
+    } finally {
+      await hanging.close();
+    }
+  });
+
+  it("a request that joins another's download of the same document still ends at its own budget", { timeout: 60_000 }, async () => {
+    const hanging = await hangingPcs();
+    try {
+      const guard = guardedFetch(globalThis.fetch);
+      const url = `${hanging.url}/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`;
+      const owner = guard(url).catch((e: unknown) => e); // no budget of its own: it waits until the server closes
+      await assert.rejects(guard(url, { signal: AbortSignal.timeout(300) }), { name: 'TimeoutError' });
+      assert.equal(hanging.hits.get('/sgx/certification/v4/tcb?fmspc=' + PHALA_SGX_FMSPC), 1, 'the second request joined the first download');
+      await hanging.close();
+      await owner;
+    } finally {
+      await hanging.close();
+    }
+  });
+});
+
 /** Starts `enarx steward serve ARGS --port 0 --json`. */
 async function serve(args: string[], env: NodeJS.ProcessEnv) {
   const served = await serveEnarx<{ url: string }>(['steward', 'serve', '--port', '0', '--json', ...args], { env });
@@ -263,6 +298,25 @@ describe('enarx steward serve: collateral', () => {
       assert.equal(server.hits.get(`/sgx/certification/v4/tcb?fmspc=${PHALA_SGX_FMSPC}`), before + 1);
     } finally {
       await steward.stop();
+    }
+  });
+
+  it('--collateral-budget: a PCS that never answers holds a CSR no longer than the budget, whatever --collateral-timeout says', async () => {
+    const hanging = await hangingPcs();
+    const home = cacheDir();
+    const steward = await serve(
+      ['--collateral-dir', join(home, 'collateral'), '--pcs-url', hanging.url, '--intel-certs-url', hanging.url, '--collateral-timeout', '3600', '--collateral-budget', '0.5'],
+      { XDG_DATA_HOME: home },
+    );
+    try {
+      assert.match(steward.stderr(), /refreshed from AMD KDS and Intel PCS \(0\.5 s in all per CSR\)/);
+      const { status, problem } = await post(steward.json.url, await sgxCsr());
+      assert.equal(status, 503);
+      assert.equal(problem.type, 'urn:enarx:steward:problem:collateral-unavailable');
+      assert.match(problem.detail, /the Steward's collateral budget of 0\.5 s ran out \(--collateral-budget\)/);
+    } finally {
+      await steward.stop();
+      await hanging.close();
     }
   });
 

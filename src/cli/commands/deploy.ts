@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .option('--wall-time-limit <duration>', 'stop the Keep after this long, e.g. 30s')
     .option('--descriptor-limit <n>', 'most descriptors the guest may hold open');
   // Collateral: a local hardware Keep's host, and with --keepmgr the client's verifier, use them.
-  keepCollateralFlags(cmd).addHelpText('after', `${KEEP_COLLATERAL_HELP}\nWith --keepmgr, the same flags (but --collateral-budget) say how this client obtains what the Keep's evidence lacks.`);
+  keepCollateralFlags(cmd).addHelpText('after', `${KEEP_COLLATERAL_HELP}\nWith --keepmgr, the same flags say how this client obtains what the Keep's evidence lacks (--collateral-budget: per verification).`);
   // Through a keep manager instead.
   cmd
     .option('--keepmgr <url>', 'deploy through a keep manager: https://HOST:PORT or unix:/PATH (env ENARX_KEEPMGR)')

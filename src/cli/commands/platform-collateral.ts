@@ -146,9 +146,13 @@ export interface FetchCollateralFlags {
   /** Seconds; absent: the flag's default (a library caller that gives no flags). */
   collateralTimeout?: string;
   collateralRetries?: string;
+  collateralBudget?: string;
 }
 
-export function fetchCollateralFlags(cmd: Command): Command {
+/** What --collateral-budget bounds where the command verifies evidence (`steward serve`, `keep attest`). */
+export const VERIFY_BUDGET_HELP = "how long one verification's collateral downloads may take, all together; then what is missing cannot be had";
+
+export function fetchCollateralFlags(cmd: Command, budgetHelp = VERIFY_BUDGET_HELP): Command {
   return cmd
     .option('--collateral-dir <dir>', 'collateral cache for evidence that lacks it (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
     .option('--offline-collateral', 'take missing collateral from the cache only (fill it with enarx platform snp|sgx ... or enarx update-cache)')
@@ -157,7 +161,13 @@ export function fetchCollateralFlags(cmd: Command): Command {
     .option('--pcs-url <url>', 'Intel PCS or PCCS base URL (default: $ENARX_PCS_URL or https://api.trustedservices.intel.com)')
     .option('--intel-certs-url <url>', 'where the Intel Root CA CRL is (default: $ENARX_INTEL_CERTS_URL or https://certificates.trustedservices.intel.com)')
     .option('--collateral-timeout <seconds>', 'per-request timeout for collateral downloads', '10')
-    .option('--collateral-retries <n>', 'retries after a failed collateral download', '1');
+    .option('--collateral-retries <n>', 'retries after a failed collateral download', '1')
+    .option('--collateral-budget <seconds>', budgetHelp, '10');
+}
+
+/** --collateral-budget in milliseconds (10 s when a library caller gives no flags); a bad value is a usage error. */
+export function collateralBudgetMs(flags: { collateralBudget?: string | undefined }): number {
+  return positive(flags.collateralBudget, '--collateral-budget', 10) * 1000;
 }
 
 /** The collateral settings those flags give, or undefined with --no-fetch-collateral. */
@@ -169,10 +179,8 @@ export function fetchCollateralOptions(flags: FetchCollateralFlags): Omit<Collat
   );
 }
 
-/** The flags of a command that starts a Keep (`run`, `deploy`): those above, and the budget of the Keep's start. */
-export interface KeepCollateralFlags extends Partial<FetchCollateralFlags> {
-  collateralBudget?: string;
-}
+/** The flags of a command that starts a Keep (`run`, `deploy`): those above, the budget bounding the Keep's start. */
+export type KeepCollateralFlags = Partial<FetchCollateralFlags>;
 
 export const KEEP_COLLATERAL_HELP = `
 Collateral (--collateral-*, --kds-url, --pcs-url, --intel-certs-url): a hardware Keep (sev, tdx, sgx)
@@ -183,11 +191,7 @@ the Keep goes on without what is missing (said once on stderr). Fill the cache b
 'enarx update-cache' or 'enarx platform snp|sgx ...' to keep the start off the network.`;
 
 export function keepCollateralFlags(cmd: Command): Command {
-  return fetchCollateralFlags(cmd).option(
-    '--collateral-budget <seconds>',
-    "how long a hardware Keep's start waits for its host's collateral downloads, all together; then it goes on without what is missing",
-    '10',
-  );
+  return fetchCollateralFlags(cmd, "how long a hardware Keep's start waits for its host's collateral downloads, all together; then it goes on without what is missing");
 }
 
 /**
@@ -197,7 +201,7 @@ export function keepCollateralFlags(cmd: Command): Command {
  */
 export function keepCollateralSettings(flags: KeepCollateralFlags): import('../../collateral/keep.ts').KeepCollateralSettings {
   if (flags.fetchCollateral === false) return { fetch: false };
-  const budgetMs = positive(flags.collateralBudget, '--collateral-budget', 10) * 1000;
+  const budgetMs = collateralBudgetMs(flags);
   return { options: fetchCollateralOptions({ ...flags, fetchCollateral: true })!, budgetMs };
 }
 

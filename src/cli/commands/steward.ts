@@ -3,7 +3,7 @@ import type { Cluster } from 'node:cluster';
 import type { TrustAnchor } from '../../attestation/x509.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
-import { type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './platform-collateral.ts';
+import { collateralBudgetMs, type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './platform-collateral.ts';
 
 interface ServeFlags extends FetchCollateralFlags {
   addr: string;
@@ -61,7 +61,7 @@ export function register(program: Command): void {
     .option('--max-body <bytes>', 'largest request body accepted', String(1 << 20))
     .option('--workers <n>', 'Steward processes sharing the port (issuing is CPU-bound: one per core)', '1')
     .option('--trusted-proxy <address>', "a reverse proxy (IP address or CIDR range) whose X-Forwarded-For / Forwarded headers name the client, for the per-client collateral budget (repeatable)", collect, []);
-  fetchCollateralFlags(serveCommand)
+  fetchCollateralFlags(serveCommand, "how long one CSR's collateral downloads may take, all together; then it is refused (503) unless its evidence verified without them")
     .option('--json', 'print one JSON document (url, mode, CA) on stdout once listening')
     .action(async (flags: ServeFlags) => serve(flags));
 }
@@ -211,14 +211,20 @@ async function serve(flags: ServeFlags): Promise<void> {
 async function collateralSource(flags: ServeFlags) {
   const { collateralProvider } = await import('../../steward/collateral.ts');
   const options = fetchCollateralOptions(flags)!;
-  const provider = collateralProvider({
-    ...options,
-    onProgress: (e) => {
-      if (e.type === 'start') log('info', `collateral: fetching ${e.url}${e.attempt > 0 ? ` (attempt ${e.attempt + 1})` : ''}`);
-      else if (e.type === 'warning') log('warn', `collateral: ${e.message}`);
+  const budgetMs = collateralBudgetMs(flags);
+  const provider = collateralProvider(
+    {
+      ...options,
+      onProgress: (e) => {
+        if (e.type === 'start') log('info', `collateral: fetching ${e.url}${e.attempt > 0 ? ` (attempt ${e.attempt + 1})` : ''}`);
+        else if (e.type === 'warning') log('warn', `collateral: ${e.message}`);
+      },
     },
-  });
-  const where = options.offline ? `the cache ${options.cacheDir} only (offline)` : `the cache ${options.cacheDir}, refreshed from AMD KDS and Intel PCS`;
+    { budgetMs },
+  );
+  const where = options.offline
+    ? `the cache ${options.cacheDir} only (offline)`
+    : `the cache ${options.cacheDir}, refreshed from AMD KDS and Intel PCS (${budgetMs / 1000} s in all per CSR)`;
   return { provider, description: where };
 }
 

@@ -10,6 +10,11 @@ import { CollectionError } from './fs.ts';
 /** Asks the host for collateral; rejects with the host's reason when it has none. */
 export type CollateralFetch = (request: CollateralRequest) => Promise<HostCollateral>;
 
+/** What `evidence` of `kind` asks its host for; an SNP report asks for its VCEK only when `needLeaf`. */
+export function collateralRequest(kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, needLeaf: boolean): Promise<CollateralRequest> {
+  return kind === 'snp' ? snpCollateralRequest(evidence, needLeaf) : intelCollateralRequest(kind, evidence);
+}
+
 /** The request for an SNP report: its signing key, product (v3+), CHIP_ID and REPORTED_TCB. */
 export async function snpCollateralRequest(report: Uint8Array, needLeaf: boolean): Promise<CollateralRequest> {
   const { KDS_PRODUCT_NAMES, parseSnpReport, productFromCpuid } = await import('../../attestation/snp/report.ts');

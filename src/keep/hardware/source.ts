@@ -13,13 +13,13 @@ import {
   encodeTdxEvidence,
   OID_EVIDENCE_SNP_REPORT,
 } from '../../pki/index.ts';
-import type { CollateralRequest, EvidenceInterface, HostCollateral } from '../../sallyport/index.ts';
+import type { EvidenceInterface, HostCollateral } from '../../sallyport/index.ts';
 import type { EvidenceSource } from '../steward.ts';
 import { type AttestationFs, CollectionError, nodeFs } from './fs.ts';
 import { collectGramine } from './gramine.ts';
 import { collectTsm } from './tsm.ts';
 import { parseCertTable } from './certtable.ts';
-import { type CollateralFetch, intelCollateralRequest, snpCollateralRequest } from './collateral.ts';
+import { type CollateralFetch, collateralRequest } from './collateral.ts';
 
 const NO_TCB = { certs: [], report: new Uint8Array(0) };
 
@@ -44,15 +44,8 @@ export interface HardwareSourceOptions {
  */
 export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: EvidenceInterface, options: HardwareSourceOptions = {}): EvidenceSource {
   const fs = options.fs ?? nodeFs;
-  const ask = async (request: () => Promise<CollateralRequest>): Promise<HostCollateral | null> => {
-    if (!options.collateral) return null;
-    try {
-      return await options.collateral(await request());
-    } catch (err) {
-      options.warn?.(`the CSR goes without the host's collateral (${(err as Error).message}); a Steward that fetches none, as Enarx 0.7's, will refuse it`);
-      return null;
-    }
-  };
+  const ask = async (evidenceKind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, needLeaf: boolean): Promise<HostCollateral | null> =>
+    options.collateral ? hostCollateralFor(evidenceKind, evidence, needLeaf, options.collateral, options.warn ?? (() => {}), "the CSR goes without the host's collateral") : null;
   return {
     kind,
     description: `${kind.toUpperCase()} evidence through ${via.via} (${via.root})`,
@@ -60,15 +53,36 @@ export function hardwareEvidenceSource(kind: 'snp' | 'tdx' | 'sgx', via: Evidenc
       if (via.via === 'gramine') {
         if (kind !== 'sgx') throw new CollectionError(`Gramine gives SGX quotes, not ${kind} evidence`);
         const quote = await collectGramine(reportData, { root: via.root, fs });
-        return csrEvidence('sgx', quote, undefined, await ask(() => intelCollateralRequest('sgx', quote)));
+        return csrEvidence('sgx', quote, undefined, await ask('sgx', quote, false));
       }
       const got = await collectTsm(reportData, { root: via.root, fs });
       if (got.kind !== kind) throw new CollectionError(`configfs-tsm's provider ${got.provider} gives ${got.kind} evidence, not ${kind}`);
-      if (got.kind === 'tdx') return csrEvidence('tdx', got.evidence, undefined, await ask(() => intelCollateralRequest('tdx', got.evidence)));
+      if (got.kind === 'tdx') return csrEvidence('tdx', got.evidence, undefined, await ask('tdx', got.evidence, false));
       const provisioned = got.auxblob ? parseCertTable(got.auxblob).find((e) => e.name === 'vcek' || e.name === 'vlek')?.der : undefined;
-      return csrEvidence('snp', got.evidence, provisioned, await ask(() => snpCollateralRequest(got.evidence, !provisioned)));
+      return csrEvidence('snp', got.evidence, provisioned, await ask('snp', got.evidence, !provisioned));
     },
   };
+}
+
+/**
+ * The host's collateral for `evidence` (its request built from the evidence, then asked through
+ * `fetch`), or null when the host has none: the CSR then goes without, and `warn` hears why, after
+ * `without` ("the CSR goes without the host's collateral").
+ */
+export async function hostCollateralFor(
+  kind: 'snp' | 'sgx' | 'tdx',
+  evidence: Uint8Array,
+  needLeaf: boolean,
+  fetch: CollateralFetch,
+  warn: (message: string) => void,
+  without: string,
+): Promise<HostCollateral | null> {
+  try {
+    return await fetch(await collateralRequest(kind, evidence, needLeaf));
+  } catch (err) {
+    warn(`${without} (${(err as Error).message}); a Steward that fetches none, as Enarx 0.7's, will refuse it`);
+    return null;
+  }
 }
 
 /**

@@ -77,12 +77,11 @@ export async function evidenceSource(config: EvidenceConfig, options: EvidenceSo
       };
     }
     case 'hardware': {
-      const [{ collectEvidence }, { hardwarePaths }, { detectHardware }, { csrEvidence }, requests] = await Promise.all([
+      const [{ collectEvidence }, { hardwarePaths }, { detectHardware }, { csrEvidence, hostCollateralFor }] = await Promise.all([
         import('../../keep/hardware/index.ts'),
         import('../../keep/hardware/backend.ts'),
         import('../../keep/hardware/detect.ts'),
         import('../../keep/hardware/source.ts'),
-        import('../../keep/hardware/collateral.ts'),
       ]);
       // The same interfaces `enarx platform info` and `enarx run` use (ENARX_TSM_REPORT_ROOT, ENARX_GRAMINE_ROOT).
       const paths = hardwarePaths();
@@ -91,19 +90,15 @@ export async function evidenceSource(config: EvidenceConfig, options: EvidenceSo
       const { kinds } = await detectHardware(paths);
       const warn = options.warn ?? (() => {});
       // What an Enarx 0.7 Steward needs in the Keep's CSR: the host's collateral, as `enarx run` relays it.
-      const collateral = async (kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, haveLeaf: boolean) => {
-        try {
-          // A source per Keep's CSR: each gets the whole download budget.
-          const source = options.collateral ?? (await import('../../collateral/keep.ts')).keepCollateralSource(options.collateralSettings);
-          const request = kind === 'snp' ? await requests.snpCollateralRequest(evidence, !haveLeaf) : await requests.intelCollateralRequest(kind, evidence);
-          const got = await source(request);
-          for (const m of got.missing) warn(`collateral for a Keep's CSR: ${m}`);
-          return got.collateral;
-        } catch (err) {
-          warn(`a Keep's CSR goes without collateral (${(err as Error).message}); a Steward that fetches none, as Enarx 0.7's, will refuse it`);
-          return null;
-        }
+      const fetchCollateral = async (request: import('../../sallyport/index.ts').CollateralRequest) => {
+        // A source per Keep's CSR: each gets the whole download budget.
+        const source = options.collateral ?? (await import('../../collateral/keep.ts')).keepCollateralSource(options.collateralSettings);
+        const got = await source(request);
+        for (const m of got.missing) warn(`collateral for a Keep's CSR: ${m}`);
+        return got.collateral;
       };
+      const collateral = (kind: 'snp' | 'sgx' | 'tdx', evidence: Uint8Array, haveLeaf: boolean) =>
+        hostCollateralFor(kind, evidence, !haveLeaf, fetchCollateral, warn, "a Keep's CSR goes without collateral");
       return {
         kind: 'hardware',
         keepKind: kinds[0] ?? null,

@@ -8,6 +8,7 @@ import { evaluatePolicy, parsePolicy, type Policy } from '../attestation/policy/
 import { looksLikeCertTable } from '../attestation/snp/certtable.ts';
 import type { VtpmQuote } from '../attestation/tpm.ts';
 import type { EvidenceKind, VerificationResult } from '../attestation/types.ts';
+import { looksLikeText } from '../attestation/bytes.ts';
 
 const TITLES: Record<EvidenceKind, string> = { snp: 'AMD SEV-SNP report', sgx: 'Intel SGX quote', tdx: 'Intel TDX quote' };
 
@@ -23,7 +24,6 @@ export interface Classified {
 }
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-const isText = (bytes: Uint8Array) => bytes.length > 0 && bytes.every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127) || b >= 128);
 
 /** What a dropped file is, from its content (the name only breaks ties for TOML). */
 export function classify(name: string, bytes: Uint8Array): Classified {
@@ -32,7 +32,7 @@ export function classify(name: string, bytes: Uint8Array): Classified {
   const kind = detectEvidenceKind(evidence);
   if (kind) {
     const inJson = bundle.field ? ` (field ${bundle.field} of a JSON document${bundle.certs.length ? `, with ${bundle.certs.length} certificate${bundle.certs.length === 1 ? '' : 's'}` : ''})` : '';
-    const from = inJson || (evidence === bytes ? '' : isText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)');
+    const from = inJson || (evidence === bytes ? '' : looksLikeText(bytes) ? ' (decoded from text)' : ' (taken out of its SNP_GET_REPORT response)');
     const azure = parseAzureHcl(evidence) ? ' in an Azure HCL report (its runtime data is checked too)' : bundle.azureHcl ? ' with an Azure HCL report (its runtime data is checked too)' : '';
     const classified: Classified = { name, bytes: evidence, role: 'evidence', detail: `evidence: ${TITLES[kind]}${azure}${from}` };
     if (bundle.field) classified.beside = { certs: bundle.certs, ...(bundle.azureHcl ? { azureHcl: bundle.azureHcl } : {}), ...(bundle.vtpmQuote ? { vtpmQuote: bundle.vtpmQuote } : {}) };
@@ -40,7 +40,7 @@ export function classify(name: string, bytes: Uint8Array): Classified {
   }
   const hcl = azureHclFromFile(bytes);
   if (hcl) return { name, bytes: hcl, role: 'azure-hcl', detail: 'Azure HCL report with a TDX TDREPORT: the TD quote must bind its runtime data' };
-  if (isText(bytes)) {
+  if (looksLikeText(bytes)) {
     const t = text(bytes).replace(/\0+$/, '');
     const trimmed = t.trimStart();
     // JSON first: Intel collateral embeds PEM issuer chains.
@@ -53,7 +53,7 @@ export function classify(name: string, bytes: Uint8Array): Classified {
     if (name.endsWith('.toml') || /^\s*(#.*\n\s*)*\[(snp|sgx|tdx)\]/.test(t) || trimmed === '') return { name, bytes, role: 'policy', detail: 'policy (TOML)' };
   }
   // DER, or DER written as text (hex, base64, URL-encoded PEM: what PCCS and PCS headers give).
-  const form = isText(bytes) ? 'hex, base64 or URL-encoded' : looksLikeCertTable(bytes) ? 'SEV-SNP certificate table' : 'DER';
+  const form = looksLikeText(bytes) ? 'hex, base64 or URL-encoded' : looksLikeCertTable(bytes) ? 'SEV-SNP certificate table' : 'DER';
   if (safeCount(() => parseCrlInputs([bytes]).length) > 0) return { name, bytes, role: 'crl', detail: `CRL (${form})` };
   const certs = safeCount(() => parseCertificateInputs([bytes]).length);
   if (certs > 0) return { name, bytes, role: 'certificate', detail: `${certs} certificate${certs === 1 ? '' : 's'} (${form})` };

@@ -144,10 +144,13 @@ export function azureHclFromFile(bytes: Uint8Array): Uint8Array | undefined {
   return fromFile(bytes, (b) => (parseAzureHcl(b) ? b : undefined));
 }
 
-/** The bytes `accept` takes: the file's own, else its hex or base64 text decoded (up to 1 MiB of text). */
+/** Text evidence (hex, base64) is decoded only up to this size: a report or quote is a few KiB. */
+export const TEXT_EVIDENCE_MAX_BYTES = 1 << 20;
+
+/** The bytes `accept` takes: the file's own, else its hex or base64 text decoded (up to TEXT_EVIDENCE_MAX_BYTES of text). */
 function fromFile(bytes: Uint8Array, accept: (b: Uint8Array) => Uint8Array | undefined): Uint8Array | undefined {
   const raw = accept(bytes);
-  if (raw || bytes.length > 1 << 20 || !looksLikeText(bytes)) return raw;
+  if (raw || bytes.length > TEXT_EVIDENCE_MAX_BYTES || !looksLikeText(bytes)) return raw;
   const text = utf8(bytes).replace(/\s+/g, '');
   const hex = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
   let decoded: Uint8Array | undefined;

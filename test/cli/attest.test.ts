@@ -139,6 +139,15 @@ test('attest decode and verify take evidence written as hex (0x-prefixed or not)
     const bad = await runEnarx(['attest', 'decode', '--evidence', notEvidence]);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /not attestation evidence.*\(2368 bytes\)/);
+    // Text beyond 1 MiB is not decoded, and the error says so (here a report's hex padded with blank lines).
+    const large = join(dir, 'large.hex');
+    writeFileSync(large, `${report.toString('hex')}${'\n'.repeat(1 << 20)}`);
+    for (const command of ['decode', 'verify']) {
+      const tooLarge = await runEnarx(['attest', command, '--evidence', large]);
+      assert.equal(tooLarge.code, 1, tooLarge.stderr);
+      assert.match(tooLarge.stderr, /large\.hex: 1050944 bytes of text; evidence written as hex or base64 text is decoded only up to 1 MiB/);
+      assert.equal(tooLarge.stdout, '');
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -146,11 +146,19 @@ interface EvidenceFile extends EvidenceBundle {
 /** The --evidence file: raw, hex/base64 text of the raw bytes, a JSON document carrying them (evidenceBundleFromFile), or a Keep's CSR. */
 async function readEvidence(path: string): Promise<EvidenceFile> {
   const bytes = await readInput(path, 'evidence');
-  const { evidenceBundleFromFile, detectEvidenceKind } = await import('../../attestation/index.ts');
+  const [{ evidenceBundleFromFile, detectEvidenceKind, TEXT_EVIDENCE_MAX_BYTES }, { looksLikeText }] = await Promise.all([
+    import('../../attestation/index.ts'),
+    import('../../attestation/bytes.ts'),
+  ]);
   const bundle = evidenceBundleFromFile(bytes);
   if (!detectEvidenceKind(bundle.evidence)) {
     const csr = await (await import('./attest-csr.ts')).evidenceFromCsr(bytes, path);
     if (csr) return { evidence: csr.evidence, certs: csr.certs, crls: csr.crls, collateral: csr.collateral, bind: csr.bind, field: '' };
+    if (bundle.evidence === bytes && bytes.length > TEXT_EVIDENCE_MAX_BYTES && looksLikeText(bytes)) {
+      throw new EnarxError(`${path}: ${bytes.length} bytes of text; evidence written as hex or base64 text is decoded only up to 1 MiB (a report or quote is a few KiB)`, {
+        hint: 'pass the raw report or quote, or a file holding only its hex or base64 text',
+      });
+    }
   }
   return { ...bundle, crls: [], collateral: [] };
 }

@@ -10,6 +10,9 @@ import { decodeMessage, encodeMessage } from './messages.ts';
 import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from './hot.ts';
 import type { Direction, HostMessage, KeepMessage, Message } from './messages.ts';
 
+// process.getBuiltinModule: both roles load this module at start-up, the Keep without node:fs's ESM facade.
+const { writevSync } = process.getBuiltinModule('node:fs');
+
 /** Bytes a sender may have in flight on one stream before the receiver grants more. */
 export const INITIAL_WINDOW = 1024 * 1024;
 /** Largest `data` payload a sender produces (receivers accept up to MAX_CHUNK_BYTES). */
@@ -77,11 +80,13 @@ interface StreamState {
  * What an endpoint speaks over: one duplex (a socket pair's end), or two pipes, one each way,
  * which end together as a socket does (src/keep/process/pipes.ts).
  */
-export type SallyportPipe = Duplex | { input: Readable; output: Writable };
+export type SallyportPipe = Duplex | { input: Readable; output: Writable; outputFd?: number };
 
 export class Endpoint<In extends Message, Out extends Message> {
   readonly #in: Readable;
   readonly #out: Writable;
+  /** The descriptor under #out, written directly (writevSync) while #out has nothing queued. */
+  readonly #outFd: number | undefined;
   readonly #options: EndpointOptions<In>;
   readonly #decoder = new FrameDecoder();
   readonly #frames: TokenBucket;
@@ -100,6 +105,7 @@ export class Endpoint<In extends Message, Out extends Message> {
     const [input, output] = 'input' in pipe ? [pipe.input, pipe.output] : [pipe, pipe];
     this.#in = input;
     this.#out = output;
+    this.#outFd = 'input' in pipe ? pipe.outputFd : undefined;
     this.#options = options;
     const rates = options.rates ?? DEFAULT_RATES;
     this.#frames = new TokenBucket(rates.frames);
@@ -203,8 +209,41 @@ export class Endpoint<In extends Message, Out extends Message> {
     const n = Math.min(bytes.length, s.sendWindow, DATA_CHUNK_BYTES);
     if (n === 0) return 0;
     s.sendWindow -= n;
-    this.#write(dataFrame(stream, bytes.subarray(0, n)));
+    const chunk = bytes.subarray(0, n);
+    if (n < ZERO_COPY_BYTES || !this.#writeNow(dataFrameHead(stream, n), chunk)) this.#write(dataFrame(stream, chunk));
     return n;
+  }
+
+  /**
+   * Writes a frame's head and bytes to the descriptor at once, if there is one and nothing is
+   * queued before them: the kernel copies the bytes before this returns (guest memory, in the
+   * Keep, needs no copy of its own), and a frame costs no buffer, no queued write and no wake-up
+   * for the descriptor to become writable. What the pipe does not take now is copied and queued.
+   * False if nothing was written (no descriptor, writes queued, the pipe full or failing: the
+   * queued path then meets the same state and reports it as before).
+   */
+  #writeNow(head: Uint8Array, bytes: Uint8Array): boolean {
+    const out = this.#out;
+    if (this.#outFd === undefined || this.#closed || out.writableLength > 0 || out.writableCorked > 0 || out.destroyed) return false;
+    let written: number;
+    try {
+      written = writevSync(this.#outFd, [head, bytes]);
+    } catch {
+      return false;
+    }
+    if (written === 0) return false;
+    const total = head.length + bytes.length;
+    if (written < total) {
+      const rest = Buffer.allocUnsafe(total - written);
+      if (written < head.length) {
+        rest.set(head.subarray(written));
+        rest.set(bytes, head.length - written);
+      } else {
+        rest.set(bytes.subarray(written - head.length));
+      }
+      this.#write(rest);
+    }
+    return true;
   }
 
   /** Runs `fn`, holding the frames it sends until it returns, so that they leave in one write. */

@@ -149,7 +149,24 @@ export function exitStatus(outcome: ProcessKeepOutcome): number {
 }
 
 // process.getBuiltinModule: their ESM facades cost start-up time on every `enarx run`.
-const { readFileSync } = process.getBuiltinModule('node:fs');
+const { readFileSync, writeSync } = process.getBuiltinModule('node:fs');
+
+/**
+ * Writes the guest's output straight to the descriptor under `out` (process.stdout and stderr
+ * carry theirs in `fd`) when `out` has nothing queued: one write(2), without a queued write, its
+ * callback and the wait for the descriptor to become writable. Returns how many bytes it took
+ * (0: no descriptor, writes queued, or the descriptor full or failing: the stream then writes
+ * the rest, and meets and reports the same state, EPIPE included, as before).
+ */
+function writeNow(out: Writable, bytes: Uint8Array): number {
+  const fd = (out as { fd?: unknown }).fd;
+  if (typeof fd !== 'number' || out.writableLength > 0 || out.writableCorked > 0 || out.destroyed || out.writableEnded) return 0;
+  try {
+    return writeSync(fd, bytes);
+  } catch {
+    return 0;
+  }
+}
 const { connect: netConnect, createServer } = process.getBuiltinModule('node:net');
 
 const RSS_POLL_MS = 20;
@@ -597,8 +614,10 @@ class HostSide {
           const out = m.stream === STDOUT_STREAM ? this.#req.stdout : this.#req.stderr;
           if (!out) return this.#endpoint.consumed(m.stream, n);
           if (!this.#endpoint.isOpen(m.stream)) return; // its reader went away: dropped
+          const now = writeNow(out, m.bytes);
+          if (now === n) return this.#endpoint.consumed(m.stream, n);
           this.#batch(out);
-          out.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
+          out.write(now === 0 ? m.bytes : m.bytes.subarray(now), () => this.#endpoint.consumed(m.stream, n));
           return;
         }
         const socket = this.#sockets.get(m.stream);

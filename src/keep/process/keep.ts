@@ -639,5 +639,5 @@ export function startKeep(runWorkload: RunWorkload): KeepSide {
   // Spawned by the host: fd 3 is a socket both ways. Started by the shell launcher (bin/enarx),
   // which has no socket pairs: the host's pipe on fd 3, one to the host on fd 4.
   if (!process.getBuiltinModule('node:fs').fstatSync(3).isFIFO()) return new KeepSide(new Socket({ fd: 3, readable: true, writable: true }), runWorkload);
-  return new KeepSide(pipePair(3, 4), runWorkload);
+  return new KeepSide({ ...pipePair(3, 4), outputFd: 4 }, runWorkload);
 }

@@ -67,6 +67,11 @@ export function startKeep(name: string, args: string[], request: Partial<Process
  * exec as uid 0 would refill the others from it). Read from /proc/PID/status.
  */
 export function assertUnprivileged(pid: number, what = `process ${pid}`): void {
+  // A Keep's pid is setpriv's until it execs Node, and setpriv drops the capabilities just before:
+  // read the Keep's status once it is Node (a loaded machine may take a while).
+  for (let waited = 0; !readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0]!.endsWith('/node') && waited < 20_000; waited += 20) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
   assert.equal(statusField(pid, 'NoNewPrivs'), '1', `${what} runs with no_new_privs`);
   const sets = ['CapInh', 'CapPrm', 'CapEff', 'CapAmb', ...(process.geteuid?.() === 0 ? ['CapBnd'] : [])];
   for (const set of sets) assert.equal(statusField(pid, set), '0000000000000000', `${what}: ${set} is empty`);

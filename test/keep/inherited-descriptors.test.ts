@@ -44,13 +44,16 @@ test('a Keep bin/enarx starts does not inherit the descriptors or the environmen
   }
 });
 
-/** The process Keep that enarx process `child` started (a child run with --permission), once there is one. */
+/** The process Keep that enarx process `child` started (Node run with --permission), once there is one. */
 async function keepOf(child: ChildProcess, stderr: () => string): Promise<number> {
   let keep: number | undefined;
   for (let i = 0; i < 300 && keep === undefined && child.exitCode === null; i++) {
     keep = childrenOf(child.pid!).find((pid) => {
       try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('--permission');
+        // Node itself: setpriv's command line names --permission too, until it execs Node, and
+        // it drops its capabilities only just before.
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[0]!.endsWith('/node') && argv.includes('--permission');
       } catch {
         return false;
       }

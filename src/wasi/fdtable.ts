@@ -22,6 +22,8 @@ export interface FileEntry extends Common {
    * sandbox refuses on descriptors (futimes, fsync under Node's permission model).
    */
   hostPath: string;
+  /** The real root of the preopen `hostPath` lies in (it follows the guest's renames too). */
+  root: string;
   readonly syncFile?: DirectoryCapability['syncFile'];
   position: bigint;
 }

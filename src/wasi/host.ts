@@ -256,11 +256,13 @@ export class WasiHost {
   }
 
   /** Open files remember their path (FileEntry.hostPath): a rename by the guest moves it along. */
-  #followRename(from: string, to: string): void {
+  #followRename(from: string, to: string, toRoot: string): void {
     for (const [, e] of this.fds.entries()) {
       if (e.type !== 'file') continue;
       if (e.hostPath === from) e.hostPath = to;
       else if (e.hostPath.startsWith(`${from}/`)) e.hostPath = to + e.hostPath.slice(from.length);
+      else continue;
+      e.root = toRoot;
     }
   }
 
@@ -652,7 +654,7 @@ export class WasiHost {
           if ((from.mustBeDir || to.mustBeDir) && !fs.lstatSync(a).isDirectory()) throw new WasiError(Errno.NOTDIR);
           fs.renameSync(a, b);
         });
-        this.#followRename(from.host, to.host);
+        this.#followRename(from.host, to.host, dst.root);
         return 0;
       },
       path_symlink: (oldPath: number, oldLen: number, fd: number, newPath: number, newLen: number) => {
@@ -859,7 +861,7 @@ export class WasiHost {
       this.#confirmBeneath(d.root, r.host, osfd, created);
       if (oflags & Oflags.TRUNC) fs.ftruncateSync(osfd, 0);
       return this.fds.add({
-        type: 'file', osfd, hostPath: r.host, ...(d.syncFile ? { syncFile: d.syncFile } : {}), position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
+        type: 'file', osfd, hostPath: r.host, root: d.root, ...(d.syncFile ? { syncFile: d.syncFile } : {}), position: 0n, fdflags, rightsBase: rights, rightsInheriting: inheriting & d.rightsInheriting & FILE_RIGHTS,
       });
     } catch (err) {
       fs.closeSync(osfd);
@@ -1182,16 +1184,21 @@ function setFileTimes(f: FileEntry, atime: TimeArg, mtime: TimeArg): void {
     if ((err as NodeJS.ErrnoException).code !== 'ERR_ACCESS_DENIED') throw err;
   }
   const open = fs.fstatSync(f.osfd, { bigint: true });
-  let named: FsTypes.BigIntStats | undefined;
+  const moved = () => new WasiError(Errno.NOTSUP, 'the file was moved since it was opened, and this Keep cannot set times on a descriptor');
+  // From inside its directory (paths.ts inDirectory), so that the name checked is the name set.
+  const [dir, name] = splitLast(f.hostPath.slice(f.root.length + 1).split('/'));
   try {
-    named = fs.lstatSync(f.hostPath, { bigint: true });
-  } catch {
-    // Removed or renamed since it was opened.
+    inDirectory(f.root, dir, () => {
+      const named = fs.lstatSync(name, { bigint: true });
+      if (named.ino !== open.ino || named.dev !== open.dev) throw moved();
+      fs.lutimesSync(name, atime, mtime);
+    });
+  } catch (err) {
+    if (err instanceof WasiError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw moved(); // removed or renamed since it was opened
+    throw err;
   }
-  if (!named || named.ino !== open.ino || named.dev !== open.dev) {
-    throw new WasiError(Errno.NOTSUP, 'the file was moved since it was opened, and this Keep cannot set times on a descriptor');
-  }
-  fs.lutimesSync(f.hostPath, atime, mtime);
 }
 
 function clockResolution(id: number): bigint {

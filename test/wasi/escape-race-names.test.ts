@@ -163,3 +163,21 @@ test('without a swap the same operations work (positive control), and the workin
   assert.deepEqual(readdirSync(join(sandbox, 'sub')).toSorted(), ['d', 'l']);
   assert.equal(process.cwd(), cwd);
 });
+
+// The process Keep's permission model disables futimes: the host sets a file's times by the name
+// it was opened at, after checking that the name is still that file. The check and the call both
+// happen inside the file's directory, so a swap between them reaches nothing outside.
+test('set times through a descriptor, by name where futimes is refused: the swap does not reach outside', () => {
+  const [errno, fd] = g.open(FD, 'sub/f.txt', { rights: Rights.FD_FILESTAT_SET_TIMES | Rights.FD_READ });
+  assert.equal(errno, 0);
+  const realFutimes = fs.futimesSync;
+  restore.push(() => (fs.futimesSync = realFutimes));
+  fs.futimesSync = () => {
+    throw Object.assign(new Error('Access to this API has been restricted'), { code: 'ERR_ACCESS_DENIED' });
+  };
+  const before = statSync(join(outside, 'f.txt')).mtimeMs;
+  swapOnNext('lutimesSync');
+  assert.equal(g.call('fd_filestat_set_times', fd, 0n, 1_000_000_000_000n, 4), 0);
+  assert.equal(statSync(join(outside, 'f.txt')).mtimeMs, before, 'the outside file\'s time is unchanged');
+  assert.equal(statSync(join(sandbox, 'sub.moved', 'f.txt')).mtimeMs, 1_000_000);
+});

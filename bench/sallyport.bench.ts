@@ -7,7 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect as tlsConnect } from 'node:tls';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
 import { dirname, join } from 'node:path';
@@ -38,7 +38,7 @@ const PATH = `${dirname(process.execPath)}:${process.env.PATH ?? ''}`;
 function timed(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ ms: number; bytes: number }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const [cmd, ...rest] = args[0] === ENARX ? args : [process.execPath, ...args];
+    const [cmd, ...rest] = args[0] === ENARX || args[0]!.endsWith('.sh') ? args : [process.execPath, ...args];
     const child = spawn(cmd!, rest, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, PATH, ...env } });
     let bytes = 0;
     child.stdout.on('data', (d: Buffer) => (bytes += d.length));
@@ -61,11 +61,14 @@ async function hello(): Promise<void> {
   const peer: number[] = [];
   const floor: number[] = [];
   const direct: number[] = [];
+  const parallel: number[] = [];
+  const parallelFloor = await twoNodesInParallel();
   await timed(enarx(example('hello'))); // builds the Keep bundle once, like a first run
   for (let i = 0; i < rounds; i++) {
     ours.push((await timed(enarx(example('hello')))).ms);
     peer.push((await timed(nodeWasi(example('hello')))).ms);
     floor.push((await timed(['--input-type=module', '-e', TWO_NODES])).ms);
+    parallel.push((await timed([parallelFloor])).ms);
     direct.push((await timed([...LAUNCHER_FLAGS, ENARX_JS, 'run', '--backend', 'process', example('hello')])).ms);
   }
   const r = median(ours) / median(peer);
@@ -73,6 +76,10 @@ async function hello(): Promise<void> {
   // Not a target: what any Keep in a second Node process costs before it does anything.
   const f = median(floor) / median(peer);
   process.stdout.write(`${'  floor: two bare Nodes'.padEnd(30)} ${`${median(floor).toFixed(1)} ms`.padStart(14)} ${`${median(peer).toFixed(1)} ms`.padStart(14)} ${f.toFixed(2).padStart(7)}x  (a Node that starts a second one, as enarx starts its Keep, which prints hello)\n`);
+  // Not a target: the same two Nodes as bin/enarx lays them out, started together with a pipe each way.
+  const p = median(parallel) / median(peer);
+  process.stdout.write(`${'  floor: two Nodes in parallel'.padEnd(30)} ${`${median(parallel).toFixed(1)} ms`.padStart(14)} ${`${median(peer).toFixed(1)} ms`.padStart(14)} ${p.toFixed(2).padStart(7)}x  (bin/enarx's layout: a bash script starts one Node and becomes the other; they exchange a message, one prints hello)\n`);
+  await rm(dirname(parallelFloor), { recursive: true, force: true });
   // Not a target: the same run through bin/enarx.js (node FLAGS bin/enarx.js), whose Keep starts once the host's Node is up.
   const d = median(direct) / median(peer);
   process.stdout.write(`${'  via node bin/enarx.js'.padEnd(30)} ${`${median(direct).toFixed(1)} ms`.padStart(14)} ${`${median(peer).toFixed(1)} ms`.padStart(14)} ${d.toFixed(2).padStart(7)}x  (no shell launcher: the Keep starts after the host's Node start-up)\n`);
@@ -86,6 +93,30 @@ import { existsSync } from 'node:fs';
 const node = [process.execPath, '-e', 'console.log("Hello, world!")'];
 const argv = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--', ...node] : node;
 spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] }).on('exit', (code) => process.exit(code ?? 1));`;
+
+/**
+ * The floor of bin/enarx's layout: a bash script starts a Node (as the Keep, under setpriv and the
+ * permission model, reading one pipe and writing the other) and execs a second (as the host), which
+ * sends it a message and prints its answer. Returns the script's path, in a new temporary directory.
+ */
+async function twoNodesInParallel(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'enarx-floor-'));
+  const keep = join(dir, 'keep.mjs');
+  const host = join(dir, 'host.mjs');
+  await writeFile(keep, "const fs = process.getBuiltinModule('node:fs'); fs.readSync(3, Buffer.alloc(16)); fs.writeSync(4, 'Hello, world!\\n');\n");
+  await writeFile(host, "const fs = process.getBuiltinModule('node:fs'); fs.writeSync(4, 'go'); const b = Buffer.alloc(64); process.stdout.write(b.subarray(0, fs.readSync(3, b)));\n");
+  const setpriv = existsSync('/usr/bin/setpriv') ? '/usr/bin/setpriv --pdeathsig KILL --' : '';
+  const script = join(dir, 'floor.sh');
+  await writeFile(script, [
+    '#!/usr/bin/env bash',
+    'exec 7<> <(:) 8<> <(:)',
+    `( exec -c ${setpriv} ${process.execPath} --permission --allow-fs-read=${dir} ${keep} 3</dev/fd/7 4>/dev/fd/8 </dev/null 7>&- 8>&- ) &`,
+    'exec 3</dev/fd/8 4>/dev/fd/7 7>&- 8>&-',
+    `exec ${process.execPath} ${host}`,
+    '',
+  ].join('\n'), { mode: 0o755 });
+  return script;
+}
 
 async function stdout(): Promise<void> {
   const mib = 256;

@@ -9,7 +9,7 @@ import {
 } from './fdtable.ts';
 import { WOULD_BLOCK, type DescriptorCapability, type InputStream, type OutputStream } from './io.ts';
 import { GuestTimes, OMIT_TIME, secondsFor } from './times.ts';
-import { decodePath, hostPathOf, inDirectory, isDescendingTarget, resolvePath, splitLast, type ResolvedPath } from './paths.ts';
+import { decodePath, hostPathOf, inDirectory, isBeneath, isDescendingTarget, resolvePath, splitLast, type ResolvedPath } from './paths.ts';
 
 // process.getBuiltinModule: the ESM facade of node:fs alone costs 10-50 ms of start-up.
 const fs = process.getBuiltinModule('node:fs');
@@ -884,7 +884,7 @@ export class WasiHost {
     } catch {
       // renamed or removed since the open: nothing confirms it
     }
-    const inside = real !== undefined && (root === '/' || real === root || real.startsWith(`${root}/`));
+    const inside = real !== undefined && isBeneath(root, real);
     if (inside) {
       const named = fs.statSync(real!, { bigint: true });
       if (named.dev === opened.dev && named.ino === opened.ino) return;

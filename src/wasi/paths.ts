@@ -125,7 +125,7 @@ export function inDirectory<T>(root: string, dir: readonly string[], op: () => T
   process.chdir(hostPathOf(root, dir));
   try {
     const here = process.cwd();
-    if (root !== '/' && here !== root && !here.startsWith(`${root}/`)) {
+    if (!isBeneath(root, here)) {
       throw new WasiError(Errno.NOTCAPABLE, 'a directory of the path was replaced by a symlink to outside the preopen');
     }
     return op();
@@ -136,6 +136,11 @@ export function inDirectory<T>(root: string, dir: readonly string[], op: () => T
       // refused or gone: stays
     }
   }
+}
+
+/** Whether the real path `path` is `root` or lies below it. */
+export function isBeneath(root: string, path: string): boolean {
+  return root === '/' || path === root || path.startsWith(`${root}/`);
 }
 
 /** `rel` as the directory that holds its last component and that component's name ('.' for the root itself). */

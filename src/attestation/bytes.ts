@@ -38,6 +38,19 @@ export function fromAnyBase64(text: string): Uint8Array {
   return fromBase64(standard.padEnd(Math.ceil(standard.length / 4) * 4, '='));
 }
 
+/** The bytes some text spells out, whitespace ignored: hex (optionally 0x-prefixed) or base64 in either alphabet. Undefined for anything else. */
+export function bytesFromText(text: string): Uint8Array | undefined {
+  const compact = text.replace(/\s+/g, '');
+  const hex = /^0x/i.test(compact) ? compact.slice(2) : compact;
+  if (/^([0-9A-Fa-f]{2})+$/.test(hex)) return fromHex(hex);
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(compact)) return undefined;
+  try {
+    return fromAnyBase64(compact);
+  } catch {
+    return undefined;
+  }
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return concatAll(parts);
 }

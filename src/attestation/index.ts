@@ -7,7 +7,7 @@
  *
  * docs/attestation.md documents the steps, the claims and the trust anchors.
  */
-import { fromAnyBase64, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
+import { bytesFromText, fromHex, looksLikeText, toHex, utf8 } from './bytes.ts';
 import { type EvidenceBundle, evidenceFromJson } from './json-evidence.ts';
 import { type VtpmQuote, verifyVtpmQuote } from './tpm.ts';
 import { looksLikeCertTable, parseCertTable } from './snp/certtable.ts';
@@ -151,17 +151,7 @@ export const TEXT_EVIDENCE_MAX_BYTES = 1 << 20;
 function fromFile(bytes: Uint8Array, accept: (b: Uint8Array) => Uint8Array | undefined): Uint8Array | undefined {
   const raw = accept(bytes);
   if (raw || bytes.length > TEXT_EVIDENCE_MAX_BYTES || !looksLikeText(bytes)) return raw;
-  const text = utf8(bytes).replace(/\s+/g, '');
-  const hex = text.startsWith('0x') || text.startsWith('0X') ? text.slice(2) : text;
-  let decoded: Uint8Array | undefined;
-  if (/^([0-9A-Fa-f]{2})+$/.test(hex)) decoded = fromHex(hex);
-  else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
-    try {
-      decoded = fromAnyBase64(text);
-    } catch {
-      decoded = undefined;
-    }
-  }
+  const decoded = bytesFromText(utf8(bytes));
   return decoded && accept(decoded);
 }
 

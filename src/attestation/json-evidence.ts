@@ -6,7 +6,7 @@
  * DCAP quote or an Azure HCL report is evidence; one that decodes to a certificate (or a PEM text)
  * is a certificate to verify it with. Browser-safe.
  */
-import { fromAnyBase64, fromHex, looksLikeText, utf8 } from './bytes.ts';
+import { bytesFromText, fromHex, looksLikeText, utf8 } from './bytes.ts';
 import { parseAzureHcl } from './azure.ts';
 import { parseCertificates } from './x509.ts';
 import type { VtpmQuote } from './tpm.ts';
@@ -37,17 +37,7 @@ function bytesOf(value: unknown): Uint8Array | undefined {
     return Uint8Array.from(value as number[]);
   }
   if (typeof value !== 'string' || value.length < 86) return undefined;
-  const text = value.replace(/\s+/g, '');
-  const hex = /^0x/i.test(text) ? text.slice(2) : text;
-  if (/^([0-9A-Fa-f]{2})+$/.test(hex)) return fromHex(hex);
-  if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) {
-    try {
-      return fromAnyBase64(text);
-    } catch {
-      return undefined;
-    }
-  }
-  return undefined;
+  return bytesFromText(value);
 }
 
 /** A short byte value (a PCR): an array of byte values or hex. */

@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { hclReport } from '../attestation/azure-hcl.ts';
 import { runEnarx } from '../helpers/cli.ts';
 import { testdata } from '../helpers/paths.ts';
 
@@ -86,9 +90,6 @@ test('attest decode prints every field (human and JSON) and fails cleanly on non
 });
 
 test('attest verify --cert accepts the SEV-SNP certificate table a Keep collects (configfs-tsm auxblob)', async () => {
-  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const { buildCertTable } = await import('../../src/keep/hardware/certtable.ts');
   const { parseCertificates } = await import('../../src/attestation/x509.ts');
   const [ask, ark] = parseCertificates(readFileSync(T('sev-snp', 'amd-roots', 'ask_ark_milan.pem')));
@@ -116,9 +117,6 @@ test('attest verify --cert accepts the SEV-SNP certificate table a Keep collects
 });
 
 test('attest decode and verify take evidence written as hex (0x-prefixed or not) or base64, as many tools store it', async () => {
-  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const dir = mkdtempSync(join(tmpdir(), 'enarx-evidence-text-'));
   try {
     const report = readFileSync(T('sev-snp', 'milan-v2-gosevguest', 'report.bin'));
@@ -154,10 +152,6 @@ test('attest decode and verify take evidence written as hex (0x-prefixed or not)
 });
 
 test('attest verify and decode read an Azure HCL report whole, and --azure-hcl binds one to a TD quote', async () => {
-  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { hclReport } = await import('../attestation/azure-hcl.ts');
   const dir = mkdtempSync(join(tmpdir(), 'enarx-azure-'));
   try {
     // Real reports, with runtime data they were not made for: the signature holds, the binding does not.
@@ -192,10 +186,6 @@ test('attest verify and decode read an Azure HCL report whole, and --azure-hcl b
 });
 
 test('attest verify takes evidence inside a JSON document, with the certificates and the HCL report it carries', async () => {
-  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
-  const { hclReport } = await import('../attestation/azure-hcl.ts');
   const dir = mkdtempSync(join(tmpdir(), 'enarx-json-evidence-'));
   try {
     const report = readFileSync(T('sev-snp', 'genoa-v3-azure-trustee', 'report.bin'));
@@ -227,9 +217,6 @@ test('attest verify takes evidence inside a JSON document, with the certificates
 });
 
 test('attest verify reads a Keep certificate request (real Enarx CSRs): its evidence and collateral, then the key binding the Steward checks', async () => {
-  const { mkdtempSync, readFileSync, writeFileSync, rmSync } = await import('node:fs');
-  const { tmpdir } = await import('node:os');
-  const { join } = await import('node:path');
   const csr = (name: string) => testdata('enarx-steward', 'csr', name);
   const now = '2023-02-01T00:00:00Z';
   const snp = await runEnarx(['attest', 'verify', '--evidence', csr('milan.signed.crl.csr'), '--now', now, '--json']);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { testdata } from '../helpers/paths.ts';
+import { hclReport } from './azure-hcl.ts';
 import { decodeEvidence, detectEvidenceKind, evidenceFromFile, parseCrlInputs, verifyEvidence, VERIFICATION_STEPS } from '../../src/attestation/index.ts';
 import { loadIntelCollateral } from '../../src/attestation/intel/index.ts';
 import { createTestSnpChain, createTestSnpReport } from '../../src/attestation/testing/snp.ts';
@@ -114,13 +115,7 @@ test('evidenceFromFile: hex (0x, whitespace), base64 and base64url text of evide
   // An Azure HCL report stays whole (test/attestation/azure.test.ts checks its runtime data), also from text.
   const genoa = file('sev-snp', 'genoa-v3-azure-trustee', 'report.bin');
   const runtimeData = new TextEncoder().encode('{"keys":[]}');
-  const hcl = new Uint8Array(32 + 1184 + 20 + runtimeData.length);
-  const hclView = new DataView(hcl.buffer);
-  hcl.set(new TextEncoder().encode('HCLA'), 0);
-  hclView.setUint32(4, 2, true);
-  hcl.set(genoa, 32);
-  for (const [i, v] of [20 + runtimeData.length, 1, 2, 1, runtimeData.length].entries()) hclView.setUint32(32 + 1184 + 4 * i, v, true);
-  hcl.set(runtimeData, 32 + 1184 + 20);
+  const hcl = hclReport(genoa, { runtime: runtimeData, padding: 0 });
   assert.equal(evidenceFromFile(hcl), hcl);
   assert.deepEqual(evidenceFromFile(new TextEncoder().encode(Buffer.from(hcl).toString('base64'))), hcl);
   for (const [offset, value] of [[32 + 1184 + 8, 4], [32 + 1184 + 16, runtimeData.length + 1], [0, 0x414c4349]] as const) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { classify } from '../../src/web/app.ts';
 import { testdata } from '../helpers/paths.ts';
+import { hclReport } from '../attestation/azure-hcl.ts';
 
 // What the page makes of dropped files in the forms tools write them (the browser test drives the
 // raw forms through Chromium; this covers the text forms without a browser).
@@ -25,19 +26,14 @@ test('the page classifies evidence, certificates and CRLs written as hex, base64
   assert.equal(unwrapped.detail, 'evidence: AMD SEV-SNP report (taken out of its SNP_GET_REPORT response)');
   assert.deepEqual(unwrapped.bytes, report);
   // An Azure HCL report is evidence as it is (its runtime data is checked); a TDX one goes with a TD quote.
-  const hcl = new Uint8Array(32 + 1184 + 20 + 2);
-  const hclView = new DataView(hcl.buffer);
-  hcl.set(text('HCLA'), 0);
-  hcl.set(report, 32);
-  for (const [i, v] of [22, 1, 2, 1, 2].entries()) hclView.setUint32(1216 + 4 * i, v, true);
-  hcl.set(text('{}'), 1236);
+  const hcl = hclReport(report, { runtime: text('{}'), padding: 0 });
   const azure = classify('hcl.bin', hcl);
   assert.equal(azure.detail, 'evidence: AMD SEV-SNP report in an Azure HCL report (its runtime data is checked too)');
   assert.equal(azure.bytes, hcl);
-  hclView.setUint32(1216 + 8, 4, true);
-  const tdx = classify('hcl-tdx.b64', text(Buffer.from(hcl).toString('base64')));
+  const tdxHcl = hclReport(report, { type: 'tdx', runtime: text('{}'), padding: 0 });
+  const tdx = classify('hcl-tdx.b64', text(Buffer.from(tdxHcl).toString('base64')));
   assert.equal(tdx.role, 'azure-hcl');
-  assert.deepEqual(tdx.bytes, hcl);
+  assert.deepEqual(tdx.bytes, tdxHcl);
   // Evidence inside a JSON document brings the certificates it carries.
   const vcek = new TextDecoder().decode(file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'));
   const bundled = classify('evidence.json', text(JSON.stringify({ report: Array.from(report), vcek })));
@@ -59,7 +55,6 @@ test('the page verifies evidence from a JSON document with the certificate it ca
   const vcek = new TextDecoder().decode(file('sev-snp', 'genoa-v3-azure-trustee', 'vcek.pem'));
   const bundled = await verifyFiles([classify('evidence.json', text(JSON.stringify({ report: Array.from(report), vcek })))], new Date('2025-06-01T00:00:00Z'));
   assert.equal(bundled.result?.verified, true, bundled.result?.failure?.message ?? '');
-  const { hclReport } = await import('../attestation/azure-hcl.ts');
   const tdx = hclReport(new Uint8Array(1024), { type: 'tdx' });
   const files = [classify('quote.bin', file('tdx', 'phala-tdx-v4', 'quote.bin')), classify('collateral.json', file('tdx', 'phala-tdx-v4', 'collateral.json')), classify('hcl.bin', tdx)];
   const bound = await verifyFiles(files, new Date('2025-07-01T00:00:00Z'));

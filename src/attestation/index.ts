@@ -26,8 +26,8 @@ export { verifySnp, type SnpVerifyOptions } from './snp/verify.ts';
 export { verifyIntelQuote, verifySgxQuote, verifyTdxQuote, decodeIntelQuote, type IntelVerifyOptions, type CollateralFile } from './intel/index.ts';
 export { parseSnpReport, type SnpReport } from './snp/report.ts';
 export { parseAzureHcl, type AzureHclReport, type AzureRuntimeClaims } from './azure.ts';
-export type { EvidenceBundle } from './json-evidence.ts';
-export { parseTpmQuote, verifyVtpmQuote, type VtpmQuote, type VtpmQuoteClaims } from './tpm.ts';
+export { type EvidenceBundle, vtpmQuoteFromJson } from './json-evidence.ts';
+export { parseTpmQuote, verifyVtpmQuote, vtpmQuoteFromTpm2Tools, type VtpmQuote, type VtpmQuoteClaims } from './tpm.ts';
 
 /** Bytes or text (PEM, JSON). */
 export type Input = Uint8Array | string;

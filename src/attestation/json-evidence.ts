@@ -59,6 +59,37 @@ function vtpmQuoteOf(value: unknown): VtpmQuote | undefined {
   return { message, signature, pcrs: pcrs as Uint8Array[] };
 }
 
+/**
+ * The vTPM quote in a JSON document (`{message, signature, pcrs}` at the top or in a field, as Azure
+ * attesters write it), a reason when there is none or more than one, or undefined when the bytes
+ * are not a JSON object.
+ */
+export function vtpmQuoteFromJson(bytes: Uint8Array): { quote: VtpmQuote } | { error: string } | undefined {
+  const json = jsonObjectOf(bytes);
+  if (json === undefined) return undefined;
+  const quotes: VtpmQuote[] = [];
+  const visit = (value: unknown, depth: number): void => {
+    const quote = vtpmQuoteOf(value);
+    if (quote) quotes.push(quote);
+    else if (depth < MAX_DEPTH && typeof value === 'object' && value !== null) for (const child of Object.values(value)) visit(child, depth + 1);
+  };
+  visit(json, 0);
+  if (quotes.length === 1) return { quote: quotes[0]! };
+  return { error: quotes.length ? 'the JSON document holds more than one vTPM quote' : 'no field of the JSON document is a vTPM quote ({message, signature, pcrs} whose message is a TPM-generated TPMS_ATTEST)' };
+}
+
+/** The JSON object the bytes hold (text up to MAX_JSON, starting with `{`), or undefined. */
+function jsonObjectOf(bytes: Uint8Array): object | undefined {
+  if (bytes.length > MAX_JSON || !looksLikeText(bytes)) return undefined;
+  const text = utf8(bytes).trim();
+  if (!text.startsWith('{')) return undefined;
+  try {
+    return JSON.parse(text) as object;
+  } catch {
+    return undefined;
+  }
+}
+
 function isCertificate(bytes: Uint8Array | string): boolean {
   if (typeof bytes !== 'string' && bytes[0] !== 0x30) return false;
   try {
@@ -74,15 +105,8 @@ function isCertificate(bytes: Uint8Array | string): boolean {
  * knowledge of the formats beyond the Azure HCL report.
  */
 export function evidenceFromJson(bytes: Uint8Array, isEvidence: (b: Uint8Array) => boolean): JsonEvidence | undefined {
-  if (bytes.length > MAX_JSON || !looksLikeText(bytes)) return undefined;
-  const text = utf8(bytes).trim();
-  if (!text.startsWith('{')) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
+  const json = jsonObjectOf(bytes);
+  if (json === undefined) return undefined;
   const evidence: Array<{ field: string; bytes: Uint8Array }> = [];
   const hcls: Array<{ field: string; bytes: Uint8Array }> = [];
   const certs: Array<Uint8Array | string> = [];

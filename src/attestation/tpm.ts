@@ -89,6 +89,25 @@ export function parseTpmQuote(message: Uint8Array): TpmQuoteInfo {
   return { extraData, clock, resetCount, restartCount, safe, firmwareVersion, selections, pcrDigest };
 }
 
+/**
+ * A vTPM quote from the three files tpm2_quote writes: the attestation structure (-m), its signature
+ * (-s) and, with `-F values`, the selected PCRs' values concatenated in selection order (-o).
+ * Throws VerificationError('parse') when the values do not fit the quote's one PCR bank.
+ */
+export function vtpmQuoteFromTpm2Tools(message: Uint8Array, signature: Uint8Array, pcrValues: Uint8Array): VtpmQuote {
+  const { selections } = parseTpmQuote(message);
+  if (selections.length !== 1) fail(`it selects ${selections.length} PCR banks; one is supported`);
+  const { hash, pcrs } = selections[0]!;
+  const size = Object.values(HASH_ALGS).find((h) => h.name === hash)!.size;
+  if (pcrValues.length !== pcrs.length * size) {
+    fail(`the PCR values are ${pcrValues.length} bytes, but the quote selects ${pcrs.length} ${hash} PCRs (${pcrs.length * size} bytes; tpm2_quote -F values -o writes them)`);
+  }
+  const values: Uint8Array[] = [];
+  pcrs.forEach((index, k) => (values[index] = new Uint8Array(pcrValues.subarray(k * size, (k + 1) * size))));
+  // Unselected PCRs have no value: a hole the verifier never reads (it reads the selected ones only).
+  return { message, signature, pcrs: Array.from(values, (v) => v ?? new Uint8Array(0)) };
+}
+
 /** The raw RSA signature: as given, or inside a TPMT_SIGNATURE (RSASSA, SHA-256), as tpm2_quote writes it by default. */
 function rsaSignature(signature: Uint8Array): Uint8Array {
   if (signature.length >= 6) {

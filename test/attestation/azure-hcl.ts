@@ -34,3 +34,28 @@ export function reportDataFor(runtime: string | Uint8Array, hash: keyof typeof H
   out.set(createHash(hash.replace('-', '').toLowerCase()).update(typeof runtime === 'string' ? utf8(runtime) : runtime).digest());
   return out;
 }
+
+const be16 = (n: number) => Uint8Array.of(n >> 8, n & 0xff);
+const be32 = (n: number) => Uint8Array.of(n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+const cat = (...parts: Uint8Array[]): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.concat(parts));
+const sized = (b: Uint8Array) => cat(be16(b.length), b);
+
+/**
+ * A TPMS_ATTEST quote as a vTPM makes it, over the SHA-256 bank: `pcrs` holds the values of the
+ * `selected` PCRs (all 24 by default), in selection order.
+ */
+export function tpmsAttest(nonce: Uint8Array, pcrs: Uint8Array[], selected: number[] = Array.from({ length: 24 }, (_, i) => i)): Uint8Array<ArrayBuffer> {
+  const digest = createHash('sha256').update(Buffer.concat(pcrs)).digest();
+  const select = new Uint8Array(3);
+  for (const i of selected) select[i >> 3]! |= 1 << (i & 7);
+  return cat(
+    be32(0xff544347), be16(0x8018), sized(new Uint8Array(34)), sized(nonce),
+    new Uint8Array(8), be32(3), be32(1), Uint8Array.of(1), new Uint8Array(8),
+    be32(1), be16(0x000b), Uint8Array.of(3), select, sized(new Uint8Array(digest)),
+  );
+}
+
+/** tpm2_quote's default signature file: a TPMT_SIGNATURE (RSASSA, SHA-256, size) around the raw signature. */
+export function tpmtSignature(raw: Uint8Array): Uint8Array<ArrayBuffer> {
+  return cat(be16(0x0014), be16(0x000b), be16(raw.length), raw);
+}

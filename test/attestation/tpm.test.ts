@@ -3,27 +3,13 @@
 // under a test SNP chain, the quote by a fresh RSA attestation key.
 import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { evidenceBundleFromFile, parseTpmQuote, verifyEvidence, VerificationError, type VtpmQuote } from '../../src/attestation/index.ts';
+import { evidenceBundleFromFile, parseTpmQuote, verifyEvidence, VerificationError, vtpmQuoteFromJson, vtpmQuoteFromTpm2Tools, type VtpmQuote } from '../../src/attestation/index.ts';
 import { createTestSnpChain, createTestSnpReport, type TestSnpChain } from '../../src/attestation/testing/snp.ts';
-import { hclReport, reportDataFor } from './azure-hcl.ts';
+import { hclReport, reportDataFor, tpmsAttest, tpmtSignature } from './azure-hcl.ts';
 import { evaluatePolicy, parsePolicy } from '../../src/attestation/policy/index.ts';
 
-const be16 = (n: number) => Uint8Array.of(n >> 8, n & 0xff);
-const be32 = (n: number) => Uint8Array.of(n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
 const cat = (...parts: Uint8Array[]): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.concat(parts));
-const sized = (b: Uint8Array) => cat(be16(b.length), b);
-
-/** A TPMS_ATTEST quote over PCRs 0-23 of the SHA-256 bank, as a vTPM makes it. */
-function tpmsAttest(nonce: Uint8Array, pcrs: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const digest = createHash('sha256').update(Buffer.concat(pcrs)).digest();
-  return cat(
-    be32(0xff544347), be16(0x8018), sized(new Uint8Array(34)), sized(nonce),
-    new Uint8Array(8), be32(3), be32(1), Uint8Array.of(1), new Uint8Array(8),
-    be32(1), be16(0x000b), Uint8Array.of(3, 0xff, 0xff, 0xff), sized(new Uint8Array(digest)),
-  );
-}
 
 describe('vTPM quote verified with the attestation key the HCL runtime data binds', () => {
   let chain: TestSnpChain;
@@ -55,7 +41,7 @@ describe('vTPM quote verified with the attestation key the HCL runtime data bind
     assert.equal(Object.keys(q.pcrs).length, 24);
     assert.ok(!r.warnings.some((w) => /vTPM quote \(PCRs\) is not verified/.test(w)));
     // tpm2_quote's default signature file, a TPMT_SIGNATURE (RSASSA, SHA-256, size), is read too.
-    const wrapped = { ...quote, signature: cat(be16(0x0014), be16(0x000b), be16(quote.signature.length), quote.signature) };
+    const wrapped = { ...quote, signature: tpmtSignature(quote.signature) };
     assert.equal((await verify(wrapped)).verified, true);
   });
 
@@ -141,4 +127,35 @@ test('TPMS_ATTEST parsing: a quote parses; anything cut, extended or random is a
     }),
     { numRuns: 500 },
   );
+});
+
+test("tpm2_quote's files (-m, -s, -F values -o) make a quote: the values land on the selected PCRs; sizes that do not fit are refused", async () => {
+  const selected = [0, 7, 11];
+  const values = selected.map((i) => new Uint8Array(32).fill(0x40 + i));
+  const message = tpmsAttest(Uint8Array.of(9), values, selected);
+  const q = vtpmQuoteFromTpm2Tools(message, Uint8Array.of(1), Buffer.concat(values));
+  assert.deepEqual(q.pcrs[7], new Uint8Array(32).fill(0x47));
+  assert.deepEqual(q.pcrs[11], new Uint8Array(32).fill(0x4b));
+  assert.equal(q.pcrs[1]!.length, 0);
+  assert.throws(() => vtpmQuoteFromTpm2Tools(message, Uint8Array.of(1), Buffer.concat(values).subarray(1)), {
+    step: 'parse',
+    message: /the PCR values are 95 bytes, but the quote selects 3 SHA-256 PCRs \(96 bytes; tpm2_quote -F values -o writes them\)/,
+  });
+  assert.throws(() => vtpmQuoteFromTpm2Tools(Uint8Array.of(1, 2, 3), Uint8Array.of(1), new Uint8Array(0)), { step: 'parse', message: /vTPM quote: magic runs past the end/ });
+});
+
+test('vtpmQuoteFromJson finds the one {message, signature, pcrs} in a document, says why there is none, and leaves non-JSON alone', () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  const message = tpmsAttest(Uint8Array.of(1), [new Uint8Array(32)], [0]);
+  const quote = { message: hex(message), signature: hex(new Uint8Array(256).fill(1)), pcrs: [hex(new Uint8Array(32))] };
+  const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
+  const top = vtpmQuoteFromJson(json(quote));
+  assert.ok(top && 'quote' in top);
+  assert.deepEqual(top.quote.message, message);
+  const nested = vtpmQuoteFromJson(json({ evidence: { tpm_quote: quote } }));
+  assert.ok(nested && 'quote' in nested);
+  assert.deepEqual(vtpmQuoteFromJson(json({ a: quote, b: quote })), { error: 'the JSON document holds more than one vTPM quote' });
+  assert.match((vtpmQuoteFromJson(json({ message: 'ab' })) as { error: string }).error, /no field of the JSON document is a vTPM quote/);
+  assert.equal(vtpmQuoteFromJson(message), undefined);
+  assert.equal(vtpmQuoteFromJson(new TextEncoder().encode('{not json')), undefined);
 });

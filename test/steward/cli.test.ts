@@ -147,7 +147,8 @@ describe('enarx steward serve', () => {
     const lone = tempDir();
     writeFileSync(join(lone, 'ca.key'), readFileSync(testdata('enarx-steward', 'ca', 'ca.key')));
     const overlapPolicy = testdata('enarx-steward', 'policies', 'derived', 'sgx-hash-and-blacklist-overlap.toml');
-    const [lifetime, half, san, missing, policy, overlap, orphan, workers] = await Promise.all([
+    writeFileSync(join(dir, 'not-a-root.pem'), 'no certificate here');
+    const [lifetime, half, san, missing, policy, overlap, orphan, workers, root, noRoot] = await Promise.all([
       runEnarx(['steward', 'serve', '--lifetime', '5 weeks']),
       runEnarx(['steward', 'serve', '--key', 'x.pem']),
       runEnarx(['steward', 'serve', '--san', 'not a name']),
@@ -156,7 +157,13 @@ describe('enarx steward serve', () => {
       runEnarx(['steward', 'serve', '--config', overlapPolicy, '--data-dir', dir]),
       runEnarx(['steward', 'serve', '--data-dir', lone]),
       runEnarx(['steward', 'serve', '--workers', '0']),
+      runEnarx(['steward', 'serve', '--data-dir', tempDir(), '--trust-test-root', join(dir, 'not-a-root.pem')]),
+      runEnarx(['steward', 'serve', '--data-dir', tempDir(), '--trust-test-root', join(dir, 'absent.pem')]),
     ]);
+    assert.equal(root.code, 1);
+    assert.match(root.stderr, /cannot use .*not-a-root\.pem as a test root/);
+    assert.equal(noRoot.code, 1);
+    assert.match(noRoot.stderr, /absent\.pem as a test root: no such file/);
     assert.equal(workers.code, 2);
     assert.match(workers.stderr, /invalid --workers/);
     assert.equal(lifetime.code, 2);
@@ -173,7 +180,7 @@ describe('enarx steward serve', () => {
     assert.equal(overlap.code, 1);
     assert.equal(orphan.code, 1);
     assert.match(orphan.stderr, /only one of ca\.key and ca\.crt/);
-    for (const r of [lifetime, half, san, missing, policy, overlap, orphan]) assert.equal(r.stdout, '', 'nothing on stdout when it fails');
+    for (const r of [lifetime, half, san, missing, policy, overlap, orphan, root, noRoot]) assert.equal(r.stdout, '', 'nothing on stdout when it fails');
   });
 
   it('--workers 2: two processes share the port, and all of them stop on SIGTERM', async () => {

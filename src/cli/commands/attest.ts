@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
 import { registerPageCommand } from './attest-page.ts';
-import type { AzureRuntimeClaims, DecodedEvidence, EvidenceBundle } from '../../attestation/index.ts';
+import type { AzureRuntimeClaims, DecodedEvidence, EvidenceBundle, VtpmQuote } from '../../attestation/index.ts';
 import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 
 const KINDS: EvidenceKind[] = ['snp', 'sgx', 'tdx'];
@@ -18,6 +18,10 @@ interface VerifyFlags {
   now?: string;
   policy?: string;
   azureHcl?: string;
+  vtpmQuote?: string;
+  vtpmSignature?: string;
+  vtpmPcrs?: string;
+  trustTestRoot: string[];
   fetch?: boolean;
   offline?: boolean;
   cacheDir?: string;
@@ -38,6 +42,10 @@ export function register(program: Command): void {
     .option('--now <time>', 'check validity at this RFC 3339 time instead of the current time')
     .option('--policy <file>', 'a policy (TOML, steward.toml-compatible; docs/policy.md): exit 0 only if it accepts the evidence')
     .option('--azure-hcl <file>', "an Azure HCL report (vTPM NV index 0x01400001) whose runtime data the TD quote's REPORTDATA must bind (an SNP one is given as --evidence itself)")
+    .option('--vtpm-quote <file>', "an Azure vTPM quote, checked with the attestation key the HCL runtime data binds: JSON {message, signature, pcrs}, or tpm2_quote's -m file (with --vtpm-signature and --vtpm-pcrs)")
+    .option('--vtpm-signature <file>', "with a tpm2_quote -m file as --vtpm-quote: its signature (tpm2_quote -s)")
+    .option('--vtpm-pcrs <file>', 'with a tpm2_quote -m file as --vtpm-quote: the PCR values it quotes (tpm2_quote -F values -o)')
+    .option('--trust-test-root <file>', 'also trust evidence chained to this local test root (enarx platform test-root; PEM/DER; repeatable); the result names it test:NAME', collect, [])
     .option('--fetch', 'get the collateral the evidence needs from the cache, or from AMD KDS / Intel PCS (docs/collateral.md)')
     .option('--offline', 'with --fetch: use only the collateral cache')
     .option('--cache-dir <dir>', 'with --fetch: the collateral cache (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
@@ -45,9 +53,11 @@ export function register(program: Command): void {
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
       const policy = flags.policy === undefined ? null : await loadPolicy(flags.policy);
-      const [bundle, givenHcl, certs, collateral, crls] = await Promise.all([
+      const testRoots = flags.trustTestRoot.length ? (await import('../test-roots.ts')).readTestRoots(flags.trustTestRoot, { exitCode: 2 }) : undefined;
+      const [bundle, givenHcl, givenQuote, certs, collateral, crls] = await Promise.all([
         readEvidence(flags.evidence),
         flags.azureHcl === undefined ? undefined : readAzureHcl(flags.azureHcl),
+        readVtpmQuote(flags),
         Promise.all(flags.cert.map((f) => readCertificates(f))),
         Promise.all(flags.collateral.map(async (f) => ({ name: f, bytes: await readInput(f, 'collateral') }))),
         Promise.all(flags.crl.map((f) => readInput(f, 'CRL'))),
@@ -55,6 +65,9 @@ export function register(program: Command): void {
       const { evidence } = bundle;
       if (bundle.azureHcl && givenHcl) throw new UsageError(`${flags.evidence} carries an Azure HCL report (${bundle.field ? 'beside ' + bundle.field : 'in it'}) and --azure-hcl gives another`, 'give one of them');
       const azureHcl = givenHcl ?? bundle.azureHcl;
+      if (bundle.vtpmQuote && givenQuote) throw new UsageError(`${flags.evidence} carries a vTPM quote and --vtpm-quote gives another`, 'give one of them');
+      const vtpmQuote = givenQuote ?? bundle.vtpmQuote;
+      if (testRoots) certs.push({ der: testRoots.intermediates });
       // Certificates the evidence file carries (a VCEK beside the report) are used like --cert ones.
       if (bundle.certs.length > 0) certs.push({ der: bundle.certs.map((c) => (typeof c === 'string' ? new TextEncoder().encode(c) : c)) });
       crls.push(...bundle.crls);
@@ -72,10 +85,11 @@ export function register(program: Command): void {
       const result =
         tableError && 'error' in tableError
           ? rejectedResult(evidence, { step: 'parse', message: tableError.error }, flags.kind)
-          : await verifyEvidence({ evidence, azureHcl, ...(bundle.vtpmQuote ? { vtpmQuote: bundle.vtpmQuote } : {}), kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
+          : await verifyEvidence({ evidence, azureHcl, ...(vtpmQuote ? { vtpmQuote } : {}), ...(testRoots ? { trustedTestRoots: testRoots.anchors } : {}), kind: flags.kind, certs: certs.flatMap((c) => ('der' in c ? c.der : [])), collateral, crls, now });
       await bundle.bind?.(result);
       if (policy) result.policy = (await import('../../attestation/policy/index.ts')).evaluatePolicy(policy, result);
-      for (const warning of result.warnings) log('warn', warning);
+      // The verifier's advice to give the vTPM quote, in this command's terms.
+      for (const warning of result.warnings) log('warn', warning.replace('give the vTPM quote too,', 'give the vTPM quote too (--vtpm-quote),'));
       if (flags.json) printJson(jsonView(result));
       else process.stdout.write(humanView(result) + policyView(result));
       if (result.failure?.code === 'missing-collateral') {
@@ -164,6 +178,33 @@ async function readEvidence(path: string): Promise<EvidenceFile> {
 }
 
 /** The --azure-hcl file: raw, or hex/base64 text. Anything else is a usage error (exit 2). */
+/** --vtpm-quote: a JSON quote, or tpm2_quote's message file with --vtpm-signature and --vtpm-pcrs. */
+async function readVtpmQuote(flags: VerifyFlags): Promise<VtpmQuote | undefined> {
+  const parts = flags.vtpmSignature !== undefined || flags.vtpmPcrs !== undefined;
+  if (flags.vtpmQuote === undefined) {
+    if (parts) throw new UsageError('--vtpm-signature and --vtpm-pcrs go with --vtpm-quote', "give tpm2_quote's -m file as --vtpm-quote");
+    return undefined;
+  }
+  const { vtpmQuoteFromJson, vtpmQuoteFromTpm2Tools, VerificationError } = await import('../../attestation/index.ts');
+  const bytes = await readInput(flags.vtpmQuote, 'vTPM quote');
+  const json = vtpmQuoteFromJson(bytes);
+  if (json) {
+    if ('error' in json) throw new UsageError(`${flags.vtpmQuote}: ${json.error}`, "give Azure's {message, signature, pcrs} JSON, or tpm2_quote's -m, -s and -o files");
+    if (parts) throw new UsageError(`${flags.vtpmQuote} is a whole vTPM quote (JSON); --vtpm-signature and --vtpm-pcrs are for tpm2_quote's -m file`, 'drop them');
+    return json.quote;
+  }
+  if (flags.vtpmSignature === undefined || flags.vtpmPcrs === undefined) {
+    throw new UsageError(`${flags.vtpmQuote} is not a JSON vTPM quote, so it needs --vtpm-signature and --vtpm-pcrs`, 'tpm2_quote -m MSG -s SIG -F values -o PCRS writes the three files');
+  }
+  const [signature, pcrs] = await Promise.all([readInput(flags.vtpmSignature, 'vTPM signature'), readInput(flags.vtpmPcrs, 'PCR values')]);
+  try {
+    return vtpmQuoteFromTpm2Tools(bytes, signature, pcrs);
+  } catch (err) {
+    if (err instanceof VerificationError) throw new UsageError(`${flags.vtpmQuote}: ${err.message}`, 'give the -m, -s and -o files of one tpm2_quote run (-F values)');
+    throw err;
+  }
+}
+
 async function readAzureHcl(path: string): Promise<Uint8Array> {
   const { azureHclFromFile } = await import('../../attestation/index.ts');
   const hcl = azureHclFromFile(await readInput(path, 'Azure HCL report'));

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import type { Cluster } from 'node:cluster';
-import type { TrustAnchor } from '../../attestation/x509.ts';
 import { EnarxError, UsageError } from '../errors.ts';
 import { log, printJson } from '../output.ts';
 import { collateralBudgetMs, type FetchCollateralFlags, fetchCollateralFlags, fetchCollateralOptions } from './platform-collateral.ts';
@@ -68,10 +67,9 @@ export function register(program: Command): void {
 
 async function serve(flags: ServeFlags): Promise<void> {
   const { readFileSync } = await import('node:fs');
-  const { basename } = await import('node:path');
   const s = await import('../../steward/index.ts');
   const { parsePolicy, PolicyError } = await import('../../attestation/policy/index.ts');
-  const { parseCertificates, toPem } = await import('../../attestation/x509.ts');
+  const { toPem } = await import('../../attestation/x509.ts');
 
   const port = parsePort(flags.port);
   const lifetimeSeconds = parseLifetime(flags.lifetime);
@@ -108,22 +106,7 @@ async function serve(flags: ServeFlags): Promise<void> {
       throw err;
     }
   }
-  // A test-root file holds the root (self-signed: trusted) and optionally its intermediates (e.g. a test ASK).
-  const trustedTestRoots: TrustAnchor[] = [];
-  const testRootCerts: Uint8Array[] = [];
-  for (const path of flags.trustTestRoot) {
-    let certs;
-    try {
-      certs = parseCertificates(new Uint8Array(readFileSync(path)));
-    } catch (err) {
-      throw new EnarxError(`cannot use ${path} as a test root: ${(err as Error).message}`, { hint: 'give the test root certificate (and its intermediates), PEM or DER' });
-    }
-    const roots = certs.filter((c) => c.isSelfIssued);
-    if (roots.length === 0) throw new EnarxError(`${path} holds no self-signed root certificate`, { hint: 'give the test ARK (or other test root), optionally followed by its intermediates' });
-    const stem = basename(path).replace(/\.(pem|crt|der|cer)$/, '');
-    roots.forEach((certificate, i) => trustedTestRoots.push({ name: `test:${stem}${roots.length > 1 ? `-${i + 1}` : ''}`, certificate }));
-    testRootCerts.push(...certs.filter((c) => !c.isSelfIssued).map((c) => c.der));
-  }
+  const { anchors: trustedTestRoots, intermediates: testRootCerts } = (await import('../test-roots.ts')).readTestRoots(flags.trustTestRoot);
 
   let ca: { key: CryptoKey; chain: Uint8Array[] };
   let caPath: string;

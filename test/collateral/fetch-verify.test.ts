@@ -53,4 +53,24 @@ describe('enarx attest verify --fetch', () => {
     assert.equal(r.stdout, '');
     assert.match(r.stderr, /^enarx: the SGX TCB info for FMSPC 00A067110000 is not in the cache \(.*\); go online to fetch it \(fill the cache while online first\)\n$/);
   });
+  it('--collateral-budget bounds all downloads together: a KDS that never answers ends it with exit 2 and one line naming the flag', async () => {
+    const hanging = await startServer(Object.fromEntries(Object.entries(fx.amdRoutes()).map(([path, route]) => [path, { ...route, delayMs: 3_600_000 }])));
+    const dir = mkdtempSync(join(tmpdir(), 'enarx-fetch-budget-'));
+    try {
+      const report = testdata('attestation', 'sev-snp', 'milan-v2-gosevguest', 'report.bin');
+      const r = await runEnarx(['attest', 'verify', '--evidence', report, '--fetch', '--collateral-budget', '0.5', '--now', '2025-12-06T00:00:00Z'], {
+        env: { ...env, ENARX_KDS_URL: hanging.url, ENARX_COLLATERAL_DIR: dir },
+      });
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /this verification's collateral budget of 0\.5 s ran out \(--collateral-budget\)/);
+      assert.equal(r.stderr.split('\n').filter((l) => l.startsWith('enarx: ')).length, 1, r.stderr);
+      const bad = await runEnarx(['attest', 'verify', '--evidence', report, '--fetch', '--collateral-budget', 'soon'], { env });
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /--collateral-budget must be a non-negative number, got 'soon'/);
+    } finally {
+      await hanging.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -25,6 +25,7 @@ interface VerifyFlags {
   fetch?: boolean;
   offline?: boolean;
   cacheDir?: string;
+  collateralBudget: string;
   json?: boolean;
 }
 
@@ -49,6 +50,7 @@ export function register(program: Command): void {
     .option('--fetch', 'get the collateral the evidence needs from the cache, or from AMD KDS / Intel PCS (docs/collateral.md)')
     .option('--offline', 'with --fetch: use only the collateral cache')
     .option('--cache-dir <dir>', 'with --fetch: the collateral cache (default: $ENARX_COLLATERAL_DIR or ~/.cache/enarx/collateral)')
+    .option('--collateral-budget <seconds>', "with --fetch: how long the collateral downloads may take, all together; then what is missing is reported (exit 2)", '30')
     .option('--json', 'print one JSON object on stdout')
     .action(async (flags: VerifyFlags) => {
       const now = flags.now === undefined ? undefined : parseNow(flags.now);
@@ -73,9 +75,9 @@ export function register(program: Command): void {
       crls.push(...bundle.crls);
       collateral.push(...bundle.collateral.map((text, i) => ({ name: `${flags.evidence} (collateral #${i + 1})`, bytes: new TextEncoder().encode(text) })));
       if (flags.fetch || flags.offline) {
-        const { fetchForVerify } = await import('./platform-collateral.ts');
+        const { collateralBudgetMs, fetchForVerify } = await import('./platform-collateral.ts');
         const given = certs.flatMap((c) => ('der' in c ? c.der : []));
-        const fetched = await fetchForVerify(evidence, given, { cacheDir: flags.cacheDir, offline: flags.offline }, now);
+        const fetched = await fetchForVerify(evidence, given, { cacheDir: flags.cacheDir, offline: flags.offline, budgetMs: collateralBudgetMs(flags) }, now);
         certs.push({ der: fetched.certs });
         crls.push(...fetched.crls);
         collateral.push(...fetched.collateral);

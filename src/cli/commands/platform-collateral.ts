@@ -105,10 +105,11 @@ function progress(event: import('../../collateral/index.ts').ProgressEvent): voi
   }
 }
 
-export async function openService(opts: CommonOptions, now?: Date) {
+export async function openService(opts: CommonOptions, now?: Date, signal?: AbortSignal) {
   const { CollateralService } = await import('../../collateral/index.ts');
   return new CollateralService({
     ...(now ? { now: () => now } : {}),
+    ...(signal ? { signal } : {}),
     ...collateralOptions(opts, { timeout: ['--timeout', 15], retries: ['--retries', 3] }),
     onProgress: progress,
   });
@@ -359,7 +360,8 @@ export async function updateCache(opts: CommonOptions & { products?: string }): 
  * missing collateral (exit 2), as for `attest verify`. With `now` (attest verify --now), cached
  * documents are judged fresh or expired at that time.
  */
-export async function fetchForVerify(evidence: Uint8Array, givenCerts: readonly Uint8Array[], opts: CommonOptions, now?: Date) {
+/** `attest verify --fetch`: the collateral the evidence lacks, all its downloads within `budgetMs`. */
+export async function fetchForVerify(evidence: Uint8Array, givenCerts: readonly Uint8Array[], opts: CommonOptions & { budgetMs: number }, now?: Date) {
   const c = await import('../../collateral/index.ts');
   const { parseCertificateInputs } = await import('../../attestation/index.ts');
   const haveLeaf = givenCerts.some((bytes) => {
@@ -370,7 +372,7 @@ export async function fetchForVerify(evidence: Uint8Array, givenCerts: readonly 
     }
   });
   // Freshness is judged at the time the evidence is verified at: collateral valid then is what it needs.
-  const service = await openService(opts, now);
+  const service = await openService(opts, now, c.downloadBudget(opts.budgetMs, "this verification's"));
   try {
     return await c.collateralForEvidence(service, evidence, { haveLeaf });
   } catch (err) {

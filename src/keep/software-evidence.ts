@@ -9,7 +9,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SnpProduct } from '../attestation/roots.ts';
 import { buildSnpReport, createTestSnpChain, signSnpReport, type SnpTcbValues } from '../attestation/testing/snp.ts';
-import { parseCertificates } from '../attestation/x509.ts';
+import { parseCertificates, toPem } from '../attestation/x509.ts';
 import { encodeSnpEvidence } from '../pki/index.ts';
 import type { EvidenceSource } from './steward.ts';
 
@@ -21,9 +21,6 @@ interface TestRootInfo {
   chipId: string;
   tcb: SnpTcbValues;
 }
-
-const pem = (label: string, der: Uint8Array): string =>
-  `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END ${label}-----\n`;
 
 /** Creates a test root in `dir` (made 0700; the VCEK key 0600). The ARK/ASK keys are not kept: nothing more can be issued from this root. */
 export async function createTestRoot(dir: string, options: { product?: SnpProduct; notBefore?: Date; notAfter?: Date } = {}): Promise<{ trustFile: string; product: SnpProduct }> {
@@ -40,9 +37,9 @@ export async function createTestRoot(dir: string, options: { product?: SnpProduc
     writeFileSync(join(dir, name), text, { mode });
     chmodSync(join(dir, name), mode);
   };
-  write(TEST_ROOT_FILES.vcekKey, pem('PRIVATE KEY', pkcs8), 0o600);
-  write(TEST_ROOT_FILES.vcek, pem('CERTIFICATE', chain.leaf.der), 0o644);
-  write(TEST_ROOT_FILES.trust, pem('CERTIFICATE', chain.ark.der) + pem('CERTIFICATE', chain.ask.der), 0o644);
+  write(TEST_ROOT_FILES.vcekKey, toPem('PRIVATE KEY', pkcs8), 0o600);
+  write(TEST_ROOT_FILES.vcek, toPem('CERTIFICATE', chain.leaf.der), 0o644);
+  write(TEST_ROOT_FILES.trust, toPem('CERTIFICATE', chain.ark.der) + toPem('CERTIFICATE', chain.ask.der), 0o644);
   const info: TestRootInfo = { product: chain.product, chipId: Buffer.from(chain.chipId).toString('hex'), tcb: chain.tcb };
   write(TEST_ROOT_FILES.info, `${JSON.stringify(info, null, 2)}\n`, 0o644);
   return { trustFile: join(dir, TEST_ROOT_FILES.trust), product: chain.product };

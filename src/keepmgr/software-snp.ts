@@ -6,16 +6,13 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCertificates } from '../attestation/x509.ts';
+import { parseCertificates, parsePem, toPem } from '../attestation/x509.ts';
 import type { EvidenceConfig } from './keep/evidence.ts';
 
-function pem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
-}
-
-function unpem(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64'));
+function privateKeyDer(path: string): Uint8Array {
+  const der = parsePem(readFileSync(path, 'utf8')).find((b) => b.label === 'PRIVATE KEY')?.der;
+  if (!der) throw new Error(`${path} holds no PEM PRIVATE KEY`);
+  return der;
 }
 
 export interface SoftwareSnp {
@@ -30,17 +27,13 @@ export async function loadOrCreateSoftwareSnp(dir: string): Promise<SoftwareSnp>
   let created = false;
   if (!Object.values(files).every(existsSync)) {
     const { createTestSnpChain } = await import('../attestation/testing/snp.ts');
-    // A chip id starting with 0x04 (an OCTET STRING tag) is mis-read by the verifier's hwId
-    // parser as DER (about 1 chain in 256); until that is fixed there, such ids are not drawn.
-    const chipId = crypto.getRandomValues(new Uint8Array(64));
-    if (chipId[0] === 0x04) chipId[0] = 0x05;
-    const chain = await createTestSnpChain({ product: 'milan', signingKey: 'vcek', chipId });
+    const chain = await createTestSnpChain({ product: 'milan', signingKey: 'vcek' });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const key = new Uint8Array(await crypto.subtle.exportKey('pkcs8', chain.leafKey.privateKey));
-    writeFileSync(files.key, pem('PRIVATE KEY', key), { mode: 0o600 });
-    writeFileSync(files.ark, pem('CERTIFICATE', chain.ark.der));
-    writeFileSync(files.ask, pem('CERTIFICATE', chain.ask.der));
-    writeFileSync(files.vcek, pem('CERTIFICATE', chain.leaf.der));
+    writeFileSync(files.key, toPem('PRIVATE KEY', key), { mode: 0o600 });
+    writeFileSync(files.ark, toPem('CERTIFICATE', chain.ark.der));
+    writeFileSync(files.ask, toPem('CERTIFICATE', chain.ask.der));
+    writeFileSync(files.vcek, toPem('CERTIFICATE', chain.leaf.der));
     writeFileSync(files.meta, `${JSON.stringify({ product: chain.product, chipId: Buffer.from(chain.chipId).toString('hex'), tcb: chain.tcb }, null, 2)}\n`);
     created = true;
   }
@@ -54,7 +47,7 @@ export async function loadOrCreateSoftwareSnp(dir: string): Promise<SoftwareSnp>
     return c.der;
   });
   return {
-    config: { kind: 'snp-test', product: meta.product, chipId: new Uint8Array(Buffer.from(meta.chipId, 'hex')), tcb: meta.tcb, leafKey: unpem(readFileSync(files.key, 'utf8')), certs },
+    config: { kind: 'snp-test', product: meta.product, chipId: new Uint8Array(Buffer.from(meta.chipId, 'hex')), tcb: meta.tcb, leafKey: privateKeyDer(files.key), certs },
     arkPath: files.ark,
     created,
   };

@@ -14,6 +14,7 @@ import {
   SubjectPublicKeyInfo, TBSCertificate, Validity, Version, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage,
   id_ce_subjectAltName, id_ce_subjectKeyIdentifier, id_kp_serverAuth,
 } from '@peculiar/asn1-x509';
+import { toPem } from '../attestation/x509.ts';
 
 export interface TlsMaterial {
   cert: string;
@@ -28,10 +29,6 @@ function ab(bytes: Uint8Array): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
 }
 
-function pem(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
-}
 
 function cn(text: string): Name {
   return new Name([new RelativeDistinguishedName([new AttributeTypeAndValue({ type: '2.5.4.3', value: new AttributeValue({ utf8String: text }) })])]);
@@ -90,7 +87,7 @@ export async function ensureTls(dataDir: string, sans: string[] = []): Promise<T
     subject: 'enarx keep manager', issuer: caName, spki: serverSpki, issuerSpki: caSpki, signer: caKey.privateKey, ca: false, days: 365,
     sans: ['localhost', '127.0.0.1', '::1', ...sans],
   });
-  const material = { ca: pem('CERTIFICATE', ca), cert: pem('CERTIFICATE', server), key: serverKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, caPath };
+  const material = { ca: toPem('CERTIFICATE', ca), cert: toPem('CERTIFICATE', server), key: serverKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, caPath };
   // The CA's key is not kept: the daemon only ever needs the one server certificate.
   writeFileSync(keyPath, material.key, { mode: 0o600 });
   writeFileSync(certPath, material.cert, { mode: 0o644 });

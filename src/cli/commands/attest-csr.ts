@@ -5,7 +5,7 @@
  * the report data's binding of its key (and workload identity) are checked as the Steward checks
  * them, short of its policy.
  */
-import { fromBase64 } from '../../attestation/bytes.ts';
+import { parsePem } from '../../attestation/x509.ts';
 import type { EvidenceKind, VerificationResult } from '../../attestation/types.ts';
 import { CsrError, parseCsr, type ParsedCsr, verifyCsrSignature } from '../../pki/index.ts';
 import { EnarxError } from '../errors.ts';
@@ -22,16 +22,14 @@ export interface CsrEvidenceInput {
 
 /** The DER of a CSR file (DER, or PEM "CERTIFICATE REQUEST"), or undefined when it is not one. */
 function csrDer(bytes: Uint8Array): Uint8Array | undefined {
+  // DER first: a Keep's CSR may carry PEM text (its collateral) inside.
+  if (bytes[0] === 0x30) return bytes;
   const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes.subarray(0, Math.min(bytes.length, 1 << 20)));
-  const pem = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----([\s\S]*?)-----END (NEW )?CERTIFICATE REQUEST-----/.exec(text);
-  if (pem) {
-    try {
-      return fromBase64(pem[2]!);
-    } catch {
-      return undefined;
-    }
+  try {
+    return parsePem(text).find((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST')?.der;
+  } catch {
+    return undefined; // bad base64 in some block: not a CSR this reads
   }
-  return bytes[0] === 0x30 ? bytes : undefined;
 }
 
 /**

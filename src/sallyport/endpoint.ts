@@ -7,11 +7,11 @@
 import type { Duplex, Readable, Writable } from 'node:stream';
 import { FrameDecoder, ProtocolError, encodeFrame, joinPieces } from './frame.ts';
 import { decodeMessage, encodeMessage } from './messages.ts';
-import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from './hot.ts';
+import { controlFrame, creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotControl, decodeHotDataPieces } from './hot.ts';
 import type { Direction, HostMessage, KeepMessage, Message } from './messages.ts';
 
 // process.getBuiltinModule: both roles load this module at start-up, the Keep without node:fs's ESM facade.
-const { writevSync } = process.getBuiltinModule('node:fs');
+const { writeSync, writevSync } = process.getBuiltinModule('node:fs');
 
 /** Bytes a sender may have in flight on one stream before the receiver grants more. */
 export const INITIAL_WINDOW = 1024 * 1024;
@@ -122,11 +122,15 @@ export class Endpoint<In extends Message, Out extends Message> {
   }
 
   send(message: Out): void {
-    this.#write(encodeFrame(encodeMessage(message)));
+    this.#write(controlFrame(message) ?? encodeFrame(encodeMessage(message)));
   }
 
   #write(frame: Uint8Array): void {
     if (this.#closed) return;
+    // Straight to the descriptor while nothing is queued, as #writeNow: a process's first frames
+    // (the host's hello and module, the Keep's last eof and exit) then do not wait for the stream
+    // machinery's first, unoptimised writes.
+    if (this.#writeNow(frame)) return;
     this.#unwritten++;
     this.#out.write(frame, this.#written);
   }
@@ -222,26 +226,28 @@ export class Endpoint<In extends Message, Out extends Message> {
    * False if nothing was written (no descriptor, writes queued, the pipe full or failing: the
    * queued path then meets the same state and reports it as before).
    */
-  #writeNow(head: Uint8Array, bytes: Uint8Array): boolean {
+  #writeNow(head: Uint8Array, bytes?: Uint8Array): boolean {
     const out = this.#out;
     if (this.#outFd === undefined || this.#closed || out.writableLength > 0 || out.writableCorked > 0 || out.destroyed) return false;
     let written: number;
     try {
-      written = writevSync(this.#outFd, [head, bytes]);
+      written = bytes ? writevSync(this.#outFd, [head, bytes]) : writeSync(this.#outFd, head);
     } catch {
       return false;
     }
     if (written === 0) return false;
-    const total = head.length + bytes.length;
+    const total = head.length + (bytes?.length ?? 0);
     if (written < total) {
+      // Queued: the stream writes it once the pipe has room (this.#write would try the pipe again now).
       const rest = Buffer.allocUnsafe(total - written);
       if (written < head.length) {
         rest.set(head.subarray(written));
-        rest.set(bytes, head.length - written);
+        if (bytes) rest.set(bytes, head.length - written);
       } else {
-        rest.set(bytes.subarray(written - head.length));
+        rest.set(bytes!.subarray(written - head.length));
       }
-      this.#write(rest);
+      this.#unwritten++;
+      this.#out.write(rest, this.#written);
     }
     return true;
   }
@@ -341,7 +347,7 @@ export class Endpoint<In extends Message, Out extends Message> {
           this.#checkData(split.stream, length);
         } else {
           const payload = joinPieces(pieces);
-          message = (decodeHot(payload) ?? decodeMessage(payload, this.#options.incoming)) as In;
+          message = (decodeHot(payload) ?? decodeHotControl(payload, this.#options.incoming) ?? decodeMessage(payload, this.#options.incoming)) as In;
           if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
             throw new ProtocolError('control message rate exceeded');
           }

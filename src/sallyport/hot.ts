@@ -1,6 +1,8 @@
 /**
  * The hot path: `data` and `credit` messages, which carry every stdio and socket byte, encoded
- * and decoded without the general CBOR codec. They are written and read in exactly the
+ * and decoded without the general CBOR codec; and the few control messages at either end of every
+ * run (`module`, `eof`, `close`, `exit`), so that a short run does not wait for the general
+ * codec's first, unoptimised calls. They are written and read in exactly the
  * canonical form that the strict general codec writes and accepts (shortest-form heads, definite
  * lengths, nothing trailing), so the wire format is unchanged. Anything in another shape is left
  * to the general decoder, which accepts or refuses it as before: this path only ever accepts a
@@ -8,6 +10,7 @@
  */
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
 import { MAX_CHUNK_BYTES, MAX_STREAM_ID } from './messages.ts';
+import type { Direction, Message } from './messages.ts';
 
 // array(3), then the type name as a text string.
 const DATA_PREFIX = Uint8Array.of(0x83, 0x64, ...new TextEncoder().encode('data'));
@@ -182,4 +185,73 @@ export function decodeHotDataPieces(pieces: readonly Uint8Array[]): { stream: nu
     skip = 0;
   }
   return { stream: stream[0], pieces: out };
+}
+
+// array(2), then the type name as a text string.
+const text = (t: string) => new TextEncoder().encode(t);
+const MODULE_PREFIX = Uint8Array.of(0x82, 0x66, ...text('module'));
+const EOF_PREFIX = Uint8Array.of(0x82, 0x63, ...text('eof'));
+const CLOSE_PREFIX = Uint8Array.of(0x82, 0x65, ...text('close'));
+const EXIT_PREFIX = Uint8Array.of(0x82, 0x64, ...text('exit'));
+const MAX_EXIT_CODE = 255;
+
+/** A frame of `prefix` then one shortest-form head (and `bytes`, for a byte string). */
+function prefixedFrame(prefix: Uint8Array, major: number, value: number, bytes?: Uint8Array): Uint8Array {
+  const head = prefix.length + headBytes(value);
+  const out = new Uint8Array(FRAME_HEADER_BYTES + head + (bytes?.length ?? 0));
+  writeLength(out, head + (bytes?.length ?? 0));
+  out.set(prefix, FRAME_HEADER_BYTES);
+  const at = writeHead(out, FRAME_HEADER_BYTES + prefix.length, major, value);
+  if (bytes) out.set(bytes, at);
+  return out;
+}
+
+const isUint32 = (x: unknown): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 0xffff_ffff;
+
+/**
+ * The whole frame of a `module`, `eof`, `close` or `exit` message, byte for byte the general
+ * encoder's; undefined for any other message, or a field outside what the hot path writes (the
+ * general encoder then writes it, as before).
+ */
+export function controlFrame(m: Message): Uint8Array | undefined {
+  switch (m.t) {
+    case 'module':
+      return m.bytes.length <= MAX_CHUNK_BYTES ? prefixedFrame(MODULE_PREFIX, MAJOR_BYTES, m.bytes.length, m.bytes) : undefined;
+    case 'eof':
+      return isUint32(m.stream) ? prefixedFrame(EOF_PREFIX, MAJOR_UINT, m.stream) : undefined;
+    case 'close':
+      return isUint32(m.stream) ? prefixedFrame(CLOSE_PREFIX, MAJOR_UINT, m.stream) : undefined;
+    case 'exit':
+      return isUint32(m.code) ? prefixedFrame(EXIT_PREFIX, MAJOR_UINT, m.code) : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The one shortest-form head of `major` that follows `prefix` and ends `payload`, or undefined. */
+function soleHead(payload: Uint8Array, prefix: Uint8Array, major: number): [number, number] | undefined {
+  if (!startsWith(payload, prefix)) return undefined;
+  const head = readHead(payload, prefix.length, major);
+  if (!head) return undefined;
+  const end = major === MAJOR_BYTES ? head[1] + head[0] : head[1];
+  return end === payload.length ? head : undefined;
+}
+
+/**
+ * Decodes a canonical `module` (from the host), `eof` (either way) or `exit` (from the Keep) whose
+ * fields are in range, as the general decoder would for `incoming`; undefined for anything else
+ * (the general decoder then decides). A module's bytes are a view into `payload`.
+ */
+export function decodeHotControl(payload: Uint8Array, incoming: Direction): Message | undefined {
+  if (payload[0] !== 0x82) return undefined;
+  if (incoming === 'host-to-keep') {
+    const module = soleHead(payload, MODULE_PREFIX, MAJOR_BYTES);
+    if (module && module[0] >= 1 && module[0] <= MAX_CHUNK_BYTES) return { t: 'module', bytes: payload.subarray(module[1]) };
+  } else {
+    const exit = soleHead(payload, EXIT_PREFIX, MAJOR_UINT);
+    if (exit && exit[0] <= MAX_EXIT_CODE) return { t: 'exit', code: exit[0] };
+  }
+  const eof = soleHead(payload, EOF_PREFIX, MAJOR_UINT);
+  if (eof && eof[0] <= MAX_STREAM_ID) return { t: 'eof', stream: eof[0] };
+  return undefined;
 }

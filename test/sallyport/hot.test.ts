@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { encode } from 'cborg';
 import { ProtocolError, decodeMessage, encodeFrame, encodeMessage } from '../../src/sallyport/index.ts';
-import { creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotDataPieces } from '../../src/sallyport/hot.ts';
+import { controlFrame, creditFrame, dataFrame, dataFrameHead, decodeHot, decodeHotControl, decodeHotDataPieces } from '../../src/sallyport/hot.ts';
 
 const bytesOf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 const stream = fc.oneof(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 0xffff_ffff }));
@@ -90,6 +90,59 @@ test('non-canonical, out-of-range and trailing forms are left to the general dec
     assert.equal(decodeHot(wire), undefined, Buffer.from(wire).toString('hex'));
     assert.throws(() => decodeMessage(wire, 'keep-to-host'), (e: unknown) => e instanceof ProtocolError && reason.test(e.message), Buffer.from(wire).toString('hex'));
   }
+});
+
+const control = fc.oneof(
+  payload.map((bytes) => ({ t: 'module', bytes }) as const),
+  stream.map((id) => ({ t: 'eof', stream: id }) as const),
+  stream.map((id) => ({ t: 'close', stream: id }) as const),
+  fc.integer({ min: 0, max: 255 }).map((code) => ({ t: 'exit', code }) as const),
+);
+
+test('hot control frames (module, eof, close, exit) are byte for byte the frames of the general encoder', () => {
+  fc.assert(
+    fc.property(control, (m) => {
+      const hot = controlFrame(m);
+      assert.ok(hot);
+      assert.ok(bytesOf(hot).equals(bytesOf(encodeFrame(encodeMessage(m)))));
+    }),
+    { numRuns: 500 },
+  );
+  // Fields the hot path does not write are left to the general encoder.
+  assert.equal(controlFrame({ t: 'exit', code: -1 }), undefined);
+  assert.equal(controlFrame({ t: 'eof', stream: 2 ** 32 }), undefined);
+  assert.equal(controlFrame({ t: 'data', stream: 1, bytes: Uint8Array.of(1) }), undefined);
+});
+
+test('the hot control decoder accepts only what the general decoder accepts, in that direction, with the same meaning', () => {
+  const canonical = fc.oneof(
+    control.map((m) => encodeMessage(m)),
+    fc.tuple(fc.constantFrom('module', 'eof', 'exit', 'close'), fc.oneof(fc.integer({ min: -2, max: 2 ** 33 }), fc.uint8Array({ maxLength: 20 }))).map(([t, v]) => encode([t, v])),
+  );
+  const mutated = fc.tuple(canonical, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.integer({ min: -3, max: 3 })).map(([wire, edits, cut]) => {
+    const out = new Uint8Array(Math.max(0, wire.length + cut));
+    out.set(wire.subarray(0, out.length));
+    for (const [at, v] of edits) if (out.length > 0) out[at % out.length] = v;
+    return out;
+  });
+  let accepted = 0;
+  fc.assert(
+    fc.property(fc.oneof(canonical, mutated), fc.constantFrom('keep-to-host', 'host-to-keep') as fc.Arbitrary<'keep-to-host' | 'host-to-keep'>, (wire, dir) => {
+      const hot = decodeHotControl(wire, dir);
+      if (!hot) return;
+      accepted++;
+      const general = decodeMessage(wire, dir);
+      if (general.t === 'module' && hot.t === 'module') assert.ok(bytesOf(general.bytes).equals(bytesOf(hot.bytes)));
+      else assert.deepEqual(general, hot);
+    }),
+    { numRuns: 5000 },
+  );
+  assert.ok(accepted > 100, `only ${accepted} accepted`);
+  // The direction is the general decoder's rule too: no module from the Keep, no exit from the host.
+  assert.equal(decodeHotControl(encodeMessage({ t: 'module', bytes: Uint8Array.of(1) }), 'keep-to-host'), undefined);
+  assert.equal(decodeHotControl(encodeMessage({ t: 'exit', code: 0 }), 'host-to-keep'), undefined);
+  assert.equal(decodeHotControl(Uint8Array.from([0x82, 0x64, ...Buffer.from('exit'), 0x19, 0x01, 0x00]), 'keep-to-host'), undefined); // 256
+  assert.equal(decodeHotControl(Uint8Array.from([0x82, 0x63, ...Buffer.from('eof'), 0x18, 0x01]), 'keep-to-host'), undefined); // 1 in two bytes
 });
 
 /** Cuts `wire` at the given offsets into pieces that are views of it. */

@@ -36,12 +36,13 @@ class AdoptedKeep extends EventEmitter {
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
   readonly stderr: Socket;
-  readonly stdio: [null, null, Socket, { input: Socket; output: Socket }];
+  readonly stdio: [null, null, Socket, { input: Socket; output: Socket; outputFd: number }];
 
   constructor(pid: number) {
     super();
     this.pid = pid;
-    const pipe = pipePair(FROM_KEEP_FD, TO_KEEP_FD);
+    // The sallyport writes its frames straight to the descriptor while nothing is queued (endpoint.ts).
+    const pipe = { ...pipePair(FROM_KEEP_FD, TO_KEEP_FD), outputFd: TO_KEEP_FD };
     const fromKeep = pipe.input;
     this.stderr = new NetSocket({ fd: KEEP_STDERR_FD, readable: true, writable: false });
     this.stdio = [null, null, this.stderr, pipe];

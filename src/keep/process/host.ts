@@ -47,7 +47,12 @@ export interface ProcessKeepRequest {
   limits?: ProcessKeepLimits;
   logLevel?: LogLevel;
   steward?: string | null;
-  stdin?: Readable;
+  /**
+   * What the guest reads on stdin: a stream, or a function that gives it (or undefined: an empty
+   * stdin), called only once the workload is handed over (process.stdin costs milliseconds to set
+   * up, which the Keep's start then does not wait for).
+   */
+  stdin?: Readable | (() => Readable | undefined);
   stdout?: Writable;
   stderr?: Writable;
   signal?: AbortSignal;
@@ -86,6 +91,12 @@ export interface ProcessKeepRequest {
   onDeployed?: (d: { slug: string; digest: string; signer: string | null }) => void;
   /** How the Keep process is started: kernel limits, user, extra Node flags. */
   launchOptions?: KeepLaunchOptions;
+  /**
+   * Resolve as soon as the Keep reports its outcome (its last message), without waiting for its
+   * process to end: for a caller that exits right after (`enarx run`). The Keep exits by itself once
+   * the host has closed its half of the pipe, and setpriv's death signal ends it with the host.
+   */
+  returnOnOutcome?: boolean;
   /** Where a provisioned Keep's listen files are bound (127.0.0.1 by default); ports are ephemeral. */
   listenAddress?: string;
   /** Told the certificate chain (PEM) a Steward issued to a provisioned Keep. */
@@ -235,6 +246,8 @@ class HostSide {
   #packageDescriptors: number | undefined;
   #deployed = false;
   #spawned: { resolve: () => void; promise: Promise<void> };
+  /** Resolves (with null) once the Keep has reported its outcome in its last message (#settle). */
+  readonly #reported = Promise.withResolvers<null>();
 
   constructor(request: ProcessKeepRequest) {
     this.ready = new Promise((resolve, reject) => (this.#publicKey = { resolve, reject }));
@@ -375,7 +388,7 @@ class HostSide {
     // A Keep that has reported its outcome and closed its end of the pipe is done; its process
     // only has to tear down, which the host does not wait for (the grace timer of #settle, left
     // running, stops a Keep that lingers).
-    const ended = await Promise.race([exited, pipeClosed.then(() => (this.#outcome ? null : exited))]);
+    const ended = await Promise.race([exited, pipeClosed.then(() => (this.#outcome ? null : exited)), ...(req.returnOnOutcome ? [this.#reported.promise] : [])]);
     if (ended === null) {
       req.signal?.removeEventListener('abort', onAbort);
       this.#cleanup();
@@ -540,7 +553,8 @@ class HostSide {
   }
 
   #relayStdin(): void {
-    const stdin = this.#req.stdin;
+    const given = this.#req.stdin;
+    const stdin = typeof given === 'function' ? given() : given;
     if (!stdin) {
       this.#endpoint.send({ t: 'eof', stream: STDIN_STREAM });
       return;
@@ -836,6 +850,7 @@ class HostSide {
     if (this.#outcome) return;
     this.#outcome = outcome;
     this.#stopStdin();
+    this.#reported.resolve(null);
     // Nothing more to send: closing our half tells the Keep it may exit. A Keep that exits with
     // bytes unread on its end (a late credit or stdin eof) makes the kernel reset the pipe, and the
     // host would lose the Keep's last messages, its outcome among them.

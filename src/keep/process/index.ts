@@ -44,6 +44,16 @@ function stewardAccess(steward: string, source: EvidenceSource | undefined) {
   };
 }
 
+/** True when this process's stdin is /dev/null (character device 1:3): reading it gives end of input at once. */
+function stdinIsDevNull(): boolean {
+  try {
+    const st = process.getBuiltinModule('node:fs').fstatSync(0);
+    return st.isCharacterDevice() && st.rdev === ((1 << 8) | 3);
+  } catch {
+    return false;
+  }
+}
+
 function registryDestination(origin: string): { host: string; port: number } {
   const url = new URL(origin);
   return { host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) };
@@ -81,10 +91,13 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
       ...(collect ? { collect, collateral: lazyKeepCollateralSource(plan.collateral) } : {}),
       ...(plan.deploy ? { deploy: plan.deploy, allowDial: [...(plan.steward ? stewardAccess(plan.steward, undefined).allowDial : []), registryDestination(plan.deploy.origin)] } : {}),
       ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
-      stdin: process.stdin,
+      // Set up only once the workload is on its way to the Keep; /dev/null is an empty stdin.
+      stdin: () => (stdinIsDevNull() ? undefined : process.stdin),
       stdout: (plan.stdout ?? process.stdout) as Writable,
       stderr: (plan.stderr ?? process.stderr) as Writable,
       signal: plan.signal,
+      // `enarx run` exits once it has the outcome: it does not wait for the Keep's process to end.
+      returnOnOutcome: true,
       // A deploy's progress (the Keep's 'deploy: ...' lines) shows on stderr whatever the log level.
       log: plan.deploy ? (level, text) => (text.startsWith('keep: deploy: ') ? process.stderr.write(`${text.slice(6)}\n`) : log(level, text)) : log,
       onListening: (name, address, port) => log('info', `listen file '${name}' is bound to ${address} port ${port}`),

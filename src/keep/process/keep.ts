@@ -638,6 +638,10 @@ export function startKeep(runWorkload: RunWorkload): KeepSide {
   const { Socket } = process.getBuiltinModule('node:net');
   // Spawned by the host: fd 3 is a socket both ways. Started by the shell launcher (bin/enarx),
   // which has no socket pairs: the host's pipe on fd 3, one to the host on fd 4.
-  if (!process.getBuiltinModule('node:fs').fstatSync(3).isFIFO()) return new KeepSide(new Socket({ fd: 3, readable: true, writable: true }), runWorkload);
+  // Either way the endpoint writes frames straight to the descriptor while nothing is queued.
+  if (!process.getBuiltinModule('node:fs').fstatSync(3).isFIFO()) {
+    const socket = new Socket({ fd: 3, readable: true, writable: true });
+    return new KeepSide({ input: socket, output: socket, outputFd: 3 }, runWorkload);
+  }
   return new KeepSide({ ...pipePair(3, 4), outputFd: 4 }, runWorkload);
 }

@@ -26,8 +26,8 @@ export function nilChecks(): KeepCheck[] {
   ];
 }
 
-export function processChecks(): KeepCheck[] {
-  // Each wall exists only if this Node knows the flag that would lift it.
+/** The permission model's walls: each exists only if this Node knows the flag that would lift it. */
+function permissionCheck(): KeepCheck {
   const flags = process.allowedNodeEnvironmentFlags;
   const walls: [string, string, string][] = [
     ['--allow-net', 'no network', 'without --allow-net'],
@@ -39,6 +39,16 @@ export function processChecks(): KeepCheck[] {
   ];
   const wallChecks = walls.map(([flag, name, info]) => ({ name, pass: flags.has(flag), info, mesg: `this Node has no ${flag}: use Node.js 26` }));
   const permission = flags.has('--permission') && wallChecks.every((c) => c.pass);
+  return {
+    name: 'Node.js permission model',
+    pass: permission,
+    info: '--permission',
+    mesg: 'the process Keep needs a Node.js whose permission model covers all of these: use Node.js 26',
+    data: wallChecks,
+  };
+}
+
+export function processChecks(): KeepCheck[] {
   const proc = existsSync('/proc/self/statm') && (() => {
     try {
       return readFileSync('/proc/self/statm', 'latin1').length > 0;
@@ -47,14 +57,7 @@ export function processChecks(): KeepCheck[] {
     }
   })();
   return [
-    ...nilChecks().slice(0, 2),
-    {
-      name: 'Node.js permission model',
-      pass: permission,
-      info: '--permission',
-      mesg: 'the process Keep needs a Node.js whose permission model covers all of these: use Node.js 26',
-      data: wallChecks,
-    },
+    ...requiredChecks(),
     {
       name: 'Keep dies with its host',
       pass: diesWithHost,
@@ -99,8 +102,16 @@ function keepPrivileges(): KeepCheck {
     : { name, pass: false, mesg: 'enarx runs as root without CAP_SETPCAP, so setpriv cannot empty the Keep\'s bounding set: give enarx CAP_SETPCAP, or run it as another user' };
 }
 
-/** The process Keep runs where Node 26 does; the optional pieces only weaken limits. */
+/** What the process Keep cannot run without: Node 26, JSPI and the permission model (processChecks' first three). */
+function requiredChecks(): KeepCheck[] {
+  return [...nilChecks().slice(0, 2), permissionCheck()];
+}
+
+/**
+ * The process Keep runs where Node 26 does; the optional pieces only weaken limits. Only the
+ * required checks run: this is on the path of every `enarx run`.
+ */
 export function processAvailability(): { available: boolean; reason?: string } {
-  const failed = processChecks().slice(0, 3).find((c) => !c.pass);
+  const failed = requiredChecks().find((c) => !c.pass);
   return failed ? { available: false, reason: `${failed.name}: ${failed.mesg}` } : { available: true };
 }

@@ -32,6 +32,8 @@ export const DEFAULT_RATES: { frames: RateLimit; control: RateLimit } = {
   control: { perSecond: 20_000, burst: 20_000 },
 };
 
+const noop = (): void => {};
+
 /** Milliseconds on a monotonic clock (the global `performance` loads node:perf_hooks, milliseconds of start-up). */
 function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
@@ -77,10 +79,25 @@ interface StreamState {
 }
 
 /**
- * What an endpoint speaks over: one duplex (a socket pair's end), or two pipes, one each way,
- * which end together as a socket does (src/keep/process/pipes.ts).
+ * Reads of a pipe into one reused buffer (src/keep/process/pipes.ts): each chunk given to the
+ * listener is valid only until it returns.
  */
-export type SallyportPipe = Duplex | { input: Readable; output: Writable; outputFd?: number };
+export interface ReusedReads {
+  listen(sink: (chunk: Uint8Array) => void): void;
+  /**
+   * Makes bytes of the chunk being handled outlive it: the same view (its buffer is then not
+   * reused until `release`) or a copy.
+   */
+  keep(bytes: Uint8Array): { bytes: Uint8Array; release(): void };
+}
+
+/**
+ * What an endpoint speaks over: one duplex (a socket pair's end), or two pipes, one each way,
+ * which end together as a socket does (src/keep/process/pipes.ts). With `reads`, incoming bytes
+ * come from it instead of `input`'s 'data' events, and the bytes of a `data` message are valid
+ * only during onMessage unless the role keeps them (`Endpoint.keep`).
+ */
+export type SallyportPipe = Duplex | { input: Readable; output: Writable; outputFd?: number; reads?: ReusedReads };
 
 export class Endpoint<In extends Message, Out extends Message> {
   readonly #in: Readable;
@@ -93,6 +110,8 @@ export class Endpoint<In extends Message, Out extends Message> {
   readonly #control: TokenBucket;
   readonly #streams = new Map<number, StreamState>();
   readonly #closedStreams = new Set<number>();
+  /** A pipe whose read buffers are reused after #receive returns, unless kept. */
+  readonly #reads: ReusedReads | undefined;
   #failed = false;
   #closed = false;
   // Frames handed to the pipe whose write has not completed, and who waits for none to be left.
@@ -110,7 +129,10 @@ export class Endpoint<In extends Message, Out extends Message> {
     const rates = options.rates ?? DEFAULT_RATES;
     this.#frames = new TokenBucket(rates.frames);
     this.#control = new TokenBucket(rates.control);
-    input.on('data', (chunk: Uint8Array) => this.#receive(chunk));
+    const reads = 'input' in pipe ? pipe.reads : undefined;
+    this.#reads = reads;
+    if (reads) reads.listen((chunk) => this.#receive(chunk));
+    else input.on('data', (chunk: Uint8Array) => this.#receive(chunk));
     input.on('error', () => this.#end());
     input.on('close', () => this.#end());
     input.on('end', () => this.#end());
@@ -119,6 +141,15 @@ export class Endpoint<In extends Message, Out extends Message> {
 
   get failed(): boolean {
     return this.#failed;
+  }
+
+  /**
+   * Bytes of an incoming `data` message that the role keeps after onMessage returns (a queued
+   * write): with a pipe whose read buffers are reused, they stay valid until `release` (call it
+   * once the write is done); otherwise they are the bytes themselves.
+   */
+  keep(bytes: Uint8Array): { bytes: Uint8Array; release(): void } {
+    return this.#reads ? this.#reads.keep(bytes) : { bytes, release: noop };
   }
 
   send(message: Out): void {
@@ -322,6 +353,12 @@ export class Endpoint<In extends Message, Out extends Message> {
   }
 
   #receive(chunk: Uint8Array): void {
+    this.#receiveFrames(chunk);
+    // What is held for an incomplete frame must outlive the read buffer.
+    if (this.#reads && !this.#failed) this.#decoder.ownLast();
+  }
+
+  #receiveFrames(chunk: Uint8Array): void {
     if (this.#failed) return;
     let frames: Uint8Array[][];
     try {
@@ -347,7 +384,10 @@ export class Endpoint<In extends Message, Out extends Message> {
           this.#checkData(split.stream, length);
         } else {
           const payload = joinPieces(pieces);
-          message = (decodeHot(payload) ?? decodeHotControl(payload, this.#options.incoming) ?? decodeMessage(payload, this.#options.incoming)) as In;
+          const hot = decodeHot(payload);
+          // Only `data` bytes may be views of a reused read buffer: anything else is decoded from a copy.
+          const own = hot || !this.#reads || pieces.length > 1 ? payload : new Uint8Array(payload);
+          message = (hot ?? decodeHotControl(own, this.#options.incoming) ?? decodeMessage(own, this.#options.incoming)) as In;
           if (message.t !== 'data' && message.t !== 'credit' && message.t !== 'module' && message.t !== 'provision' && !this.#control.take()) {
             throw new ProtocolError('control message rate exceeded');
           }

@@ -75,6 +75,18 @@ export class FrameDecoder {
     return frames;
   }
 
+  /**
+   * Copies the bytes of the last pushed chunk that are held for an incomplete frame into an array
+   * of their own, so that the caller may reuse that chunk's memory. Bytes of earlier chunks are
+   * held only when the whole last chunk is (they precede it), so calling this after each push
+   * keeps every held byte in arrays of the decoder's own and copies each byte at most once.
+   */
+  ownLast(): void {
+    const last = this.#chunks.length - 1;
+    // new Uint8Array(view) copies (a Buffer's slice would not).
+    if (last >= 0) this.#chunks[last] = new Uint8Array(this.#chunks[last]!);
+  }
+
   /** The next n buffered bytes, as views of the chunks that hold them. */
   #take(n: number): Uint8Array[] {
     const pieces: Uint8Array[] = [];

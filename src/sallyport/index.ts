@@ -39,4 +39,4 @@ export type {
   StandbyInit,
 } from './messages.ts';
 export { Endpoint, INITIAL_WINDOW, DATA_CHUNK_BYTES, DEFAULT_RATES } from './endpoint.ts';
-export type { EndpointOptions, HostEndpoint, KeepEndpoint, RateLimit, SallyportPipe } from './endpoint.ts';
+export type { EndpointOptions, HostEndpoint, KeepEndpoint, RateLimit, ReusedReads, SallyportPipe } from './endpoint.ts';

@@ -631,14 +631,22 @@ class HostSide {
           const now = writeNow(out, m.bytes);
           if (now === n) return this.#endpoint.consumed(m.stream, n);
           this.#batch(out);
-          out.write(now === 0 ? m.bytes : m.bytes.subarray(now), () => this.#endpoint.consumed(m.stream, n));
+          const kept = this.#endpoint.keep(now === 0 ? m.bytes : m.bytes.subarray(now));
+          out.write(kept.bytes, () => {
+            kept.release();
+            this.#endpoint.consumed(m.stream, n);
+          });
           return;
         }
         const socket = this.#sockets.get(m.stream);
         if (!socket) return; // closed on this side; the Keep learns from 'reset'
-        this.#req.tap?.('out', m.stream, m.bytes);
+        const kept = this.#endpoint.keep(m.bytes);
+        this.#req.tap?.('out', m.stream, Buffer.from(kept.bytes)); // a copy: the view's buffer is reused after release
         this.#batch(socket);
-        socket.write(m.bytes, () => this.#endpoint.consumed(m.stream, n));
+        socket.write(kept.bytes, () => {
+          kept.release();
+          this.#endpoint.consumed(m.stream, n);
+        });
         return;
       }
       case 'eof':

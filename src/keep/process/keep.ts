@@ -5,7 +5,7 @@
  * here), runs the module and reports how it ended.
  */
 import type { Socket } from 'node:net';
-import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION } from '../../sallyport/index.ts';
+import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION, decodeMessage, encodeMessage } from '../../sallyport/index.ts';
 import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, SallyportPipe, StandbyInit } from '../../sallyport/index.ts';
 import { BytesInput, ProvisionedKeep, SealedOutput, planFor } from './provisioned.ts';
 import type { ProvisionedPlan } from './provisioned.ts';
@@ -44,6 +44,22 @@ const SOCKET_LINGER_MS = 2000;
 const HOST_CLOSE_WAIT_MS = 5000;
 
 const LEVELS: readonly LogLevel[] = ['error', 'warn', 'info', 'debug', 'trace'];
+
+/**
+ * The warm-up's WASI command: one page of memory, and a _start that writes one byte to fd 1 (which
+ * it does not have: EBADF) and returns. Built from this text with wabt:
+ *   (module
+ *     (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+ *     (memory (export "memory") 1)
+ *     (data (i32.const 0) "\10\00\00\00\01\00\00\00") (data (i32.const 16) "x")
+ *     (func (export "_start") (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 20)))))
+ */
+const WARM_UP_MODULE = Uint8Array.from([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 12, 2, 96, 4, 127, 127, 127, 127, 1, 127, 96, 0, 0, 2, 35, 1, 22, 119, 97, 115, 105, 95, 115, 110, 97, 112, 115,
+  104, 111, 116, 95, 112, 114, 101, 118, 105, 101, 119, 49, 8, 102, 100, 95, 119, 114, 105, 116, 101, 0, 0, 3, 2, 1, 1, 5, 3, 1, 0, 1, 7, 19, 2,
+  6, 109, 101, 109, 111, 114, 121, 2, 0, 6, 95, 115, 116, 97, 114, 116, 0, 1, 10, 15, 1, 13, 0, 65, 1, 65, 0, 65, 1, 65, 20, 16, 0, 26, 11, 11, 20,
+  2, 0, 65, 0, 11, 8, 16, 0, 0, 0, 1, 0, 0, 0, 0, 65, 16, 11, 1, 120,
+]);
 
 /** Requests the Keep makes of the host, answered by id: once each, and an answer to none is a violation. */
 class HostRequests<T, K extends string = string> {
@@ -126,6 +142,34 @@ export class KeepSide {
       log: (level, text) => this.#log(level, text),
       identity: provider,
     };
+  }
+
+  /**
+   * Runs once, while the Keep waits for `hello`, the code a workload's start runs first: the
+   * general decoder on a hello like the host's, and a tiny WASI command (WARM_UP_MODULE) through
+   * the runtime, with no descriptor. A process's first call of each function is slow (V8 compiles
+   * it then, and the code cache holds only what runs at load), and the Keep is otherwise idle
+   * while the host still starts: the workload's start then does not pay for it. Nothing is sent,
+   * opened or kept; a Keep whose `hello` has come already skips it.
+   */
+  async warmUp(): Promise<void> {
+    if (this.#state !== 'hello') return;
+    const init: KeepInit = {
+      moduleSize: WARM_UP_MODULE.length,
+      argv: ['warm-up'],
+      env: [['WARM', 'up']],
+      files: [{ kind: 'stdin', name: 'stdin' }, { kind: 'stdout', name: 'stdout' }, { kind: 'stderr', name: 'stderr' }],
+      limits: { memory: null, descriptors: 1024 },
+      logLevel: 'warn',
+      steward: null,
+    };
+    try {
+      decodeMessage(encodeMessage({ t: 'hello', version: PROTOCOL_VERSION, init }), 'host-to-keep');
+      if ((this.#state as string) !== 'hello') return;
+      await this.#runWorkload({ module: WARM_UP_MODULE, args: ['warm-up'], env: [], descriptors: [] });
+    } catch {
+      // A warm-up only: the workload's own run reports whatever is wrong.
+    }
   }
 
   #log(level: LogLevel, text: string): void {

@@ -8,9 +8,11 @@ import { startKeep } from './keep.ts';
 
 closeCodeGeneration();
 closeSignals();
-startKeep(runWorkload);
+const keep = startKeep(runWorkload);
 // Now: after the built-ins the Keep needs to start (node:net for its pipe, node:stream) have loaded
 // from Node's code cache, and before anything in this process compiles wasm (the host's first
 // message is read on a later turn of the event loop; a Steward's HTTP client may compile wasm).
 useOptimisingTier();
 sealEngineFlags();
+// After the event loop's first poll: a hello already in the pipe is handled first, and skips it.
+setImmediate(() => void keep.warmUp());

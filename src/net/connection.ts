@@ -12,6 +12,29 @@ import type { Connection, InputStream, IoErrorCode, Listener, OutputStream, Shut
 const READ_BUFFER_BYTES = 256 * 1024;
 /** Bytes queued in the socket before tryWrite reports back-pressure. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
+/** Size of the reused buffers that carry the guest's writes (see WriteBuffers). */
+const WRITE_CHUNK_BYTES = 64 * 1024;
+
+// process.getBuiltinModule: both Keeps have node:net loaded already (their sockets and pipes).
+const { Socket: NetSocket } = process.getBuiltinModule('node:net');
+
+/**
+ * The buffers that carry guest bytes to a socket, reused once the socket's write of them has
+ * completed, instead of a new copy per write: each new buffer is memory outside V8's heap, and
+ * enough of it (hundreds of MiB a second through a busy TLS connection) makes V8 run a full
+ * garbage collection every 64 MiB. At most WRITE_BUFFER_BYTES of them exist per connection.
+ */
+class WriteBuffers {
+  readonly #free: Buffer[] = [];
+
+  take(): Buffer {
+    return this.#free.pop() ?? Buffer.allocUnsafeSlow(WRITE_CHUNK_BYTES);
+  }
+
+  give(buffer: Buffer): void {
+    if (this.#free.length < WRITE_BUFFER_BYTES / WRITE_CHUNK_BYTES) this.#free.push(buffer);
+  }
+}
 
 const ERRNO_NAMES: readonly IoErrorCode[] = ['EPIPE', 'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ENOTCONN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH'];
 
@@ -48,6 +71,8 @@ export class DuplexConnection implements Connection {
   #closed = false;
   readonly #readable = new Waiters();
   readonly #writable = new Waiters();
+  /** Reused write buffers, for a socket that is done with a write's bytes when its callback runs. */
+  readonly #writeBuffers: WriteBuffers | undefined;
 
   /**
    * `transport` is the stream under a TLS socket (when that is a JS stream, such as a
@@ -56,6 +81,10 @@ export class DuplexConnection implements Connection {
   constructor(socket: Duplex, transport?: Duplex) {
     this.#socket = socket;
     this.#transport = transport ?? socket;
+    // node:net and node:tls sockets have copied a write's bytes (to the kernel, or encrypted them)
+    // by its callback; a sallyport stream carrying plaintext may still be sending them from the
+    // buffer itself (Endpoint.sendOwned), so it gets a fresh copy per write.
+    if (socket instanceof NetSocket) this.#writeBuffers = new WriteBuffers();
     socket.on('data', (chunk: Uint8Array) => {
       if (this.#readShut) return;
       this.#chunks.push(chunk);
@@ -133,7 +162,17 @@ export class DuplexConnection implements Connection {
     if (room <= 0) return 0;
     const n = Math.min(room, bytes.length);
     // Guest memory changes after the call, so the socket gets its own copy.
-    this.#socket.write(Buffer.from(bytes.subarray(0, n)));
+    const pool = this.#writeBuffers;
+    if (!pool) {
+      this.#socket.write(Buffer.from(bytes.subarray(0, n)));
+      return n;
+    }
+    for (let at = 0; at < n; at += WRITE_CHUNK_BYTES) {
+      const buffer = pool.take();
+      const size = Math.min(WRITE_CHUNK_BYTES, n - at);
+      buffer.set(bytes.subarray(at, at + size));
+      this.#socket.write(size === WRITE_CHUNK_BYTES ? buffer : buffer.subarray(0, size), () => pool.give(buffer));
+    }
     return n;
   }
 

@@ -71,6 +71,26 @@ test('TLS listen: a Node TLS client talks to the Keep, and the host relays only 
   }
 });
 
+test('TLS and TCP listen: megabytes echoed through the Keep come back exact (the write buffers are reused)', async () => {
+  const message = randomBytes(6 * 1024 * 1024 + 12_345);
+  const tls = echoServer('tls', 1);
+  const { echoed } = await tlsExchange(await tls.port, message);
+  assert.ok(echoed.equals(message), 'the TLS echo is exact');
+  assert.deepEqual(await tls.run.outcome, { kind: 'exit', code: 0 });
+
+  const tcp = echoServer('tcp', 1);
+  const port = await tcp.port;
+  const plain = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const socket = netConnect({ host: '127.0.0.1', port }, () => socket.end(message));
+    socket.on('data', (d: Buffer) => chunks.push(d));
+    socket.on('end', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+  });
+  assert.ok(plain.equals(message), 'the TCP echo is exact');
+  assert.deepEqual(await tcp.run.outcome, { kind: 'exit', code: 0 });
+});
+
 /** Walks the byte stream as TLS records: every record has a known type and version 3.x. */
 function assertTlsRecords(stream: Buffer): void {
   let at = 0;

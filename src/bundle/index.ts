@@ -35,7 +35,7 @@ export const KEEP_CACHE = process.env.ENARX_KEEP_CACHE ?? cacheDir('enarx-keep')
 export interface BundleSpec {
   /** The directory that holds the builds and the index naming the current one. */
   cache: string;
-  /** The entry module; the bundle's file is `<name>.mjs`. */
+  /** The entry module; the bundle's file is `<name>.mjs` (`<name>.cjs` for a script). */
   entry: string;
   name: string;
   /** The directory input paths are resolved against (the repository root). */
@@ -68,12 +68,25 @@ export interface BundleSpec {
    * or one file would load every built-in that any lazily loaded module imports. Not with entryCopies.
    */
   oneFile?: boolean;
+  /**
+   * A classic script (CommonJS, `<name>.cjs`) rather than an ES module, which runScript runs with
+   * a code cache made after a run. Node's compile cache of an ES module holds only the code V8
+   * compiled as the module loaded, so every run compiled again each function it called, at its
+   * first call; a script's code cache made once the run is over holds those too. Only with oneFile.
+   * The externals it requires are handed to it by runScript (the lazily loaded ones it imports).
+   */
+  script?: boolean;
+}
+
+/** The file name of a bundle's entry. */
+function entryFile(spec: BundleSpec): string {
+  return `${spec.name}.${spec.script ? 'cjs' : 'mjs'}`;
 }
 
 /** How the bundle is built beyond its inputs, as a line of its stamp: a change rebuilds it. */
 function optionsLine(spec: BundleSpec): string {
   const copies = spec.entryCopies ? `${spec.entryCopies.from.source} ${spec.entryCopies.modules.source}` : '';
-  return `options\0${spec.banner ? 'banner' : ''}\0${copies}${spec.oneFile ? '\0one file' : ''}\n`;
+  return `options\0${spec.banner ? 'banner' : ''}\0${copies}${spec.oneFile ? '\0one file' : ''}${spec.script ? '\0script' : ''}\n`;
 }
 
 /** The esbuild namespace of the entry's own copies (BundleSpec.entryCopies). */
@@ -199,7 +212,7 @@ function readIndex(cache: string): { inputs: string[]; stamp: string; dir: strin
 export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () => boolean } | null {
   const index = readIndex(spec.cache);
   if (!index) return null;
-  const file = join(spec.cache, index.dir, `${spec.name}.mjs`);
+  const file = join(spec.cache, index.dir, entryFile(spec));
   if (!existsSync(file)) return null;
   markInUse(join(spec.cache, index.dir));
   const isCurrent = () => {
@@ -223,6 +236,7 @@ export async function bundle(spec: BundleSpec): Promise<string> {
 }
 
 async function build(spec: BundleSpec): Promise<string> {
+  if (spec.script && !spec.oneFile) throw new Error(`the ${spec.name} bundle: a script bundle is one file`);
   const esbuild = await import('esbuild');
   const { cache, root } = spec;
   const external = new Set(spec.external ?? []);
@@ -232,10 +246,10 @@ async function build(spec: BundleSpec): Promise<string> {
   const result = await esbuild.build({
     entryPoints: { [spec.name]: spec.entry },
     outdir: tmp,
-    outExtension: { '.js': '.mjs' },
+    outExtension: { '.js': spec.script ? '.cjs' : '.mjs' },
     bundle: true,
     splitting: !spec.oneFile,
-    format: 'esm',
+    format: spec.script ? 'cjs' : 'esm',
     platform: 'node',
     target: 'node22',
     minifySyntax: true,
@@ -278,7 +292,7 @@ async function build(spec: BundleSpec): Promise<string> {
   writeFileSync(join(cache, `${INDEX}.${process.pid}`), JSON.stringify({ inputs, stamp: built, dir: fp }));
   renameSync(join(cache, `${INDEX}.${process.pid}`), join(cache, INDEX));
   pruneBuilds(spec, [fp, replaced]);
-  return join(dir, `${spec.name}.mjs`);
+  return join(dir, entryFile(spec));
 }
 
 /**
@@ -342,4 +356,57 @@ function entryCopies(copies: { from: RegExp; modules: RegExp }): import('esbuild
       }));
     },
   };
+}
+
+/** How runScript found the code cache of a script bundle. */
+export type CodeCacheUse = 'accepted' | 'rejected' | 'missing';
+
+/**
+ * Runs a script bundle (BundleSpec.script) and returns its exports. `modules` are the external
+ * modules it requires, by the file URL it names them with, loaded already (a module it shares with
+ * its loader must be the same instance); a built-in it requires is the process's. V8's code cache
+ * for `variant` (a name for the V8 flags this process runs with: V8 rejects a cache made under
+ * others) is read from beside the file; when it is missing or rejected, the process writes a new
+ * one as it exits with status 0, holding every function the run compiled (a read-only
+ * installation just goes without). The cache is as trusted as the bundle beside it: whoever can
+ * write one can write the other, and V8 rejects a cache made for other source or flags.
+ */
+export function runScript(file: string, modules: Readonly<Record<string, unknown>>, variant: string): { exports: unknown; cache: CodeCacheUse } {
+  const { Script, constants } = process.getBuiltinModule('node:vm');
+  const cacheFile = `${file}.${variant}.cache`;
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // none yet: written as this process exits
+  }
+  // On the first line, so that stack traces keep the bundle's line numbers. Strict, as the ES
+  // modules the bundle is made of are.
+  const script = new Script(`(function (exports, require, module) {'use strict';${readFileSync(file, 'utf8')}\n})`, {
+    filename: file,
+    ...(cachedData ? { cachedData } : {}),
+    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+  });
+  const cache: CodeCacheUse = !cachedData ? 'missing' : script.cachedDataRejected ? 'rejected' : 'accepted';
+  if (cache !== 'accepted') {
+    process.once('exit', (code) => {
+      if (code !== 0) return; // a run that failed early compiled little of the bundle
+      try {
+        const tmp = `${cacheFile}.${process.pid}`;
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+      } catch {
+        // a read-only installation
+      }
+    });
+  }
+  const require = (id: string): unknown => {
+    if (Object.hasOwn(modules, id)) return modules[id];
+    const builtin = process.getBuiltinModule(id);
+    if (builtin) return builtin;
+    throw new Error(`the bundle ${file} requires ${id}, which its loader does not hand it`);
+  };
+  const module = { exports: {} as unknown };
+  (script.runInThisContext() as (exports: unknown, require: (id: string) => unknown, module: { exports: unknown }) => void)(module.exports, require, module);
+  return { exports: module.exports, cache };
 }

@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { builtinImportsAsCalls, bundle, cachedBundle, checkSources, indexedBundle, PRUNE_UNUSED_MS, pruneBuilds, type BundleSpec } from '../../src/bundle/index.ts';
+import { spawnSync } from 'node:child_process';
+import { builtinImportsAsCalls, bundle, cachedBundle, checkSources, indexedBundle, PRUNE_UNUSED_MS, pruneBuilds, runScript, type BundleSpec } from '../../src/bundle/index.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
 
 function tree(): { root: string; spec: BundleSpec } {
@@ -239,9 +240,49 @@ test("an `enarx run` host loads one file of its bundle", async () => {
   await loadFastPath();
   const index = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules', '.cache', 'enarx-run', 'current.json'), 'utf8')) as { dir: string };
   const dir = join(REPO_ROOT, 'node_modules', '.cache', 'enarx-run', index.dir);
-  assert.deepEqual(readdirSync(dir), ['run.mjs']);
-  const text = readFileSync(join(dir, 'run.mjs'), 'utf8');
+  // Beside it, the code caches runs have left (runScript).
+  assert.deepEqual(readdirSync(dir).filter((f) => !/^run\.cjs\.[\w-]+\.cache$/.test(f)), ['run.cjs']);
+  const text = readFileSync(join(dir, 'run.cjs'), 'utf8');
   // Files, not built-ins (a lazily loaded module's `await import('node:http')` costs nothing until it runs).
-  const imported = [...text.matchAll(/(?:import|from)\s*\(?"((?:\.|file:)[^"]+)"/g)].map((m) => m[1]!.replace(/^file:\/\/.*\/src\//, 'src/'));
+  const imported = [...text.matchAll(/(?:import|from|require)\s*\(?"((?:\.|file:)[^"]+)"/g)].map((m) => m[1]!.replace(/^file:\/\/.*\/src\//, 'src/'));
   assert.deepEqual([...new Set(imported)].sort(), ['src/bundle/index.ts', 'src/keep/process/wall.ts']);
+});
+
+test('a script bundle runs with the external modules its loader hands it, and with a code cache made after a run', async () => {
+  const { root, spec } = tree();
+  try {
+    const scriptSpec: BundleSpec = { ...spec, oneFile: true, script: true };
+    const file = await bundle(scriptSpec);
+    assert.match(file, /entry\.cjs$/);
+    const shared = await import(pathToFileURL(join(root, 'shared.ts')).href);
+    const url = pathToFileURL(join(root, 'shared.ts')).href;
+    const first = runScript(file, { [url]: shared }, 'test');
+    assert.equal(first.cache, 'missing');
+    const { bump, state } = first.exports as { bump: () => number; state: { n: number } };
+    assert.equal(state, shared.state, 'the external module is the loader\'s instance');
+    assert.equal(bump(), 2);
+    assert.throws(() => runScript(file, {}, 'test'), /requires file:.*shared\.ts, which its loader does not hand it/);
+
+    // A process writes the cache as it exits with status 0 (not after a failure); the next one uses it.
+    const run = (exit: number) => {
+      const script = `import { runScript } from ${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'src', 'bundle', 'index.ts')).href)};
+        const shared = await import(${JSON.stringify(url)});
+        const r = runScript(${JSON.stringify(file)}, { [${JSON.stringify(url)}]: shared }, 'child');
+        r.exports.bump();
+        console.log(r.cache);
+        process.exitCode = ${exit};`;
+      return spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    };
+    assert.equal(run(1).stdout.trim(), 'missing');
+    assert.equal(existsSync(`${file}.child.cache`), false, 'not written by a failed run');
+    assert.equal(run(0).stdout.trim(), 'missing');
+    assert.equal(existsSync(`${file}.child.cache`), true);
+    assert.equal(run(0).stdout.trim(), 'accepted');
+    writeFileSync(`${file}.child.cache`, 'not a code cache');
+    assert.equal(run(0).stdout.trim(), 'rejected', 'a bad cache is only not used');
+    assert.equal(run(0).stdout.trim(), 'accepted', 'and replaced');
+    assert.equal(cachedBundle({ ...scriptSpec, script: false }), null, 'a module bundle of the same sources is another build');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -6,6 +6,7 @@ import { exitStatus } from '../../src/keep/process/host.ts';
 import { diesWithHost } from '../../src/keep/process/launch.ts';
 import { STDIO, startKeep } from '../helpers/process-keep.ts';
 import { REPO_ROOT } from '../helpers/paths.ts';
+import { pidAlive } from '../helpers/pids.ts';
 
 test('hello runs in a separate process and its output crosses the sallyport', async () => {
   let pid = 0;
@@ -115,18 +116,9 @@ test('no orphan: when the host is killed with SIGKILL, its Keep dies too', { ski
   const host = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const keepPid = await new Promise<number>((resolve) => host.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
   assert.ok(keepPid > 0);
-  assert.ok(isAlive(keepPid));
+  assert.ok(pidAlive(keepPid));
   host.kill('SIGKILL');
   const deadline = Date.now() + 3000;
-  while (isAlive(keepPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  assert.equal(isAlive(keepPid), false, 'the Keep outlived its host');
+  while (pidAlive(keepPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(pidAlive(keepPid), false, 'the Keep outlived its host');
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return !/^\d+ \(.*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
-}

@@ -12,6 +12,7 @@ import { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from '../../s
 import { REPO_ROOT } from '../helpers/paths.ts';
 import { keepCommand } from '../../src/keep/process/launch.ts';
 import { STDIO, startKeep } from '../helpers/process-keep.ts';
+import { pidAlive } from '../helpers/pids.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'enarx-hostile-'));
 
@@ -46,6 +47,33 @@ const hostileKeeps: [string, Uint8Array[], RegExp, number?][] = [
   ['symlink through ..', [frame(['symlink', 1, 'x', '/tmp/a/../b'])], /not a normalised absolute path/],
   ['fsync outside the grants', [frame(['fsync', 1, '/etc/passwd', '1', '1', 0])], /outside every granted directory/],
 ];
+
+test('a host that returns on the outcome (enarx run) has it from the exit message, not from the Keep process ending', async () => {
+  // The stand-in Keep writes its output and exit, then stays up with its end of the pipe open
+  // (half-open: the host's end does not end it): the outcome comes while it is still alive (the
+  // host's grace timer kills it 2 s after the outcome). A host that waits for the pipe to close
+  // has its outcome only then.
+  const file = join(dir, 'exit-and-stay.mjs');
+  const hex = Buffer.concat([frame(['data', 1, Buffer.from('out\n')]), frame(['exit', 7])]).toString('hex');
+  writeFileSync(file, `import { Socket } from 'node:net';
+const s = new Socket({ fd: 3, readable: true, writable: true, allowHalfOpen: true });
+s.on('data', () => {});
+s.write(Buffer.from('${hex}', 'hex'));
+setInterval(() => {}, 1000);`);
+  let pid = 0;
+  const run = startKeep('hello', [], {
+    launch: async () => ({ command: process.execPath, args: [file] }),
+    onSpawn: (p) => (pid = p),
+    returnOnOutcome: true,
+  });
+  run.stdin.end();
+  assert.deepEqual(await run.outcome, { kind: 'exit', code: 7 });
+  assert.equal(run.stdout(), 'out\n', 'what the Keep wrote before its exit is relayed');
+  // Running, not a zombie: a host that waited had it killed by its grace timer first.
+  assert.ok(pid > 0);
+  assert.ok(pidAlive(pid), 'returned without waiting for the Keep process');
+  process.kill(pid, 'SIGKILL');
+});
 
 for (const [name, frames, reason, repeat] of hostileKeeps) {
   test(`a hostile Keep (${name}) is stopped with a clear error and the host survives`, async () => {

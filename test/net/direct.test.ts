@@ -48,6 +48,38 @@ test('a TLS listen file serves a real TLS client with the self-signed certificat
   listener.close();
 });
 
+test('a TLS connection carries megabytes written from one reused buffer exactly (its write buffers are reused only once written)', async () => {
+  let port = 0;
+  const identity = selfSignedIdentityProvider();
+  const net = directNetwork({ identity, onListening: (_n, _a, p) => (port = p) });
+  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
+  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false });
+  const chunks: Buffer[] = [];
+  client.on('data', (d: Buffer) => chunks.push(d));
+  const ended = new Promise((r) => client.once('end', r));
+  const conn = await accept(listener);
+  // As guest memory: one buffer, refilled after every write.
+  const memory = new Uint8Array(100_000);
+  const expected: Buffer[] = [];
+  for (let n = 0; n < 48; n++) {
+    memory.fill(n);
+    memory[0] = 255 - n;
+    let at = 0;
+    while (at < memory.length) {
+      const wrote = conn.output.tryWrite(memory.subarray(at));
+      if (wrote === 0) await conn.output.ready();
+      at += wrote;
+    }
+    expected.push(Buffer.from(memory));
+  }
+  conn.shutdown('write');
+  await ended;
+  assert.ok(Buffer.concat(chunks).equals(Buffer.concat(expected)), 'every byte as it was when written');
+  client.end();
+  conn.close();
+  listener.close();
+});
+
 test('a TCP connect file reaches a server; a refused one fails with ECONNREFUSED', async () => {
   const server = createServer((s) => s.end('pong'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

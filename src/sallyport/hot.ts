@@ -9,12 +9,13 @@
  * subset of what the general decoder accepts, with the same result.
  */
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from './frame.ts';
-import { MAX_CHUNK_BYTES, MAX_STREAM_ID } from './messages.ts';
+import { MAX_CHUNK_BYTES, MAX_EXIT_CODE, MAX_STREAM_ID } from './messages.ts';
 import type { Direction, Message } from './messages.ts';
 
-// array(3), then the type name as a text string.
-const DATA_PREFIX = Uint8Array.of(0x83, 0x64, ...new TextEncoder().encode('data'));
-const CREDIT_PREFIX = Uint8Array.of(0x83, 0x66, ...new TextEncoder().encode('credit'));
+/** How a message of `items` array items starts: the array's head, then its type name as a short text string. */
+const typePrefix = (items: number, name: string) => Uint8Array.of(0x80 | items, 0x60 | name.length, ...new TextEncoder().encode(name));
+const DATA_PREFIX = typePrefix(3, 'data');
+const CREDIT_PREFIX = typePrefix(3, 'credit');
 const MAJOR_UINT = 0;
 const MAJOR_BYTES = 2;
 const MAX_CREDIT = 0x7fff_ffff;
@@ -187,13 +188,10 @@ export function decodeHotDataPieces(pieces: readonly Uint8Array[]): { stream: nu
   return { stream: stream[0], pieces: out };
 }
 
-// array(2), then the type name as a text string.
-const text = (t: string) => new TextEncoder().encode(t);
-const MODULE_PREFIX = Uint8Array.of(0x82, 0x66, ...text('module'));
-const EOF_PREFIX = Uint8Array.of(0x82, 0x63, ...text('eof'));
-const CLOSE_PREFIX = Uint8Array.of(0x82, 0x65, ...text('close'));
-const EXIT_PREFIX = Uint8Array.of(0x82, 0x64, ...text('exit'));
-const MAX_EXIT_CODE = 255;
+const MODULE_PREFIX = typePrefix(2, 'module');
+const EOF_PREFIX = typePrefix(2, 'eof');
+const CLOSE_PREFIX = typePrefix(2, 'close');
+const EXIT_PREFIX = typePrefix(2, 'exit');
 
 /** A frame of `prefix` then one shortest-form head (and `bytes`, for a byte string). */
 function prefixedFrame(prefix: Uint8Array, major: number, value: number, bytes?: Uint8Array): Uint8Array {

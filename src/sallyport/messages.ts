@@ -32,6 +32,8 @@ export const MAX_STREAM_ID = 0xffff_ffff;
 /** Largest byte payload of one `data` or `module` message. */
 export const MAX_CHUNK_BYTES = 1024 * 1024;
 export const MAX_TEXT_BYTES = 64 * 1024;
+/** Largest status an `exit` message carries (a process's exit status). */
+export const MAX_EXIT_CODE = 255;
 export const MAX_LIST_ITEMS = 4096;
 export const REPORT_DATA_BYTES = 64;
 export const MAX_EVIDENCE_BYTES = 256 * 1024;
@@ -422,7 +424,7 @@ export function decodeMessage(payload: Uint8Array, direction: Direction): Messag
       };
     case 'exit':
       v.arity(2);
-      return { t: 'exit', code: v.uint(1, 255) };
+      return { t: 'exit', code: v.uint(1, MAX_EXIT_CODE) };
     case 'fail':
       v.arity(3);
       return { t: 'fail', kind: v.oneOf(1, FAIL_KINDS), message: v.text(2, 4096) };

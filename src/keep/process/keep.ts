@@ -5,6 +5,7 @@
  * here), runs the module and reports how it ended.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Endpoint, ProtocolError, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM, FIRST_DYNAMIC_STREAM, PROTOCOL_VERSION, PROVISIONING_VERSION, decodeMessage, encodeMessage } from '../../sallyport/index.ts';
 import type { CollateralRequest, EvidenceInterface, HostCollateral, FileSpec, HostMessage, KeepEndpoint, KeepInit, KeepMessage, LogLevel, SallyportPipe, StandbyInit } from '../../sallyport/index.ts';
 import { BytesInput, ProvisionedKeep, SealedOutput, planFor } from './provisioned.ts';
@@ -14,7 +15,7 @@ import type { IdentityProvider, KeepIdentity } from '../identity.ts';
 import type { WorkloadIdentity } from '../../pki/index.ts';
 import { IoError } from '../../wasi/io.ts';
 import type { Connection, DescriptorCapability, DirectoryCapability } from '../../wasi/io.ts';
-import { SallyportInput, SallyportOutput, SallyportSocket } from './streams.ts';
+import { SallyportInput, SallyportOutput, SallyportRecords, SallyportSocket } from './streams.ts';
 import { pipePair } from './pipes.ts';
 import type { StreamSink } from './streams.ts';
 import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
@@ -23,7 +24,6 @@ import type { KeepLimitSettings } from '../limits.ts';
 export type RunWorkload = (request: WorkloadRequest) => Promise<WorkloadOutcome>;
 
 interface PendingDial {
-  socket: SallyportSocket;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -36,6 +36,11 @@ export interface KeepServices {
   attest(reportData: Uint8Array): Promise<{ kind: string; bytes: Uint8Array }>;
   log(level: LogLevel, text: string): void;
   readonly identity: IdentityProvider;
+}
+
+/** Calls `fn` when a sallyport socket has closed. */
+function onceClosed(socket: SallyportSocket | SallyportRecords, fn: () => void): void {
+  (socket as NodeJS.EventEmitter).once('close', fn);
 }
 
 /** How long a finished guest's closed connections may take to send their last bytes. */
@@ -403,9 +408,10 @@ export class KeepSide {
     if (stream % 2 !== 1 || stream <= this.#lastHostStream) throw new ProtocolError(`'accept' with stream id ${stream}: host ids are odd and increasing`);
     this.#lastHostStream = stream;
     this.#endpoint.openStream(stream);
-    const socket = new SallyportSocket(this.#endpoint, stream);
+    // node:tls reads and writes a TLS file's records itself: it needs no Duplex under it.
+    const socket = listener.spec.prot === 'tls' ? new SallyportRecords(this.#endpoint, stream) : new SallyportSocket(this.#endpoint, stream);
     this.#sinks.set(stream, socket);
-    socket.once('close', () => this.#sinks.delete(stream));
+    onceClosed(socket, () => this.#sinks.delete(stream));
     // Without an identity (the Steward refused, and the Keep is ending) the client is dropped.
     this.#wrapAccepted(listener.spec, socket).then(
       (connection) => {
@@ -415,10 +421,10 @@ export class KeepSide {
     );
   }
 
-  async #wrapAccepted(spec: Extract<FileSpec, { kind: 'listen' }>, socket: SallyportSocket): Promise<Connection> {
-    if (spec.prot === 'tcp') return new DuplexConnection(socket);
+  async #wrapAccepted(spec: Extract<FileSpec, { kind: 'listen' }>, socket: SallyportSocket | SallyportRecords): Promise<Connection> {
+    if (socket instanceof SallyportSocket) return new DuplexConnection(socket);
     const [{ tlsServer }, identity] = await Promise.all([import('../../net/tls.ts'), this.#listenIdentity(spec)]);
-    return new DuplexConnection(tlsServer(socket, identity), socket);
+    return new DuplexConnection(tlsServer(socket as unknown as Duplex, identity), socket as unknown as Duplex);
   }
 
   #listenIdentity(spec: Extract<FileSpec, { kind: 'listen' }>): Promise<KeepIdentity> {
@@ -510,14 +516,19 @@ export class KeepSide {
   }
 
   #dial(host: string, port: number): Promise<SallyportSocket> {
+    return this.#dialAs(host, port, (stream) => new SallyportSocket(this.#endpoint, stream));
+  }
+
+  /** A dial whose stream `make` wraps: a Duplex, or the records under node:tls for a TLS file. */
+  #dialAs<T extends SallyportSocket | SallyportRecords>(host: string, port: number, make: (stream: number) => T): Promise<T> {
     const stream = this.#nextKeepStream;
     this.#nextKeepStream += 2;
     this.#endpoint.openStream(stream);
-    const socket = new SallyportSocket(this.#endpoint, stream);
+    const socket = make(stream);
     this.#sinks.set(stream, socket);
-    socket.once('close', () => this.#sinks.delete(stream));
+    onceClosed(socket, () => this.#sinks.delete(stream));
     return new Promise((resolve, reject) => {
-      this.#dials.set(stream, { socket, resolve: () => resolve(socket), reject });
+      this.#dials.set(stream, { resolve: () => resolve(socket), reject });
       this.#endpoint.send({ t: 'dial', stream, host, port });
     });
   }
@@ -561,13 +572,19 @@ export class KeepSide {
       case 'connect': {
         // Worded as the nil Keep words them: both Keeps give the same results.
         const where = `cannot connect on ${f.host} port ${f.port} for '${f.name}'`;
-        const socket = await this.#dial(f.host, f.port).catch((err: Error) => {
+        const failed = (err: Error) => {
           throw new Error(`${where}: ${err.message}`);
-        });
-        if (f.prot === 'tcp') return { kind: 'connection', name: f.name, connection: new DuplexConnection(socket) };
+        };
+        if (f.prot === 'tcp') {
+          const socket = await this.#dial(f.host, f.port).catch(failed);
+          return { kind: 'connection', name: f.name, connection: new DuplexConnection(socket) };
+        }
+        const records = await this.#dialAs(f.host, f.port, (stream) => new SallyportRecords(this.#endpoint, stream)).catch(failed);
+        // node:tls needs only what SallyportRecords has of a Duplex.
+        const socket = records as unknown as Duplex;
         const [{ tlsClient }, identity] = await Promise.all([import('../../net/tls.ts'), this.services.identity.identity()]);
         const tls = await tlsClient(socket, { host: f.host, identity, ca: f.ca }).catch((err: Error) => {
-          socket.destroy();
+          records.destroy();
           throw new Error(`${where}: TLS to ${f.host}:${f.port} failed: ${err.message}`);
         });
         return { kind: 'connection', name: f.name, connection: new DuplexConnection(tls, socket) };
@@ -640,9 +657,9 @@ export class KeepSide {
     if (this.#state === 'done' || this.#finishing) return;
     this.#finishing = true;
     // Connections the guest closed may still hold bytes (and a TLS close_notify) on their way out.
-    const open = [...this.#sinks.values()].filter((s): s is SallyportSocket => s instanceof SallyportSocket && !s.destroyed);
+    const open = [...this.#sinks.values()].filter((s): s is SallyportSocket | SallyportRecords => (s instanceof SallyportSocket || s instanceof SallyportRecords) && !s.destroyed);
     if (open.length > 0) {
-      const closed = Promise.all(open.map((s) => new Promise<void>((resolve) => s.once('close', () => resolve()))));
+      const closed = Promise.all(open.map((s) => new Promise<void>((resolve) => onceClosed(s, resolve))));
       await Promise.race([closed, new Promise<void>((resolve) => setTimeout(resolve, SOCKET_LINGER_MS))]);
     }
     if ((this.#state as string) === 'done') return; // #die ran meanwhile

@@ -10,6 +10,7 @@ import type { InputStream, OutputStream, WouldBlock } from '../../wasi/io.ts';
 
 // process.getBuiltinModule: node:stream's ESM facade costs start-up time, and every Keep loads this module.
 const { Duplex } = process.getBuiltinModule('node:stream');
+const { EventEmitter } = process.getBuiltinModule('node:events');
 
 /** What the Keep's router delivers to a stream. */
 export interface StreamSink {
@@ -212,5 +213,176 @@ export class SallyportSocket extends Duplex implements StreamSink {
       this.#endpoint.closeStream(this.stream);
     }
     callback(error);
+  }
+}
+
+/**
+ * The TLS records of a sallyport socket, as node:tls reads and writes them: the least a stream
+ * under a TLSSocket needs (node:tls wraps it in its JSStreamSocket, which uses pause, resume,
+ * write, cork, end, destroy and the data, end, error and close events), without a Duplex's
+ * Readable and Writable machinery. Incoming records go to node:tls as their frame is handled
+ * (node:tls copies them into OpenSSL at once) and are credited then; while node:tls has stopped
+ * reading they are held, uncredited, so the window still bounds what the host can make the Keep
+ * hold. Written records leave as frames before write returns, from node:tls's own fresh buffers
+ * (no copy), or wait for the window in order.
+ */
+export class SallyportRecords extends EventEmitter implements StreamSink {
+  readonly #endpoint: KeepEndpoint;
+  readonly stream: number;
+  /** Records received while node:tls does not read (it starts paused). */
+  #held: Uint8Array[] = [];
+  #paused = true;
+  #flushing = false;
+  #eof = false;
+  #endEmitted = false;
+  #corked = 0;
+  #corkedWrites: { chunk: Uint8Array; done: (error?: Error | null) => void }[] = [];
+  /** Writes waiting for window, in order; the first is being sent. */
+  #waiting: { chunk: Uint8Array; done: (error?: Error | null) => void }[] = [];
+  #ended = false;
+  destroyed = false;
+  writableFinished = false;
+  // What node:tls reads of the stream it wraps.
+  readonly readable = true;
+  readonly writable = true;
+  readonly allowHalfOpen = true;
+
+  constructor(endpoint: KeepEndpoint, stream: number) {
+    super();
+    this.#endpoint = endpoint;
+    this.stream = stream;
+  }
+
+  data(bytes: Uint8Array): void {
+    if (this.#eof) throw new ProtocolError(`data on stream ${this.stream} after its eof`);
+    if (this.destroyed) return;
+    if (this.#paused || this.#held.length > 0) {
+      this.#held.push(bytes);
+      return;
+    }
+    this.#deliver(bytes);
+  }
+  eof(): void {
+    if (this.#eof) throw new ProtocolError(`second eof on stream ${this.stream}`);
+    this.#eof = true;
+    if (!this.#paused && this.#held.length === 0) this.#emitEnd();
+  }
+  reset(reason: string): void {
+    this.destroy(Object.assign(new Error(reason), { code: 'ECONNRESET' }));
+  }
+
+  #deliver(bytes: Uint8Array): void {
+    this.emit('data', bytes);
+    this.#endpoint.consumed(this.stream, bytes.length);
+  }
+  #emitEnd(): void {
+    if (this.#endEmitted || this.destroyed) return;
+    this.#endEmitted = true;
+    this.emit('end');
+  }
+
+  pause(): this {
+    this.#paused = true;
+    return this;
+  }
+  resume(): this {
+    this.#paused = false;
+    // Not within the call: node:tls resumes from inside its own handle.
+    if (!this.#flushing && (this.#held.length > 0 || this.#eof)) {
+      this.#flushing = true;
+      process.nextTick(() => this.#flush());
+    }
+    return this;
+  }
+  #flush(): void {
+    this.#flushing = false;
+    while (!this.#paused && !this.destroyed && this.#held.length > 0) this.#deliver(this.#held.shift()!);
+    if (!this.#paused && this.#held.length === 0 && this.#eof) this.#emitEnd();
+  }
+
+  cork(): void {
+    this.#corked++;
+  }
+  uncork(): void {
+    if (this.#corked === 0 || --this.#corked > 0) return;
+    const writes = this.#corkedWrites;
+    this.#corkedWrites = [];
+    // A write's records leave together: their frames in one writev.
+    this.#endpoint.batch(() => {
+      for (const w of writes) this.#send(w.chunk, w.done);
+    });
+  }
+
+  write(chunk: Uint8Array, done: (error?: Error | null) => void): boolean {
+    if (this.#ended || this.destroyed) {
+      process.nextTick(done, Object.assign(new Error('write after end'), { code: 'EPIPE' }));
+      return false;
+    }
+    if (this.#corked > 0) this.#corkedWrites.push({ chunk, done });
+    else this.#send(chunk, done);
+    return true;
+  }
+
+  #send(chunk: Uint8Array, done: (error?: Error | null) => void): void {
+    if (this.#waiting.length === 0) {
+      const sent = this.#endpoint.sendOwned(this.stream, chunk);
+      if (sent === chunk.length) return done();
+      chunk = chunk.subarray(sent);
+    }
+    this.#waiting.push({ chunk, done });
+    if (this.#waiting.length === 1) void this.#sendWaiting();
+  }
+  async #sendWaiting(): Promise<void> {
+    while (this.#waiting.length > 0) {
+      const { chunk, done } = this.#waiting[0]!;
+      let ok = false;
+      try {
+        ok = await this.#endpoint.sendData(this.stream, chunk);
+      } catch {
+        ok = false;
+      }
+      this.#waiting.shift();
+      done(ok ? null : Object.assign(new Error('connection closed'), { code: 'EPIPE' }));
+    }
+    this.#finishIfEnded();
+  }
+
+  /** Ends the write side once queued records are sent: an `eof` for the host. */
+  end(done?: () => void): void {
+    if (!this.#ended) {
+      this.#ended = true;
+      this.#finishIfEnded();
+    }
+    if (done) {
+      if (this.writableFinished || this.destroyed) process.nextTick(done);
+      else this.once('finish', done);
+    }
+  }
+  #finishIfEnded(): void {
+    if (!this.#ended || this.writableFinished || this.#waiting.length > 0 || this.#corkedWrites.length > 0) return;
+    if (this.destroyed) return;
+    if (this.#endpoint.isOpen(this.stream)) this.#endpoint.send({ t: 'eof', stream: this.stream });
+    this.writableFinished = true;
+    process.nextTick(() => this.emit('finish'));
+  }
+
+  destroy(error?: Error | null): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    this.#held = [];
+    if (this.#endpoint.isOpen(this.stream)) {
+      this.#endpoint.send({ t: 'close', stream: this.stream });
+      this.#endpoint.closeStream(this.stream);
+    }
+    // Writes waiting for window fail as sendData finds the stream closed.
+    const writes = this.#corkedWrites;
+    this.#corkedWrites = [];
+    process.nextTick(() => {
+      for (const w of writes) w.done(Object.assign(new Error('connection closed'), { code: 'EPIPE' }));
+      // Before node:tls wraps it (an accepted socket waits for the Keep's identity), nobody listens.
+      if (error && this.listenerCount('error') > 0) this.emit('error', error);
+      this.emit('close');
+    });
+    return this;
   }
 }

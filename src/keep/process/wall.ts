@@ -24,7 +24,7 @@
  * test/keep/process-permission.test.ts checks the bundle against this list.
  */
 export const KEEP_BUILTINS: readonly string[] = [
-  'node:crypto', 'node:fs', 'node:fs/promises', 'node:http', 'node:https', 'node:net', 'node:path',
+  'node:crypto', 'node:events', 'node:fs', 'node:fs/promises', 'node:http', 'node:https', 'node:net', 'node:path',
   'node:stream', 'node:stream/promises', 'node:tls', 'node:v8',
 ];
 

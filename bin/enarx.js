@@ -19,6 +19,8 @@ if (major < 26) {
 // start-up is most of a short run, and the two can overlap (src/keep/process/prestart.ts). Started
 // as bin/enarx (the shell launcher), it started even before this Node, and is handed over with its pipes.
 const shellKeep = process.env.ENARX_LAUNCHER_KEEP !== undefined ? takeShellKeep() : undefined;
+// Spare pipes from bin/enarx for the Keep the run starts itself: taken (close-on-exec) before the rest is closed.
+if (process.env.ENARX_LAUNCHER_PIPES !== undefined) takeSparePipes();
 closeInheritedDescriptors(shellKeep?.options.fds ?? []);
 if (!shellKeep && ungrantedProcessRun(argv)) startKeep();
 // Start-up: cache compiled (and type-stripped) modules between runs.
@@ -148,6 +150,39 @@ function handOver(started) {
   process.once('exit', () => {
     if (globalThis[key] === started) started.discard();
   });
+}
+
+/**
+ * Takes the two spare pipes bin/enarx made for the sallyport of the Keep this run starts itself
+ * (ENARX_LAUNCHER_PIPES=1): the one to the Keep on fds 3 (read end) and 4, the one from the Keep
+ * on fds 5 and 6 (write end). Only if they are that: two distinct pipes, each end of one on the
+ * fds named. Each end is opened again, close-on-exec (Node cannot clear a descriptor's flag
+ * otherwise), and the inherited descriptor closed: no process this one starts inherits them, and
+ * launch.ts spawnKeep gives the Keep its two ends explicitly.
+ */
+function takeSparePipes() {
+  delete process.env.ENARX_LAUNCHER_PIPES; // not for the processes this one starts
+  const { closeSync, fstatSync, openSync } = process.getBuiltinModule('node:fs');
+  const ends = [3, 4, 5, 6];
+  let stats;
+  try {
+    stats = ends.map((fd) => fstatSync(fd, { bigint: true }));
+  } catch {
+    return; // not all open: none is taken (and closeInheritedDescriptors closes the rest)
+  }
+  const pipe = (a, b) => stats[a].isFIFO() && stats[b].isFIFO() && stats[a].dev === stats[b].dev && stats[a].ino === stats[b].ino;
+  if (!pipe(0, 1) || !pipe(2, 3) || stats[0].ino === stats[2].ino) return;
+  const reopened = [];
+  try {
+    // Each pipe's read end first: its write end is open here, so opening it does not wait for a writer.
+    for (const [fd, flags] of [[3, 'r'], [4, 'w'], [5, 'r'], [6, 'w']]) reopened.push(openSync(`/proc/self/fd/${fd}`, flags));
+  } catch {
+    for (const fd of reopened) closeSync(fd);
+    return;
+  }
+  for (const fd of ends) closeSync(fd);
+  const [toKeepRead, toKeepWrite, fromKeepRead, fromKeepWrite] = reopened;
+  globalThis[Symbol.for('enarx.launcher-pipes')] = { toKeep: { read: toKeepRead, write: toKeepWrite }, fromKeep: { read: fromKeepRead, write: fromKeepWrite } };
 }
 
 /**

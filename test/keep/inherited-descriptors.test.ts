@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runEnarx, spawnEnarx } from '../helpers/cli.ts';
@@ -141,3 +143,93 @@ async function keepDoesNotInherit(shell: boolean, env: NodeJS.ProcessEnv = {}): 
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** The pipe inode a descriptor of `pid` names ('pipe:[N]'), or undefined. */
+function pipeOf(pid: number, fd: number | string): string | undefined {
+  try {
+    return /^pipe:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many of `pid`'s descriptors name pipe `inode`. */
+function endsHeld(pid: number, inode: string): number {
+  return readdirSync(`/proc/${pid}/fd`).filter((n) => pipeOf(pid, n) === inode).length;
+}
+
+// A run whose Keep the host starts itself (an Enarx.toml's) gets the two pipes bin/enarx made for
+// it instead of a socket pair: the Keep holds only its ends, as its fds 3 and 4, the host only
+// its own, and the bytes a TLS client sends come back exact.
+test('a Keep the host starts for an Enarx.toml run gets the shell launcher\'s spare pipes, and nothing else of its caller', { skip: process.platform !== 'linux' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-spare-'));
+  const secret = join(dir, 'host-secret.txt');
+  writeFileSync(secret, 'SECRET');
+  const fd = openSync(secret, 'r');
+  const config = join(dir, 'Enarx.toml');
+  writeFileSync(config, '[[files]]\nkind = "null"\nname = "stdin"\n[[files]]\nkind = "stdout"\n[[files]]\nkind = "stderr"\n[[files]]\nname = "ingest"\nkind = "listen"\nprot = "tls"\naddr = "127.0.0.1"\nport = 0\n');
+  try {
+    const stdio: ('ignore' | 'pipe' | number)[] = ['ignore', 'pipe', 'pipe'];
+    for (let i = 3; i < 40; i++) stdio.push('ignore');
+    stdio.push(fd);
+    const child = spawnEnarx(['run', '--log-level', 'info', '--wasmcfgfile', config, join(REPO_ROOT, 'examples', 'echo-server.wasm'), 'ingest', '1'], { stdio, shell: true });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const keep = await keepOf(child, () => stderr);
+    const [toKeep, fromKeep] = [pipeOf(keep, 3), pipeOf(keep, 4)];
+    assert.ok(toKeep && fromKeep && toKeep !== fromKeep, `the Keep's fds 3 and 4 are two pipes: ${readlinkSync(`/proc/${keep}/fd/3`)}, ${readlinkSync(`/proc/${keep}/fd/4`)}`);
+    for (const inode of [toKeep, fromKeep]) {
+      assert.equal(endsHeld(keep, inode), 1, 'the Keep holds one end of each');
+      assert.equal(endsHeld(child.pid!, inode), 1, 'the host holds one end of each, not the Keep\'s');
+    }
+    const held = readdirSync(`/proc/${keep}/fd`).map((n) => readlinkSync(`/proc/${keep}/fd/${n}`));
+    assert.ok(!held.includes(secret), `the Keep holds the host's file: ${held.join(', ')}`);
+    if (existsSync('/usr/bin/perl')) {
+      for (const n of [3, 4]) {
+        const size = execFileSync('/usr/bin/perl', ['-e', `open(my $p, "+<", "/proc/${keep}/fd/${n}") or die "$!"; print fcntl($p, 1032, 0)`], { encoding: 'utf8' });
+        assert.equal(Number(size), 1 << 20, `the Keep's fd ${n} holds 1 MiB`);
+      }
+    }
+    for (let i = 0; i < 600 && !/port \d+/.test(stderr); i++) await sleep(50);
+    const port = Number(/bound to \S+ port (\d+)/.exec(stderr)?.[1]);
+    const sent = randomBytes(3 * 1024 * 1024 + 17);
+    const echoed = await new Promise<Buffer>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => socket.end(sent));
+      const chunks: Buffer[] = [];
+      socket.on('data', (d: Buffer) => chunks.push(d));
+      socket.on('end', () => resolve(Buffer.concat(chunks)));
+      socket.on('error', reject);
+    });
+    assert.ok(echoed.equals(sent), `echoed ${echoed.length} of ${sent.length} bytes exactly`);
+    assert.equal(await exited, 0, stderr);
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// ENARX_LAUNCHER_PIPES from elsewhere, naming what are not two pipes: nothing is taken, and none of
+// it reaches the Keep, which gets its socket pair.
+test('descriptors that are not the launcher\'s two pipes are not taken as the sallyport', { skip: process.platform !== 'linux' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-spare-'));
+  const secret = join(dir, 'host-secret.txt');
+  writeFileSync(secret, 'SECRET');
+  const fd = openSync(secret, 'r');
+  try {
+    const child = spawnEnarx(['run', '--backend', 'process', '--dir', dir, join(REPO_ROOT, 'examples', 'sleep.wasm'), '4000'], { stdio: ['ignore', 'pipe', 'pipe', fd, fd, fd, fd], env: { ENARX_LAUNCHER_PIPES: '1' } });
+    let stderr = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c));
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+    const keep = await keepOf(child, () => stderr);
+    assert.match(readlinkSync(`/proc/${keep}/fd/3`), /^socket:/);
+    const held = readdirSync(`/proc/${keep}/fd`).map((n) => readlinkSync(`/proc/${keep}/fd/${n}`));
+    assert.ok(!held.includes(secret), `the Keep holds the host's file: ${held.join(', ')}`);
+    assert.equal(readFileSync(`/proc/${keep}/environ`, 'utf8'), '');
+    child.kill('SIGTERM');
+    await exited;
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

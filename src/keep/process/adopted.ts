@@ -9,7 +9,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { pipePair } from './pipes.ts';
+import { pipePair, SALLYPORT_READ_BYTES } from './pipes.ts';
 
 const { EventEmitter } = process.getBuiltinModule('node:events');
 const { Socket: NetSocket } = process.getBuiltinModule('node:net');
@@ -22,12 +22,6 @@ const KEEP_STDERR_FD = 5;
 
 /** The spawn options bin/enarx.js reports for such a Keep: a run adopts it only if they are these. */
 export const SHELL_KEEP_LAYOUT = { launcher: 'bin/enarx', fds: [FROM_KEEP_FD, TO_KEEP_FD, KEEP_STDERR_FD], env: {} } as const;
-
-/**
- * The host reads the sallyport into buffers this large, reused (pipes.ts ReadBuffers): one read
- * takes what the 1 MiB pipe (bin/enarx) holds, instead of 64 KiB in a fresh allocation each.
- */
-const READ_BYTES = 1024 * 1024;
 
 /** How often the host looks for the Keep's exit status once both of its pipes have closed. */
 const EXIT_POLL_MS = 2;
@@ -48,7 +42,7 @@ class AdoptedKeep extends EventEmitter {
     super();
     this.pid = pid;
     // The sallyport writes its frames straight to the descriptor while nothing is queued (endpoint.ts).
-    const pipe = { ...pipePair(FROM_KEEP_FD, TO_KEEP_FD, READ_BYTES), outputFd: TO_KEEP_FD };
+    const pipe = { ...pipePair(FROM_KEEP_FD, TO_KEEP_FD, SALLYPORT_READ_BYTES), outputFd: TO_KEEP_FD };
     const fromKeep = pipe.input;
     this.stderr = new NetSocket({ fd: KEEP_STDERR_FD, readable: true, writable: false });
     this.stdio = [null, null, this.stderr, pipe];

@@ -8,6 +8,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { bundle, indexedBundle, INSTALL_ROOT, KEEP_CACHE, type BundleSpec } from '../../bundle/index.ts';
+import { pipePair, SALLYPORT_READ_BYTES } from './pipes.ts';
 // process.getBuiltinModule: the ESM facades of these built-ins cost milliseconds each at start-up,
 // and this module is on the path of every `enarx run` (it starts the Keep as early as it can).
 const { existsSync, realpathSync } = process.getBuiltinModule('node:fs');
@@ -106,7 +107,12 @@ export function indexedKeepCommand(grants: KeepGrants): { command: string; args:
 /** How a Keep process is spawned: no stdin or stdout, stderr (diagnostics) and fd 3 (the sallyport) piped, an empty environment. */
 export const KEEP_SPAWN_OPTIONS = { stdio: ['ignore', 'ignore', 'pipe', 'pipe'], env: {}, windowsHide: true } as const;
 
-/** Starts a Keep process (KEEP_SPAWN_OPTIONS). */
+/**
+ * Starts a Keep process (KEEP_SPAWN_OPTIONS). With the launcher's spare pipes (the first Keep of a
+ * run bin/enarx started), the sallyport is those two pipes instead of a socket pair: the Keep's
+ * ends become its fds 3 and 4 (as for a Keep bin/enarx starts itself) and are closed here, and
+ * `stdio[3]` is the host's pair of ends, read into reused buffers (pipes.ts pipePair).
+ */
 export function spawnKeep(command: { command: string; args: string[] }): ChildProcess {
   // A launcher's Keep not taken by now never will be; the shell launcher's pipes are not
   // close-on-exec, and must not reach the new Keep.
@@ -114,7 +120,39 @@ export function spawnKeep(command: { command: string; args: string[] }): ChildPr
   // node:child_process only now: loading it costs milliseconds, and a run that adopts the Keep
   // bin/enarx started never spawns one.
   const { spawn } = process.getBuiltinModule('node:child_process');
-  return spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: [...KEEP_SPAWN_OPTIONS.stdio] });
+  const pipes = takeSparePipes();
+  if (!pipes) return spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: [...KEEP_SPAWN_OPTIONS.stdio] });
+  const { closeSync } = process.getBuiltinModule('node:fs');
+  let child: ChildProcess;
+  try {
+    child = spawn(command.command, command.args, { ...KEEP_SPAWN_OPTIONS, stdio: ['ignore', 'ignore', 'pipe', pipes.toKeep.read, pipes.fromKeep.write] });
+  } catch (err) {
+    closeSync(pipes.toKeep.write);
+    closeSync(pipes.fromKeep.read);
+    throw err;
+  } finally {
+    // The Keep's ends are its own now (or nobody's): the host holds only its two.
+    closeSync(pipes.toKeep.read);
+    closeSync(pipes.fromKeep.write);
+  }
+  // The host writes its frames straight to the descriptor while nothing is queued (endpoint.ts).
+  (child.stdio as unknown[])[3] = { ...pipePair(pipes.fromKeep.read, pipes.toKeep.write, SALLYPORT_READ_BYTES), outputFd: pipes.toKeep.write };
+  return child;
+}
+
+/** The two pipes bin/enarx made for the sallyport of the Keep the run starts itself: descriptors of this process, close-on-exec. */
+interface SparePipes {
+  toKeep: { read: number; write: number };
+  fromKeep: { read: number; write: number };
+}
+
+/** The launcher's spare pipes (bin/enarx.js takeSparePipes), handed out once; undefined if there are none. */
+function takeSparePipes(): SparePipes | undefined {
+  const key = Symbol.for('enarx.launcher-pipes');
+  const g = globalThis as { [key]?: SparePipes };
+  const pipes = g[key];
+  delete g[key];
+  return pipes;
 }
 
 /**

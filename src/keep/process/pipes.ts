@@ -21,6 +21,12 @@ export function pipePair(from: number, to: number, readBytes?: number): { input:
   return reads ? { input, output, reads } : { input, output };
 }
 
+/**
+ * The host reads a Keep's sallyport pipe into buffers this large, reused (ReadBuffers): one read
+ * takes what the 1 MiB pipe (bin/enarx) holds, instead of 64 KiB in a fresh allocation each.
+ */
+export const SALLYPORT_READ_BYTES = 1024 * 1024;
+
 /** Read buffers that may be held (pinned) at once by kept views, besides the one being read into. */
 const MAX_PINNED = 8;
 

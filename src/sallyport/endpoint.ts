@@ -152,6 +152,14 @@ export class Endpoint<In extends Message, Out extends Message> {
     return this.#reads ? this.#reads.keep(bytes) : { bytes, release: noop };
   }
 
+  /**
+   * Bytes of an incoming `data` message that the role holds with no point to release them at:
+   * a copy when they are a view of a reused read buffer, otherwise the bytes themselves.
+   */
+  own(bytes: Uint8Array): Uint8Array {
+    return this.#reads ? Buffer.from(bytes) : bytes;
+  }
+
   send(message: Out): void {
     this.#write(controlFrame(message) ?? encodeFrame(encodeMessage(message)));
   }

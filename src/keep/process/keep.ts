@@ -16,7 +16,7 @@ import type { WorkloadIdentity } from '../../pki/index.ts';
 import { IoError } from '../../wasi/io.ts';
 import type { Connection, DescriptorCapability, DirectoryCapability } from '../../wasi/io.ts';
 import { SallyportInput, SallyportOutput, SallyportRecords, SallyportSocket } from './streams.ts';
-import { pipePair } from './pipes.ts';
+import { SALLYPORT_READ_BYTES, pipePair, reusedReads } from './pipes.ts';
 import type { StreamSink } from './streams.ts';
 import type { WorkloadOutcome, WorkloadRequest } from '../../runtime/types.ts';
 import type { KeepLimitSettings } from '../limits.ts';
@@ -700,9 +700,12 @@ export function startKeep(runWorkload: RunWorkload): KeepSide {
   // Spawned by the host: fd 3 is a socket both ways. Started by the shell launcher (bin/enarx),
   // which has no socket pairs: the host's pipe on fd 3, one to the host on fd 4.
   // Either way the endpoint writes frames straight to the descriptor while nothing is queued.
+  // Either way it reads into reused buffers: a data message's bytes are valid only while it is
+  // handled, and what a stream holds longer it copies or keeps (streams.ts).
   if (!process.getBuiltinModule('node:fs').fstatSync(3).isFIFO()) {
-    const socket = new Socket({ fd: 3, readable: true, writable: true });
-    return new KeepSide({ input: socket, output: socket, outputFd: 3 }, runWorkload);
+    const reads = reusedReads(SALLYPORT_READ_BYTES);
+    const socket = new Socket({ fd: 3, readable: true, writable: true, onread: reads.onread });
+    return new KeepSide({ input: socket, output: socket, outputFd: 3, reads }, runWorkload);
   }
-  return new KeepSide({ ...pipePair(3, 4), outputFd: 4 }, runWorkload);
+  return new KeepSide({ ...pipePair(3, 4, SALLYPORT_READ_BYTES), outputFd: 4 }, runWorkload);
 }

@@ -37,7 +37,7 @@ export class SallyportInput implements InputStream, StreamSink {
   data(bytes: Uint8Array): void {
     if (this.#eof) throw new ProtocolError(`data on stream ${this.#stream} after its eof`);
     if (this.#ended) return; // closed by the guest: dropped
-    this.#chunks.push(bytes);
+    this.#chunks.push(this.#endpoint.own(bytes));
     this.#buffered += bytes.length;
     this.#wake();
   }
@@ -148,7 +148,7 @@ export class SallyportSocket extends Duplex implements StreamSink {
     if (this.#eof) throw new ProtocolError(`data on stream ${this.stream} after its eof`);
     if (this.destroyed) return;
     this.#unread += bytes.length;
-    this.#wantMore = this.push(bytes);
+    this.#wantMore = this.push(this.#endpoint.own(bytes));
     if (this.#wantMore) this.#credit();
   }
   eof(): void {
@@ -229,8 +229,8 @@ export class SallyportSocket extends Duplex implements StreamSink {
 export class SallyportRecords extends EventEmitter implements StreamSink {
   readonly #endpoint: KeepEndpoint;
   readonly stream: number;
-  /** Records received while node:tls does not read (it starts paused). */
-  #held: Uint8Array[] = [];
+  /** Records received while node:tls does not read (it starts paused), kept from the reused read buffer. */
+  #held: { bytes: Uint8Array; release(): void }[] = [];
   #paused = true;
   #flushing = false;
   #eof = false;
@@ -257,9 +257,10 @@ export class SallyportRecords extends EventEmitter implements StreamSink {
     if (this.#eof) throw new ProtocolError(`data on stream ${this.stream} after its eof`);
     if (this.destroyed) return;
     if (this.#paused || this.#held.length > 0) {
-      this.#held.push(bytes);
+      this.#held.push(this.#endpoint.keep(bytes));
       return;
     }
+    // node:tls copies the record into OpenSSL at once: the read buffer's view is enough.
     this.#deliver(bytes);
   }
   eof(): void {
@@ -296,7 +297,11 @@ export class SallyportRecords extends EventEmitter implements StreamSink {
   }
   #flush(): void {
     this.#flushing = false;
-    while (!this.#paused && !this.destroyed && this.#held.length > 0) this.#deliver(this.#held.shift()!);
+    while (!this.#paused && !this.destroyed && this.#held.length > 0) {
+      const held = this.#held.shift()!;
+      this.#deliver(held.bytes);
+      held.release();
+    }
     if (!this.#paused && this.#held.length === 0 && this.#eof) this.#emitEnd();
   }
 
@@ -369,7 +374,7 @@ export class SallyportRecords extends EventEmitter implements StreamSink {
   destroy(error?: Error | null): this {
     if (this.destroyed) return this;
     this.destroyed = true;
-    this.#held = [];
+    for (const held of this.#held.splice(0)) held.release();
     if (this.#endpoint.isOpen(this.stream)) {
       this.#endpoint.send({ t: 'close', stream: this.stream });
       this.#endpoint.closeStream(this.stream);

@@ -12,27 +12,73 @@ import type { Connection, InputStream, IoErrorCode, Listener, OutputStream, Shut
 const READ_BUFFER_BYTES = 256 * 1024;
 /** Bytes queued in the socket before tryWrite reports back-pressure. */
 const WRITE_BUFFER_BYTES = 1024 * 1024;
-/** Size of the reused buffers that carry the guest's writes (see WriteBuffers). */
-const WRITE_CHUNK_BYTES = 64 * 1024;
+/** Size of the reused buffers that carry the guest's writes (see GatheredWrites). */
+const GATHER_BYTES = WRITE_BUFFER_BYTES / 2;
 
 // process.getBuiltinModule: both Keeps have node:net loaded already (their sockets and pipes).
 const { Socket: NetSocket } = process.getBuiltinModule('node:net');
 
 /**
- * The buffers that carry guest bytes to a socket, reused once the socket's write of them has
- * completed, instead of a new copy per write: each new buffer is memory outside V8's heap, and
- * enough of it (hundreds of MiB a second through a busy TLS connection) makes V8 run a full
- * garbage collection every 64 MiB. At most WRITE_BUFFER_BYTES of them exist per connection.
+ * The guest's writes to a node:net or node:tls socket, gathered into reused buffers: the socket
+ * has one write in flight, and what the guest writes meanwhile fills the next buffer, handed over
+ * as one write when the first completes. Each new buffer would be memory outside V8's heap (enough
+ * of it makes V8 run full garbage collections), and node:tls joins the writes it finds queued into
+ * a fresh allocation of their size, its pages faulted in anew each time; one write of one buffer
+ * it encrypts in place. Two buffers of GATHER_BYTES exist per connection at most.
  */
-class WriteBuffers {
+class GatheredWrites {
+  readonly #socket: Duplex;
   readonly #free: Buffer[] = [];
+  #gathering: Buffer | null = null;
+  #gathered = 0;
+  /** Writes handed to the socket and not yet done: one, or two once the end is near (handOver). */
+  #inFlight = 0;
+  readonly #onWritten: () => void;
 
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(WRITE_CHUNK_BYTES);
+  constructor(socket: Duplex, onWritten: () => void) {
+    this.#socket = socket;
+    this.#onWritten = onWritten;
   }
 
-  give(buffer: Buffer): void {
-    if (this.#free.length < WRITE_BUFFER_BYTES / WRITE_CHUNK_BYTES) this.#free.push(buffer);
+  /** Bytes the guest may still write before it has to wait. */
+  room(): number {
+    return this.#inFlight > 0 ? GATHER_BYTES - this.#gathered : 2 * GATHER_BYTES - this.#gathered;
+  }
+
+  /** True while nothing is gathered or being written. */
+  get idle(): boolean {
+    return this.#inFlight === 0 && this.#gathered === 0;
+  }
+
+  /** Copies as much of `bytes` as there is room for; returns how much. */
+  write(bytes: Uint8Array): number {
+    let n = 0;
+    while (n < bytes.length && this.#gathered < GATHER_BYTES) {
+      const k = Math.min(GATHER_BYTES - this.#gathered, bytes.length - n);
+      const buffer = (this.#gathering ??= this.#free.pop() ?? Buffer.allocUnsafeSlow(GATHER_BYTES));
+      buffer.set(n === 0 && k === bytes.length ? bytes : bytes.subarray(n, n + k), this.#gathered);
+      this.#gathered += k;
+      n += k;
+      if (this.#inFlight === 0) this.handOver();
+    }
+    return n;
+  }
+
+  /** Hands what is gathered to the socket now (also behind a write in flight: before it ends). */
+  handOver(): void {
+    const buffer = this.#gathering;
+    if (!buffer || this.#gathered === 0) return;
+    const size = this.#gathered;
+    this.#gathering = null;
+    this.#gathered = 0;
+    this.#inFlight++;
+    this.#socket.write(size === GATHER_BYTES ? buffer : buffer.subarray(0, size), () => {
+      this.#inFlight--;
+      if (this.#free.length < 2) this.#free.push(buffer);
+      // Whatever was gathered meanwhile leaves as the next write (shutdown hands it over first).
+      if (this.#inFlight === 0 && !this.#socket.writableEnded) this.handOver();
+      this.#onWritten();
+    });
   }
 }
 
@@ -71,8 +117,8 @@ export class DuplexConnection implements Connection {
   #closed = false;
   readonly #readable = new Waiters();
   readonly #writable = new Waiters();
-  /** Reused write buffers, for a socket that is done with a write's bytes when its callback runs. */
-  readonly #writeBuffers: WriteBuffers | undefined;
+  /** Gathered writes, for a socket that is done with a write's bytes when its callback runs. */
+  readonly #gathered: GatheredWrites | undefined;
 
   /**
    * `transport` is the stream under a TLS socket (when that is a JS stream, such as a
@@ -84,7 +130,7 @@ export class DuplexConnection implements Connection {
     // node:net and node:tls sockets have copied a write's bytes (to the kernel, or encrypted them)
     // by its callback; a sallyport stream carrying plaintext may still be sending them from the
     // buffer itself (Endpoint.sendOwned), so it gets a fresh copy per write.
-    if (socket instanceof NetSocket) this.#writeBuffers = new WriteBuffers();
+    if (socket instanceof NetSocket) this.#gathered = new GatheredWrites(socket, () => this.#writable.wake());
     socket.on('data', (chunk: Uint8Array) => {
       if (this.#readShut) return;
       this.#chunks.push(chunk);
@@ -120,7 +166,7 @@ export class DuplexConnection implements Connection {
     };
     this.output = {
       tryWrite: (bytes) => self.#tryWrite(bytes),
-      writableBytes: () => Math.max(0, WRITE_BUFFER_BYTES - socket.writableLength),
+      writableBytes: () => (self.#gathered ? self.#gathered.room() : Math.max(0, WRITE_BUFFER_BYTES - socket.writableLength)),
       ready: () => (self.#writeBlocked() ? self.#writable.wait() : Promise.resolve()),
       flush: () => self.#flush(),
       close: () => self.shutdown('write'),
@@ -150,7 +196,8 @@ export class DuplexConnection implements Connection {
   }
 
   #writeBlocked(): boolean {
-    return !this.#writeShut && !this.#error && !this.#closed && !this.#socket.destroyed && this.#socket.writableLength >= WRITE_BUFFER_BYTES;
+    if (this.#writeShut || this.#error || this.#closed || this.#socket.destroyed) return false;
+    return this.#gathered ? this.#gathered.room() === 0 : this.#socket.writableLength >= WRITE_BUFFER_BYTES;
   }
 
   #tryWrite(bytes: Uint8Array): number {
@@ -158,25 +205,22 @@ export class DuplexConnection implements Connection {
     if (this.#error) throw this.#error.code === 'EIO' ? new IoError('EPIPE', this.#error.message) : this.#error;
     if (this.#writeShut || this.#socket.destroyed || this.#socket.writableEnded) throw new IoError('EPIPE');
     if (bytes.length === 0) return 0;
+    // Guest memory changes after the call, so the socket gets its own copy.
+    if (this.#gathered) return this.#gathered.write(bytes);
     const room = WRITE_BUFFER_BYTES - this.#socket.writableLength;
     if (room <= 0) return 0;
     const n = Math.min(room, bytes.length);
-    // Guest memory changes after the call, so the socket gets its own copy.
-    const pool = this.#writeBuffers;
-    if (!pool) {
-      this.#socket.write(Buffer.from(bytes.subarray(0, n)));
-      return n;
-    }
-    for (let at = 0; at < n; at += WRITE_CHUNK_BYTES) {
-      const buffer = pool.take();
-      const size = Math.min(WRITE_CHUNK_BYTES, n - at);
-      buffer.set(bytes.subarray(at, at + size));
-      this.#socket.write(size === WRITE_CHUNK_BYTES ? buffer : buffer.subarray(0, size), () => pool.give(buffer));
-    }
+    this.#socket.write(Buffer.from(bytes.subarray(0, n)));
     return n;
   }
 
   async #flush(): Promise<void> {
+    const gathered = this.#gathered;
+    if (gathered) {
+      // Woken by each completed write, and by close and error.
+      while (!gathered.idle && !this.#socket.destroyed && !this.#error && !this.#closed) await this.#writable.wait();
+      return;
+    }
     while (this.#socket.writableLength > 0 && !this.#socket.destroyed && !this.#error) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -200,6 +244,7 @@ export class DuplexConnection implements Connection {
     }
     if ((how === 'write' || how === 'both') && !this.#writeShut) {
       this.#writeShut = true;
+      this.#gathered?.handOver();
       this.#socket.end();
       this.#writable.wake();
     }
@@ -216,7 +261,10 @@ export class DuplexConnection implements Connection {
       this.#socket.destroy();
       this.#transport.destroy();
     };
-    if (!this.#socket.writableEnded) this.#socket.end();
+    if (!this.#socket.writableEnded) {
+      this.#gathered?.handOver();
+      this.#socket.end();
+    }
     const timer = setTimeout(release, 5000);
     timer.unref();
     this.#socket.once('close', () => clearTimeout(timer));

@@ -80,6 +80,37 @@ test('a TLS connection carries megabytes written from one reused buffer exactly 
   listener.close();
 });
 
+test('writes gathered while one is in flight: flush waits for them, and a close right after writing still sends every byte', async () => {
+  let port = 0;
+  const net = directNetwork({ identity: selfSignedIdentityProvider(), onListening: (_n, _a, p) => (port = p) });
+  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
+  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false });
+  const chunks: Buffer[] = [];
+  client.on('data', (d: Buffer) => chunks.push(d));
+  const ended = new Promise((r) => client.once('end', r));
+  const conn = await accept(listener);
+  const expected: Buffer[] = [];
+  const write = async (round: number) => {
+    const bytes = Buffer.alloc(70_000, round);
+    let at = 0;
+    while (at < bytes.length) {
+      const wrote = conn.output.tryWrite(bytes.subarray(at));
+      if (wrote === 0) await conn.output.ready();
+      at += wrote;
+    }
+    expected.push(bytes);
+  };
+  for (let n = 0; n < 20; n++) await write(n);
+  await conn.output.flush();
+  assert.equal(conn.output.writableBytes(), 1024 * 1024, 'after a flush nothing is gathered or in flight');
+  for (let n = 20; n < 40; n++) await write(n);
+  conn.close();
+  await ended;
+  assert.ok(Buffer.concat(chunks).equals(Buffer.concat(expected)), 'every byte, in order');
+  client.end();
+  listener.close();
+});
+
 test('a TCP connect file reaches a server; a refused one fails with ECONNREFUSED', async () => {
   const server = createServer((s) => s.end('pong'));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -99,6 +99,11 @@ export interface ReusedReads {
  */
 export type SallyportPipe = Duplex | { input: Readable; output: Writable; outputFd?: number; reads?: ReusedReads };
 
+/** A message's frame, as Endpoint.send writes it. */
+export function messageFrame(message: Message): Uint8Array {
+  return controlFrame(message) ?? encodeFrame(encodeMessage(message));
+}
+
 export class Endpoint<In extends Message, Out extends Message> {
   readonly #in: Readable;
   readonly #out: Writable;
@@ -161,7 +166,16 @@ export class Endpoint<In extends Message, Out extends Message> {
   }
 
   send(message: Out): void {
-    this.#write(controlFrame(message) ?? encodeFrame(encodeMessage(message)));
+    this.#write(messageFrame(message));
+  }
+
+  /**
+   * Writes bytes that are frames already (messageFrame), after everything sent before: the rest
+   * of frames whose start the role wrote to the pipe itself before the endpoint existed (the
+   * host's hand-over to a Keep bin/enarx started, adopted.ts writeBeforeStreams).
+   */
+  sendFrames(bytes: Uint8Array): void {
+    this.#write(bytes);
   }
 
   #write(frame: Uint8Array): void {

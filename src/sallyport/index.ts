@@ -38,5 +38,5 @@ export type {
   Protocol,
   StandbyInit,
 } from './messages.ts';
-export { Endpoint, INITIAL_WINDOW, DATA_CHUNK_BYTES, DEFAULT_RATES } from './endpoint.ts';
+export { Endpoint, messageFrame, INITIAL_WINDOW, DATA_CHUNK_BYTES, DEFAULT_RATES } from './endpoint.ts';
 export type { EndpointOptions, HostEndpoint, KeepEndpoint, RateLimit, ReusedReads, SallyportPipe } from './endpoint.ts';

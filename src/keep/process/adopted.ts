@@ -12,8 +12,7 @@ import type { Socket } from 'node:net';
 import { pipePair, SALLYPORT_READ_BYTES } from './pipes.ts';
 
 const { EventEmitter } = process.getBuiltinModule('node:events');
-const { Socket: NetSocket } = process.getBuiltinModule('node:net');
-const { readFileSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants: fsConstants, openSync, readFileSync, writevSync } = process.getBuiltinModule('node:fs');
 const { constants } = process.getBuiltinModule('node:os');
 
 const FROM_KEEP_FD = 3;
@@ -31,28 +30,75 @@ export function adoptKeep(pid: number): ChildProcess {
   return new AdoptedKeep(pid) as unknown as ChildProcess;
 }
 
+/**
+ * Writes `frames` to an adopted Keep's sallyport before its streams exist, as much as its pipe
+ * takes now without waiting; returns how many bytes it wrote (0 for any other Keep, or once the
+ * streams exist: the endpoint then writes). The host hands over the workload this way first, and
+ * loads node:net and sets up its streams (milliseconds) while the Keep compiles and runs it.
+ */
+export function writeBeforeStreams(child: ChildProcess, frames: readonly Uint8Array[]): number {
+  return (child as unknown) instanceof AdoptedKeep ? (child as unknown as AdoptedKeep).writeBeforeStreams(frames) : 0;
+}
+
+type Streams = { stderr: Socket; stdio: [null, null, Socket, ReturnType<typeof pipePair> & { outputFd: number }] };
+
 class AdoptedKeep extends EventEmitter {
   readonly pid: number;
   exitCode: number | null = null;
   signalCode: NodeJS.Signals | null = null;
-  readonly stderr: Socket;
-  readonly stdio: [null, null, Socket, ReturnType<typeof pipePair> & { outputFd: number }];
+  #streams: Streams | undefined;
 
   constructor(pid: number) {
     super();
     this.pid = pid;
+  }
+
+  // Made at their first use: node:net and the sockets cost milliseconds, which a run spends after
+  // it has handed over its workload (writeBeforeStreams).
+  get stderr(): Socket {
+    return this.#open().stderr;
+  }
+
+  get stdio(): Streams['stdio'] {
+    return this.#open().stdio;
+  }
+
+  #open(): Streams {
+    if (this.#streams) return this.#streams;
     // The sallyport writes its frames straight to the descriptor while nothing is queued (endpoint.ts).
     const pipe = { ...pipePair(FROM_KEEP_FD, TO_KEEP_FD, SALLYPORT_READ_BYTES), outputFd: TO_KEEP_FD };
     const fromKeep = pipe.input;
-    this.stderr = new NetSocket({ fd: KEEP_STDERR_FD, readable: true, writable: false });
-    this.stdio = [null, null, this.stderr, pipe];
+    const { Socket: NetSocket } = process.getBuiltinModule('node:net');
+    const stderr = new NetSocket({ fd: KEEP_STDERR_FD, readable: true, writable: false });
+    this.#streams = { stderr, stdio: [null, null, stderr, pipe] };
     // The Keep holds the other ends until it exits: once both are closed, its status follows.
     let open = 2;
     const closed = () => {
       if (--open === 0) this.#awaitExit();
     };
     fromKeep.once('close', closed);
-    this.stderr.once('close', closed);
+    stderr.once('close', closed);
+    return this.#streams;
+  }
+
+  /** See writeBeforeStreams. */
+  writeBeforeStreams(frames: readonly Uint8Array[]): number {
+    if (this.#streams || frames.length === 0) return 0;
+    // fd 4 blocks (bash opened it), and the Keep might not be reading: the same pipe, opened again
+    // without blocking, takes what fits now. Opening it fails (ENXIO) once the Keep is gone.
+    let fd: number;
+    try {
+      fd = openSync(`/proc/self/fd/${TO_KEEP_FD}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+    } catch {
+      return 0;
+    }
+    try {
+      return writevSync(fd, frames as Uint8Array[]);
+    } catch {
+      return 0; // full (EAGAIN) or closed (EPIPE): the endpoint writes, and meets the same state
+    } finally {
+      closeSync(fd);
+    }
   }
 
   kill(signal: NodeJS.Signals | number = 'SIGTERM'): boolean {

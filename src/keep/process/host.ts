@@ -7,11 +7,12 @@
 import type { ChildProcess } from 'node:child_process';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { Endpoint, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
+import { Endpoint, messageFrame, FIRST_DYNAMIC_STREAM, MAX_CHUNK_BYTES, PROTOCOL_VERSION, PROVISIONING_VERSION, STDERR_STREAM, STDIN_STREAM, STDOUT_STREAM } from '../../sallyport/index.ts';
 import type { CollateralRequest, DeploySpec, HostCollateral, FileSpec, HostEndpoint, HostMessage, KeepMessage, LogLevel, Protocol, SallyportPipe } from '../../sallyport/index.ts';
 import { grantedDir, keepCommand, spawnKeep, type KeepLaunchOptions } from './launch.ts';
 import { takePrestarted } from './prestart.ts';
 import { pipeClosed as closed } from './pipes.ts';
+import { writeBeforeStreams } from './adopted.ts';
 import { createSymlinkForKeep, realRoots, syncFileForKeep } from './host-fs.ts';
 import { DEFAULT_DESCRIPTORS, formatDuration } from '../limits.ts';
 // Text from the Keep reaches the host's terminal and logs as one line, its control characters escaped.
@@ -53,8 +54,9 @@ export interface ProcessKeepRequest {
    * up, which the Keep's start then does not wait for).
    */
   stdin?: Readable | (() => Readable | undefined);
-  stdout?: Writable;
-  stderr?: Writable;
+  /** Where the guest's output goes: a stream, or a function that gives it, called once the workload is handed over (as stdin). */
+  stdout?: Writable | (() => Writable);
+  stderr?: Writable | (() => Writable);
   signal?: AbortSignal;
   /** Told where each listen file is bound (useful with port 0). */
   onListening?: (name: string, address: string, port: number) => void;
@@ -178,7 +180,23 @@ function writeNow(out: Writable, bytes: Uint8Array): number {
     return 0;
   }
 }
-const { connect: netConnect, createServer } = process.getBuiltinModule('node:net');
+/**
+ * The frames writeBeforeStreams offers at once: enough to fill any pipe (1 MiB at most, unprivileged;
+ * it takes what fits), within writev's 1024 buffers.
+ */
+function firstFrames(frames: readonly Uint8Array[]): Uint8Array[] {
+  const first: Uint8Array[] = [];
+  let bytes = 0;
+  for (const frame of frames) {
+    if (first.length === 1024 || bytes >= 2 * 1024 * 1024) break;
+    first.push(frame);
+    bytes += frame.length;
+  }
+  return first;
+}
+
+// node:net where it is used: a run whose Keep bin/enarx started loads it only after the hand-over.
+const net = () => process.getBuiltinModule('node:net');
 
 const RSS_POLL_MS = 20;
 /** Listen files a provisioned Keep without a descriptors limit may have bound. */
@@ -248,6 +266,9 @@ class HostSide {
   #spawned: { resolve: () => void; promise: Promise<void> };
   /** Resolves (with null) once the Keep has reported its outcome in its last message (#settle). */
   readonly #reported = Promise.withResolvers<null>();
+  /** The request's stdout and stderr, once the workload is handed over. */
+  #stdout: Writable | undefined;
+  #stderr: Writable | undefined;
 
   constructor(request: ProcessKeepRequest) {
     this.ready = new Promise((resolve, reject) => (this.#publicKey = { resolve, reject }));
@@ -306,6 +327,11 @@ class HostSide {
     const child = early ?? spawnKeep(command!);
     this.#child = child;
     if (child.pid !== undefined) req.onSpawn?.(child.pid);
+    // Everything at once, no round trip before the Keep can start compiling; and first of all to a
+    // Keep bin/enarx started, which takes it before this host loads node:net and sets up its
+    // streams, and works on it meanwhile (what its pipe does not take now, the endpoint sends).
+    const handover = this.#handover(files).map(messageFrame);
+    let written = writeBeforeStreams(child, firstFrames(handover));
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', (err) => {
@@ -326,10 +352,12 @@ class HostSide {
       onClose: () => {},
     });
     for (const id of [STDIN_STREAM, STDOUT_STREAM, STDERR_STREAM]) this.#endpoint.openStream(id);
+    this.#stdout = typeof req.stdout === 'function' ? req.stdout() : req.stdout;
+    this.#stderr = typeof req.stderr === 'function' ? req.stderr() : req.stderr;
     // The reader of an output went away (`enarx run ... | head`): the Keep is told, and the guest's
     // next write to it fails with EPIPE, as in the nil Keep; what the guest then does is its own
     // business (most programs stop). Any other failure to write ends the Keep.
-    for (const [stream, out] of [[STDOUT_STREAM, req.stdout], [STDERR_STREAM, req.stderr]] as const) {
+    for (const [stream, out] of [[STDOUT_STREAM, this.#stdout], [STDERR_STREAM, this.#stderr]] as const) {
       out?.on('error', (err: NodeJS.ErrnoException) => {
         if (err.code !== 'EPIPE') return this.#kill({ kind: 'crash', message: `cannot write the Keep's output: ${err.message}` });
         if (!this.#endpoint.isOpen(stream)) return;
@@ -342,46 +370,15 @@ class HostSide {
     req.signal?.addEventListener('abort', onAbort, { once: true });
 
     this.#spawned.resolve();
-    if (!req.module) {
-      // A provisioned Keep: its workload comes later, encrypted, from a remote client.
-      this.#endpoint.send({
-        t: 'standby',
-        version: PROVISIONING_VERSION,
-        init: {
-          limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
-          logLevel: req.logLevel ?? 'warn',
-          steward: req.steward ?? null,
-          ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
-        },
-      });
-    } else {
-      const module = req.module;
-      // Hand over everything at once: no round trip before the Keep can start compiling.
-      this.#endpoint.send({
-        t: 'hello',
-        version: PROTOCOL_VERSION,
-        init: {
-          moduleSize: module.length,
-          argv: [...req.args],
-          env: req.env.map(([k, v]) => [k, v] as [string, string]),
-          files,
-          limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
-          logLevel: req.logLevel ?? 'warn',
-          steward: req.steward ?? null,
-          ...(req.collect
-            ? { evidence: req.collect.kind, collect: { via: req.collect.via, root: req.collect.root } }
-            : req.evidence && req.evidenceKind
-              ? { evidence: req.evidenceKind }
-              : {}),
-          ...(req.deploy ? { deploy: req.deploy } : {}),
-        },
-      });
-      for (let at = 0; at < module.length; at += MAX_CHUNK_BYTES) {
-        this.#endpoint.send({ t: 'module', bytes: module.subarray(at, at + MAX_CHUNK_BYTES) });
+    for (const frame of handover) {
+      if (written >= frame.length) written -= frame.length;
+      else {
+        this.#endpoint.sendFrames(written > 0 ? frame.subarray(written) : frame);
+        written = 0;
       }
-      // A deploy's files come from its package, which only the Keep reads: stdin is always offered.
-      if (req.deploy || files.some((f) => f.kind === 'stdin')) this.#relayStdin();
     }
+    // A deploy's files come from its package, which only the Keep reads: stdin is always offered.
+    if (req.module && (req.deploy || files.some((f) => f.kind === 'stdin'))) this.#relayStdin();
     this.#started = true;
     for (const [listener, socket] of this.#early.splice(0)) this.#onConnection(listener, socket);
 
@@ -406,6 +403,46 @@ class HostSide {
     }
     const how = signal ? `was killed by ${signal}` : `exited with status ${code}`;
     return { kind: 'crash', message: `the Keep ${how} before reporting an outcome${tail ? `: ${tail}` : ''}` };
+  }
+
+  /** What the Keep is handed first: its workload (`hello`, then the module in chunks), or `standby` for a provisioned Keep. */
+  #handover(files: FileSpec[]): HostMessage[] {
+    const req = this.#req;
+    if (!req.module) {
+      // A provisioned Keep: its workload comes later, encrypted, from a remote client.
+      return [{
+        t: 'standby',
+        version: PROVISIONING_VERSION,
+        init: {
+          limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
+          logLevel: req.logLevel ?? 'warn',
+          steward: req.steward ?? null,
+          ...(req.evidence && req.evidenceKind ? { evidence: req.evidenceKind } : {}),
+        },
+      }];
+    }
+    const module = req.module;
+    const messages: HostMessage[] = [{
+      t: 'hello',
+      version: PROTOCOL_VERSION,
+      init: {
+        moduleSize: module.length,
+        argv: [...req.args],
+        env: req.env.map(([k, v]) => [k, v] as [string, string]),
+        files,
+        limits: { memory: req.limits?.memory ?? null, descriptors: req.limits?.descriptors ?? null },
+        logLevel: req.logLevel ?? 'warn',
+        steward: req.steward ?? null,
+        ...(req.collect
+          ? { evidence: req.collect.kind, collect: { via: req.collect.via, root: req.collect.root } }
+          : req.evidence && req.evidenceKind
+            ? { evidence: req.evidenceKind }
+            : {}),
+        ...(req.deploy ? { deploy: req.deploy } : {}),
+      },
+    }];
+    for (let at = 0; at < module.length; at += MAX_CHUNK_BYTES) messages.push({ t: 'module', bytes: module.subarray(at, at + MAX_CHUNK_BYTES) });
+    return messages;
   }
 
   assign(keepId: string): void {
@@ -477,7 +514,7 @@ class HostSide {
     switch (f.kind) {
       case 'listen': {
         const id = keepListener ?? this.#allocate();
-        const server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.#onConnection(id, socket));
+        const server = net().createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (socket) => this.#onConnection(id, socket));
         await new Promise<void>((resolve, reject) => {
           server.once('error', (err) => reject(new Error(`cannot listen on ${f.addr} port ${f.port} for '${f.name}': ${err.message}`)));
           server.listen({ host: f.addr, port: f.port }, () => resolve());
@@ -625,7 +662,7 @@ class HostSide {
         if (m.stream === STDIN_STREAM) throw new Error('data on stdin, which only the host writes');
         const n = m.bytes.length;
         if (m.stream === STDOUT_STREAM || m.stream === STDERR_STREAM) {
-          const out = m.stream === STDOUT_STREAM ? this.#req.stdout : this.#req.stderr;
+          const out = m.stream === STDOUT_STREAM ? this.#stdout : this.#stderr;
           if (!out) return this.#endpoint.consumed(m.stream, n);
           if (!this.#endpoint.isOpen(m.stream)) return; // its reader went away: dropped
           const now = writeNow(out, m.bytes);
@@ -752,7 +789,7 @@ class HostSide {
     this.#endpoint.openStream(stream);
     // Counted from now: dials sent together must not all pass the check before one connects.
     this.#dialing.add(stream);
-    const socket = netConnect({ host: host === 'localhost' ? '127.0.0.1' : host, port, noDelay: true, allowHalfOpen: true });
+    const socket = net().connect({ host: host === 'localhost' ? '127.0.0.1' : host, port, noDelay: true, allowHalfOpen: true });
     socket.once('close', () => this.#dialing.delete(stream));
     socket.once('connect', () => {
       this.#dialing.delete(stream);

@@ -93,8 +93,9 @@ export async function runInProcessKeep(plan: RunPlan, collect?: ProcessKeepReque
       ...(plan.onDeployed ? { onDeployed: plan.onDeployed } : {}),
       // Set up only once the workload is on its way to the Keep; /dev/null is an empty stdin.
       stdin: () => (stdinIsDevNull() ? undefined : process.stdin),
-      stdout: (plan.stdout ?? process.stdout) as Writable,
-      stderr: (plan.stderr ?? process.stderr) as Writable,
+      // Also made once the workload is on its way: process.stdout loads node:net for a pipe.
+      stdout: (plan.stdout as Writable | undefined) ?? (() => process.stdout),
+      stderr: (plan.stderr as Writable | undefined) ?? (() => process.stderr),
       signal: plan.signal,
       // `enarx run` exits once it has the outcome: it does not wait for the Keep's process to end.
       returnOnOutcome: true,

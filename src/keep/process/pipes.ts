@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { ReusedReads, SallyportPipe } from '../../sallyport/index.ts';
 
-const { Socket: NetSocket } = process.getBuiltinModule('node:net');
 
 /**
  * The sallyport over two pipes (bin/enarx cannot make a socket pair): `input` reads fd `from`,
@@ -14,6 +13,9 @@ const { Socket: NetSocket } = process.getBuiltinModule('node:net');
  * in one system call, without a fresh allocation (and its page faults) per read.
  */
 export function pipePair(from: number, to: number, readBytes?: number): { input: Socket; output: Socket; reads?: ReusedReads } {
+  // node:net only now: it costs an adopted Keep's host milliseconds, which it spends once the
+  // workload is on its way (adopted.ts writeBeforeStreams).
+  const { Socket: NetSocket } = process.getBuiltinModule('node:net');
   const reads = readBytes === undefined ? undefined : reusedReads(readBytes);
   const input = new NetSocket(reads ? { fd: from, readable: true, writable: false, onread: reads.onread } : { fd: from, readable: true, writable: false });
   const output = new NetSocket({ fd: to, readable: false, writable: true });

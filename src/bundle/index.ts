@@ -2,7 +2,7 @@
  * Our own code as cached esbuild bundles: one file (and its lazily loaded chunks) parses far
  * faster than a tree of TypeScript modules, which is most of a short run's start-up. A bundle is
  * built once into a cache directory and rebuilt when one of its inputs changes (path, size or
- * modification time); concurrent builders each write a complete directory, and the index that
+ * modification time; a dependency's as npm records it, see stamp); concurrent builders each write a complete directory, and the index that
  * names the current one is replaced atomically.
  *
  * Each source change leaves a build behind, so a new build prunes the old ones: every process that
@@ -96,23 +96,52 @@ const COPY = 'entry-copy';
 const INDEX = 'current.json';
 
 /**
+ * npm's record of what it installed in a node_modules directory (its hidden lockfile,
+ * `node_modules/.package-lock.json`), which npm rewrites whenever it changes what is installed
+ * there: the record of the first node_modules on a file's path, or undefined outside one.
+ */
+function installRecord(file: string): string | undefined {
+  const at = file.indexOf('/node_modules/');
+  return at < 0 ? undefined : `${file.slice(0, at)}/node_modules/.package-lock.json`;
+}
+
+/** A file's line of a stamp (path, size, modification time), or null if it cannot be stat'ed. */
+function statLine(file: string, seen: Map<string, string | null>): string | null {
+  let line = seen.get(file);
+  if (line === undefined) {
+    try {
+      const st = statSync(file);
+      line = `${file}\0${st.size}\0${st.mtimeMs}\n`;
+    } catch {
+      line = null;
+    }
+    seen.set(file, line);
+  }
+  return line;
+}
+
+/**
  * What the bundle was built from, as one string: each input's path, size and modification time.
  * Compared as is on every start (hashing it would load node:crypto, tens of milliseconds of a
- * short run's start-up); hashed only to name a new bundle's directory.
+ * short run's start-up); hashed only to name a new bundle's directory. The inputs in a
+ * node_modules that has npm's record (installRecord) count by that record's line instead of each
+ * its own: a stat per input is milliseconds of a short run, and more than half of them are
+ * dependencies. So a file there edited by hand (not by npm) is not seen until the record changes
+ * (`touch node_modules/.package-lock.json`, or remove node_modules/.cache); without the record
+ * (another package manager), each counts by itself.
  */
-function stamp(inputs: readonly string[], seen?: Map<string, string | null>): string | null {
+function stamp(inputs: readonly string[], seen = new Map<string, string | null>()): string | null {
   let out = '';
+  const records = new Set<string>();
   for (const file of inputs) {
-    let line = seen?.get(file);
-    if (line === undefined) {
-      try {
-        const st = statSync(file);
-        line = `${file}\0${st.size}\0${st.mtimeMs}\n`;
-      } catch {
-        line = null;
-      }
-      seen?.set(file, line);
+    const record = installRecord(file);
+    const recordLine = record === undefined ? null : statLine(record, seen);
+    if (recordLine !== null) {
+      if (!records.has(record!)) out += recordLine;
+      records.add(record!);
+      continue;
     }
+    const line = statLine(file, seen);
     if (line === null) return null;
     out += line;
   }
@@ -120,11 +149,11 @@ function stamp(inputs: readonly string[], seen?: Map<string, string | null>): st
 }
 
 /**
- * Builds whose inputs `checkSources` found unchanged, by cache directory: the build's directory,
- * the index's stamp and the inputs' part of it. The next isCurrent of that build (once) uses it
- * instead of statting every input again.
+ * What `checkSources` found, by cache directory: the index it read, and the inputs' part of its
+ * stamp if they were unchanged (null if not). The next indexedBundle of that cache (once) uses the
+ * index instead of reading it again, and its isCurrent the finding instead of statting every input.
  */
-const checked = new Map<string, { dir: string; stamp: string; sources: string }>();
+const checked = new Map<string, { index: Index; sources: string | null }>();
 
 /**
  * Stats the inputs of the current builds in these caches, each input once: the bundles one
@@ -138,7 +167,7 @@ export function checkSources(caches: readonly string[]): void {
     const index = readIndex(cache);
     if (!index) continue;
     const sources = stamp(index.inputs, seen);
-    if (sources !== null && index.stamp.startsWith(`${sources}options\0`)) checked.set(cache, { dir: index.dir, stamp: index.stamp, sources });
+    checked.set(cache, { index, sources: sources !== null && index.stamp.startsWith(`${sources}options\0`) ? sources : null });
   }
 }
 
@@ -195,10 +224,17 @@ export function pruneBuilds(spec: Pick<BundleSpec, 'cache'>, keep: readonly (str
   return removed;
 }
 
-/** The cache's index (the current build: its inputs, their stamp, its directory), or undefined. */
-function readIndex(cache: string): { inputs: string[]; stamp: string; dir: string } | undefined {
+/** A cache's index: the current build's inputs, their stamp when it was built, its directory. */
+interface Index {
+  inputs: string[];
+  stamp: string;
+  dir: string;
+}
+
+/** The cache's index, or undefined. */
+function readIndex(cache: string): Index | undefined {
   try {
-    const index = JSON.parse(readFileSync(join(cache, INDEX), 'utf8')) as { inputs: string[]; stamp: string; dir: string };
+    const index = JSON.parse(readFileSync(join(cache, INDEX), 'utf8')) as Index;
     return typeof index.dir === 'string' && BUILD_DIR.test(index.dir) ? index : undefined;
   } catch {
     return undefined;
@@ -210,15 +246,17 @@ function readIndex(cache: string): { inputs: string[]; stamp: string; dir: strin
  * stamps, a stat per input (milliseconds), so a caller in a hurry may use the file first and check after.
  */
 export function indexedBundle(spec: BundleSpec): { file: string; isCurrent: () => boolean } | null {
-  const index = readIndex(spec.cache);
+  const found = checked.get(spec.cache);
+  checked.delete(spec.cache);
+  const index = found?.index ?? readIndex(spec.cache);
   if (!index) return null;
   const file = join(spec.cache, index.dir, entryFile(spec));
   if (!existsSync(file)) return null;
   markInUse(join(spec.cache, index.dir));
+  let pass = found?.sources;
   const isCurrent = () => {
-    const found = checked.get(spec.cache);
-    checked.delete(spec.cache);
-    const sources = found?.dir === index.dir && found.stamp === index.stamp ? found.sources : stamp(index.inputs);
+    const sources = pass !== undefined ? pass : stamp(index.inputs);
+    pass = undefined; // the pass's finding serves once; later checks stat again
     return sources !== null && sources + optionsLine(spec) === index.stamp;
   };
   return { file, isCurrent };

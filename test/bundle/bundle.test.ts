@@ -182,6 +182,43 @@ test('one stat pass checks several bundles: the next isCurrent of each uses it o
   }
 });
 
+test("a dependency counts by npm's record of node_modules, and by its own stamp where there is none", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
+  try {
+    const dep = join(root, 'node_modules', 'dep', 'index.js');
+    const record = join(root, 'node_modules', '.package-lock.json');
+    mkdirSync(join(dep, '..'), { recursive: true });
+    writeFileSync(dep, 'export const dep = 1;\n');
+    writeFileSync(record, '{}\n');
+    writeFileSync(join(root, 'entry.ts'), "import { dep } from './node_modules/dep/index.js';\nexport const value = (): number => dep;\n");
+    const spec: BundleSpec = { cache: join(root, 'cache'), entry: join(root, 'entry.ts'), name: 'entry', root };
+    const later = (file: string, s: number) => utimesSync(file, new Date(), new Date(Date.now() + s * 1000));
+    const first = await bundle(spec);
+    const index = JSON.parse(readFileSync(join(spec.cache, 'current.json'), 'utf8')) as { inputs: string[]; stamp: string };
+    assert.ok(index.inputs.includes(dep), 'the dependency is an input');
+    assert.ok(index.stamp.includes(`${record}\0`) && !index.stamp.includes(`${dep}\0`), 'stamped by the record, not by itself');
+
+    // Edited by hand, npm's record unchanged: not seen (the documented limit).
+    later(dep, 5);
+    assert.equal(cachedBundle(spec), first);
+    // npm changed what is installed: stale, rebuilt.
+    later(record, 10);
+    assert.equal(cachedBundle(spec), null);
+    const second = await bundle(spec);
+    assert.notEqual(second, first);
+
+    // No record (another package manager): the dependency counts by itself.
+    rmSync(record);
+    assert.equal(cachedBundle(spec), null, 'a vanished record changes the stamp');
+    const third = await bundle(spec);
+    assert.equal(cachedBundle(spec), third);
+    later(dep, 15);
+    assert.equal(cachedBundle(spec), null, 'its own change is seen');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('a one-file bundle holds its lazily loaded modules, which load their built-ins only when they run', async () => {
   const root = mkdtempSync(join(tmpdir(), 'enarx-bundle-'));
   try {

@@ -21,7 +21,10 @@ if (major < 26) {
 const shellKeep = process.env.ENARX_LAUNCHER_KEEP !== undefined ? takeShellKeep() : undefined;
 // Spare pipes from bin/enarx for the Keep the run starts itself: taken (close-on-exec) before the rest is closed.
 if (process.env.ENARX_LAUNCHER_PIPES !== undefined) takeSparePipes();
-closeInheritedDescriptors(shellKeep?.options.fds ?? []);
+// What this process inherited open matters only to the processes it starts: closed before the first
+// (startKeep below, launch.ts spawnKeep), not on the way to a run's `hello` (a millisecond, while
+// the run that adopts the Keep bin/enarx started starts none).
+globalThis[Symbol.for('enarx.before-spawn')] = () => closeInheritedDescriptors(shellKeep?.options.fds ?? []);
 if (!shellKeep && ungrantedProcessRun(argv)) startKeep();
 // Start-up: cache compiled (and type-stripped) modules between runs.
 process.getBuiltinModule('node:module').enableCompileCache?.();
@@ -133,6 +136,7 @@ function startKeep() {
     if (!setpriv.every((a, i) => args[i] === a) || args[setpriv.length] !== process.execPath || args[setpriv.length + 1] !== '--permission') return;
   } else if (command !== process.execPath || args[0] !== '--permission') return;
   if (typeof options !== 'object' || !Array.isArray(options?.stdio) || JSON.stringify(options.env) !== '{}') return;
+  beforeSpawn();
   const child = process.getBuiltinModule('node:child_process').spawn(command, args, options);
   const started = { child, command, args, options, failed: false, discard: () => child.kill('SIGKILL') };
   child.once('error', () => (started.failed = true));
@@ -140,6 +144,14 @@ function startKeep() {
   child.unref();
   for (const pipe of child.stdio) pipe?.unref?.();
   handOver(started);
+}
+
+/** Runs, once, what must precede the first process this one starts (closing the descriptors it inherited). */
+function beforeSpawn() {
+  const key = Symbol.for('enarx.before-spawn');
+  const run = globalThis[key];
+  delete globalThis[key];
+  run?.();
 }
 
 /** Leaves a started Keep for the run (launch.ts takeLauncherKeep); if the run does not take it, it dies with this process. */

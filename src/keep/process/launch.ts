@@ -117,6 +117,7 @@ export function spawnKeep(command: { command: string; args: string[] }): ChildPr
   // A launcher's Keep not taken by now never will be; the shell launcher's pipes are not
   // close-on-exec, and must not reach the new Keep.
   takeLauncherKeep()?.discard();
+  beforeFirstSpawn();
   // node:child_process only now: loading it costs milliseconds, and a run that adopts the Keep
   // bin/enarx started never spawns one.
   const { spawn } = process.getBuiltinModule('node:child_process');
@@ -171,6 +172,19 @@ export interface LauncherKeep {
 }
 
 const LAUNCHER_KEEP = Symbol.for('enarx.launcher-keep');
+const BEFORE_SPAWN = Symbol.for('enarx.before-spawn');
+
+/**
+ * Runs, once, what the launcher left to do before this process starts another: bin/enarx.js closes
+ * the descriptors it inherited without close-on-exec then (a Keep would get them, and its
+ * permission model checks paths, not descriptors), not at start-up.
+ */
+function beforeFirstSpawn(): void {
+  const g = globalThis as { [BEFORE_SPAWN]?: () => void };
+  const run = g[BEFORE_SPAWN];
+  delete g[BEFORE_SPAWN];
+  run?.();
+}
 
 /** The Keep a launcher started, handed over once; undefined if it started none. */
 export function takeLauncherKeep(): LauncherKeep | undefined {

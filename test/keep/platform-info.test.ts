@@ -35,3 +35,11 @@ it('platform info says whether a Keep starts without capabilities, and why not a
   assert.equal(without.pass, false);
   assert.match(without.mesg!, /CAP_SETPCAP/);
 });
+
+it("a run's availability check of the process Keep agrees with the full checks of platform info", async () => {
+  const { processAvailability, processChecks } = await import('../../src/keep/process/platform.ts');
+  const required = processChecks().slice(0, 3);
+  assert.equal(required[2]!.name, 'Node.js permission model');
+  assert.ok(required[2]!.pass, "this Node's permission model has every wall (the run path relies on its version for that)");
+  assert.equal(processAvailability().available, required.every((c) => c.pass));
+});

@@ -107,11 +107,17 @@ function requiredChecks(): KeepCheck[] {
   return [...nilChecks().slice(0, 2), permissionCheck()];
 }
 
+/** The first Node.js release whose permission model has every wall permissionCheck asks for (--allow-net came last). */
+const ALL_WALLS_SINCE_MAJOR = 25;
+
 /**
  * The process Keep runs where Node 26 does; the optional pieces only weaken limits. Only the
- * required checks run: this is on the path of every `enarx run`.
+ * required checks run: this is on the path of every `enarx run`. On a Node release known to have
+ * every wall, the permission model's check is left to `platform info`: it builds the set of all of
+ * Node's flags (process.allowedNodeEnvironmentFlags), about a millisecond before a run's `hello`.
  */
 export function processAvailability(): { available: boolean; reason?: string } {
-  const failed = requiredChecks().find((c) => !c.pass);
+  const checks = nodeMajor() >= ALL_WALLS_SINCE_MAJOR ? nilChecks().slice(0, 2) : requiredChecks();
+  const failed = checks.find((c) => !c.pass);
   return failed ? { available: false, reason: `${failed.name}: ${failed.mesg}` } : { available: true };
 }

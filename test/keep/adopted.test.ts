@@ -15,7 +15,8 @@ const ADOPTED = join(REPO_ROOT, 'src', 'keep', 'process', 'adopted.ts');
 // A host whose Keep bin/enarx started: the sallyport's pipes on fds 3 and 4 and the Keep's stderr
 // on fd 5, as bin/enarx lays them out (process substitutions reopened through /dev/fd); this Node
 // also holds fd 7, the other end of fd 4's pipe, so that it can read what reached "the Keep".
-const LAYOUT = 'exec 7<> <(:) 8<> <(:) 9<> <(:); exec "$0" --input-type=module -e "$1" "$2" 3</dev/fd/8 4>/dev/fd/7 5</dev/fd/9';
+// ('file': fd 4 is that file instead, which is not a pipe.)
+const LAYOUT = 'exec 7<> <(:) 8<> <(:) 9<> <(:); if [[ $2 == file ]]; then exec 4>>"$3"; else exec 4>/dev/fd/7; fi; exec "$0" --input-type=module -e "$1" "$2" 3</dev/fd/8 5</dev/fd/9';
 
 const HOST = `
 const { adoptKeep, writeBeforeStreams } = await import(${JSON.stringify(ADOPTED)});
@@ -24,7 +25,9 @@ const keep = adoptKeep(process.pid);
 // More than any pipe holds (1 MiB at most unprivileged): the Keep is not reading.
 const frames = [Buffer.alloc(100, 1), Buffer.alloc(4 << 20, 2)];
 const out = {};
-if (process.argv[1] === 'gone') {
+if (process.argv[1] === 'file') {
+  out.file = writeBeforeStreams(keep, frames);
+} else if (process.argv[1] === 'gone') {
   closeSync(7); // the only reader: the Keep is gone
   out.gone = writeBeforeStreams(keep, frames);
 } else {
@@ -40,8 +43,8 @@ process.stdout.write(JSON.stringify(out));
 process.exit(0);
 `;
 
-function host(mode: string): Record<string, unknown> {
-  const r = spawnSync('bash', ['-c', LAYOUT, process.execPath, HOST, mode], { encoding: 'utf8', timeout: 60_000 });
+function host(mode: string, file = ''): Record<string, unknown> {
+  const r = spawnSync('bash', ['-c', LAYOUT, process.execPath, HOST, mode, file], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as Record<string, unknown>;
 }
@@ -54,6 +57,15 @@ test('the hand-over to a Keep bin/enarx started takes what its pipe holds now, i
   assert.equal(afterStreams, 0, 'once the streams exist, the endpoint writes');
   assert.deepEqual(host('gone'), { gone: 0 }, 'a Keep that is gone takes nothing, and the host does not fail');
   assert.equal(writeBeforeStreams(new EventEmitter() as unknown as ChildProcess, [Buffer.alloc(1)]), 0, 'only a Keep bin/enarx started');
+  const dir = mkdtempSync(join(tmpdir(), 'enarx-adopted-'));
+  try {
+    const file = join(dir, 'not-a-pipe');
+    writeFileSync(file, '');
+    assert.deepEqual(host('file', file), { file: 0 }, 'a descriptor that is not a pipe is left to the endpoint');
+    assert.equal(readFileSync(file).length, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a module larger than a pipe reaches a Keep bin/enarx started whole', async () => {

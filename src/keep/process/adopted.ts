@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { pipePair, SALLYPORT_READ_BYTES } from './pipes.ts';
 
 const { EventEmitter } = process.getBuiltinModule('node:events');
-const { closeSync, constants: fsConstants, openSync, readFileSync, writevSync } = process.getBuiltinModule('node:fs');
+const { closeSync, constants: fsConstants, fstatSync, openSync, readFileSync, writevSync } = process.getBuiltinModule('node:fs');
 const { constants } = process.getBuiltinModule('node:os');
 
 const FROM_KEEP_FD = 3;
@@ -85,9 +85,11 @@ class AdoptedKeep extends EventEmitter {
   writeBeforeStreams(frames: readonly Uint8Array[]): number {
     if (this.#streams || frames.length === 0) return 0;
     // fd 4 blocks (bash opened it), and the Keep might not be reading: the same pipe, opened again
-    // without blocking, takes what fits now. Opening it fails (ENXIO) once the Keep is gone.
+    // without blocking, takes what fits now. Opening it fails (ENXIO) once the Keep is gone. Only a
+    // pipe: what else a descriptor may be, opened again, is not the same (a file's offset).
     let fd: number;
     try {
+      if (!fstatSync(TO_KEEP_FD).isFIFO()) return 0;
       fd = openSync(`/proc/self/fd/${TO_KEEP_FD}`, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
     } catch {
       return 0;

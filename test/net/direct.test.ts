@@ -25,6 +25,27 @@ async function readAll(c: Connection): Promise<string> {
   }
 }
 
+/** A TLS listen file with a real client connected to it: the accepted connection and what the client receives. */
+async function tlsPair() {
+  let port = 0;
+  const net = directNetwork({ identity: selfSignedIdentityProvider(), onListening: (_n, _a, p) => (port = p) });
+  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
+  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false });
+  const chunks: Buffer[] = [];
+  client.on('data', (d: Buffer) => chunks.push(d));
+  const ended = new Promise((r) => client.once('end', r));
+  const conn = await accept(listener);
+  return { listener, client, conn, received: async () => (await ended, Buffer.concat(chunks)) };
+}
+/** Writes all of `bytes` as a guest does: what tryWrite takes, waiting while it takes nothing. */
+async function writeAll(c: Connection, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length; ) {
+    const wrote = c.output.tryWrite(bytes.subarray(at));
+    if (wrote === 0) await c.output.ready();
+    at += wrote;
+  }
+}
+
 test('a TLS listen file serves a real TLS client with the self-signed certificate', async () => {
   let port = 0;
   const identity = selfSignedIdentityProvider();
@@ -49,56 +70,30 @@ test('a TLS listen file serves a real TLS client with the self-signed certificat
 });
 
 test('a TLS connection carries megabytes written from one reused buffer exactly (its write buffers are reused only once written)', async () => {
-  let port = 0;
-  const identity = selfSignedIdentityProvider();
-  const net = directNetwork({ identity, onListening: (_n, _a, p) => (port = p) });
-  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
-  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false });
-  const chunks: Buffer[] = [];
-  client.on('data', (d: Buffer) => chunks.push(d));
-  const ended = new Promise((r) => client.once('end', r));
-  const conn = await accept(listener);
+  const { listener, client, conn, received } = await tlsPair();
   // As guest memory: one buffer, refilled after every write.
   const memory = new Uint8Array(100_000);
   const expected: Buffer[] = [];
   for (let n = 0; n < 48; n++) {
     memory.fill(n);
     memory[0] = 255 - n;
-    let at = 0;
-    while (at < memory.length) {
-      const wrote = conn.output.tryWrite(memory.subarray(at));
-      if (wrote === 0) await conn.output.ready();
-      at += wrote;
-    }
+    await writeAll(conn, memory);
     expected.push(Buffer.from(memory));
   }
   conn.shutdown('write');
-  await ended;
-  assert.ok(Buffer.concat(chunks).equals(Buffer.concat(expected)), 'every byte as it was when written');
+  assert.ok((await received()).equals(Buffer.concat(expected)), 'every byte as it was when written');
   client.end();
   conn.close();
   listener.close();
 });
 
 test('writes gathered while one is in flight: flush waits for them, and a close right after writing still sends every byte', async () => {
-  let port = 0;
-  const net = directNetwork({ identity: selfSignedIdentityProvider(), onListening: (_n, _a, p) => (port = p) });
-  const listener = await net.listen({ name: 'ingest', prot: 'tls', addr: '127.0.0.1', port: 0 });
-  const client = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', rejectUnauthorized: false });
-  const chunks: Buffer[] = [];
-  client.on('data', (d: Buffer) => chunks.push(d));
-  const ended = new Promise((r) => client.once('end', r));
-  const conn = await accept(listener);
+  const { listener, client, conn, received } = await tlsPair();
   const room = conn.output.writableBytes();
   const expected: Buffer[] = [];
   const write = async (round: number) => {
     const bytes = Buffer.alloc(70_000, round);
-    let at = 0;
-    while (at < bytes.length) {
-      const wrote = conn.output.tryWrite(bytes.subarray(at));
-      if (wrote === 0) await conn.output.ready();
-      at += wrote;
-    }
+    await writeAll(conn, bytes);
     expected.push(bytes);
   };
   for (let n = 0; n < 20; n++) await write(n);
@@ -106,8 +101,7 @@ test('writes gathered while one is in flight: flush waits for them, and a close 
   assert.equal(conn.output.writableBytes(), room, 'after a flush nothing is gathered or in flight');
   for (let n = 20; n < 40; n++) await write(n);
   conn.close();
-  await ended;
-  assert.ok(Buffer.concat(chunks).equals(Buffer.concat(expected)), 'every byte, in order');
+  assert.ok((await received()).equals(Buffer.concat(expected)), 'every byte, in order');
   client.end();
   listener.close();
 });

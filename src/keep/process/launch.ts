@@ -149,11 +149,15 @@ interface SparePipes {
 
 /** The launcher's spare pipes (bin/enarx.js takeSparePipes), handed out once; undefined if there are none. */
 function takeSparePipes(): SparePipes | undefined {
-  const key = Symbol.for('enarx.launcher-pipes');
-  const g = globalThis as { [key]?: SparePipes };
-  const pipes = g[key];
+  return takeHandedOver<SparePipes>(Symbol.for('enarx.launcher-pipes'));
+}
+
+/** What bin/enarx.js left for the run under `key` (a global symbol), taken once: later calls get undefined. */
+function takeHandedOver<T>(key: symbol): T | undefined {
+  const g = globalThis as { [k: symbol]: T | undefined };
+  const value = g[key];
   delete g[key];
-  return pipes;
+  return value;
 }
 
 /**
@@ -180,18 +184,12 @@ const BEFORE_SPAWN = Symbol.for('enarx.before-spawn');
  * permission model checks paths, not descriptors), not at start-up.
  */
 function beforeFirstSpawn(): void {
-  const g = globalThis as { [BEFORE_SPAWN]?: () => void };
-  const run = g[BEFORE_SPAWN];
-  delete g[BEFORE_SPAWN];
-  run?.();
+  takeHandedOver<() => void>(BEFORE_SPAWN)?.();
 }
 
 /** The Keep a launcher started, handed over once; undefined if it started none. */
 export function takeLauncherKeep(): LauncherKeep | undefined {
-  const g = globalThis as { [LAUNCHER_KEEP]?: LauncherKeep };
-  const started = g[LAUNCHER_KEEP];
-  delete g[LAUNCHER_KEEP];
-  return started;
+  return takeHandedOver<LauncherKeep>(LAUNCHER_KEEP);
 }
 
 /**

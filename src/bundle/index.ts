@@ -2,8 +2,8 @@
  * Our own code as cached esbuild bundles: one file (and its lazily loaded chunks) parses far
  * faster than a tree of TypeScript modules, which is most of a short run's start-up. A bundle is
  * built once into a cache directory and rebuilt when one of its inputs changes (path, size or
- * modification time; a dependency's as npm records it, see stamp); concurrent builders each write a complete directory, and the index that
- * names the current one is replaced atomically.
+ * modification time; a dependency's as npm records it, see stamp); concurrent builders each write
+ * a complete directory, and the index that names the current one is replaced atomically.
  *
  * Each source change leaves a build behind, so a new build prunes the old ones: every process that
  * uses a build sets its directory's modification time when it finds it, and again every 12 hours

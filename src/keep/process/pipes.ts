@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import type { ReusedReads, SallyportPipe } from '../../sallyport/index.ts';
 
-
 /**
  * The sallyport over two pipes (bin/enarx cannot make a socket pair): `input` reads fd `from`,
  * `output` writes fd `to`. They end like the socket they stand for (not half-open): once the peer
